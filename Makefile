@@ -1,0 +1,44 @@
+# Two commands on a fresh machine: `make run` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint proto proto-check migrate demo bench clean install
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## Regenerate generated/ from protos/ (messages, gRPC stubs, .pyi stubs).
+proto: $(STAMP)
+	$(PY) -m grpc_tools.protoc --proto_path=generated=protos \
+		--python_out=. --pyi_out=. --grpc_python_out=. \
+		protos/billing/v1/billing.proto
+
+## Fail when generated/ differs from what protos/ produce.
+proto-check: $(STAMP)
+	$(PY) tools/check_generated.py
+
+## Apply database migrations to DATABASE_URL.
+migrate: $(STAMP)
+	$(VENV)/bin/billing-service migrate
+
+## Serve gRPC on BILLING_GRPC_ADDR; starts the Stripe emulator when STRIPE_SECRET_KEY is unset.
+run: $(STAMP)
+	$(PY) -m devtools.run_local
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+clean:
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""gRPC billing service: Stripe subscriptions behind internal APIs (package billing.v1)."""

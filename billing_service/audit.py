@@ -1,0 +1,144 @@
+"""The hash-chained audit trail.
+
+Each record stores the hash of the record before it, and its own hash covers
+its content plus that link. Editing or deleting a record breaks the chain at
+that point, which ``verify_chain`` reports. Appends are serialized by locking
+the single ``AuditChainHead`` row inside the caller's transaction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import peewee
+
+from billing_service.storage.models import AuditChainHead, AuditRecord, utcnow
+
+GENESIS_HASH = "0" * 64
+
+
+@dataclass(frozen=True)
+class Cause:
+    """Why a subscription changed: a Stripe event, or a caller's RPC."""
+
+    stripe_event_id: str = ""
+    stripe_event_type: str = ""
+    caller: str = ""
+    rpc: str = ""
+
+    @classmethod
+    def event(cls, event_id: str, event_type: str) -> Cause:
+        """A change caused by a Stripe event."""
+        return cls(stripe_event_id=event_id, stripe_event_type=event_type)
+
+    @classmethod
+    def call(cls, caller: str, rpc: str) -> Cause:
+        """A change caused by an RPC from ``caller``."""
+        return cls(caller=caller, rpc=rpc)
+
+
+_HASHED_FIELDS = (
+    "user_id",
+    "stripe_subscription_id",
+    "stripe_event_id",
+    "stripe_event_type",
+    "caller",
+    "rpc",
+    "status_before",
+    "status_after",
+    "tier_before",
+    "tier_after",
+    "detail",
+    "created_at",
+)
+
+
+def record_hash(fields: dict[str, str], prev_hash: str) -> str:
+    """SHA-256 over the record's content (canonical JSON) and the previous hash."""
+    content = json.dumps({k: fields[k] for k in _HASHED_FIELDS}, sort_keys=True)
+    return hashlib.sha256(f"{prev_hash}\n{content}".encode()).hexdigest()
+
+
+def _hashed_view(record: AuditRecord) -> dict[str, str]:
+    values = {name: getattr(record, name) for name in _HASHED_FIELDS}
+    values["created_at"] = record.created_at.isoformat(timespec="microseconds")
+    return {k: str(v) for k, v in values.items()}
+
+
+def append(
+    *,
+    user_id: str,
+    stripe_subscription_id: str,
+    cause: Cause,
+    status_before: str,
+    status_after: str,
+    tier_before: str,
+    tier_after: str,
+    detail: str = "",
+) -> AuditRecord:
+    """Append one record; call inside the transaction that makes the change."""
+    head = AuditChainHead.select().where(AuditChainHead.id == 1)
+    if not isinstance(AuditChainHead._meta.database.obj, peewee.SqliteDatabase):
+        head = head.for_update()
+    chain = head.get()
+    record = AuditRecord(
+        user_id=user_id,
+        stripe_subscription_id=stripe_subscription_id,
+        stripe_event_id=cause.stripe_event_id,
+        stripe_event_type=cause.stripe_event_type,
+        caller=cause.caller,
+        rpc=cause.rpc,
+        status_before=status_before,
+        status_after=status_after,
+        tier_before=tier_before,
+        tier_after=tier_after,
+        detail=detail,
+        created_at=utcnow(),
+        prev_hash=chain.last_hash,
+    )
+    record.hash = record_hash(_hashed_view(record), chain.last_hash)
+    record.save(force_insert=True)
+    AuditChainHead.update(last_hash=record.hash, last_record_id=record.id).where(
+        AuditChainHead.id == 1
+    ).execute()
+    return record
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    """Result of verifying the chain: records checked and the first bad one, if any."""
+
+    checked: int
+    first_bad_id: int | None = None
+    problem: str = ""
+
+    @property
+    def ok(self) -> bool:
+        """True when every record links and hashes correctly."""
+        return self.first_bad_id is None
+
+
+def verify_records(records: Iterable[AuditRecord], head_hash: str) -> ChainReport:
+    """Check hashes and links of ``records`` (in id order) against the chain head."""
+    prev = GENESIS_HASH
+    checked = 0
+    for record in records:
+        if record.prev_hash != prev:
+            return ChainReport(checked, record.id, "does not link to the record before it")
+        if record_hash(_hashed_view(record), prev) != record.hash:
+            return ChainReport(checked, record.id, "content does not match its hash")
+        prev = record.hash
+        checked += 1
+    if prev != head_hash:
+        return ChainReport(checked, None if checked == 0 else -1, "newest records are missing")
+    return ChainReport(checked)
+
+
+def verify_chain() -> ChainReport:
+    """Verify the whole stored chain; call with a database connection open."""
+    head = AuditChainHead.get_by_id(1)
+    records = AuditRecord.select().order_by(AuditRecord.id).iterator()
+    return verify_records(records, head.last_hash)

@@ -1,0 +1,65 @@
+"""Conversions between the service's values and billing.v1 messages."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from billing_service.lifecycle import Status
+from billing_service.subscriptions import SubscriptionView
+from generated.billing.v1 import billing_pb2 as pb
+
+STATUS_TO_PROTO: dict[Status, pb.SubscriptionStatus.ValueType] = {
+    Status.NONE: pb.SUBSCRIPTION_STATUS_NONE,
+    Status.INCOMPLETE: pb.SUBSCRIPTION_STATUS_INCOMPLETE,
+    Status.INCOMPLETE_EXPIRED: pb.SUBSCRIPTION_STATUS_INCOMPLETE_EXPIRED,
+    Status.TRIALING: pb.SUBSCRIPTION_STATUS_TRIALING,
+    Status.ACTIVE: pb.SUBSCRIPTION_STATUS_ACTIVE,
+    Status.PAST_DUE: pb.SUBSCRIPTION_STATUS_PAST_DUE,
+    Status.UNPAID: pb.SUBSCRIPTION_STATUS_UNPAID,
+    Status.CANCELED: pb.SUBSCRIPTION_STATUS_CANCELED,
+    Status.PAUSED: pb.SUBSCRIPTION_STATUS_PAUSED,
+}
+
+
+def status_to_proto(raw: str) -> pb.SubscriptionStatus.ValueType:
+    """The proto enum for a stored status string (UNSPECIFIED for unknown strings)."""
+    try:
+        return STATUS_TO_PROTO[Status(raw)]
+    except ValueError:
+        return pb.SUBSCRIPTION_STATUS_UNSPECIFIED
+
+
+def timestamp(value: datetime | None) -> Timestamp | None:
+    """A Timestamp from a naive-UTC datetime (None stays None)."""
+    if value is None:
+        return None
+    ts = Timestamp()
+    ts.FromDatetime(value.replace(tzinfo=UTC))
+    return ts
+
+
+def subscription_to_proto(view: SubscriptionView) -> pb.Subscription:
+    """The Subscription message for a user's view."""
+    row = view.row
+    message = pb.Subscription(
+        user_id=view.user_id,
+        stripe_customer_id=view.stripe_customer_id,
+        tier=view.grant.tier,
+        status=STATUS_TO_PROTO[view.status],
+    )
+    if row is not None:
+        message.stripe_subscription_id = row.stripe_subscription_id
+        message.cancel_at_period_end = bool(row.cancel_at_period_end)
+        message.plan = row.plan
+        message.stripe_price_id = row.price_id
+        for name, value in (
+            ("current_period_start", row.current_period_start),
+            ("current_period_end", row.current_period_end),
+            ("access_until", view.grant.access_until),
+        ):
+            ts = timestamp(value)
+            if ts is not None:
+                getattr(message, name).CopyFrom(ts)
+    return message

@@ -1,0 +1,109 @@
+"""Builds and runs the gRPC server: servicer, health, reflection, graceful shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from dataclasses import dataclass
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from billing_service.plans import Catalog, load_catalog
+from billing_service.servicer import BillingServicer
+from billing_service.settings import Settings
+from billing_service.storage.database import Database, migrate, pending_migrations
+from billing_service.stripe_api import StripeApi
+from billing_service.subscriptions import SubscriptionService
+from generated.billing.v1 import billing_pb2 as pb
+from generated.billing.v1 import billing_pb2_grpc as pb_grpc
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["BillingService"].full_name
+
+
+class StartupError(RuntimeError):
+    """The service cannot start; the message says why."""
+
+
+@dataclass
+class App:
+    """Everything one server process holds open."""
+
+    settings: Settings
+    catalog: Catalog
+    db: Database
+    stripe: StripeApi
+    server: grpc.aio.Server
+    health: health.aio.HealthServicer
+    port: int
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Refuse new calls, let in-flight ones finish within ``grace``, then close."""
+        await self.health.enter_graceful_shutdown()
+        await self.server.stop(self.settings.shutdown_grace_seconds if grace is None else grace)
+        await self.stripe.close()
+        self.db.close()
+
+
+def prepare_database(settings: Settings) -> Database:
+    """Open the database; SQLite migrates itself, PostgreSQL must be migrated first."""
+    db = Database(settings.database_url, workers=settings.db_workers)
+    if not db.is_postgres:
+        applied = migrate(db.db)
+        if applied:
+            log.info("migrated sqlite database: %s", ", ".join(applied))
+        return db
+    pending = pending_migrations(db.db)
+    if pending:
+        raise StartupError(
+            f"database has pending migrations ({', '.join(pending)}); run `billing-service migrate`"
+        )
+    return db
+
+
+async def start(settings: Settings) -> App:
+    """Build the server from ``settings`` and start serving."""
+    catalog = load_catalog(settings.plans_file)
+    db = prepare_database(settings)
+    stripe_api = StripeApi(settings)
+    subscriptions = SubscriptionService(db, stripe_api, catalog)
+
+    server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+    pb_grpc.add_BillingServiceServicer_to_server(BillingServicer(subscriptions), server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+         reflection.SERVICE_NAME),
+        server,
+    )
+    port = server.add_insecure_port(settings.grpc_addr)
+    if port == 0:
+        raise StartupError(f"cannot listen on {settings.grpc_addr} (BILLING_GRPC_ADDR)")
+    await server.start()
+    for name in ("", SERVICE_NAME):
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    return App(settings, catalog, db, stripe_api, server, health_servicer, port)
+
+
+async def serve(settings: Settings) -> None:
+    """Serve until SIGTERM or SIGINT, then shut down gracefully."""
+    app = await start(settings)
+    host = settings.grpc_addr.rsplit(":", 1)[0]
+    log.info("billing.v1 gRPC serving on %s:%d", host, app.port)
+    # The line tests and tools wait for; it carries the real port when :0 was asked.
+    print(f"BILLING_SERVICE_LISTENING {host}:{app.port}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("shutting down: in-flight calls get %.1fs", settings.shutdown_grace_seconds)
+    await app.stop()
+    log.info("stopped")

@@ -1,0 +1,124 @@
+"""Service settings, read once from environment variables.
+
+Every setting is declared in ``SETTINGS`` with its default and meaning, so
+``billing-service --help`` and the README list the same things::
+
+    settings = Settings.from_env()
+    settings.grpc_addr  # "127.0.0.1:50051" unless BILLING_GRPC_ADDR is set
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+class SettingsError(ValueError):
+    """A setting has a value the service cannot use."""
+
+
+@dataclass(frozen=True)
+class SettingSpec:
+    """One environment variable: its name, default and meaning."""
+
+    env: str
+    default: str
+    help: str
+
+
+SETTINGS: tuple[SettingSpec, ...] = (
+    SettingSpec("BILLING_GRPC_ADDR", "127.0.0.1:50051", "host:port the gRPC server listens on"),
+    SettingSpec(
+        "DATABASE_URL",
+        "sqlite:///billing.db",
+        "peewee database URL; sqlite:///FILE (embedded) or postgresql://user@host:port/db",
+    ),
+    SettingSpec("REDIS_URL", "", "redis://host:port/db for locks, dedupe and cache; unset: none"),
+    SettingSpec("STRIPE_SECRET_KEY", "", "Stripe secret key; unset: `make run` starts the emulator"),
+    SettingSpec("STRIPE_API_BASE", "", "base URL of a Stripe-compatible API (the emulator)"),
+    SettingSpec(
+        "STRIPE_WEBHOOK_SECRETS", "", "comma-separated webhook signing secrets (whsec_...)"
+    ),
+    SettingSpec(
+        "BILLING_PLANS_FILE", "plans.example.toml", "TOML plans catalog (tiers, prices, features)"
+    ),
+    SettingSpec("STRIPE_MAX_NETWORK_RETRIES", "2", "retries of failed Stripe requests"),
+    SettingSpec("STRIPE_TIMEOUT_SECONDS", "10", "timeout of one Stripe request"),
+    SettingSpec("BILLING_SHUTDOWN_GRACE_SECONDS", "10", "time in-flight calls get on SIGTERM"),
+    SettingSpec("BILLING_DB_WORKERS", "8", "threads (and pooled connections) for database work"),
+    SettingSpec("BILLING_LOG_LEVEL", "INFO", "log level: DEBUG, INFO, WARNING, ERROR"),
+)
+
+
+def _float(env: Mapping[str, str], name: str) -> float:
+    raw = env.get(name) or _default(name)
+    try:
+        return float(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number, got {raw!r}") from None
+
+
+def _int(env: Mapping[str, str], name: str) -> int:
+    raw = env.get(name) or _default(name)
+    try:
+        return int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
+
+
+def _default(name: str) -> str:
+    return next(spec.default for spec in SETTINGS if spec.env == name)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved settings of one service process."""
+
+    grpc_addr: str = "127.0.0.1:50051"
+    database_url: str = "sqlite:///billing.db"
+    redis_url: str = ""
+    stripe_secret_key: str = field(default="", repr=False)
+    stripe_api_base: str = ""
+    stripe_webhook_secrets: tuple[str, ...] = field(default=(), repr=False)
+    plans_file: Path = Path("plans.example.toml")
+    stripe_max_network_retries: int = 2
+    stripe_timeout_seconds: float = 10.0
+    shutdown_grace_seconds: float = 10.0
+    db_workers: int = 8
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Read every setting from ``env`` (default: the process environment)."""
+        env = os.environ if env is None else env
+
+        def text(name: str) -> str:
+            return env.get(name, "").strip() or _default(name)
+
+        secrets = tuple(s.strip() for s in text("STRIPE_WEBHOOK_SECRETS").split(",") if s.strip())
+        return cls(
+            grpc_addr=text("BILLING_GRPC_ADDR"),
+            database_url=text("DATABASE_URL"),
+            redis_url=text("REDIS_URL"),
+            stripe_secret_key=text("STRIPE_SECRET_KEY"),
+            stripe_api_base=text("STRIPE_API_BASE").rstrip("/"),
+            stripe_webhook_secrets=secrets,
+            plans_file=Path(text("BILLING_PLANS_FILE")),
+            stripe_max_network_retries=_int(env, "STRIPE_MAX_NETWORK_RETRIES"),
+            stripe_timeout_seconds=_float(env, "STRIPE_TIMEOUT_SECONDS"),
+            shutdown_grace_seconds=_float(env, "BILLING_SHUTDOWN_GRACE_SECONDS"),
+            db_workers=max(1, _int(env, "BILLING_DB_WORKERS")),
+            log_level=text("BILLING_LOG_LEVEL").upper(),
+        )
+
+
+def settings_help() -> str:
+    """The settings table for ``--help``: name, default, meaning."""
+    width = max(len(spec.env) for spec in SETTINGS)
+    lines = ["environment variables:"]
+    for spec in SETTINGS:
+        default = spec.default or "(unset)"
+        lines.append(f"  {spec.env:<{width}}  {spec.help} [default: {default}]")
+    return "\n".join(lines)

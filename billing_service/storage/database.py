@@ -1,0 +1,143 @@
+"""Opening the database named by DATABASE_URL, migrating it, running work on it.
+
+peewee is synchronous and keeps one connection per thread, so the gRPC
+server runs every database call on a small thread pool (``Database.run``)
+sized like the connection pool, and each call holds a connection only for
+its own duration.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import peewee
+from playhouse.db_url import connect
+from playhouse.migrations import Runner
+
+from billing_service.storage.models import database as database_proxy
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+_MIGRATION_LOCK_KEY = 0x62696C6C  # "bill": serializes concurrent `migrate` runs on PostgreSQL
+
+
+class StorageUnavailable(Exception):
+    """The database could not be reached or did not answer in time."""
+
+
+def redact_url(url: str) -> str:
+    """``url`` with any password replaced, for logs and errors."""
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        return parts._replace(netloc=netloc).geturl()
+    return url
+
+
+def open_database(url: str, max_connections: int = 8) -> peewee.Database:
+    """Open (lazily) the database at ``url``: sqlite:///FILE or postgresql://..."""
+    scheme = urlsplit(url).scheme
+    if scheme == "sqlite":
+        # WAL lets readers run beside the single writer; busy_timeout makes a
+        # writer wait for the lock instead of failing at once.
+        return connect(
+            url,
+            pragmas={"journal_mode": "wal", "busy_timeout": 10000, "synchronous": "normal"},
+            check_same_thread=False,
+        )
+    if scheme in ("postgres", "postgresql"):
+        pooled = url.replace(f"{scheme}://", "postgresql+pool://", 1)
+        return connect(
+            pooled,
+            max_connections=max_connections,
+            stale_timeout=300,
+            timeout=10,
+            connect_timeout=5,
+        )
+    raise ValueError(f"DATABASE_URL scheme {scheme!r} is not supported (sqlite or postgresql)")
+
+
+def is_postgres(db: peewee.Database) -> bool:
+    """True for a PostgreSQL database."""
+    return isinstance(db, peewee.PostgresqlDatabase)
+
+
+def migrate(db: peewee.Database) -> list[str]:
+    """Apply pending migrations; returns the names applied."""
+    with db.connection_context():
+        if is_postgres(db):
+            db.execute_sql("SELECT pg_advisory_lock(%s)", (_MIGRATION_LOCK_KEY,))
+        try:
+            return list(Runner(db, str(MIGRATIONS_DIR)).up())
+        finally:
+            if is_postgres(db):
+                db.execute_sql("SELECT pg_advisory_unlock(%s)", (_MIGRATION_LOCK_KEY,))
+
+
+def pending_migrations(db: peewee.Database) -> list[str]:
+    """Names of migrations not yet applied."""
+    with db.connection_context():
+        return [m.name for m in Runner(db, str(MIGRATIONS_DIR)).status() if not m.applied]
+
+
+class Database:
+    """The process's database plus the thread pool that runs work on it."""
+
+    def __init__(self, url: str, workers: int = 8) -> None:
+        self.url = url
+        self.db = open_database(url, max_connections=workers)
+        database_proxy.initialize(self.db)
+        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="db")
+
+    @property
+    def is_postgres(self) -> bool:
+        """True when running on PostgreSQL."""
+        return is_postgres(self.db)
+
+    def call(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn`` on this thread with a connection; database errors -> StorageUnavailable."""
+        try:
+            with self.db.connection_context():
+                return fn(*args)
+        except (peewee.OperationalError, peewee.InterfaceError) as exc:
+            # Connection-level failures; integrity errors are the caller's business.
+            raise StorageUnavailable(f"database unavailable: {type(exc).__name__}") from exc
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn(*args)`` on the database thread pool."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self.call, fn, *args)
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """A write transaction; on SQLite it takes the write lock up front."""
+        if isinstance(self.db, peewee.SqliteDatabase):
+            with self.db.atomic("IMMEDIATE"):
+                yield
+        else:
+            with self.db.atomic():
+                yield
+
+    def ping(self) -> None:
+        """Raise StorageUnavailable unless the database answers ``SELECT 1``."""
+        self.call(lambda: self.db.execute_sql("SELECT 1").fetchone())
+
+    def close(self) -> None:
+        """Stop the thread pool and close pooled connections."""
+        self._executor.shutdown(wait=True, cancel_futures=True)
+        with contextlib.suppress(Exception):
+            if hasattr(self.db, "close_all"):
+                self.db.close_all()
+            else:
+                self.db.close()
+        log.debug("database closed: %s", redact_url(self.url))

@@ -1,0 +1,161 @@
+"""Stripe access through the official SDK's ``StripeClient`` and its async methods.
+
+Every create carries an idempotency key, so the SDK's own network retries
+(and our callers' retries, when they pass a request_id) never create twice.
+Stripe's errors are translated here, once, into the service's error tree;
+messages never contain the API key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import uuid
+from collections.abc import Awaitable
+from typing import Any, TypeVar
+
+import stripe
+
+from billing_service.errors import (
+    BillingError,
+    FailedPrecondition,
+    Internal,
+    InvalidArgument,
+    NotFound,
+    Unavailable,
+)
+from billing_service.settings import Settings
+from billing_service.stripe_shapes import as_dict
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+def idempotency_key(operation: str, *parts: str) -> str:
+    """A Stripe idempotency key derived from ``parts`` (a fresh one when parts are empty)."""
+    if not any(parts):
+        return f"{operation}-{uuid.uuid4()}"
+    digest = hashlib.sha256("\x1f".join((operation, *parts)).encode()).hexdigest()
+    return f"{operation}-{digest[:48]}"
+
+
+def translate_error(exc: stripe.StripeError) -> BillingError:
+    """Map a Stripe SDK error to the service's error tree."""
+    if isinstance(exc, stripe.RateLimitError | stripe.APIConnectionError):
+        return Unavailable("Stripe is unreachable or rate limiting; retry later")
+    if isinstance(exc, stripe.AuthenticationError | stripe.PermissionError):
+        # Stripe's message quotes part of the key: never pass it on.
+        return Internal("Stripe rejected the service's API key (check STRIPE_SECRET_KEY)")
+    if isinstance(exc, stripe.IdempotencyError):
+        return FailedPrecondition("request_id was already used with different parameters")
+    if isinstance(exc, stripe.InvalidRequestError):
+        message = exc.user_message or "Stripe rejected the request"
+        if exc.code == "resource_missing":
+            return NotFound(f"Stripe: {message}")
+        if exc.param:
+            return InvalidArgument(str(exc.param), f"Stripe: {message}")
+        return FailedPrecondition(f"Stripe: {message}")
+    if isinstance(exc, stripe.APIError) or (exc.http_status or 0) >= 500:
+        return Unavailable("Stripe had an internal error; retry later")
+    return FailedPrecondition(f"Stripe: {exc.user_message or type(exc).__name__}")
+
+
+class StripeApi:
+    """The Stripe calls this service makes, returning plain dicts."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._http = stripe.AIOHTTPClient(timeout=settings.stripe_timeout_seconds)
+        base = {"api": settings.stripe_api_base} if settings.stripe_api_base else None
+        self._client = stripe.StripeClient(
+            settings.stripe_secret_key or "sk_test_unset",
+            base_addresses=base,  # type: ignore[arg-type]
+            max_network_retries=settings.stripe_max_network_retries,
+            http_client=self._http,
+        )
+
+    async def _call(self, what: str, request: Awaitable[Any]) -> dict[str, Any]:
+        try:
+            return as_dict(await request)
+        except stripe.StripeError as exc:
+            mapped = translate_error(exc)
+            log.warning("stripe %s failed: %s (%s)", what, type(exc).__name__, mapped)
+            raise mapped from None
+
+    async def create_customer(self, user_id: str, email: str, request_id: str) -> dict[str, Any]:
+        """Create the Stripe customer for ``user_id``."""
+        params: dict[str, Any] = {"metadata": {"user_id": user_id}}
+        if email:
+            params["email"] = email
+        key = idempotency_key("customer", user_id, request_id)
+        return await self._call(
+            "customers.create",
+            self._client.v1.customers.create_async(params, {"idempotency_key": key}),  # type: ignore[arg-type]
+        )
+
+    async def create_checkout_session(
+        self, params: dict[str, Any], key: str
+    ) -> dict[str, Any]:
+        """Create a Checkout session with the given parameters."""
+        return await self._call(
+            "checkout.sessions.create",
+            self._client.v1.checkout.sessions.create_async(params, {"idempotency_key": key}),  # type: ignore[arg-type]
+        )
+
+    async def retrieve_checkout_session(self, session_id: str) -> dict[str, Any]:
+        """Fetch a Checkout session."""
+        return await self._call(
+            "checkout.sessions.retrieve",
+            self._client.v1.checkout.sessions.retrieve_async(session_id),
+        )
+
+    async def create_portal_session(self, customer_id: str, return_url: str) -> dict[str, Any]:
+        """Create a Customer Portal session."""
+        params = {"customer": customer_id, "return_url": return_url}
+        key = idempotency_key("portal", "")
+        return await self._call(
+            "billing_portal.sessions.create",
+            self._client.v1.billing_portal.sessions.create_async(params, {"idempotency_key": key}),  # type: ignore[arg-type]
+        )
+
+    async def retrieve_subscription(self, subscription_id: str) -> dict[str, Any]:
+        """Fetch a subscription (the authority on its state)."""
+        return await self._call(
+            "subscriptions.retrieve",
+            self._client.v1.subscriptions.retrieve_async(subscription_id),
+        )
+
+    async def update_subscription(
+        self, subscription_id: str, params: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Update a subscription (e.g. ``cancel_at_period_end``)."""
+        key = idempotency_key("subscription-update", "")
+        return await self._call(
+            "subscriptions.update",
+            self._client.v1.subscriptions.update_async(
+                subscription_id,
+                params,  # type: ignore[arg-type]
+                {"idempotency_key": key},
+            ),
+        )
+
+    async def cancel_subscription(self, subscription_id: str) -> dict[str, Any]:
+        """Cancel a subscription now."""
+        return await self._call(
+            "subscriptions.cancel",
+            self._client.v1.subscriptions.cancel_async(subscription_id),
+        )
+
+    async def resume_subscription(self, subscription_id: str) -> dict[str, Any]:
+        """Resume a paused subscription."""
+        key = idempotency_key("subscription-resume", "")
+        return await self._call(
+            "subscriptions.resume",
+            self._client.v1.subscriptions.resume_async(
+                subscription_id, {}, {"idempotency_key": key}
+            ),
+        )
+
+    async def close(self) -> None:
+        """Close the HTTP session."""
+        await self._http.close_async()

@@ -1,0 +1,127 @@
+"""Reads Stripe objects in every shape that still arrives.
+
+Webhook payloads are rendered in the endpoint's API version, so both shapes
+reach us: before 2025-03-31 a subscription carried ``current_period_start``
+and ``current_period_end`` itself and an invoice named its ``subscription``
+at the top level; since then the periods live on the subscription's items
+and the invoice's subscription is under ``parent.subscription_details``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+
+def as_dict(obj: Any) -> dict[str, Any]:
+    """A plain dict from a StripeObject (no longer a dict since stripe 8) or a mapping."""
+    if isinstance(obj, Mapping):
+        return dict(obj)
+    to_dict = getattr(obj, "to_dict", None)
+    if callable(to_dict):
+        result = to_dict()
+        if isinstance(result, dict):
+            return result
+    raise TypeError(f"not a Stripe object: {type(obj).__name__}")
+
+
+def object_id(value: Any) -> str:
+    """The id of a reference that may be a bare id string or an expanded object."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, Mapping):
+        inner = value.get("id")
+        return inner if isinstance(inner, str) else ""
+    return ""
+
+
+def from_timestamp(value: Any) -> datetime | None:
+    """A naive UTC datetime from Stripe's unix seconds (None for null)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return datetime.fromtimestamp(value, UTC).replace(tzinfo=None)
+
+
+def _metadata(raw: Any) -> dict[str, str]:
+    if not isinstance(raw, Mapping):
+        return {}
+    return {str(k): str(v) for k, v in raw.items() if v is not None}
+
+
+def _items(sub: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    items = sub.get("items")
+    data = items.get("data") if isinstance(items, Mapping) else None
+    return [i for i in data if isinstance(i, Mapping)] if isinstance(data, list) else []
+
+
+@dataclass(frozen=True)
+class SubscriptionSnapshot:
+    """The parts of a Stripe subscription this service stores, shape-independent."""
+
+    id: str
+    customer_id: str
+    status: str
+    price_id: str
+    current_period_start: datetime | None
+    current_period_end: datetime | None
+    cancel_at_period_end: bool
+    canceled_at: datetime | None
+    created: int
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+def subscription_snapshot(raw: Any) -> SubscriptionSnapshot:
+    """Read a subscription in the current or the pre-2025-03-31 shape."""
+    sub = as_dict(raw)
+    items = _items(sub)
+    first = items[0] if items else {}
+    price = first.get("price") or first.get("plan") or {}
+    # Current shape: periods per item; legacy shape: on the subscription itself.
+    start = first.get("current_period_start", sub.get("current_period_start"))
+    end = first.get("current_period_end", sub.get("current_period_end"))
+    period_end = from_timestamp(end)
+    cancel_at = sub.get("cancel_at")
+    cancels_at_end = bool(sub.get("cancel_at_period_end")) or (
+        cancel_at is not None and cancel_at == end and sub.get("status") != "canceled"
+    )
+    return SubscriptionSnapshot(
+        id=str(sub.get("id", "")),
+        customer_id=object_id(sub.get("customer")),
+        status=str(sub.get("status", "")),
+        price_id=object_id(price),
+        current_period_start=from_timestamp(start),
+        current_period_end=period_end,
+        cancel_at_period_end=cancels_at_end,
+        canceled_at=from_timestamp(sub.get("canceled_at")),
+        created=int(sub.get("created") or 0),
+        metadata=_metadata(sub.get("metadata")),
+    )
+
+
+def invoice_subscription_id(raw: Any) -> str:
+    """The subscription an invoice bills, in either shape ("" when none)."""
+    invoice = as_dict(raw)
+    parent = invoice.get("parent")
+    if isinstance(parent, Mapping):
+        details = parent.get("subscription_details")
+        if isinstance(details, Mapping):
+            found = object_id(details.get("subscription"))
+            if found:
+                return found
+    return object_id(invoice.get("subscription"))
+
+
+def invoice_subscription_metadata(raw: Any) -> dict[str, str]:
+    """Metadata of the invoice's subscription as copied onto the invoice, if any."""
+    invoice = as_dict(raw)
+    parent = invoice.get("parent")
+    if isinstance(parent, Mapping):
+        details = parent.get("subscription_details")
+        if isinstance(details, Mapping):
+            return _metadata(details.get("metadata"))
+    details = invoice.get("subscription_details")
+    if isinstance(details, Mapping):
+        return _metadata(details.get("metadata"))
+    return {}

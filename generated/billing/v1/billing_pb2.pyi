@@ -1,0 +1,273 @@
+import datetime
+
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class SubscriptionStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    SUBSCRIPTION_STATUS_UNSPECIFIED: _ClassVar[SubscriptionStatus]
+    SUBSCRIPTION_STATUS_NONE: _ClassVar[SubscriptionStatus]
+    SUBSCRIPTION_STATUS_INCOMPLETE: _ClassVar[SubscriptionStatus]
+    SUBSCRIPTION_STATUS_INCOMPLETE_EXPIRED: _ClassVar[SubscriptionStatus]
+    SUBSCRIPTION_STATUS_TRIALING: _ClassVar[SubscriptionStatus]
+    SUBSCRIPTION_STATUS_ACTIVE: _ClassVar[SubscriptionStatus]
+    SUBSCRIPTION_STATUS_PAST_DUE: _ClassVar[SubscriptionStatus]
+    SUBSCRIPTION_STATUS_CANCELED: _ClassVar[SubscriptionStatus]
+    SUBSCRIPTION_STATUS_UNPAID: _ClassVar[SubscriptionStatus]
+    SUBSCRIPTION_STATUS_PAUSED: _ClassVar[SubscriptionStatus]
+
+class EventOutcome(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    EVENT_OUTCOME_UNSPECIFIED: _ClassVar[EventOutcome]
+    EVENT_OUTCOME_APPLIED: _ClassVar[EventOutcome]
+    EVENT_OUTCOME_DUPLICATE: _ClassVar[EventOutcome]
+    EVENT_OUTCOME_IGNORED: _ClassVar[EventOutcome]
+    EVENT_OUTCOME_STALE: _ClassVar[EventOutcome]
+SUBSCRIPTION_STATUS_UNSPECIFIED: SubscriptionStatus
+SUBSCRIPTION_STATUS_NONE: SubscriptionStatus
+SUBSCRIPTION_STATUS_INCOMPLETE: SubscriptionStatus
+SUBSCRIPTION_STATUS_INCOMPLETE_EXPIRED: SubscriptionStatus
+SUBSCRIPTION_STATUS_TRIALING: SubscriptionStatus
+SUBSCRIPTION_STATUS_ACTIVE: SubscriptionStatus
+SUBSCRIPTION_STATUS_PAST_DUE: SubscriptionStatus
+SUBSCRIPTION_STATUS_CANCELED: SubscriptionStatus
+SUBSCRIPTION_STATUS_UNPAID: SubscriptionStatus
+SUBSCRIPTION_STATUS_PAUSED: SubscriptionStatus
+EVENT_OUTCOME_UNSPECIFIED: EventOutcome
+EVENT_OUTCOME_APPLIED: EventOutcome
+EVENT_OUTCOME_DUPLICATE: EventOutcome
+EVENT_OUTCOME_IGNORED: EventOutcome
+EVENT_OUTCOME_STALE: EventOutcome
+
+class Subscription(_message.Message):
+    __slots__ = ("user_id", "stripe_customer_id", "stripe_subscription_id", "tier", "status", "current_period_start", "current_period_end", "cancel_at_period_end", "plan", "stripe_price_id", "access_until")
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    STRIPE_CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
+    STRIPE_SUBSCRIPTION_ID_FIELD_NUMBER: _ClassVar[int]
+    TIER_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    CURRENT_PERIOD_START_FIELD_NUMBER: _ClassVar[int]
+    CURRENT_PERIOD_END_FIELD_NUMBER: _ClassVar[int]
+    CANCEL_AT_PERIOD_END_FIELD_NUMBER: _ClassVar[int]
+    PLAN_FIELD_NUMBER: _ClassVar[int]
+    STRIPE_PRICE_ID_FIELD_NUMBER: _ClassVar[int]
+    ACCESS_UNTIL_FIELD_NUMBER: _ClassVar[int]
+    user_id: str
+    stripe_customer_id: str
+    stripe_subscription_id: str
+    tier: str
+    status: SubscriptionStatus
+    current_period_start: _timestamp_pb2.Timestamp
+    current_period_end: _timestamp_pb2.Timestamp
+    cancel_at_period_end: bool
+    plan: str
+    stripe_price_id: str
+    access_until: _timestamp_pb2.Timestamp
+    def __init__(self, user_id: _Optional[str] = ..., stripe_customer_id: _Optional[str] = ..., stripe_subscription_id: _Optional[str] = ..., tier: _Optional[str] = ..., status: _Optional[_Union[SubscriptionStatus, str]] = ..., current_period_start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., current_period_end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., cancel_at_period_end: _Optional[bool] = ..., plan: _Optional[str] = ..., stripe_price_id: _Optional[str] = ..., access_until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class CreateCheckoutRequest(_message.Message):
+    __slots__ = ("user_id", "email", "plan", "success_url", "cancel_url", "request_id")
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    EMAIL_FIELD_NUMBER: _ClassVar[int]
+    PLAN_FIELD_NUMBER: _ClassVar[int]
+    SUCCESS_URL_FIELD_NUMBER: _ClassVar[int]
+    CANCEL_URL_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    user_id: str
+    email: str
+    plan: str
+    success_url: str
+    cancel_url: str
+    request_id: str
+    def __init__(self, user_id: _Optional[str] = ..., email: _Optional[str] = ..., plan: _Optional[str] = ..., success_url: _Optional[str] = ..., cancel_url: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class CreateCheckoutResponse(_message.Message):
+    __slots__ = ("checkout_url", "session_id")
+    CHECKOUT_URL_FIELD_NUMBER: _ClassVar[int]
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    checkout_url: str
+    session_id: str
+    def __init__(self, checkout_url: _Optional[str] = ..., session_id: _Optional[str] = ...) -> None: ...
+
+class CreatePortalRequest(_message.Message):
+    __slots__ = ("user_id", "return_url")
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    RETURN_URL_FIELD_NUMBER: _ClassVar[int]
+    user_id: str
+    return_url: str
+    def __init__(self, user_id: _Optional[str] = ..., return_url: _Optional[str] = ...) -> None: ...
+
+class CreatePortalResponse(_message.Message):
+    __slots__ = ("portal_url",)
+    PORTAL_URL_FIELD_NUMBER: _ClassVar[int]
+    portal_url: str
+    def __init__(self, portal_url: _Optional[str] = ...) -> None: ...
+
+class GetSubscriptionRequest(_message.Message):
+    __slots__ = ("user_id",)
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    user_id: str
+    def __init__(self, user_id: _Optional[str] = ...) -> None: ...
+
+class GetSubscriptionResponse(_message.Message):
+    __slots__ = ("subscription",)
+    SUBSCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    subscription: Subscription
+    def __init__(self, subscription: _Optional[_Union[Subscription, _Mapping]] = ...) -> None: ...
+
+class CancelSubscriptionRequest(_message.Message):
+    __slots__ = ("user_id", "at_period_end")
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    AT_PERIOD_END_FIELD_NUMBER: _ClassVar[int]
+    user_id: str
+    at_period_end: bool
+    def __init__(self, user_id: _Optional[str] = ..., at_period_end: _Optional[bool] = ...) -> None: ...
+
+class CancelSubscriptionResponse(_message.Message):
+    __slots__ = ("subscription",)
+    SUBSCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    subscription: Subscription
+    def __init__(self, subscription: _Optional[_Union[Subscription, _Mapping]] = ...) -> None: ...
+
+class ResumeSubscriptionRequest(_message.Message):
+    __slots__ = ("user_id",)
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    user_id: str
+    def __init__(self, user_id: _Optional[str] = ...) -> None: ...
+
+class ResumeSubscriptionResponse(_message.Message):
+    __slots__ = ("subscription",)
+    SUBSCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    subscription: Subscription
+    def __init__(self, subscription: _Optional[_Union[Subscription, _Mapping]] = ...) -> None: ...
+
+class ApplyStripeEventRequest(_message.Message):
+    __slots__ = ("payload",)
+    PAYLOAD_FIELD_NUMBER: _ClassVar[int]
+    payload: bytes
+    def __init__(self, payload: _Optional[bytes] = ...) -> None: ...
+
+class ApplyStripeEventResponse(_message.Message):
+    __slots__ = ("outcome", "event_id", "subscription", "reason")
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    SUBSCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    outcome: EventOutcome
+    event_id: str
+    subscription: Subscription
+    reason: str
+    def __init__(self, outcome: _Optional[_Union[EventOutcome, str]] = ..., event_id: _Optional[str] = ..., subscription: _Optional[_Union[Subscription, _Mapping]] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class CheckEntitlementRequest(_message.Message):
+    __slots__ = ("user_id", "feature")
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    FEATURE_FIELD_NUMBER: _ClassVar[int]
+    user_id: str
+    feature: str
+    def __init__(self, user_id: _Optional[str] = ..., feature: _Optional[str] = ...) -> None: ...
+
+class CheckEntitlementResponse(_message.Message):
+    __slots__ = ("allowed", "tier", "reason")
+    ALLOWED_FIELD_NUMBER: _ClassVar[int]
+    TIER_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    allowed: bool
+    tier: str
+    reason: str
+    def __init__(self, allowed: _Optional[bool] = ..., tier: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class GetEntitlementsRequest(_message.Message):
+    __slots__ = ("user_id",)
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    user_id: str
+    def __init__(self, user_id: _Optional[str] = ...) -> None: ...
+
+class GetEntitlementsResponse(_message.Message):
+    __slots__ = ("tier", "status", "features", "monthly_limit", "access_until", "user_id")
+    TIER_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    FEATURES_FIELD_NUMBER: _ClassVar[int]
+    MONTHLY_LIMIT_FIELD_NUMBER: _ClassVar[int]
+    ACCESS_UNTIL_FIELD_NUMBER: _ClassVar[int]
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    tier: str
+    status: SubscriptionStatus
+    features: _containers.RepeatedScalarFieldContainer[str]
+    monthly_limit: int
+    access_until: _timestamp_pb2.Timestamp
+    user_id: str
+    def __init__(self, tier: _Optional[str] = ..., status: _Optional[_Union[SubscriptionStatus, str]] = ..., features: _Optional[_Iterable[str]] = ..., monthly_limit: _Optional[int] = ..., access_until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., user_id: _Optional[str] = ...) -> None: ...
+
+class WatchEntitlementsRequest(_message.Message):
+    __slots__ = ("user_ids",)
+    USER_IDS_FIELD_NUMBER: _ClassVar[int]
+    user_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, user_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class WatchEntitlementsResponse(_message.Message):
+    __slots__ = ("entitlements", "snapshot", "changed_at")
+    ENTITLEMENTS_FIELD_NUMBER: _ClassVar[int]
+    SNAPSHOT_FIELD_NUMBER: _ClassVar[int]
+    CHANGED_AT_FIELD_NUMBER: _ClassVar[int]
+    entitlements: GetEntitlementsResponse
+    snapshot: bool
+    changed_at: _timestamp_pb2.Timestamp
+    def __init__(self, entitlements: _Optional[_Union[GetEntitlementsResponse, _Mapping]] = ..., snapshot: _Optional[bool] = ..., changed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class ListAuditEventsRequest(_message.Message):
+    __slots__ = ("user_id", "page_size", "page_token")
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    user_id: str
+    page_size: int
+    page_token: str
+    def __init__(self, user_id: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListAuditEventsResponse(_message.Message):
+    __slots__ = ("events", "next_page_token")
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    events: _containers.RepeatedCompositeFieldContainer[AuditEvent]
+    next_page_token: str
+    def __init__(self, events: _Optional[_Iterable[_Union[AuditEvent, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class AuditEvent(_message.Message):
+    __slots__ = ("id", "user_id", "stripe_subscription_id", "stripe_event_id", "stripe_event_type", "caller", "rpc", "status_before", "status_after", "tier_before", "tier_after", "detail", "created_at", "hash")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    STRIPE_SUBSCRIPTION_ID_FIELD_NUMBER: _ClassVar[int]
+    STRIPE_EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    STRIPE_EVENT_TYPE_FIELD_NUMBER: _ClassVar[int]
+    CALLER_FIELD_NUMBER: _ClassVar[int]
+    RPC_FIELD_NUMBER: _ClassVar[int]
+    STATUS_BEFORE_FIELD_NUMBER: _ClassVar[int]
+    STATUS_AFTER_FIELD_NUMBER: _ClassVar[int]
+    TIER_BEFORE_FIELD_NUMBER: _ClassVar[int]
+    TIER_AFTER_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    HASH_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    user_id: str
+    stripe_subscription_id: str
+    stripe_event_id: str
+    stripe_event_type: str
+    caller: str
+    rpc: str
+    status_before: SubscriptionStatus
+    status_after: SubscriptionStatus
+    tier_before: str
+    tier_after: str
+    detail: str
+    created_at: _timestamp_pb2.Timestamp
+    hash: str
+    def __init__(self, id: _Optional[int] = ..., user_id: _Optional[str] = ..., stripe_subscription_id: _Optional[str] = ..., stripe_event_id: _Optional[str] = ..., stripe_event_type: _Optional[str] = ..., caller: _Optional[str] = ..., rpc: _Optional[str] = ..., status_before: _Optional[_Union[SubscriptionStatus, str]] = ..., status_after: _Optional[_Union[SubscriptionStatus, str]] = ..., tier_before: _Optional[str] = ..., tier_after: _Optional[str] = ..., detail: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., hash: _Optional[str] = ...) -> None: ...
