@@ -8,6 +8,8 @@ the single ``AuditChainHead`` row inside the caller's transaction.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import json
 from collections.abc import Iterable
@@ -15,6 +17,9 @@ from dataclasses import dataclass
 
 import peewee
 
+from billing_service import validation
+from billing_service.errors import InvalidArgument
+from billing_service.storage.database import Database
 from billing_service.storage.models import AuditChainHead, AuditRecord, utcnow
 
 GENESIS_HASH = "0" * 64
@@ -121,8 +126,15 @@ class ChainReport:
         return self.first_bad_id is None
 
 
-def verify_records(records: Iterable[AuditRecord], head_hash: str) -> ChainReport:
-    """Check hashes and links of ``records`` (in id order) against the chain head."""
+def verify_records(
+    records: Iterable[AuditRecord], head_hash: str, head_record_id: int = 0
+) -> ChainReport:
+    """Check hashes and links of ``records`` (in id order) against the chain head.
+
+    A record whose content was edited fails its own hash; a deleted record
+    makes the one after it fail its link; deleting the newest records leaves
+    the head pointing at a record that is gone (named by ``head_record_id``).
+    """
     prev = GENESIS_HASH
     checked = 0
     for record in records:
@@ -133,7 +145,9 @@ def verify_records(records: Iterable[AuditRecord], head_hash: str) -> ChainRepor
         prev = record.hash
         checked += 1
     if prev != head_hash:
-        return ChainReport(checked, None if checked == 0 else -1, "newest records are missing")
+        return ChainReport(
+            checked, head_record_id or -1, "the chain head names a record that is missing"
+        )
     return ChainReport(checked)
 
 
@@ -141,4 +155,66 @@ def verify_chain() -> ChainReport:
     """Verify the whole stored chain; call with a database connection open."""
     head = AuditChainHead.get_by_id(1)
     records = AuditRecord.select().order_by(AuditRecord.id).iterator()
-    return verify_records(records, head.last_hash)
+    return verify_records(records, head.last_hash, int(head.last_record_id))
+
+
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 500
+_CURSOR_PREFIX = "audit:"
+
+
+def encode_page_token(last_id: int) -> str:
+    """An opaque token for the page after the record ``last_id``."""
+    return base64.urlsafe_b64encode(f"{_CURSOR_PREFIX}{last_id}".encode()).decode().rstrip("=")
+
+
+def decode_page_token(token: str) -> int | None:
+    """The record id a token continues after (None for the first page)."""
+    if not token:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+        if not raw.startswith(_CURSOR_PREFIX):
+            raise ValueError(raw)
+        last_id = int(raw.removeprefix(_CURSOR_PREFIX))
+    except (ValueError, UnicodeDecodeError, binascii.Error):
+        raise InvalidArgument("page_token", "is not a token from a previous response") from None
+    if last_id <= 0:
+        raise InvalidArgument("page_token", "is not a token from a previous response")
+    return last_id
+
+
+def page_size(requested: int) -> int:
+    """The page size for ``requested`` (0 means the default)."""
+    if requested == 0:
+        return DEFAULT_PAGE_SIZE
+    if requested < 0 or requested > MAX_PAGE_SIZE:
+        raise InvalidArgument("page_size", f"must be between 0 and {MAX_PAGE_SIZE}")
+    return requested
+
+
+def records_for_user(user_id: str, before_id: int | None, limit: int) -> list[AuditRecord]:
+    """Up to ``limit`` of the user's records older than ``before_id``, newest first."""
+    query = AuditRecord.select().where(AuditRecord.user_id == user_id)
+    if before_id is not None:
+        query = query.where(AuditRecord.id < before_id)
+    return list(query.order_by(AuditRecord.id.desc()).limit(limit))
+
+
+class AuditLog:
+    """Reads of the audit trail for ListAuditEvents."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def list(
+        self, user_id: str, requested_size: int, page_token: str
+    ) -> tuple[list[AuditRecord], str]:
+        """One page of the user's records, newest first, and the next page's token."""
+        validation.user_id(user_id)
+        size = page_size(requested_size)
+        before = decode_page_token(page_token)
+        rows = await self._db.run(records_for_user, user_id, before, size + 1)
+        if len(rows) > size:
+            return rows[:size], encode_page_token(int(rows[size - 1].id))
+        return rows, ""

@@ -7,12 +7,16 @@ import asyncio
 import sys
 from collections.abc import Sequence
 
-from billing_service import logs
+import peewee
+
+from billing_service import audit, logs
+from billing_service.dead_letter_commands import add_events_parser, cmd_events
 from billing_service.plans import CatalogError
 from billing_service.server import StartupError, serve
 from billing_service.settings import Settings, SettingsError, settings_help
 from billing_service.storage.database import StorageUnavailable, open_database, redact_url
 from billing_service.storage.database import migrate as run_migrations
+from billing_service.storage.models import database as database_proxy
 
 
 def _cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
@@ -28,6 +32,26 @@ def _cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_audit(settings: Settings, args: argparse.Namespace) -> int:
+    db = open_database(settings.database_url)
+    database_proxy.initialize(db)
+    try:
+        with db.connection_context():
+            report = audit.verify_chain()
+    except (peewee.OperationalError, peewee.InterfaceError) as exc:
+        raise StorageUnavailable(f"database unavailable: {type(exc).__name__}") from exc
+    finally:
+        db.close()
+    if report.ok:
+        print(f"audit chain intact: {report.checked} records verified")
+        return 0
+    print(
+        f"audit chain broken at record {report.first_bad_id}: {report.problem} "
+        f"({report.checked} records before it verified)"
+    )
+    return 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command-line parser (settings come from the environment, listed in --help)."""
     parser = argparse.ArgumentParser(
@@ -39,10 +63,24 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.add_parser("serve", help="serve gRPC on BILLING_GRPC_ADDR (the default command)")
     commands.add_parser("migrate", help="apply pending database migrations to DATABASE_URL")
+    add_events_parser(commands)
+    audit_parser = commands.add_parser("audit", help="operate on the audit trail")
+    audit_commands = audit_parser.add_subparsers(dest="audit_command", metavar="ACTION")
+    audit_commands.required = True
+    audit_commands.add_parser(
+        "verify",
+        help="check the audit hash chain; exit 1 naming the first bad record when broken",
+    )
     return parser
 
 
-HANDLERS = {"serve": _cmd_serve, "migrate": _cmd_migrate, None: _cmd_serve}
+HANDLERS = {
+    "serve": _cmd_serve,
+    "migrate": _cmd_migrate,
+    "audit": _cmd_audit,
+    "events": cmd_events,
+    None: _cmd_serve,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

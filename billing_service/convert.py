@@ -7,10 +7,11 @@ from datetime import UTC, datetime
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from billing_service.lifecycle import Status
+from billing_service.storage.models import AuditRecord
 from billing_service.subscriptions import SubscriptionView
 from generated.billing.v1 import billing_pb2 as pb
 
-STATUS_TO_PROTO: dict[Status, pb.SubscriptionStatus.ValueType] = {
+STATUS_TO_PROTO: dict[Status, pb.SubscriptionStatus] = {
     Status.NONE: pb.SUBSCRIPTION_STATUS_NONE,
     Status.INCOMPLETE: pb.SUBSCRIPTION_STATUS_INCOMPLETE,
     Status.INCOMPLETE_EXPIRED: pb.SUBSCRIPTION_STATUS_INCOMPLETE_EXPIRED,
@@ -23,7 +24,7 @@ STATUS_TO_PROTO: dict[Status, pb.SubscriptionStatus.ValueType] = {
 }
 
 
-def status_to_proto(raw: str) -> pb.SubscriptionStatus.ValueType:
+def status_to_proto(raw: str) -> pb.SubscriptionStatus:
     """The proto enum for a stored status string (UNSPECIFIED for unknown strings)."""
     try:
         return STATUS_TO_PROTO[Status(raw)]
@@ -62,4 +63,27 @@ def subscription_to_proto(view: SubscriptionView) -> pb.Subscription:
             ts = timestamp(value)
             if ts is not None:
                 getattr(message, name).CopyFrom(ts)
+    return message
+
+
+def audit_to_proto(record: AuditRecord) -> pb.AuditEvent:
+    """The AuditEvent message for a stored audit record."""
+    message = pb.AuditEvent(
+        id=int(record.id),
+        user_id=record.user_id,
+        stripe_subscription_id=record.stripe_subscription_id,
+        stripe_event_id=record.stripe_event_id,
+        stripe_event_type=record.stripe_event_type,
+        caller=record.caller,
+        rpc=record.rpc,
+        status_before=status_to_proto(record.status_before),
+        status_after=status_to_proto(record.status_after),
+        tier_before=record.tier_before,
+        tier_after=record.tier_after,
+        detail=record.detail,
+        hash=record.hash,
+    )
+    created = timestamp(record.created_at)
+    if created is not None:
+        message.created_at.CopyFrom(created)
     return message

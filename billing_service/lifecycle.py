@@ -3,20 +3,21 @@
 This module is the one place that decides what a status means for a user.
 The table below is the whole policy; review it here, not in the handlers.
 
-======================  =======================================  ==============
-status                  access                                   may become
-======================  =======================================  ==============
-none                    free                                     anything
-incomplete              free                                     incomplete, incomplete_expired, trialing, active,
-                                                                 past_due, canceled, unpaid, paused
-incomplete_expired      free                                     (terminal)
-trialing                plan tier                                trialing, active, past_due, canceled, unpaid, paused
-active                  plan tier                                active, past_due, canceled, unpaid, paused, trialing
-past_due                plan tier until period end + grace       active, past_due, canceled, unpaid, paused, trialing
-unpaid                  free                                     active, past_due, unpaid, canceled, paused
-canceled                free                                     (terminal)
-paused                  free                                     active, trialing, paused, canceled, past_due, unpaid
-======================  =======================================  ==============
+==================  ================================  ===================================
+status              access                            Stripe may move it to
+==================  ================================  ===================================
+none                free                              any status
+incomplete          free                              any status but none
+incomplete_expired  free                              nothing (terminal)
+trialing            plan tier                         live statuses (*), canceled
+active              plan tier                         live statuses (*), canceled
+past_due            plan tier until period end+grace  live statuses (*), canceled
+unpaid              free                              live statuses (*), canceled
+canceled            free                              nothing (terminal)
+paused              free                              live statuses (*), canceled
+==================  ================================  ===================================
+
+(*) live statuses: trialing, active, past_due, unpaid, paused.
 
 ``cancel_at_period_end`` keeps the plan tier until the period ends, then free,
 without waiting for Stripe's ``customer.subscription.deleted``. An active or

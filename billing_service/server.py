@@ -9,9 +9,14 @@ import signal
 from dataclasses import dataclass
 
 import grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1.health import aio as health_aio  # type: ignore[attr-defined]
 from grpc_reflection.v1alpha import reflection
 
+from billing_service.audit import AuditLog
+from billing_service.changes import ChangeNotifier
+from billing_service.events.service import EventService
+from billing_service.locks import EventGuard
 from billing_service.plans import Catalog, load_catalog
 from billing_service.servicer import BillingServicer
 from billing_service.settings import Settings
@@ -39,14 +44,17 @@ class App:
     db: Database
     stripe: StripeApi
     server: grpc.aio.Server
-    health: health.aio.HealthServicer
+    health: health_aio.HealthServicer
     port: int
+    guard: EventGuard | None = None
 
     async def stop(self, grace: float | None = None) -> None:
         """Refuse new calls, let in-flight ones finish within ``grace``, then close."""
         await self.health.enter_graceful_shutdown()
         await self.server.stop(self.settings.shutdown_grace_seconds if grace is None else grace)
         await self.stripe.close()
+        if self.guard is not None:
+            await self.guard.close()
         self.db.close()
 
 
@@ -71,15 +79,34 @@ async def start(settings: Settings) -> App:
     catalog = load_catalog(settings.plans_file)
     db = prepare_database(settings)
     stripe_api = StripeApi(settings)
-    subscriptions = SubscriptionService(db, stripe_api, catalog)
+    changes = ChangeNotifier()
+    subscriptions = SubscriptionService(db, stripe_api, catalog, changes.user_changed)
 
     server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
-    pb_grpc.add_BillingServiceServicer_to_server(BillingServicer(subscriptions), server)
-    health_servicer = health.aio.HealthServicer()
+    guard = EventGuard(
+        settings.redis_url,
+        lock_ttl=settings.event_lock_ttl_seconds,
+        dedupe_ttl=settings.event_dedupe_ttl_seconds,
+        timeout=settings.redis_timeout_seconds,
+    )
+    events = EventService(
+        db,
+        catalog,
+        stripe_api,
+        guard,
+        lock_wait=settings.event_lock_wait_seconds,
+        on_user_changed=changes.user_changed,
+    )
+    servicer = BillingServicer(subscriptions, events, AuditLog(db))
+    pb_grpc.add_BillingServiceServicer_to_server(servicer, server)
+    health_servicer = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
-        (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-         reflection.SERVICE_NAME),
+        (
+            SERVICE_NAME,
+            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+            reflection.SERVICE_NAME,
+        ),
         server,
     )
     port = server.add_insecure_port(settings.grpc_addr)
@@ -88,7 +115,7 @@ async def start(settings: Settings) -> App:
     await server.start()
     for name in ("", SERVICE_NAME):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    return App(settings, catalog, db, stripe_api, server, health_servicer, port)
+    return App(settings, catalog, db, stripe_api, server, health_servicer, port, guard)
 
 
 async def serve(settings: Settings) -> None:

@@ -10,12 +10,15 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import grpc
 
-from billing_service.convert import subscription_to_proto
+from billing_service.audit import AuditLog
+from billing_service.convert import audit_to_proto, subscription_to_proto
 from billing_service.errors import BillingError
+from billing_service.events.apply import Outcome
+from billing_service.events.service import EventService
 from billing_service.storage.database import StorageUnavailable
 from billing_service.subscriptions import SubscriptionService
 from generated.billing.v1 import billing_pb2 as pb
@@ -23,14 +26,24 @@ from generated.billing.v1 import billing_pb2_grpc as pb_grpc
 
 log = logging.getLogger(__name__)
 
+if TYPE_CHECKING:
+    Context = grpc.aio.ServicerContext[Any, Any]
+
 CALLER_METADATA_KEY = "x-billing-caller"
+
+OUTCOME_TO_PROTO: dict[Outcome, pb.EventOutcome] = {
+    Outcome.APPLIED: pb.EVENT_OUTCOME_APPLIED,
+    Outcome.DUPLICATE: pb.EVENT_OUTCOME_DUPLICATE,
+    Outcome.IGNORED: pb.EVENT_OUTCOME_IGNORED,
+    Outcome.STALE: pb.EVENT_OUTCOME_STALE,
+}
 
 Req = TypeVar("Req")
 Resp = TypeVar("Resp")
-Handler = Callable[[Any, Req, grpc.aio.ServicerContext], Awaitable[Resp]]
+Handler = Callable[[Any, Req, Context], Awaitable[Resp]]
 
 
-def caller_of(context: grpc.aio.ServicerContext) -> str:
+def caller_of(context: Context) -> str:
     """The calling service's name from request metadata ("unknown" when absent)."""
     for key, value in context.invocation_metadata() or ():
         if key == CALLER_METADATA_KEY and isinstance(value, str) and value:
@@ -42,7 +55,7 @@ def rpc_errors(handler: Handler[Req, Resp]) -> Handler[Req, Resp]:
     """Map the service's errors to gRPC status codes for one handler."""
 
     @functools.wraps(handler)
-    async def wrapper(self: Any, request: Req, context: grpc.aio.ServicerContext) -> Resp:
+    async def wrapper(self: Any, request: Req, context: Context) -> Resp:
         try:
             return await handler(self, request, context)
         except BillingError as exc:
@@ -62,12 +75,16 @@ def rpc_errors(handler: Handler[Req, Resp]) -> Handler[Req, Resp]:
 class BillingServicer(pb_grpc.BillingServiceServicer):
     """Implements billing.v1.BillingService; unimplemented RPCs answer UNIMPLEMENTED."""
 
-    def __init__(self, subscriptions: SubscriptionService) -> None:
+    def __init__(
+        self, subscriptions: SubscriptionService, events: EventService, audit_log: AuditLog
+    ) -> None:
         self._subscriptions = subscriptions
+        self._events = events
+        self._audit = audit_log
 
     @rpc_errors
     async def CreateCheckout(
-        self, request: pb.CreateCheckoutRequest, context: grpc.aio.ServicerContext
+        self, request: pb.CreateCheckoutRequest, context: Context
     ) -> pb.CreateCheckoutResponse:
         """See billing.proto."""
         url, session_id = await self._subscriptions.create_checkout(
@@ -82,7 +99,7 @@ class BillingServicer(pb_grpc.BillingServiceServicer):
 
     @rpc_errors
     async def CreatePortal(
-        self, request: pb.CreatePortalRequest, context: grpc.aio.ServicerContext
+        self, request: pb.CreatePortalRequest, context: Context
     ) -> pb.CreatePortalResponse:
         """See billing.proto."""
         url = await self._subscriptions.create_portal(request.user_id, request.return_url)
@@ -90,7 +107,7 @@ class BillingServicer(pb_grpc.BillingServiceServicer):
 
     @rpc_errors
     async def GetSubscription(
-        self, request: pb.GetSubscriptionRequest, context: grpc.aio.ServicerContext
+        self, request: pb.GetSubscriptionRequest, context: Context
     ) -> pb.GetSubscriptionResponse:
         """See billing.proto."""
         view = await self._subscriptions.get(request.user_id)
@@ -98,7 +115,7 @@ class BillingServicer(pb_grpc.BillingServiceServicer):
 
     @rpc_errors
     async def CancelSubscription(
-        self, request: pb.CancelSubscriptionRequest, context: grpc.aio.ServicerContext
+        self, request: pb.CancelSubscriptionRequest, context: Context
     ) -> pb.CancelSubscriptionResponse:
         """See billing.proto."""
         view = await self._subscriptions.cancel(
@@ -108,45 +125,58 @@ class BillingServicer(pb_grpc.BillingServiceServicer):
 
     @rpc_errors
     async def ResumeSubscription(
-        self, request: pb.ResumeSubscriptionRequest, context: grpc.aio.ServicerContext
+        self, request: pb.ResumeSubscriptionRequest, context: Context
     ) -> pb.ResumeSubscriptionResponse:
         """See billing.proto."""
         view = await self._subscriptions.resume(request.user_id, caller_of(context))
         return pb.ResumeSubscriptionResponse(subscription=subscription_to_proto(view))
 
-    async def _unimplemented(self, context: grpc.aio.ServicerContext, rpc: str) -> None:
+    async def _unimplemented(self, context: Context, rpc: str) -> None:
         await context.abort(grpc.StatusCode.UNIMPLEMENTED, f"{rpc} is not implemented yet")
 
+    @rpc_errors
     async def ApplyStripeEvent(
-        self, request: pb.ApplyStripeEventRequest, context: grpc.aio.ServicerContext
+        self, request: pb.ApplyStripeEventRequest, context: Context
     ) -> pb.ApplyStripeEventResponse:
-        """Not implemented yet: UNIMPLEMENTED."""
-        await self._unimplemented(context, "ApplyStripeEvent")
-        raise AssertionError("unreachable")
+        """See billing.proto."""
+        answer = await self._events.apply(request.payload)
+        response = pb.ApplyStripeEventResponse(
+            outcome=OUTCOME_TO_PROTO[answer.result.outcome],
+            event_id=answer.result.event_id,
+            reason=answer.result.reason,
+        )
+        if answer.subscription is not None:
+            response.subscription.CopyFrom(subscription_to_proto(answer.subscription))
+        return response
 
+    @rpc_errors
     async def ListAuditEvents(
-        self, request: pb.ListAuditEventsRequest, context: grpc.aio.ServicerContext
+        self, request: pb.ListAuditEventsRequest, context: Context
     ) -> pb.ListAuditEventsResponse:
-        """Not implemented yet: UNIMPLEMENTED."""
-        await self._unimplemented(context, "ListAuditEvents")
-        raise AssertionError("unreachable")
+        """See billing.proto."""
+        records, next_token = await self._audit.list(
+            request.user_id, request.page_size, request.page_token
+        )
+        return pb.ListAuditEventsResponse(
+            events=[audit_to_proto(record) for record in records], next_page_token=next_token
+        )
 
     async def CheckEntitlement(
-        self, request: pb.CheckEntitlementRequest, context: grpc.aio.ServicerContext
+        self, request: pb.CheckEntitlementRequest, context: Context
     ) -> pb.CheckEntitlementResponse:
         """Not implemented yet: UNIMPLEMENTED."""
         await self._unimplemented(context, "CheckEntitlement")
         raise AssertionError("unreachable")
 
     async def GetEntitlements(
-        self, request: pb.GetEntitlementsRequest, context: grpc.aio.ServicerContext
+        self, request: pb.GetEntitlementsRequest, context: Context
     ) -> pb.GetEntitlementsResponse:
         """Not implemented yet: UNIMPLEMENTED."""
         await self._unimplemented(context, "GetEntitlements")
         raise AssertionError("unreachable")
 
     async def WatchEntitlements(
-        self, request: pb.WatchEntitlementsRequest, context: grpc.aio.ServicerContext
+        self, request: pb.WatchEntitlementsRequest, context: Context
     ) -> AsyncIterator[pb.WatchEntitlementsResponse]:
         """Not implemented yet: UNIMPLEMENTED."""
         await self._unimplemented(context, "WatchEntitlements")

@@ -36,7 +36,9 @@ SETTINGS: tuple[SettingSpec, ...] = (
         "peewee database URL; sqlite:///FILE (embedded) or postgresql://user@host:port/db",
     ),
     SettingSpec("REDIS_URL", "", "redis://host:port/db for locks, dedupe and cache; unset: none"),
-    SettingSpec("STRIPE_SECRET_KEY", "", "Stripe secret key; unset: `make run` starts the emulator"),
+    SettingSpec(
+        "STRIPE_SECRET_KEY", "", "Stripe secret key; unset: `make run` starts the emulator"
+    ),
     SettingSpec("STRIPE_API_BASE", "", "base URL of a Stripe-compatible API (the emulator)"),
     SettingSpec(
         "STRIPE_WEBHOOK_SECRETS", "", "comma-separated webhook signing secrets (whsec_...)"
@@ -49,6 +51,22 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec("BILLING_SHUTDOWN_GRACE_SECONDS", "10", "time in-flight calls get on SIGTERM"),
     SettingSpec("BILLING_DB_WORKERS", "8", "threads (and pooled connections) for database work"),
     SettingSpec("BILLING_LOG_LEVEL", "INFO", "log level: DEBUG, INFO, WARNING, ERROR"),
+    SettingSpec(
+        "BILLING_EVENT_LOCK_WAIT_SECONDS",
+        "10",
+        "longest ApplyStripeEvent waits for a customer's lock before answering UNAVAILABLE",
+    ),
+    SettingSpec(
+        "BILLING_EVENT_LOCK_TTL_SECONDS",
+        "30",
+        "expiry of a Redis customer lock (frees it when its holder dies)",
+    ),
+    SettingSpec(
+        "BILLING_EVENT_DEDUPE_TTL_SECONDS",
+        "604800",
+        "lifetime of Redis 'event already processed' markers (Stripe retries for 3 days)",
+    ),
+    SettingSpec("BILLING_REDIS_TIMEOUT_SECONDS", "1", "connect/read timeout of one Redis command"),
 )
 
 
@@ -88,6 +106,10 @@ class Settings:
     shutdown_grace_seconds: float = 10.0
     db_workers: int = 8
     log_level: str = "INFO"
+    event_lock_wait_seconds: float = 10.0
+    event_lock_ttl_seconds: float = 30.0
+    event_dedupe_ttl_seconds: int = 604800
+    redis_timeout_seconds: float = 1.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -111,6 +133,10 @@ class Settings:
             shutdown_grace_seconds=_float(env, "BILLING_SHUTDOWN_GRACE_SECONDS"),
             db_workers=max(1, _int(env, "BILLING_DB_WORKERS")),
             log_level=text("BILLING_LOG_LEVEL").upper(),
+            event_lock_wait_seconds=_float(env, "BILLING_EVENT_LOCK_WAIT_SECONDS"),
+            event_lock_ttl_seconds=_float(env, "BILLING_EVENT_LOCK_TTL_SECONDS"),
+            event_dedupe_ttl_seconds=_int(env, "BILLING_EVENT_DEDUPE_TTL_SECONDS"),
+            redis_timeout_seconds=_float(env, "BILLING_REDIS_TIMEOUT_SECONDS"),
         )
 
 

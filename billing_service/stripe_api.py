@@ -93,9 +93,7 @@ class StripeApi:
             self._client.v1.customers.create_async(params, {"idempotency_key": key}),  # type: ignore[arg-type]
         )
 
-    async def create_checkout_session(
-        self, params: dict[str, Any], key: str
-    ) -> dict[str, Any]:
+    async def create_checkout_session(self, params: dict[str, Any], key: str) -> dict[str, Any]:
         """Create a Checkout session with the given parameters."""
         return await self._call(
             "checkout.sessions.create",

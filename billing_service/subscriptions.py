@@ -87,7 +87,9 @@ class SubscriptionService:
     def _view(self, user_id: str) -> SubscriptionView:
         row = repository.current_subscription(user_id)
         customer = repository.customer_for_user(user_id)
-        customer_id = row.stripe_customer_id if row else (customer.stripe_customer_id if customer else "")
+        customer_id = (
+            row.stripe_customer_id if row else (customer.stripe_customer_id if customer else "")
+        )
         return SubscriptionView(user_id, row, customer_id, evaluate(row, self._catalog, utcnow()))
 
     async def get(self, user_id: str) -> SubscriptionView:

@@ -30,7 +30,9 @@ def migrate(database_url: str) -> None:
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def database_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
     """A migrated, empty database per module, on SQLite and on PostgreSQL."""
     if request.param == "sqlite":
         path: Path = tmp_path_factory.mktemp("db") / "billing.db"

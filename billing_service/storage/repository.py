@@ -6,6 +6,8 @@ write functions are meant to run inside the caller's transaction.
 
 from __future__ import annotations
 
+import contextlib
+
 from peewee import IntegrityError
 
 from billing_service.lifecycle import TERMINAL, Status
@@ -32,12 +34,10 @@ def link_customer(user_id: str, stripe_customer_id: str, email: str = "") -> Cus
     The unique constraints on both columns make a race between two callers
     end with one link, which both then read.
     """
-    try:
+    with contextlib.suppress(IntegrityError):
         Customer.insert(
             user_id=user_id, stripe_customer_id=stripe_customer_id, email=email
         ).on_conflict_ignore().execute()
-    except IntegrityError:
-        pass
     found = customer_for_user(user_id)
     if found is None:
         raise IntegrityError(f"customer {stripe_customer_id} belongs to another user")
@@ -56,10 +56,7 @@ def current_subscription(user_id: str) -> Subscription | None:
     if live is not None:
         return live
     return (
-        Subscription.select()
-        .where(Subscription.user_id == user_id)
-        .order_by(*newest_first)
-        .first()
+        Subscription.select().where(Subscription.user_id == user_id).order_by(*newest_first).first()
     )
 
 

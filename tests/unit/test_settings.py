@@ -1,0 +1,69 @@
+"""Settings from the environment, and the --help listing of every setting."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from billing_service.settings import SETTINGS, Settings, SettingsError
+from tests.support.processes import REPO_ROOT
+
+
+def test_defaults() -> None:
+    settings = Settings.from_env({})
+    assert settings.grpc_addr == "127.0.0.1:50051"
+    assert settings.database_url.startswith("sqlite:///")
+    assert settings.redis_url == ""
+    assert settings.stripe_webhook_secrets == ()
+    assert settings.plans_file == Path("plans.example.toml")
+
+
+def test_webhook_secrets_are_comma_separated_and_never_in_repr() -> None:
+    settings = Settings.from_env(
+        {"STRIPE_WEBHOOK_SECRETS": "whsec_a, whsec_b,", "STRIPE_SECRET_KEY": "sk_test_hidden"}
+    )
+    assert settings.stripe_webhook_secrets == ("whsec_a", "whsec_b")
+    assert "whsec_a" not in repr(settings)
+    assert "sk_test_hidden" not in repr(settings)
+
+
+def test_bad_number_names_the_variable() -> None:
+    with pytest.raises(SettingsError, match="STRIPE_TIMEOUT_SECONDS"):
+        Settings.from_env({"STRIPE_TIMEOUT_SECONDS": "soon"})
+
+
+def test_help_lists_every_setting_with_its_default() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "billing_service.cli", "--help"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    for spec in SETTINGS:
+        assert spec.env in out
+        assert f"[default: {spec.default or '(unset)'}]" in out
+
+
+def test_readme_lists_every_setting() -> None:
+    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    missing = [spec.env for spec in SETTINGS if f"`{spec.env}`" not in readme]
+    assert not missing, f"README configuration reference lacks {missing}"
+
+
+def test_bad_catalog_fails_at_start_naming_the_entry(tmp_path: Path) -> None:
+    plans = tmp_path / "plans.toml"
+    plans.write_text('[plans.pro]\nprice_id = "oops"\nmonthly_limit = 1\n', encoding="utf-8")
+    result = subprocess.run(
+        [sys.executable, "-m", "billing_service.cli", "serve"],
+        cwd=REPO_ROOT,
+        env={"BILLING_PLANS_FILE": str(plans), "DATABASE_URL": f"sqlite:///{tmp_path}/x.db"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "plans.pro.price_id" in result.stderr
