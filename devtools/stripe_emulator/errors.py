@@ -47,7 +47,9 @@ class StripeError(Exception):
         return {"error": error}
 
     @classmethod
-    def invalid(cls, message: str, *, param: str | None = None, code: str | None = None) -> StripeError:
+    def invalid(
+        cls, message: str, *, param: str | None = None, code: str | None = None
+    ) -> StripeError:
         """A 400 ``invalid_request_error``."""
         if code is None and param is not None:
             code = "parameter_invalid"

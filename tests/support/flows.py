@@ -36,7 +36,8 @@ async def apply_all_events(
     params: Any = {"limit": 100, "created": {"gte": since}}
     while True:
         page = await client.v1.events.list_async(params)
-        events.extend(e.to_dict() for e in page.data)
+        # The raw JSON, exactly as a webhook would carry it (to_dict() makes Decimals).
+        events.extend(json.loads(page.last_response.body)["data"])
         if not page.has_more:
             break
         params["starting_after"] = page.data[-1].id

@@ -1,0 +1,138 @@
+"""Emulator-only control routes under ``/_emulator/`` (JSON in, JSON out, no auth)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from .app import DISPATCHER, EMULATOR, error_response, json_response
+from .errors import StripeError
+
+ControlHandler = Callable[[web.Request, dict[str, Any]], Awaitable[Any]]
+
+
+async def _json_body(request: web.Request) -> dict[str, Any]:
+    if not request.body_exists:
+        return {}
+    raw = await request.read()
+    if not raw.strip():
+        return {}
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        raise StripeError.invalid("Request body must be JSON.") from None
+    if not isinstance(body, dict):
+        raise StripeError.invalid("Request body must be a JSON object.")
+    return body
+
+
+def _control(handler: ControlHandler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    async def wrapped(request: web.Request) -> web.StreamResponse:
+        try:
+            return json_response(await handler(request, await _json_body(request)))
+        except StripeError as error:
+            return error_response(error)
+
+    return wrapped
+
+
+async def health(request: web.Request, _: dict[str, Any]) -> Any:
+    """``GET /_emulator/health``."""
+    emulator = request.app[EMULATOR]
+    return {"status": "ok", "now": emulator.clock.now(), "url": emulator.url_base}
+
+
+async def complete_checkout(request: web.Request, body: dict[str, Any]) -> Any:
+    """``POST /_emulator/checkout/sessions/{id}/complete`` ``{"payment": "succeed"|"fail"}``."""
+    payment = body.get("payment")
+    email = body.get("email")
+    return request.app[EMULATOR].complete_checkout(
+        request.match_info["id"],
+        None if payment is None else str(payment),
+        None if email is None else str(email),
+    )
+
+
+async def payment_behavior(request: web.Request, body: dict[str, Any]) -> Any:
+    """``POST /_emulator/customers/{id}/payment_behavior`` ``{"fail": bool}``."""
+    mode = body.get("mode")
+    return request.app[EMULATOR].set_payment_behavior(
+        request.match_info["id"], bool(body.get("fail")), None if mode is None else str(mode)
+    )
+
+
+async def clock(request: web.Request, _: dict[str, Any]) -> Any:
+    """``GET /_emulator/clock``: the emulator time and its offset from real time."""
+    emulator = request.app[EMULATOR]
+    return {"now": emulator.clock.now(), "offset": emulator.clock.offset}
+
+
+async def advance_clock(request: web.Request, body: dict[str, Any]) -> Any:
+    """``POST /_emulator/clock/advance`` ``{"seconds": N}``."""
+    seconds = body.get("seconds")
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float):
+        raise StripeError.invalid("seconds must be a number", param="seconds")
+    return request.app[EMULATOR].advance_clock(int(seconds))
+
+
+async def add_webhook(request: web.Request, body: dict[str, Any]) -> Any:
+    """``POST /_emulator/webhooks`` ``{"url": ..., "secrets": [...]}``."""
+    url = body.get("url")
+    secrets = body.get("secrets") or []
+    if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+        raise StripeError.invalid("url must be an http(s) URL", param="url")
+    if not isinstance(secrets, list) or not all(isinstance(s, str) for s in secrets):
+        raise StripeError.invalid("secrets must be a list of strings", param="secrets")
+    endpoint = request.app[DISPATCHER].add_endpoint(url, secrets)
+    return {"url": endpoint.url, "secrets": len(endpoint.secrets)}
+
+
+async def list_webhooks(request: web.Request, _: dict[str, Any]) -> Any:
+    """``GET /_emulator/webhooks``: endpoints (secrets not shown) and the hold flag."""
+    dispatcher = request.app[DISPATCHER]
+    return {
+        "held": dispatcher.held,
+        "idle": dispatcher.idle(),
+        "endpoints": [{"url": e.url, "secrets": len(e.secrets)} for e in dispatcher.endpoints],
+    }
+
+
+async def deliveries(request: web.Request, _: dict[str, Any]) -> Any:
+    """``GET /_emulator/webhooks/deliveries``: every attempt, oldest first."""
+    dispatcher = request.app[DISPATCHER]
+    return {"idle": dispatcher.idle(), "data": dispatcher.snapshot()}
+
+
+async def hold(request: web.Request, body: dict[str, Any]) -> Any:
+    """``POST /_emulator/webhooks/hold`` ``{"hold": bool}``."""
+    dispatcher = request.app[DISPATCHER]
+    dispatcher.held = bool(body.get("hold", True))
+    return {"held": dispatcher.held}
+
+
+async def deliver(request: web.Request, _: dict[str, Any]) -> Any:
+    """``POST /_emulator/events/{id}/deliver``: send one event to every endpoint now."""
+    event_id = request.match_info["id"]
+    dispatcher = request.app[DISPATCHER]
+    if not dispatcher.knows(event_id):
+        raise StripeError.no_such(event_id)
+    return {"data": [d.to_json() for d in await dispatcher.redeliver(event_id)]}
+
+
+def control_routes() -> list[web.RouteDef]:
+    """The ``/_emulator`` routes."""
+    return [
+        web.get("/_emulator/health", _control(health)),
+        web.post("/_emulator/checkout/sessions/{id}/complete", _control(complete_checkout)),
+        web.post("/_emulator/customers/{id}/payment_behavior", _control(payment_behavior)),
+        web.get("/_emulator/clock", _control(clock)),
+        web.post("/_emulator/clock/advance", _control(advance_clock)),
+        web.post("/_emulator/webhooks", _control(add_webhook)),
+        web.get("/_emulator/webhooks", _control(list_webhooks)),
+        web.get("/_emulator/webhooks/deliveries", _control(deliveries)),
+        web.post("/_emulator/webhooks/hold", _control(hold)),
+        web.post("/_emulator/events/{id}/deliver", _control(deliver)),
+    ]
