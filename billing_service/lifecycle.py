@@ -2,22 +2,29 @@
 
 This module is the one place that decides what a status means for a user.
 The table below is the whole policy; review it here, not in the handlers.
+"live" means trialing, active, past_due, unpaid and paused.
 
-==================  ================================  ===================================
-status              access                            Stripe may move it to
-==================  ================================  ===================================
-none                free                              any status
-incomplete          free                              any status but none
-incomplete_expired  free                              nothing (terminal)
-trialing            plan tier                         live statuses (*), canceled
-active              plan tier                         live statuses (*), canceled
-past_due            plan tier until period end+grace  live statuses (*), canceled
-unpaid              free                              live statuses (*), canceled
-canceled            free                              nothing (terminal)
-paused              free                              live statuses (*), canceled
-==================  ================================  ===================================
+==================  ==================================  ===============================
+status              access                              may become
+==================  ==================================  ===============================
+none                free                                anything
+incomplete          free                                anything but none
+incomplete_expired  free                                (terminal)
+trialing            plan tier                           live, canceled
+active              plan tier                           live, canceled
+past_due            plan tier until period end + grace  live, canceled
+unpaid              free                                live, canceled
+paused              free                                live, canceled
+canceled            free                                (terminal)
+==================  ==================================  ===============================
 
-(*) live statuses: trialing, active, past_due, unpaid, paused.
+"May become" is reachability, not a single step: events can be skipped
+(older ones arrive late and are STALE), so if A can become B and B can
+become C, A may become C; the table is closed under that. Anything else
+(e.g. canceled -> active) is a transition Stripe never makes on one
+subscription: ApplyStripeEvent refuses it, audits the refusal and answers
+IGNORED. The past_due grace is ``[access] past_due_grace_hours`` in the
+plans file (0, the default: until the current period ends).
 
 ``cancel_at_period_end`` keeps the plan tier until the period ends, then free,
 without waiting for Stripe's ``customer.subscription.deleted``. An active or

@@ -1,0 +1,221 @@
+"""The exactly-once apply: processed-event record, state change and audit record in one transaction.
+
+The event's row in ``processed_event`` is inserted first. Its unique
+``event_id`` makes a concurrent duplicate block on the index and then fail
+(IntegrityError -> DUPLICATE) without writing anything. On PostgreSQL a
+transaction-scoped advisory lock on the subscription id then serializes
+events for one subscription across replicas, so the ordering check and the
+upsert see each other; SQLite's IMMEDIATE transactions serialize all writers.
+Every outcome (APPLIED, IGNORED, STALE) is recorded, so a retry of any
+finished event answers DUPLICATE; only a failed transaction leaves no trace.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+import peewee
+
+from billing_service import audit
+from billing_service.events.ordering import Decision, decide, state_digest
+from billing_service.events.parse import StripeEvent
+from billing_service.events.resolve import Resolution
+from billing_service.lifecycle import Status, parse_status, transition_allowed
+from billing_service.plans import Catalog
+from billing_service.storage import repository
+from billing_service.storage.database import Database
+from billing_service.storage.models import Customer, ProcessedEvent, Subscription, utcnow
+from billing_service.stripe_shapes import SubscriptionSnapshot
+from billing_service.subscriptions import evaluate
+
+_PENDING = "pending"
+_ADVISORY_NAMESPACE = 1  # pg_advisory_xact_lock(namespace, hashtext(subscription id))
+
+
+class Outcome(StrEnum):
+    """What ApplyStripeEvent did with an event (billing.v1 EventOutcome)."""
+
+    APPLIED = "applied"
+    DUPLICATE = "duplicate"
+    IGNORED = "ignored"
+    STALE = "stale"
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    """The outcome of one event and what it concerned."""
+
+    outcome: Outcome
+    event_id: str
+    reason: str = ""
+    user_id: str = ""
+    subscription_id: str = ""
+    # True when stored subscription state was written (listeners must hear of it).
+    changed: bool = False
+
+
+class NeedsAuthorityError(Exception):
+    """Same-second events disagree: fetch the subscription from Stripe and apply that."""
+
+    def __init__(self, other_event_id: str) -> None:
+        super().__init__(f"same-second conflict with {other_event_id}")
+        self.other_event_id = other_event_id
+
+
+def duplicate_of(event_id: str) -> ApplyResult | None:
+    """The DUPLICATE answer when ``event_id`` was already processed, else None."""
+    done = ProcessedEvent.get_or_none(ProcessedEvent.event_id == event_id)
+    if done is None or done.outcome == _PENDING:
+        return None
+    return ApplyResult(
+        Outcome.DUPLICATE,
+        event_id,
+        reason=f"already processed ({done.outcome})",
+        user_id=done.user_id,
+        subscription_id=done.stripe_subscription_id,
+    )
+
+
+def apply_event(
+    db: Database, catalog: Catalog, event: StripeEvent, resolution: Resolution
+) -> ApplyResult:
+    """Apply ``event`` exactly once; call with a connection open (``Database.run``).
+
+    Raises NeedsAuthorityError (nothing written) when a same-second event holds a
+    different state; the caller fetches from Stripe and calls again with an
+    authoritative resolution.
+    """
+    try:
+        with db.transaction():
+            found = duplicate_of(event.id)
+            if found is not None:
+                return found
+            ProcessedEvent.insert(
+                event_id=event.id,
+                event_type=event.type,
+                stripe_created=event.created,
+                outcome=_PENDING,
+                processed_at=utcnow(),
+            ).execute()
+            result = _decide_and_write(db, catalog, event, resolution)
+            ProcessedEvent.update(
+                outcome=result.outcome.value,
+                reason=result.reason,
+                user_id=result.user_id,
+                stripe_subscription_id=result.subscription_id,
+            ).where(ProcessedEvent.event_id == event.id).execute()
+            return result
+    except peewee.IntegrityError:
+        # A concurrent delivery of the same event committed first.
+        found = duplicate_of(event.id)
+        if found is None:
+            raise
+        return found
+
+
+def _decide_and_write(
+    db: Database, catalog: Catalog, event: StripeEvent, resolution: Resolution
+) -> ApplyResult:
+    snapshot = resolution.snapshot
+    if snapshot is None or not resolution.tied:
+        return ApplyResult(
+            Outcome.IGNORED,
+            event.id,
+            reason=resolution.reason,
+            subscription_id=snapshot.id if snapshot else "",
+        )
+    if db.is_postgres:
+        db.db.execute_sql(
+            "SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (_ADVISORY_NAMESPACE, snapshot.id)
+        )
+    row = repository.subscription_by_stripe_id(snapshot.id)
+    user_id = str(row.user_id) if row is not None else resolution.user_id
+    if resolution.customer_id:
+        # First link wins on both sides; later events find the user by customer.
+        Customer.insert(
+            user_id=user_id, stripe_customer_id=resolution.customer_id, created_at=utcnow()
+        ).on_conflict_ignore().execute()
+    digest = state_digest(snapshot)
+    decision = decide(
+        stored_created=int(row.last_event_created) if row is not None else None,
+        stored_digest=str(row.last_state_digest) if row is not None else "",
+        event_created=event.created,
+        event_digest=digest,
+        authoritative=resolution.authoritative,
+    )
+    base = ApplyResult(Outcome.APPLIED, event.id, user_id=user_id, subscription_id=snapshot.id)
+    if decision is Decision.ASK_STRIPE:
+        assert row is not None
+        raise NeedsAuthorityError(str(row.last_event_id))
+    if decision is Decision.STALE:
+        assert row is not None
+        return _with(
+            base,
+            Outcome.STALE,
+            f"event created {event.created} is older than the stored state "
+            f"(set by {row.last_event_id or 'an RPC'} created {row.last_event_created})",
+        )
+    return _transition(catalog, event, resolution, snapshot, row, base, digest)
+
+
+def _with(base: ApplyResult, outcome: Outcome, reason: str, changed: bool = False) -> ApplyResult:
+    return ApplyResult(
+        outcome, base.event_id, reason, base.user_id, base.subscription_id, changed=changed
+    )
+
+
+def _transition(
+    catalog: Catalog,
+    event: StripeEvent,
+    resolution: Resolution,
+    snapshot: SubscriptionSnapshot,
+    row: Subscription | None,
+    base: ApplyResult,
+    digest: str,
+) -> ApplyResult:
+    now = utcnow()
+    before = Status(row.status) if row is not None else Status.NONE
+    before_tier = evaluate(row, catalog, now).tier
+    cause = audit.Cause.event(event.id, event.type)
+    try:
+        after = parse_status(snapshot.status)
+    except ValueError:
+        return _with(base, Outcome.IGNORED, f"unknown subscription status {snapshot.status!r}")
+    if not transition_allowed(before, after):
+        reason = f"refused transition {before.value} -> {after.value}: Stripe never makes it"
+        audit.append(
+            user_id=base.user_id,
+            stripe_subscription_id=snapshot.id,
+            cause=cause,
+            status_before=before.value,
+            status_after=before.value,
+            tier_before=before_tier,
+            tier_after=before_tier,
+            detail=reason,
+        )
+        return _with(base, Outcome.IGNORED, reason)
+    known = catalog.plan_for_price(snapshot.price_id)
+    plan = known.name if known else (str(row.plan) if row is not None else "")
+    stored = repository.upsert_subscription(
+        snapshot,
+        base.user_id,
+        plan,
+        event_created=event.created,
+        event_id=event.id,
+        state_digest=digest,
+    )
+    detail = f"event created {event.created}"
+    if resolution.note:
+        detail += f"; {resolution.note}"
+    audit.append(
+        user_id=base.user_id,
+        stripe_subscription_id=snapshot.id,
+        cause=cause,
+        status_before=before.value,
+        status_after=after.value,
+        tier_before=before_tier,
+        tier_after=evaluate(stored, catalog, now).tier,
+        detail=detail,
+    )
+    return _with(base, Outcome.APPLIED, "", changed=True)

@@ -1,0 +1,93 @@
+"""The raw webhook payload -> a typed StripeEvent, or INVALID_ARGUMENT naming what is wrong.
+
+Only the envelope is checked here; what the event means is ``resolve``'s job.
+``created`` is deliberately *not* checked for freshness: Stripe retries for
+up to three days, and freshness belongs to the signature timestamp, which
+the gateway verifies.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from billing_service.errors import InvalidArgument
+
+SUBSCRIPTION_EVENTS = frozenset(
+    {
+        "customer.subscription.created",
+        "customer.subscription.updated",
+        "customer.subscription.deleted",
+        "customer.subscription.paused",
+        "customer.subscription.resumed",
+        "customer.subscription.trial_will_end",
+    }
+)
+INVOICE_EVENTS = frozenset(
+    {"invoice.paid", "invoice.payment_failed", "invoice.payment_action_required"}
+)
+CHECKOUT_COMPLETED = "checkout.session.completed"
+HANDLED_TYPES = SUBSCRIPTION_EVENTS | INVOICE_EVENTS | {CHECKOUT_COMPLETED}
+
+MAX_PAYLOAD_BYTES = 1 << 20
+_EVENT_ID = re.compile(r"^evt_[A-Za-z0-9_]{1,250}$")
+_EVENT_TYPE = re.compile(r"^[a-z0-9_.]{1,128}$")
+
+
+@dataclass(frozen=True)
+class StripeEvent:
+    """The parts of a Stripe event envelope this service uses."""
+
+    id: str
+    type: str
+    created: int
+    api_version: str
+    object: dict[str, Any]
+
+    @property
+    def handled(self) -> bool:
+        """True for the event types ApplyStripeEvent acts on."""
+        return self.type in HANDLED_TYPES
+
+
+def _bad(problem: str) -> InvalidArgument:
+    return InvalidArgument("payload", problem)
+
+
+def parse_event(payload: bytes) -> StripeEvent:
+    """Parse the verified payload; InvalidArgument(payload) when it is not a Stripe event."""
+    if not payload:
+        raise _bad("is required")
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise _bad(f"is larger than {MAX_PAYLOAD_BYTES} bytes")
+    try:
+        raw = json.loads(payload)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise _bad(f"is not JSON ({exc.__class__.__name__})") from None
+    if not isinstance(raw, dict):
+        raise _bad("is not a JSON object")
+    if raw.get("object") != "event":
+        raise _bad('is not a Stripe event (object is not "event")')
+    event_id = raw.get("id")
+    if not isinstance(event_id, str) or not _EVENT_ID.match(event_id):
+        raise _bad("id is not a Stripe event id (evt_...)")
+    event_type = raw.get("type")
+    if not isinstance(event_type, str) or not _EVENT_TYPE.match(event_type):
+        raise _bad("type is missing or malformed")
+    created = raw.get("created")
+    if isinstance(created, bool) or not isinstance(created, int) or created <= 0:
+        raise _bad("created is not a unix timestamp")
+    data = raw.get("data")
+    obj = data.get("object") if isinstance(data, dict) else None
+    if not isinstance(obj, dict):
+        raise _bad("data.object is missing")
+    api_version = raw.get("api_version")
+    return StripeEvent(
+        id=event_id,
+        type=event_type,
+        created=created,
+        api_version=api_version if isinstance(api_version, str) else "",
+        object=obj,
+    )

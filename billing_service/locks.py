@@ -1,0 +1,162 @@
+"""Per-customer locks and the "event already processed" fast path.
+
+With Redis, a lock is ``SET key token NX PX ttl``: the random owner token
+means only the holder can release it (a Lua compare-and-delete), and the
+expiry frees it when a replica dies holding it. The dedupe marker is written
+only after the event's transaction committed, so it never claims an event
+that was not applied.
+
+Redis only makes things faster and calmer; the database holds the
+guarantees (unique processed-event id, advisory/IMMEDIATE transaction
+locks). So a Redis error is logged and the work goes on with the
+in-process lock: nothing is lost or applied twice, replicas merely stop
+queueing behind each other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import weakref
+from collections.abc import AsyncIterator
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from billing_service.errors import Unavailable
+
+log = logging.getLogger(__name__)
+
+_RELEASE = """
+if redis.call('get', KEYS[1]) == ARGV[1] then
+    return redis.call('del', KEYS[1])
+end
+return 0
+"""
+_LOCK_PREFIX = "billing:lock:"
+_SEEN_PREFIX = "billing:event:"
+_RETRY_SECONDS = 0.02
+
+
+class LocalLocks:
+    """asyncio locks per key for one process, with a bounded wait."""
+
+    def __init__(self) -> None:
+        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+
+    def _lock(self, key: str) -> asyncio.Lock:
+        lock = self._locks.get(key)
+        if lock is None:
+            lock = asyncio.Lock()
+            self._locks[key] = lock
+        return lock
+
+    @contextlib.asynccontextmanager
+    async def hold(self, key: str, wait: float) -> AsyncIterator[None]:
+        """Hold the lock for ``key``; Unavailable when it is not free within ``wait`` s."""
+        lock = self._lock(key)
+        try:
+            await asyncio.wait_for(lock.acquire(), wait)
+        except TimeoutError:
+            raise Unavailable(f"lock for {key} not obtained in {wait:g}s; retry") from None
+        try:
+            yield
+        finally:
+            lock.release()
+
+
+class EventGuard:
+    """Locks and dedupe markers: Redis-backed when configured, else in-process only."""
+
+    def __init__(
+        self,
+        redis_url: str = "",
+        *,
+        lock_ttl: float = 30.0,
+        dedupe_ttl: int = 604800,
+        timeout: float = 1.0,
+    ) -> None:
+        self._local = LocalLocks()
+        self._lock_ttl_ms = max(1, int(lock_ttl * 1000))
+        self._dedupe_ttl = dedupe_ttl
+        self._redis: aioredis.Redis | None = None
+        if redis_url:
+            self._redis = aioredis.Redis.from_url(
+                redis_url,
+                socket_timeout=timeout,
+                socket_connect_timeout=timeout,
+                retry_on_timeout=False,
+            )
+
+    @property
+    def uses_redis(self) -> bool:
+        """True when a Redis URL was configured."""
+        return self._redis is not None
+
+    async def seen(self, event_id: str) -> bool:
+        """True when Redis remembers ``event_id`` as processed (False without or on error)."""
+        if self._redis is None:
+            return False
+        try:
+            return bool(await self._redis.exists(_SEEN_PREFIX + event_id))
+        except (RedisError, OSError) as exc:
+            log.warning("redis dedupe check failed (%s); using the database only", exc)
+            return False
+
+    async def mark_seen(self, event_id: str) -> None:
+        """Remember ``event_id`` as processed; call only after its transaction committed."""
+        if self._redis is None:
+            return
+        try:
+            await self._redis.set(_SEEN_PREFIX + event_id, b"1", ex=self._dedupe_ttl)
+        except (RedisError, OSError) as exc:
+            log.warning("redis dedupe marker not written (%s); the database still knows", exc)
+
+    @contextlib.asynccontextmanager
+    async def hold(self, key: str, wait: float) -> AsyncIterator[None]:
+        """Serialize work on ``key`` in this process and, with Redis, across replicas.
+
+        Unavailable when the lock is not obtained within ``wait`` seconds.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait
+        async with self._local.hold(key, wait):
+            token = await self._acquire_redis(key, deadline)
+            try:
+                yield
+            finally:
+                if token is not None:
+                    await self._release_redis(key, token)
+
+    async def _acquire_redis(self, key: str, deadline: float) -> str | None:
+        """The owner token of the Redis lock; None without Redis or when Redis fails."""
+        if self._redis is None:
+            return None
+        loop = asyncio.get_running_loop()
+        token = secrets.token_hex(16)
+        name = _LOCK_PREFIX + key
+        while True:
+            try:
+                if await self._redis.set(name, token, nx=True, px=self._lock_ttl_ms):
+                    return token
+            except (RedisError, OSError) as exc:
+                log.warning("redis lock for %s failed (%s); using the database only", key, exc)
+                return None
+            if loop.time() >= deadline:
+                raise Unavailable(f"lock for {key} not obtained in time; retry")
+            await asyncio.sleep(_RETRY_SECONDS)
+
+    async def _release_redis(self, key: str, token: str) -> None:
+        assert self._redis is not None
+        try:
+            await self._redis.eval(_RELEASE, 1, _LOCK_PREFIX + key, token)
+        except (RedisError, OSError) as exc:
+            # It expires on its own after the TTL.
+            log.warning("redis lock for %s not released (%s)", key, exc)
+
+    async def close(self) -> None:
+        """Close the Redis connection pool."""
+        if self._redis is not None:
+            await self._redis.aclose()

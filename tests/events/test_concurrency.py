@@ -1,0 +1,107 @@
+"""Exactly once under concurrency: one server, and two servers sharing PostgreSQL and Redis."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import Iterator
+
+import grpc
+import pytest
+import redis
+
+from generated.billing.v1 import billing_pb2 as pb
+from generated.billing.v1 import billing_pb2_grpc as pb_grpc
+from tests.conftest import migrate
+from tests.events import factory
+from tests.events.conftest import EventsClient, service_env
+from tests.events.stripe_standin import StripeStandIn
+from tests.support.processes import ServiceProcess
+from tests.support.services import fresh_postgres_database, redis_url
+
+
+async def test_twenty_concurrent_deliveries_apply_once(client: EventsClient, user_id: str) -> None:
+    sub_id, cus = factory.new_id("sub"), factory.new_id("cus")
+    ev = factory.event(
+        "customer.subscription.created",
+        factory.subscription(sub_id, cus, "active", user_id=user_id),
+    )
+    answers = await asyncio.gather(*(client.send(ev) for _ in range(20)))
+    outcomes = Counter(a.outcome for a in answers)
+    assert outcomes == {pb.EVENT_OUTCOME_APPLIED: 1, pb.EVENT_OUTCOME_DUPLICATE: 19}
+    records = await client.audit(user_id)
+    assert [r.stripe_event_id for r in records] == [ev["id"]]
+
+
+@pytest.fixture(scope="module")
+def shared_postgres() -> Iterator[str]:
+    """A migrated PostgreSQL database for the two-replica tests."""
+    with fresh_postgres_database() as url:
+        migrate(url)
+        yield url
+
+
+@pytest.fixture(scope="module")
+def replicas(
+    shared_postgres: str, stripe_standin: StripeStandIn
+) -> Iterator[tuple[ServiceProcess, ServiceProcess]]:
+    """Two service processes sharing PostgreSQL and Redis."""
+    env = service_env(shared_postgres, stripe_standin, REDIS_URL=redis_url())
+    with ServiceProcess(env) as first, ServiceProcess(env) as second:
+        yield first, second
+
+
+async def test_twenty_concurrent_deliveries_to_two_replicas_apply_once(
+    replicas: tuple[ServiceProcess, ServiceProcess], user_id: str
+) -> None:
+    sub_id, cus = factory.new_id("sub"), factory.new_id("cus")
+    ev = factory.event(
+        "customer.subscription.created",
+        factory.subscription(sub_id, cus, "active", user_id=user_id),
+    )
+    async with (
+        grpc.aio.insecure_channel(replicas[0].target) as one,
+        grpc.aio.insecure_channel(replicas[1].target) as two,
+    ):
+        clients = [EventsClient(pb_grpc.BillingServiceStub(c)) for c in (one, two)]
+        answers = await asyncio.gather(*(clients[i % 2].send(ev) for i in range(20)))
+        outcomes = Counter(a.outcome for a in answers)
+        assert outcomes == {pb.EVENT_OUTCOME_APPLIED: 1, pb.EVENT_OUTCOME_DUPLICATE: 19}
+        for client in clients:
+            records = await client.audit(user_id)
+            assert [r.stripe_event_id for r in records] == [ev["id"]]
+    # Every lock was released by its owner; only dedupe markers remain.
+    keys = redis.Redis.from_url(redis_url()).keys("billing:lock:*")
+    assert keys == []
+
+
+async def test_a_history_spread_over_two_replicas_ends_in_the_newest_state(
+    replicas: tuple[ServiceProcess, ServiceProcess], user_id: str
+) -> None:
+    sub_id, cus = factory.new_id("sub"), factory.new_id("cus")
+    statuses = ["incomplete", "active", "past_due", "active", "past_due", "unpaid", "canceled"]
+    history = [
+        factory.event(
+            "customer.subscription.updated",
+            factory.subscription(sub_id, cus, status, user_id=user_id),
+            created=factory.BASE_TIME + i,
+        )
+        for i, status in enumerate(statuses)
+    ]
+    deliveries = [*history[::-1], *history]  # newest first, then everything again
+    async with (
+        grpc.aio.insecure_channel(replicas[0].target) as one,
+        grpc.aio.insecure_channel(replicas[1].target) as two,
+    ):
+        clients = [EventsClient(pb_grpc.BillingServiceStub(c)) for c in (one, two)]
+        answers = await asyncio.gather(
+            *(clients[i % 2].send(ev) for i, ev in enumerate(deliveries))
+        )
+        assert all(a.outcome != pb.EVENT_OUTCOME_UNSPECIFIED for a in answers)
+        current = await clients[0].subscription(user_id)
+        assert current.status == pb.SUBSCRIPTION_STATUS_CANCELED
+        records = await clients[1].audit(user_id)
+        per_event = Counter(r.stripe_event_id for r in records)
+        applied = {a.event_id for a in answers if a.outcome == pb.EVENT_OUTCOME_APPLIED}
+        assert set(per_event) == applied
+        assert all(count == 1 for count in per_event.values())

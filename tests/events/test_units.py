@@ -1,0 +1,184 @@
+"""Pure logic: the lifecycle table, ordering decisions, payload parsing, tokens, the chain."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+
+import pytest
+
+from billing_service import audit
+from billing_service.errors import InvalidArgument
+from billing_service.events.ordering import Decision, decide, state_digest
+from billing_service.events.parse import HANDLED_TYPES, parse_event
+from billing_service.lifecycle import ACCESS, NEXT, TERMINAL, Access, Status, grant
+from billing_service.plans import FREE_TIER, AccessPolicy
+from billing_service.storage.models import AuditRecord
+from billing_service.stripe_shapes import subscription_snapshot
+from tests.events import factory
+
+NOW = datetime(2025, 6, 1, 12, 0)
+LATER = NOW + timedelta(days=10)
+EARLIER = NOW - timedelta(days=1)
+DEFAULT = AccessPolicy()
+
+
+@pytest.mark.parametrize(
+    ("status", "expected"),
+    [
+        (Status.NONE, FREE_TIER),
+        (Status.INCOMPLETE, FREE_TIER),
+        (Status.INCOMPLETE_EXPIRED, FREE_TIER),
+        (Status.TRIALING, "pro"),
+        (Status.ACTIVE, "pro"),
+        (Status.PAST_DUE, "pro"),
+        (Status.UNPAID, FREE_TIER),
+        (Status.CANCELED, FREE_TIER),
+        (Status.PAUSED, FREE_TIER),
+    ],
+)
+def test_each_row_of_the_access_table(status: Status, expected: str) -> None:
+    assert grant(status, "pro", LATER, False, NOW, DEFAULT).tier == expected
+
+
+def test_every_status_has_a_row() -> None:
+    assert set(ACCESS) == set(NEXT) == set(Status)
+
+
+def test_the_transition_table_is_closed_under_chaining() -> None:
+    # Events can be skipped (older ones go STALE), so "may become" must be reachability.
+    for before, afters in NEXT.items():
+        for middle in afters:
+            assert NEXT[middle] <= afters, (before, middle)
+
+
+def test_terminal_statuses_only_stay_put() -> None:
+    for status in TERMINAL:
+        assert NEXT[status] == {status}
+    assert Status.ACTIVE not in NEXT[Status.CANCELED]
+
+
+def test_active_keeps_its_tier_after_the_period_ends_without_a_cancel() -> None:
+    assert grant(Status.ACTIVE, "pro", EARLIER, False, NOW, DEFAULT) == grant(
+        Status.ACTIVE, "pro", None, False, NOW, DEFAULT
+    )
+
+
+def test_cancel_at_period_end_keeps_the_tier_until_the_period_ends() -> None:
+    assert grant(Status.ACTIVE, "pro", LATER, True, NOW, DEFAULT).access_until == LATER
+    assert grant(Status.ACTIVE, "pro", EARLIER, True, NOW, DEFAULT).tier == FREE_TIER
+
+
+def test_past_due_grace_window_is_configurable() -> None:
+    assert grant(Status.PAST_DUE, "pro", EARLIER, False, NOW, DEFAULT).tier == FREE_TIER
+    two_days = AccessPolicy(past_due_grace=timedelta(days=2))
+    kept = grant(Status.PAST_DUE, "pro", EARLIER, False, NOW, two_days)
+    assert (kept.tier, kept.access_until) == ("pro", EARLIER + timedelta(days=2))
+    assert ACCESS[Status.PAST_DUE] is Access.PLAN_DURING_GRACE
+
+
+@pytest.mark.parametrize(
+    ("stored", "stored_digest", "created", "digest", "authoritative", "expected"),
+    [
+        (None, "", 10, "a", False, Decision.APPLY),
+        (10, "a", 11, "b", False, Decision.APPLY),
+        (10, "a", 9, "a", False, Decision.STALE),
+        (10, "a", 9, "b", True, Decision.STALE),
+        (10, "a", 10, "a", False, Decision.APPLY),
+        (10, "a", 10, "b", False, Decision.ASK_STRIPE),
+        (10, "a", 10, "b", True, Decision.APPLY),
+        (0, "", 0, "b", False, Decision.APPLY),
+    ],
+)
+def test_ordering_decisions(
+    stored: int | None,
+    stored_digest: str,
+    created: int,
+    digest: str,
+    authoritative: bool,
+    expected: Decision,
+) -> None:
+    decision = decide(
+        stored_created=stored,
+        stored_digest=stored_digest,
+        event_created=created,
+        event_digest=digest,
+        authoritative=authoritative,
+    )
+    assert decision is expected
+
+
+def test_both_shapes_give_the_same_snapshot_and_digest() -> None:
+    args = ("sub_1", "cus_1", "active")
+    current = subscription_snapshot(factory.subscription(*args, period_start=1_700_000_000))
+    legacy = subscription_snapshot(
+        factory.subscription(*args, period_start=1_700_000_000, legacy=True)
+    )
+    assert current == legacy
+    assert current.current_period_end is not None
+    assert state_digest(current) == state_digest(legacy)
+    changed = subscription_snapshot(factory.subscription("sub_1", "cus_1", "past_due"))
+    assert state_digest(changed) != state_digest(current)
+
+
+def test_parse_reads_the_envelope() -> None:
+    ev = factory.event("invoice.paid", factory.invoice("cus_1", "sub_1"), created=1234)
+    parsed = parse_event(factory.payload(ev))
+    assert (parsed.id, parsed.type, parsed.created) == (ev["id"], "invoice.paid", 1234)
+    assert parsed.handled and parsed.api_version == factory.CURRENT_API
+    assert len(HANDLED_TYPES) == 10
+
+
+def test_parse_accepts_an_old_created_timestamp() -> None:
+    # Stripe retries for three days: freshness is the gateway's signature check.
+    ev = factory.event("customer.subscription.updated", {"id": "sub_1"}, created=1)
+    assert parse_event(json.dumps(ev).encode()).created == 1
+
+
+def test_page_tokens_round_trip_and_reject_garbage() -> None:
+    assert audit.decode_page_token(audit.encode_page_token(42)) == 42
+    assert audit.decode_page_token("") is None
+    for bad in ("%%%", "bm9wZQ", audit.encode_page_token(42)[:-2] + "!!"):
+        with pytest.raises(InvalidArgument) as caught:
+            audit.decode_page_token(bad)
+        assert caught.value.field == "page_token"
+    assert audit.page_size(0) == 50
+    for bad_size in (-1, 501):
+        with pytest.raises(InvalidArgument):
+            audit.page_size(bad_size)
+
+
+def _chain(n: int) -> list[AuditRecord]:
+    records, prev = [], audit.GENESIS_HASH
+    for i in range(1, n + 1):
+        record = AuditRecord(
+            id=i,
+            user_id="u",
+            stripe_subscription_id="sub_1",
+            stripe_event_id=f"evt_{i}",
+            stripe_event_type="customer.subscription.updated",
+            caller="",
+            rpc="",
+            status_before="active",
+            status_after="past_due",
+            tier_before="pro",
+            tier_after="pro",
+            detail="",
+            created_at=NOW + timedelta(seconds=i),
+            prev_hash=prev,
+        )
+        record.hash = audit.record_hash(audit._hashed_view(record), prev)
+        prev = record.hash
+        records.append(record)
+    return records
+
+
+def test_the_chain_detects_edits_deletions_and_truncation() -> None:
+    records = _chain(4)
+    head = records[-1].hash
+    assert audit.verify_records(records, head, 4).ok
+    records[1].tier_after = "studio"
+    assert audit.verify_records(records, head, 4).first_bad_id == 2
+    records = _chain(4)
+    assert audit.verify_records([records[0], *records[2:]], head, 4).first_bad_id == 3
+    assert audit.verify_records(records[:3], head, 4).first_bad_id == 4
