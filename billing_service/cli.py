@@ -10,8 +10,10 @@ from collections.abc import Sequence
 import peewee
 
 from billing_service import audit, logs
+from billing_service.auth import AuthConfigError, token_hash
 from billing_service.dead_letter_commands import add_events_parser, cmd_events
 from billing_service.plans import CatalogError
+from billing_service.reconcile import add_reconcile_parser, cmd_reconcile
 from billing_service.server import StartupError, serve
 from billing_service.settings import Settings, SettingsError, settings_help
 from billing_service.storage.database import StorageUnavailable, open_database, redact_url
@@ -52,6 +54,16 @@ def _cmd_audit(settings: Settings, args: argparse.Namespace) -> int:
     return 1
 
 
+def _cmd_auth(settings: Settings, args: argparse.Namespace) -> int:
+    # The token comes on stdin so it never lands in shell history or `ps`.
+    token = sys.stdin.readline().strip()
+    if not token:
+        print("billing-service: give the token on standard input", file=sys.stderr)
+        return 2
+    print(token_hash(token))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command-line parser (settings come from the environment, listed in --help)."""
     parser = argparse.ArgumentParser(
@@ -64,12 +76,20 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("serve", help="serve gRPC on BILLING_GRPC_ADDR (the default command)")
     commands.add_parser("migrate", help="apply pending database migrations to DATABASE_URL")
     add_events_parser(commands)
+    add_reconcile_parser(commands)
     audit_parser = commands.add_parser("audit", help="operate on the audit trail")
     audit_commands = audit_parser.add_subparsers(dest="audit_command", metavar="ACTION")
     audit_commands.required = True
     audit_commands.add_parser(
         "verify",
         help="check the audit hash chain; exit 1 naming the first bad record when broken",
+    )
+    auth_parser = commands.add_parser("auth", help="internal authentication helpers")
+    auth_commands = auth_parser.add_subparsers(dest="auth_command", metavar="ACTION")
+    auth_commands.required = True
+    auth_commands.add_parser(
+        "hash-token",
+        help="print the SHA-256 of a token read from stdin, for token_sha256 in the policy",
     )
     return parser
 
@@ -79,6 +99,8 @@ HANDLERS = {
     "migrate": _cmd_migrate,
     "audit": _cmd_audit,
     "events": cmd_events,
+    "reconcile": cmd_reconcile,
+    "auth": _cmd_auth,
     None: _cmd_serve,
 }
 
@@ -88,9 +110,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         settings = Settings.from_env()
-        logs.configure(settings.log_level)
+        logs.configure(settings.log_level, settings.secrets, settings.log_format)
         return HANDLERS[args.command](settings, args)
-    except (SettingsError, CatalogError, StartupError, StorageUnavailable) as exc:
+    except (
+        SettingsError,
+        CatalogError,
+        StartupError,
+        StorageUnavailable,
+        AuthConfigError,
+    ) as exc:
         print(f"billing-service: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

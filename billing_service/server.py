@@ -14,10 +14,16 @@ from grpc_health.v1.health import aio as health_aio  # type: ignore[attr-defined
 from grpc_reflection.v1alpha import reflection
 
 from billing_service.audit import AuditLog
+from billing_service.auth import build_authorizer, server_credentials
 from billing_service.changes import ChangeNotifier
+from billing_service.entitlements import EntitlementService
 from billing_service.events.service import EventService
+from billing_service.interceptors import GuardInterceptor
 from billing_service.locks import EventGuard
+from billing_service.metrics import start_http_exporter
+from billing_service.plan_changes import PlanChanges
 from billing_service.plans import Catalog, load_catalog
+from billing_service.resync import ResyncService
 from billing_service.servicer import BillingServicer
 from billing_service.settings import Settings
 from billing_service.storage.database import Database, migrate, pending_migrations
@@ -47,14 +53,20 @@ class App:
     health: health_aio.HealthServicer
     port: int
     guard: EventGuard | None = None
+    entitlements: EntitlementService | None = None
 
     async def stop(self, grace: float | None = None) -> None:
         """Refuse new calls, let in-flight ones finish within ``grace``, then close."""
         await self.health.enter_graceful_shutdown()
+        if self.entitlements is not None:
+            # Watch streams never finish on their own; end them so the grace is for unary calls.
+            self.entitlements.end_streams()
         await self.server.stop(self.settings.shutdown_grace_seconds if grace is None else grace)
         await self.stripe.close()
         if self.guard is not None:
             await self.guard.close()
+        if self.entitlements is not None:
+            await self.entitlements.close()
         self.db.close()
 
 
@@ -77,12 +89,23 @@ def prepare_database(settings: Settings) -> Database:
 async def start(settings: Settings) -> App:
     """Build the server from ``settings`` and start serving."""
     catalog = load_catalog(settings.plans_file)
+    authorizer = build_authorizer(
+        settings.grpc_addr, settings.auth_policy_file, settings.insecure_no_auth
+    )
+    credentials = server_credentials(
+        settings.tls_cert_file, settings.tls_key_file, settings.tls_client_ca_file
+    )
     db = prepare_database(settings)
     stripe_api = StripeApi(settings)
     changes = ChangeNotifier()
+    entitlements = EntitlementService(db, catalog, redis_url=settings.redis_url)
+    changes.subscribe(entitlements.user_changed)
+    await entitlements.start()
     subscriptions = SubscriptionService(db, stripe_api, catalog, changes.user_changed)
 
-    server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+    server = grpc.aio.server(
+        interceptors=[GuardInterceptor(authorizer)], options=[("grpc.so_reuseport", 0)]
+    )
     guard = EventGuard(
         settings.redis_url,
         lock_ttl=settings.event_lock_ttl_seconds,
@@ -97,7 +120,16 @@ async def start(settings: Settings) -> App:
         lock_wait=settings.event_lock_wait_seconds,
         on_user_changed=changes.user_changed,
     )
-    servicer = BillingServicer(subscriptions, events, AuditLog(db))
+    servicer = BillingServicer(
+        subscriptions,
+        events,
+        AuditLog(db),
+        entitlements,
+        plan_changes=PlanChanges(stripe_api, catalog, subscriptions),
+        resync=ResyncService(
+            db, catalog, stripe_api, events, subscriptions, on_user_changed=changes.user_changed
+        ),
+    )
     pb_grpc.add_BillingServiceServicer_to_server(servicer, server)
     health_servicer = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -109,18 +141,27 @@ async def start(settings: Settings) -> App:
         ),
         server,
     )
-    port = server.add_insecure_port(settings.grpc_addr)
+    if credentials is None:
+        port = server.add_insecure_port(settings.grpc_addr)
+    else:
+        port = server.add_secure_port(settings.grpc_addr, credentials)
     if port == 0:
         raise StartupError(f"cannot listen on {settings.grpc_addr} (BILLING_GRPC_ADDR)")
     await server.start()
     for name in ("", SERVICE_NAME):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    return App(settings, catalog, db, stripe_api, server, health_servicer, port, guard)
+    return App(
+        settings, catalog, db, stripe_api, server, health_servicer, port, guard, entitlements
+    )
 
 
 async def serve(settings: Settings) -> None:
     """Serve until SIGTERM or SIGINT, then shut down gracefully."""
     app = await start(settings)
+    if settings.metrics_addr:
+        metrics_port = start_http_exporter(settings.metrics_addr)
+        metrics_host = settings.metrics_addr.rsplit(":", 1)[0]
+        print(f"BILLING_METRICS_LISTENING {metrics_host}:{metrics_port}", flush=True)
     host = settings.grpc_addr.rsplit(":", 1)[0]
     log.info("billing.v1 gRPC serving on %s:%d", host, app.port)
     # The line tests and tools wait for; it carries the real port when :0 was asked.

@@ -15,10 +15,14 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import grpc
 
 from billing_service.audit import AuditLog
-from billing_service.convert import audit_to_proto, subscription_to_proto
-from billing_service.errors import BillingError
+from billing_service.auth import current_caller
+from billing_service.convert import audit_to_proto, subscription_to_proto, timestamp
+from billing_service.entitlements import EntitlementService
+from billing_service.errors import BillingError, Unavailable
 from billing_service.events.apply import Outcome
 from billing_service.events.service import EventService
+from billing_service.plan_changes import PlanChanges
+from billing_service.resync import ResyncService
 from billing_service.storage.database import StorageUnavailable
 from billing_service.subscriptions import SubscriptionService
 from generated.billing.v1 import billing_pb2 as pb
@@ -28,6 +32,8 @@ log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     Context = grpc.aio.ServicerContext[Any, Any]
+else:
+    Context = grpc.aio.ServicerContext
 
 CALLER_METADATA_KEY = "x-billing-caller"
 
@@ -44,7 +50,14 @@ Handler = Callable[[Any, Req, Context], Awaitable[Resp]]
 
 
 def caller_of(context: Context) -> str:
-    """The calling service's name from request metadata ("unknown" when absent)."""
+    """The authenticated caller; without authentication, the name the caller gives itself.
+
+    The ``x-billing-caller`` metadata only counts in BILLING_INSECURE_NO_AUTH mode:
+    an authenticated caller cannot claim another name.
+    """
+    authenticated = current_caller.get()
+    if authenticated:
+        return authenticated
     for key, value in context.invocation_metadata() or ():
         if key == CALLER_METADATA_KEY and isinstance(value, str) and value:
             return value[:128]
@@ -76,11 +89,21 @@ class BillingServicer(pb_grpc.BillingServiceServicer):
     """Implements billing.v1.BillingService; unimplemented RPCs answer UNIMPLEMENTED."""
 
     def __init__(
-        self, subscriptions: SubscriptionService, events: EventService, audit_log: AuditLog
+        self,
+        subscriptions: SubscriptionService,
+        events: EventService,
+        audit_log: AuditLog,
+        entitlements: EntitlementService | None = None,
+        *,
+        plan_changes: PlanChanges | None = None,
+        resync: ResyncService | None = None,
     ) -> None:
         self._subscriptions = subscriptions
         self._events = events
         self._audit = audit_log
+        self._entitlements = entitlements
+        self._plan_changes = plan_changes
+        self._resync = resync
 
     @rpc_errors
     async def CreateCheckout(
@@ -131,6 +154,71 @@ class BillingServicer(pb_grpc.BillingServiceServicer):
         view = await self._subscriptions.resume(request.user_id, caller_of(context))
         return pb.ResumeSubscriptionResponse(subscription=subscription_to_proto(view))
 
+    @rpc_errors
+    async def SyncCheckoutSession(
+        self, request: pb.SyncCheckoutSessionRequest, context: Context
+    ) -> pb.SyncCheckoutSessionResponse:
+        """See billing.proto and billing_service/resync.py."""
+        view = await self._resync_service().sync_checkout_session(
+            request.session_id, caller_of(context)
+        )
+        return pb.SyncCheckoutSessionResponse(subscription=subscription_to_proto(view))
+
+    @rpc_errors
+    async def ReconcileUser(
+        self, request: pb.ReconcileUserRequest, context: Context
+    ) -> pb.ReconcileUserResponse:
+        """See billing.proto and billing_service/resync.py."""
+        result = await self._resync_service().reconcile_user(request.user_id, caller_of(context))
+        return pb.ReconcileUserResponse(
+            subscription=subscription_to_proto(result.view),
+            subscriptions_seen=result.seen,
+            subscriptions_changed=result.changed,
+        )
+
+    @rpc_errors
+    async def ChangePlan(
+        self, request: pb.ChangePlanRequest, context: Context
+    ) -> pb.ChangePlanResponse:
+        """See billing.proto and billing_service/plan_changes.py."""
+        view = await self._plan_change_service().change(
+            user_id=request.user_id,
+            plan=request.plan,
+            proration=request.proration,
+            request_id=request.request_id,
+            proration_date=(
+                request.proration_date.seconds if request.HasField("proration_date") else None
+            ),
+            caller=caller_of(context),
+        )
+        return pb.ChangePlanResponse(subscription=subscription_to_proto(view))
+
+    @rpc_errors
+    async def PreviewPlanChange(
+        self, request: pb.PreviewPlanChangeRequest, context: Context
+    ) -> pb.PreviewPlanChangeResponse:
+        """See billing.proto and billing_service/plan_changes.py."""
+        preview = await self._plan_change_service().preview(
+            user_id=request.user_id, plan=request.plan, proration=request.proration
+        )
+        response = pb.PreviewPlanChangeResponse(
+            amount_due=preview.amount_due, currency=preview.currency
+        )
+        prorated_at = timestamp(preview.proration_date)
+        if prorated_at is not None:
+            response.proration_date.CopyFrom(prorated_at)
+        return response
+
+    def _resync_service(self) -> ResyncService:
+        if self._resync is None:
+            raise Unavailable("SyncCheckoutSession/ReconcileUser are not configured on this server")
+        return self._resync
+
+    def _plan_change_service(self) -> PlanChanges:
+        if self._plan_changes is None:
+            raise Unavailable("plan changes are not configured on this server")
+        return self._plan_changes
+
     async def _unimplemented(self, context: Context, rpc: str) -> None:
         await context.abort(grpc.StatusCode.UNIMPLEMENTED, f"{rpc} is not implemented yet")
 
@@ -164,20 +252,49 @@ class BillingServicer(pb_grpc.BillingServiceServicer):
     async def CheckEntitlement(
         self, request: pb.CheckEntitlementRequest, context: Context
     ) -> pb.CheckEntitlementResponse:
-        """Not implemented yet: UNIMPLEMENTED."""
-        await self._unimplemented(context, "CheckEntitlement")
-        raise AssertionError("unreachable")
+        """See billing.proto. A cache hit is answered from memory without awaiting anything."""
+        entitlements = self._entitlements
+        if entitlements is not None:
+            answer = entitlements.check_cached(request.user_id, request.feature)
+            if answer is not None:
+                return answer
+        return await self._check_entitlement(request, context)
 
+    @rpc_errors
+    async def _check_entitlement(
+        self, request: pb.CheckEntitlementRequest, context: Context
+    ) -> pb.CheckEntitlementResponse:
+        return await self._entitlement_service().check(request.user_id, request.feature)
+
+    @rpc_errors
     async def GetEntitlements(
         self, request: pb.GetEntitlementsRequest, context: Context
     ) -> pb.GetEntitlementsResponse:
-        """Not implemented yet: UNIMPLEMENTED."""
-        await self._unimplemented(context, "GetEntitlements")
-        raise AssertionError("unreachable")
+        """See billing.proto."""
+        return await self._entitlement_service().entitlements(request.user_id)
 
     async def WatchEntitlements(
         self, request: pb.WatchEntitlementsRequest, context: Context
     ) -> AsyncIterator[pb.WatchEntitlementsResponse]:
-        """Not implemented yet: UNIMPLEMENTED."""
-        await self._unimplemented(context, "WatchEntitlements")
-        yield pb.WatchEntitlementsResponse()
+        """See billing.proto; a stream ends with UNAVAILABLE on shutdown, RESOURCE_EXHAUSTED
+        when the consumer falls more than the pending limit behind (docs/entitlements.md)."""
+        try:
+            stream = self._entitlement_service().watch(
+                list(request.user_ids), lambda: context.send_initial_metadata(())
+            )
+            async for message in stream:
+                yield message
+        except BillingError as exc:
+            log.info("WatchEntitlements -> %s: %s", exc.code.name, exc)
+            await context.abort(exc.code, str(exc))
+        except StorageUnavailable as exc:
+            log.warning("WatchEntitlements -> UNAVAILABLE: %s", exc)
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "storage unavailable; retry")
+        except Exception:
+            log.exception("WatchEntitlements failed with a bug")
+            await context.abort(grpc.StatusCode.INTERNAL, "internal error")
+
+    def _entitlement_service(self) -> EntitlementService:
+        if self._entitlements is None:
+            raise Unavailable("entitlements are not configured on this server")
+        return self._entitlements

@@ -51,6 +51,21 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec("BILLING_SHUTDOWN_GRACE_SECONDS", "10", "time in-flight calls get on SIGTERM"),
     SettingSpec("BILLING_DB_WORKERS", "8", "threads (and pooled connections) for database work"),
     SettingSpec("BILLING_LOG_LEVEL", "INFO", "log level: DEBUG, INFO, WARNING, ERROR"),
+    SettingSpec("BILLING_LOG_FORMAT", "json", "log format: json (one object per line) or text"),
+    SettingSpec(
+        "BILLING_AUTH_POLICY_FILE", "", "TOML policy: callers, their token hashes and their RPCs"
+    ),
+    SettingSpec(
+        "BILLING_INSECURE_NO_AUTH",
+        "false",
+        "true: no authentication at all (development only; loopback addresses only)",
+    ),
+    SettingSpec("BILLING_TLS_CERT_FILE", "", "server certificate (PEM); set with the key for TLS"),
+    SettingSpec("BILLING_TLS_KEY_FILE", "", "server private key (PEM)"),
+    SettingSpec(
+        "BILLING_TLS_CLIENT_CA_FILE", "", "CA bundle for client certificates; set: mTLS required"
+    ),
+    SettingSpec("BILLING_METRICS_ADDR", "", "host:port serving Prometheus /metrics; unset: off"),
     SettingSpec(
         "BILLING_EVENT_LOCK_WAIT_SECONDS",
         "10",
@@ -67,6 +82,22 @@ SETTINGS: tuple[SettingSpec, ...] = (
         "lifetime of Redis 'event already processed' markers (Stripe retries for 3 days)",
     ),
     SettingSpec("BILLING_REDIS_TIMEOUT_SECONDS", "1", "connect/read timeout of one Redis command"),
+    SettingSpec(
+        "BILLING_SERVICE_TARGET",
+        "",
+        "host:port of the service the CLI's `reconcile` and `events replay` call; "
+        "unset: BILLING_GRPC_ADDR",
+    ),
+    SettingSpec(
+        "BILLING_RECONCILE_MAX_ATTEMPTS",
+        "5",
+        "`reconcile`: tries per Stripe page or event on rate limits/unavailability",
+    ),
+    SettingSpec(
+        "BILLING_RECONCILE_BACKOFF_SECONDS",
+        "1",
+        "`reconcile`: first wait between tries (doubling, at most 30 s)",
+    ),
 )
 
 
@@ -84,6 +115,15 @@ def _int(env: Mapping[str, str], name: str) -> int:
         return int(raw)
     except ValueError:
         raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
+
+
+def _bool(env: Mapping[str, str], name: str) -> bool:
+    raw = (env.get(name) or _default(name)).strip().lower()
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise SettingsError(f"{name} must be true or false, got {raw!r}")
 
 
 def _default(name: str) -> str:
@@ -110,6 +150,16 @@ class Settings:
     event_lock_ttl_seconds: float = 30.0
     event_dedupe_ttl_seconds: int = 604800
     redis_timeout_seconds: float = 1.0
+    service_target: str = ""
+    reconcile_max_attempts: int = 5
+    reconcile_backoff_seconds: float = 1.0
+    log_format: str = "json"
+    auth_policy_file: str = ""
+    insecure_no_auth: bool = False
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
+    tls_client_ca_file: str = ""
+    metrics_addr: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -137,7 +187,22 @@ class Settings:
             event_lock_ttl_seconds=_float(env, "BILLING_EVENT_LOCK_TTL_SECONDS"),
             event_dedupe_ttl_seconds=_int(env, "BILLING_EVENT_DEDUPE_TTL_SECONDS"),
             redis_timeout_seconds=_float(env, "BILLING_REDIS_TIMEOUT_SECONDS"),
+            service_target=text("BILLING_SERVICE_TARGET") or text("BILLING_GRPC_ADDR"),
+            reconcile_max_attempts=max(1, _int(env, "BILLING_RECONCILE_MAX_ATTEMPTS")),
+            reconcile_backoff_seconds=max(0.0, _float(env, "BILLING_RECONCILE_BACKOFF_SECONDS")),
+            log_format=text("BILLING_LOG_FORMAT").lower(),
+            auth_policy_file=text("BILLING_AUTH_POLICY_FILE"),
+            insecure_no_auth=_bool(env, "BILLING_INSECURE_NO_AUTH"),
+            tls_cert_file=text("BILLING_TLS_CERT_FILE"),
+            tls_key_file=text("BILLING_TLS_KEY_FILE"),
+            tls_client_ca_file=text("BILLING_TLS_CLIENT_CA_FILE"),
+            metrics_addr=text("BILLING_METRICS_ADDR"),
         )
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """Every configured secret value, for scrubbing from logs."""
+        return tuple(s for s in (self.stripe_secret_key, *self.stripe_webhook_secrets) if s)
 
 
 def settings_help() -> str:

@@ -9,6 +9,7 @@ messages never contain the API key.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import uuid
 from collections.abc import Awaitable
@@ -16,6 +17,7 @@ from typing import Any, TypeVar
 
 import stripe
 
+from billing_service import metrics
 from billing_service.errors import (
     BillingError,
     FailedPrecondition,
@@ -76,11 +78,14 @@ class StripeApi:
 
     async def _call(self, what: str, request: Awaitable[Any]) -> dict[str, Any]:
         try:
-            return as_dict(await request)
+            answer = as_dict(await request)
         except stripe.StripeError as exc:
             mapped = translate_error(exc)
+            metrics.STRIPE_CALLS.labels(what, type(exc).__name__).inc()
             log.warning("stripe %s failed: %s (%s)", what, type(exc).__name__, mapped)
             raise mapped from None
+        metrics.STRIPE_CALLS.labels(what, "ok").inc()
+        return answer
 
     async def create_customer(self, user_id: str, email: str, request_id: str) -> dict[str, Any]:
         """Create the Stripe customer for ``user_id``."""
@@ -152,6 +157,73 @@ class StripeApi:
             self._client.v1.subscriptions.resume_async(
                 subscription_id, {}, {"idempotency_key": key}
             ),
+        )
+
+    async def list_events(self, params: dict[str, Any]) -> dict[str, Any]:
+        """One page of ``GET /v1/events`` as raw JSON (each event as a webhook carries it)."""
+
+        async def page() -> dict[str, Any]:
+            listed = await self._client.v1.events.list_async(params)  # type: ignore[arg-type]
+            response = listed.last_response
+            body: dict[str, Any] = json.loads(response.body) if response else listed.to_dict()
+            return body
+
+        return await self._call("events.list", page())
+
+    async def list_subscriptions(self, customer_id: str) -> list[dict[str, Any]]:
+        """Every subscription of ``customer_id``, whatever its status, newest first."""
+        params: dict[str, Any] = {"customer": customer_id, "status": "all", "limit": 100}
+        found: list[dict[str, Any]] = []
+        while True:
+            page = await self._call(
+                "subscriptions.list",
+                self._client.v1.subscriptions.list_async(params),  # type: ignore[arg-type]
+            )
+            data = [as_dict(sub) for sub in page.get("data") or []]
+            found.extend(data)
+            if not page.get("has_more") or not data:
+                return found
+            params["starting_after"] = data[-1]["id"]
+
+    async def change_subscription_price(
+        self,
+        subscription_id: str,
+        item_id: str,
+        price_id: str,
+        proration_behavior: str,
+        *,
+        proration_date: int | None,
+        request_id: str,
+    ) -> dict[str, Any]:
+        """Move the subscription's item ``item_id`` to ``price_id`` with ``proration_behavior``.
+
+        The idempotency key derives from the arguments and the caller's request_id,
+        so a retried ChangePlan changes once (a fresh key without request_id).
+        """
+        params: dict[str, Any] = {
+            "items": [{"id": item_id, "price": price_id}],
+            "proration_behavior": proration_behavior,
+        }
+        if proration_date is not None:
+            params["proration_date"] = proration_date
+        key = idempotency_key(
+            "subscription-price",
+            *((subscription_id, price_id, proration_behavior, request_id) if request_id else ()),
+        )
+        return await self._call(
+            "subscriptions.update",
+            self._client.v1.subscriptions.update_async(
+                subscription_id,
+                params,  # type: ignore[arg-type]
+                {"idempotency_key": key},
+            ),
+        )
+
+    async def preview_invoice(self, params: dict[str, Any]) -> dict[str, Any]:
+        """``POST /v1/invoices/create_preview``: what Stripe would invoice; nothing is stored."""
+        return await self._call(
+            "invoices.create_preview",
+            self._client.v1.invoices.create_preview_async(params),  # type: ignore[arg-type]
         )
 
     async def close(self) -> None:

@@ -37,6 +37,7 @@ async def apply_all_events(
     while True:
         page = await client.v1.events.list_async(params)
         # The raw JSON, exactly as a webhook would carry it (to_dict() makes Decimals).
+        assert page.last_response is not None
         events.extend(json.loads(page.last_response.body)["data"])
         if not page.has_more:
             break

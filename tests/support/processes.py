@@ -30,6 +30,8 @@ class ServiceProcess:
             "BILLING_PLANS_FILE": str(PLANS_FILE),
             "STRIPE_MAX_NETWORK_RETRIES": "0",
             "BILLING_SHUTDOWN_GRACE_SECONDS": "5",
+            # Tests listen on loopback; the auth tests turn this off explicitly.
+            "BILLING_INSECURE_NO_AUTH": "true",
             **env,
         }
         self._ready_timeout = ready_timeout
@@ -38,6 +40,7 @@ class ServiceProcess:
         )
         self.proc: subprocess.Popen[str] | None = None
         self.target = ""
+        self.metrics_target = ""
 
     def start(self) -> ServiceProcess:
         """Start and wait until the server reports its port."""
@@ -53,6 +56,8 @@ class ServiceProcess:
         deadline = time.monotonic() + self._ready_timeout
         while time.monotonic() < deadline:
             line = self.proc.stdout.readline()
+            if line.startswith("BILLING_METRICS_LISTENING "):
+                self.metrics_target = line.split()[1]
             if line.startswith("BILLING_SERVICE_LISTENING "):
                 self.target = line.split()[1]
                 return self

@@ -1,0 +1,112 @@
+"""Server interceptors that run around every handler: authentication and metrics.
+
+grpc.aio interceptors see only the method name and metadata, not the peer's
+certificate, so both wrap the handler itself and do their work with the
+handler's ServicerContext in hand.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import grpc
+
+from billing_service import metrics
+from billing_service.auth import Authorizer
+
+Around = Callable[[str, Any], Awaitable[None]]
+
+
+def _final_code(context: Any, error: BaseException | None) -> grpc.StatusCode:
+    code = context.code()
+    if isinstance(code, grpc.StatusCode):
+        return code
+    if error is None:
+        return grpc.StatusCode.OK
+    if isinstance(error, asyncio.CancelledError):
+        return grpc.StatusCode.CANCELLED
+    return grpc.StatusCode.UNKNOWN
+
+
+def _wrap(handler: Any, method: str, before: Around) -> Any:
+    """``handler`` with ``before(method, context)`` run first and metrics recorded after."""
+
+    def measure_unary(fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+        async def unary(request: Any, context: Any) -> Any:
+            started, error = time.perf_counter(), None
+            try:
+                await before(method, context)
+                return await fn(request, context)
+            except BaseException as exc:
+                error = exc
+                raise
+            finally:
+                elapsed = time.perf_counter() - started
+                metrics.observe_rpc(method, _final_code(context, error), elapsed)
+
+        return unary
+
+    def measure_stream(fn: Callable[..., Any]) -> Callable[..., AsyncIterator[Any]]:
+        async def stream(request: Any, context: Any) -> AsyncIterator[Any]:
+            started, error = time.perf_counter(), None
+            try:
+                await before(method, context)
+                result = fn(request, context)
+                if hasattr(result, "__aiter__"):
+                    async for item in result:
+                        yield item
+                else:  # a handler that writes with context.write()
+                    await result
+            except BaseException as exc:
+                error = exc
+                raise
+            finally:
+                elapsed = time.perf_counter() - started
+                metrics.observe_rpc(method, _final_code(context, error), elapsed)
+
+        return stream
+
+    if handler.unary_unary is not None:
+        return grpc.unary_unary_rpc_method_handler(
+            measure_unary(handler.unary_unary),
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+    if handler.unary_stream is not None:
+        return grpc.unary_stream_rpc_method_handler(
+            measure_stream(handler.unary_stream),
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+    if handler.stream_unary is not None:
+        return grpc.stream_unary_rpc_method_handler(
+            measure_unary(handler.stream_unary),
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+    return grpc.stream_stream_rpc_method_handler(
+        measure_stream(handler.stream_stream),
+        request_deserializer=handler.request_deserializer,
+        response_serializer=handler.response_serializer,
+    )
+
+
+class GuardInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
+    """Authenticates and authorizes each call, then records its metrics."""
+
+    def __init__(self, authorizer: Authorizer) -> None:
+        self._authorizer = authorizer
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Any]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> Any:
+        """Wrap the method's handler (unknown methods pass through to UNIMPLEMENTED)."""
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return handler
+        return _wrap(handler, handler_call_details.method, self._authorizer.check)
