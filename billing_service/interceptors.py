@@ -8,6 +8,7 @@ handler's ServicerContext in hand.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -15,9 +16,29 @@ from typing import Any
 import grpc
 
 from billing_service import metrics
-from billing_service.auth import Authorizer
+from billing_service.auth import Authorizer, current_caller
+
+log = logging.getLogger(__name__)
 
 Around = Callable[[str, Any], Awaitable[None]]
+
+
+def _finish(method: str, code: grpc.StatusCode, seconds: float) -> None:
+    metrics.observe_rpc(method, code, seconds)
+    level = logging.DEBUG if code is grpc.StatusCode.OK else logging.INFO
+    if log.isEnabledFor(level):
+        log.log(
+            level,
+            "%s -> %s",
+            method,
+            code.name,
+            extra={
+                "rpc": method.rsplit("/", 1)[-1],
+                "caller": current_caller.get() or None,
+                "code": code.name,
+                "duration_ms": round(seconds * 1000, 3),
+            },
+        )
 
 
 def _final_code(context: Any, error: BaseException | None) -> grpc.StatusCode:
@@ -45,7 +66,7 @@ def _wrap(handler: Any, method: str, before: Around) -> Any:
                 raise
             finally:
                 elapsed = time.perf_counter() - started
-                metrics.observe_rpc(method, _final_code(context, error), elapsed)
+                _finish(method, _final_code(context, error), elapsed)
 
         return unary
 
@@ -65,7 +86,7 @@ def _wrap(handler: Any, method: str, before: Around) -> Any:
                 raise
             finally:
                 elapsed = time.perf_counter() - started
-                metrics.observe_rpc(method, _final_code(context, error), elapsed)
+                _finish(method, _final_code(context, error), elapsed)
 
         return stream
 

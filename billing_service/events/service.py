@@ -13,8 +13,10 @@ wait) raises and leaves no record, so the caller's retry applies the event.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, replace
 
+from billing_service import metrics
 from billing_service.events.apply import (
     ApplyResult,
     NeedsAuthorityError,
@@ -65,10 +67,29 @@ class EventService:
     async def apply(self, payload: bytes) -> EventAnswer:
         """Apply one event from its raw payload; see billing.proto ApplyStripeEvent."""
         event = parse_event(payload)
+        started = time.perf_counter()
+        result = await self._apply(event)
+        metrics.EVENTS.labels(event.type, result.outcome.value).inc()
+        log.info(
+            "event %s (%s) -> %s %s",
+            event.id,
+            event.type,
+            result.outcome,
+            result.reason,
+            extra={
+                "event_id": event.id,
+                "event_type": event.type,
+                "user_id": result.user_id or None,
+                "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+            },
+        )
+        return await self._answer(result)
+
+    async def _apply(self, event: StripeEvent) -> ApplyResult:
         if await self._guard.seen(event.id):
             found = await self._db.run(duplicate_of, event.id)
             if found is not None:
-                return await self._answer(found)
+                return found
         if not event.handled:
             unhandled = Resolution(reason=f"event type {event.type} is not acted on")
             result = await self._db.run(apply_event, self._db, self._catalog, event, unhandled)
@@ -78,8 +99,7 @@ class EventService:
         await self._guard.mark_seen(event.id)
         if result.changed and self._on_user_changed is not None:
             await self._on_user_changed(result.user_id)
-        log.info("event %s (%s) -> %s %s", event.id, event.type, result.outcome, result.reason)
-        return await self._answer(result)
+        return result
 
     async def _apply_locked(self, event: StripeEvent) -> ApplyResult:
         # Checked before resolving, so a retried checkout/invoice event costs no Stripe call.
