@@ -1,0 +1,457 @@
+"""CheckEntitlement under load, against a bare gRPC server answering the same messages from a dict.
+
+::
+
+    .venv/bin/python -m bench.entitlements                      # SQLite, then PostgreSQL + Redis
+    .venv/bin/python -m bench.entitlements --backend sqlite --users 100000 --duration 10
+
+For each backend it loads a population of users across tiers (bulk insert),
+starts ``billing-service serve`` on it and, in the same run, a bare grpc.aio
+server with the same method, request and response messages answering from a
+dict. Client processes (grpc.aio, many calls in flight each) then load each
+server in turn: a warm-up, then the measured window. It prints QPS and
+p50/p99 latency for both and their ratio, and writes
+bench/results/entitlements.json. Users are drawn with a Zipf-like skew, as
+real traffic is; users first seen during the window are real cache misses.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import multiprocessing as mp
+import os
+import platform
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from generated.billing.v1 import billing_pb2 as pb
+from generated.billing.v1 import billing_pb2_grpc as pb_grpc
+
+REPO = Path(__file__).resolve().parents[1]
+PLANS = REPO / "plans.example.toml"
+RESULTS = REPO / "bench" / "results" / "entitlements.json"
+POSTGRES_ADMIN = os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+SEED = 20251127
+
+# (share of users, kind): what the population looks like.
+MIX: tuple[tuple[float, str], ...] = (
+    (0.40, "none"),
+    (0.30, "pro"),
+    (0.15, "studio"),
+    (0.05, "pro_cancelling"),
+    (0.05, "pro_past_due"),
+    (0.05, "canceled"),
+)
+
+
+def user_ids(n: int) -> list[str]:
+    """The population's user ids."""
+    return [f"bench-user-{i:07d}" for i in range(n)]
+
+
+def kinds(n: int) -> list[str]:
+    """Each user's kind (deterministic)."""
+    rng = random.Random(SEED)
+    shares, names = zip(*MIX, strict=True)
+    return rng.choices(names, weights=shares, k=n)
+
+
+def rows(n: int, now: datetime) -> Iterator[dict[str, Any]]:
+    """Subscription rows of the population (users of kind "none" have none)."""
+    for i, (user, kind) in enumerate(zip(user_ids(n), kinds(n), strict=True)):
+        if kind == "none":
+            continue
+        plan = "studio" if kind == "studio" else "pro"
+        status = {"pro_past_due": "past_due", "canceled": "canceled"}.get(kind, "active")
+        yield {
+            "stripe_subscription_id": f"sub_bench_{i}",
+            "user_id": user,
+            "stripe_customer_id": f"cus_bench_{i}",
+            "status": status,
+            "plan": plan,
+            "price_id": f"price_{plan}_monthly",
+            "current_period_start": now - timedelta(days=10),
+            "current_period_end": now + timedelta(days=20),
+            "cancel_at_period_end": kind == "pro_cancelling",
+            "stripe_created": 1_700_000_000 + i,
+            "created_at": now,
+            "updated_at": now,
+        }
+
+
+# -- backends ---------------------------------------------------------------------------
+
+
+def load_population(url: str, n: int) -> float:
+    """Migrate ``url`` and bulk-insert the population; returns seconds taken."""
+    from billing_service.storage.database import migrate, open_database
+    from billing_service.storage.models import Subscription, database, utcnow
+
+    started = time.perf_counter()
+    db = open_database(url)
+    database.initialize(db)
+    migrate(db)
+    batch: list[dict[str, Any]] = []
+    with db.connection_context(), db.atomic():
+        for row in rows(n, utcnow()):
+            batch.append(row)
+            if len(batch) == 1000:
+                Subscription.insert_many(batch).execute()
+                batch = []
+        if batch:
+            Subscription.insert_many(batch).execute()
+    db.close()
+    return time.perf_counter() - started
+
+
+@contextlib.contextmanager
+def postgres_database() -> Iterator[str]:
+    """A throwaway PostgreSQL database."""
+    from urllib.parse import urlsplit
+
+    import psycopg2
+
+    admin = psycopg2.connect(POSTGRES_ADMIN, connect_timeout=3)
+    admin.autocommit = True
+    name = f"billing_bench_{uuid.uuid4().hex[:10]}"
+    with admin.cursor() as cur:
+        cur.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield urlsplit(POSTGRES_ADMIN)._replace(path=f"/{name}").geturl()
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
+def free_port() -> int:
+    """A free loopback TCP port."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextlib.contextmanager
+def redis_server() -> Iterator[str]:
+    """A private redis-server on a free port."""
+    import redis
+
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            "redis-server",
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ],
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        for _ in range(200):
+            with contextlib.suppress(redis.RedisError):
+                redis.Redis(port=port).ping()
+                break
+            time.sleep(0.05)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+@contextlib.contextmanager
+def billing_service(database_url: str, redis_url: str) -> Iterator[str]:
+    """``billing-service serve`` over the database; yields its target."""
+    env = {
+        **os.environ,
+        "BILLING_GRPC_ADDR": "127.0.0.1:0",
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "BILLING_PLANS_FILE": str(PLANS),
+        "BILLING_LOG_LEVEL": "WARNING",
+        "BILLING_SHUTDOWN_GRACE_SECONDS": "1",
+        # Loopback only; the auth interceptor still runs (and is measured) on every call.
+        "BILLING_INSECURE_NO_AUTH": "true",
+    }
+    with tempfile.TemporaryFile() as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "billing_service.cli", "serve"],
+            env=env,
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+        )
+        assert proc.stdout is not None
+        try:
+            for line in proc.stdout:
+                if line.startswith("BILLING_SERVICE_LISTENING "):
+                    yield line.split()[1]
+                    break
+            else:
+                log.seek(0)
+                raise RuntimeError(f"billing-service did not start:\n{log.read().decode()}")
+        finally:
+            proc.terminate()
+            proc.wait(30)
+
+
+# -- the bare server --------------------------------------------------------------------
+
+
+class BareServicer(pb_grpc.BillingServiceServicer):
+    """CheckEntitlement from a dict of prebuilt responses, nothing else."""
+
+    def __init__(self, answers: dict[str, dict[str, pb.CheckEntitlementResponse]]) -> None:
+        self._answers = answers
+
+    async def CheckEntitlement(
+        self, request: pb.CheckEntitlementRequest, context: Any
+    ) -> pb.CheckEntitlementResponse:
+        """The prebuilt answer for (user, feature)."""
+        return self._answers[request.user_id][request.feature]
+
+
+def bare_answers(n: int) -> dict[str, dict[str, pb.CheckEntitlementResponse]]:
+    """The same answers the service gives, computed without a database."""
+    from billing_service.entitlements.model import ResponseBook, build_entry
+    from billing_service.plans import load_catalog
+    from billing_service.storage.models import Subscription, utcnow
+
+    book = ResponseBook(load_catalog(PLANS))
+    now = utcnow()
+    by_user: dict[str, Subscription | None] = dict.fromkeys(user_ids(n))
+    for row in rows(n, now):
+        by_user[row["user_id"]] = Subscription(**row)
+    return {user: dict(build_entry(user, row, book, now).checks) for user, row in by_user.items()}
+
+
+def run_bare(n: int, ready: Any) -> None:
+    """Process entry: serve the bare server; report its port on ``ready``."""
+
+    async def main() -> None:
+        server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+        pb_grpc.add_BillingServiceServicer_to_server(BareServicer(bare_answers(n)), server)
+        port = server.add_insecure_port("127.0.0.1:0")
+        await server.start()
+        ready.put(port)
+        await server.wait_for_termination()
+
+    asyncio.run(main())
+
+
+# -- clients ----------------------------------------------------------------------------
+
+
+def requests_for(n: int, seed: int, count: int = 50_000) -> list[pb.CheckEntitlementRequest]:
+    """Requests with a Zipf-like skew over users (rank r drawn with weight 1/(r+1))."""
+    from billing_service.plans import load_catalog
+
+    features = sorted(load_catalog(PLANS).all_features)
+    users = user_ids(n)
+    random.Random(SEED).shuffle(users)
+    cum: list[float] = []
+    total = 0.0
+    for rank in range(n):
+        total += 1.0 / (rank + 1)
+        cum.append(total)
+    rng = random.Random(seed)
+    picked = rng.choices(users, cum_weights=cum, k=count)
+    return [pb.CheckEntitlementRequest(user_id=u, feature=rng.choice(features)) for u in picked]
+
+
+def run_client(
+    target: str, n: int, seed: int, inflight: int, warmup: float, duration: float, out: Any
+) -> None:
+    """Process entry: keep ``inflight`` calls going; report (calls, latencies) of the window."""
+
+    async def main() -> tuple[int, list[float]]:
+        reqs = requests_for(n, seed)
+        latencies: list[float] = []
+        calls = 0
+        async with grpc.aio.insecure_channel(target) as channel:
+            stub = pb_grpc.BillingServiceStub(channel)
+            await channel.channel_ready()
+            start = time.perf_counter()
+            measure_from = start + warmup
+            end = measure_from + duration
+
+            async def worker(offset: int) -> None:
+                nonlocal calls
+                i = offset
+                while True:
+                    t0 = time.perf_counter()
+                    if t0 >= end:
+                        return
+                    await stub.CheckEntitlement(reqs[i % len(reqs)])
+                    t1 = time.perf_counter()
+                    if t0 >= measure_from and t1 <= end:
+                        latencies.append(t1 - t0)
+                        calls += 1
+                    i += inflight
+
+            await asyncio.gather(*(worker(k) for k in range(inflight)))
+        return calls, latencies
+
+    out.put(asyncio.run(main()))
+
+
+@dataclass
+class Measurement:
+    """Throughput and latency of one server under the load."""
+
+    qps: float
+    p50_ms: float
+    p99_ms: float
+    calls: int
+
+
+def load(
+    target: str, args: argparse.Namespace, ctx: Any, duration: float
+) -> tuple[int, list[float]]:
+    """Run the client processes against ``target``; the calls and latencies of the window."""
+    out = ctx.Queue()
+    procs = [
+        ctx.Process(
+            target=run_client,
+            args=(target, args.users, SEED + k, args.inflight, args.warmup, duration, out),
+        )
+        for k in range(args.clients)
+    ]
+    for proc in procs:
+        proc.start()
+    results = [out.get() for _ in procs]
+    for proc in procs:
+        proc.join()
+    return sum(c for c, _ in results), [x for _, xs in results for x in xs]
+
+
+def summarize(calls: int, latencies: list[float], seconds: float) -> Measurement:
+    """QPS and percentiles of everything measured."""
+    q = statistics.quantiles(sorted(latencies), n=100, method="inclusive")
+    return Measurement(calls / seconds, q[49] * 1e3, q[98] * 1e3, calls)
+
+
+def bench_backend(backend: str, args: argparse.Namespace, ctx: Any) -> dict[str, Any]:
+    """Set up ``backend``, measure the bare server and the service in alternating rounds."""
+    with contextlib.ExitStack() as stack:
+        if backend == "sqlite":
+            tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-"))
+            url, redis_url = f"sqlite:///{tmp}/billing.db", ""
+        else:
+            url = stack.enter_context(postgres_database())
+            redis_url = stack.enter_context(redis_server())
+        loaded = load_population(url, args.users)
+        print(f"[{backend}] loaded {args.users} users in {loaded:.1f}s", flush=True)
+        ready = ctx.Queue()
+        bare = ctx.Process(target=run_bare, args=(args.users, ready), daemon=True)
+        bare.start()
+        stack.callback(bare.terminate)
+        targets = {
+            "bare": f"127.0.0.1:{ready.get(timeout=120)}",
+            "service": stack.enter_context(billing_service(url, redis_url)),
+        }
+        # Alternating rounds spread any background load on the machine over both servers.
+        window = args.duration / args.rounds
+        totals: dict[str, tuple[int, list[float]]] = {name: (0, []) for name in targets}
+        for round_no in range(args.rounds):
+            for name, target in targets.items():
+                calls, lat = load(target, args, ctx, window)
+                print(
+                    f"[{backend}] round {round_no + 1} {name}: {calls / window:.0f} QPS", flush=True
+                )
+                totals[name] = (totals[name][0] + calls, totals[name][1] + lat)
+    bare_m = summarize(*totals["bare"], args.duration)
+    service_m = summarize(*totals["service"], args.duration)
+    qps_ratio = service_m.qps / bare_m.qps
+    p99_ratio = service_m.p99_ms / bare_m.p99_ms
+    return {
+        "backend": backend if backend == "sqlite" else "postgresql+redis",
+        "population_load_s": round(loaded, 1),
+        "bare": asdict(bare_m),
+        "service": asdict(service_m),
+        "qps_ratio": round(qps_ratio, 3),
+        "p99_ratio": round(p99_ratio, 3),
+        "target_met": qps_ratio >= 0.8 and p99_ratio <= 1.5,
+    }
+
+
+def table(results: list[dict[str, Any]]) -> str:
+    """The results as a Markdown table."""
+    lines = [
+        "| backend | server | QPS | p50 ms | p99 ms | QPS ratio | p99 ratio |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for r in results:
+        for name in ("bare", "service"):
+            m = r[name]
+            ratios = f"{r['qps_ratio']:.2f} | {r['p99_ratio']:.2f}" if name == "service" else " | "
+            lines.append(
+                f"| {r['backend']} | {name} | {m['qps']:.0f} | {m['p50_ms']:.2f} | "
+                f"{m['p99_ms']:.2f} | {ratios} |"
+            )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark; see the module docstring."""
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.entitlements",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--backend", choices=["sqlite", "postgres", "both"], default="both")
+    parser.add_argument("--users", type=int, default=100_000)
+    parser.add_argument("--duration", type=float, default=10.0, help="measured seconds per server")
+    parser.add_argument("--warmup", type=float, default=2.0, help="unmeasured seconds per round")
+    parser.add_argument("--clients", type=int, default=3, help="client processes")
+    parser.add_argument("--inflight", type=int, default=100, help="calls in flight per client")
+    parser.add_argument("--rounds", type=int, default=2, help="alternating rounds per server")
+    args = parser.parse_args(argv)
+    ctx = mp.get_context("spawn")  # no fork after gRPC started (grpc#16001)
+    backends = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
+    results = [bench_backend(b, args, ctx) for b in backends]
+    report = {
+        "command": "python -m bench.entitlements " + " ".join(argv or sys.argv[1:]),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "users": args.users,
+        "duration_s": args.duration,
+        "warmup_s_per_round": args.warmup,
+        "rounds": args.rounds,
+        "clients": args.clients,
+        "inflight_per_client": args.inflight,
+        "target": "service QPS >= 0.8 x bare, service p99 <= 1.5 x bare",
+        "results": results,
+    }
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    print()
+    print(table(results))
+    print(f"\nwritten to {RESULTS.relative_to(REPO)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

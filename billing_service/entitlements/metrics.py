@@ -1,0 +1,41 @@
+"""Prometheus metrics of the entitlement cache, registered in the default registry.
+
+``billing_redis_up`` is process-wide: other modules that use Redis should
+import it from here rather than register a second gauge of the same name.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge
+
+REDIS_UP = Gauge(
+    "billing_redis_up",
+    "1 while Redis answers (entitlement cache coherent across replicas), 0 during an outage",
+)
+CACHE_HITS = Counter(
+    "billing_entitlement_cache_hits_total", "Entitlement answers served from the in-process cache"
+)
+CACHE_MISSES = Counter(
+    "billing_entitlement_cache_misses_total",
+    "Entitlement lookups that had to go to Redis or the database",
+)
+L2_HITS = Counter(
+    "billing_entitlement_redis_hits_total", "Cache misses answered from the Redis (L2) copy"
+)
+DB_LOADS = Counter(
+    "billing_entitlement_db_loads_total", "Users whose entitlements were read from the database"
+)
+INVALIDATIONS = Counter(
+    "billing_entitlement_invalidations_total",
+    "Users dropped from the in-process cache",
+    ["source"],
+)
+ACK_TIMEOUTS = Counter(
+    "billing_entitlement_ack_timeouts_total",
+    "Changes whose writer waited for a replica's lease to lapse instead of its acknowledgement",
+)
+WATCH_STREAMS = Gauge("billing_entitlement_watch_streams", "Open WatchEntitlements streams")
+WATCH_OVERFLOWS = Counter(
+    "billing_entitlement_watch_overflows_total",
+    "WatchEntitlements streams ended because the consumer fell too far behind",
+)

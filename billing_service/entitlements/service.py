@@ -1,0 +1,436 @@
+"""Entitlements served from an in-process cache, filled from Redis and then the database.
+
+Reads::
+
+    check_cached(user, feature)  -> response | None   # the hot path: no await, no I/O
+    await check(user, feature)   -> response           # everything else
+    await entry(user)            -> Entry
+    watch(users)                 -> async iterator of WatchEntitlementsResponse
+
+Misses are batched: every miss of one event-loop turn becomes one Redis MGET
+and at most one database query. A cache entry is dropped the moment a
+change is announced (``user_changed``, hooked to ``ChangeNotifier``) or
+arrives from another replica, and it is never served past ``access_until``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import peewee
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from billing_service import validation
+from billing_service.entitlements.coherence import L2Tag, RedisCoherence
+from billing_service.entitlements.metrics import (
+    CACHE_HITS,
+    CACHE_MISSES,
+    DB_LOADS,
+    INVALIDATIONS,
+    L2_HITS,
+)
+from billing_service.entitlements.model import (
+    Entry,
+    ResponseBook,
+    build_entry,
+    decode_row,
+    encode_row,
+    pick_current,
+)
+from billing_service.entitlements.watch import DEFAULT_MAX_PENDING, WatchHub
+from billing_service.errors import InvalidArgument
+from billing_service.plans import Catalog
+from billing_service.storage.database import Database, StorageUnavailable
+from billing_service.storage.models import Subscription, utcnow
+from generated.billing.v1 import billing_pb2 as pb
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+MAX_BATCH = 500
+MAX_LOADS_IN_FLIGHT = 2
+MAX_WATCHED_USERS = 10_000
+SNAPSHOT_PAGE = 500
+_MAX_FEATURE = 64
+
+
+def load_current(user_ids: Sequence[str]) -> dict[str, Subscription]:
+    """The current subscription row of each user that has one (needs a connection)."""
+    rows = Subscription.select().where(Subscription.user_id.in_(list(user_ids)))
+    return pick_current(rows)
+
+
+def subscribed_users_after(after: str, limit: int) -> list[str]:
+    """Up to ``limit`` user ids with a subscription, ascending, greater than ``after``."""
+    query = (
+        Subscription.select(Subscription.user_id)
+        .where(Subscription.user_id > after)
+        .distinct()
+        .order_by(Subscription.user_id)
+        .limit(limit)
+        .tuples()
+    )
+    return [str(row[0]) for row in query]  # type: ignore[index]
+
+
+class _Reader:
+    """Runs entitlement reads on a thread of their own, so they never queue behind writes.
+
+    On SQLite the thread keeps its connection open: opening one (with its
+    pragmas) costs milliseconds, several times the query itself. PostgreSQL
+    connections come from the pool per call, as everywhere else.
+    """
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._keep_open = not db.is_postgres
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="entitlements-db")
+
+    def _call(self, fn: Callable[..., T], *args: Any) -> T:
+        if not self._keep_open:
+            return self._db.call(fn, *args)
+        try:
+            self._db.db.connect(reuse_if_open=True)
+            return fn(*args)
+        except (peewee.OperationalError, peewee.InterfaceError) as exc:
+            with contextlib.suppress(Exception):
+                self._db.db.close()
+            raise StorageUnavailable(f"database unavailable: {type(exc).__name__}") from exc
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` on the reader thread."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self._call, fn, *args)
+
+    def close(self) -> None:
+        """Close the thread's connection and stop the thread."""
+        if self._keep_open:
+            with contextlib.suppress(Exception):
+                self._executor.submit(self._db.db.close).result(5)
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+@dataclass(eq=False)
+class _Fill:
+    """One user's pending load; ``stale`` once a change for the user arrived meanwhile."""
+
+    lease_gen: int
+    future: asyncio.Future[Entry]
+    stale: bool = False
+
+
+@dataclass
+class _Batch:
+    users: list[tuple[str, _Fill]] = field(default_factory=list)
+
+
+class _LocalLease:
+    """Without Redis one process is the only replica: its cache is always coherent."""
+
+    lease_until = math.inf
+    lease_gen = 0
+    up = False
+
+
+class EntitlementService:
+    """Entitlement reads for one process, and the cache behind them."""
+
+    def __init__(
+        self,
+        db: Database,
+        catalog: Catalog,
+        *,
+        redis_url: str = "",
+        max_entries: int = 1_000_000,
+        watch_max_pending: int = DEFAULT_MAX_PENDING,
+        lease_seconds: float = 1.5,
+    ) -> None:
+        self._db = db
+        self._reader = _Reader(db)
+        self._catalog = catalog
+        self.book = ResponseBook(catalog)
+        self._entries: dict[str, Entry] = {}
+        self._fills: dict[str, _Fill] = {}
+        self._batch: _Batch | None = None
+        self._loads_in_flight = 0
+        self._max_entries = max_entries
+        self.hub = WatchHub(watch_max_pending)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.coherence: RedisCoherence | None = None
+        self._lease: RedisCoherence | _LocalLease = _LocalLease()
+        if redis_url:
+            self.coherence = RedisCoherence(
+                redis_url,
+                on_remote_change=self._remote_change,
+                on_lease_change=self._reset,
+                lease_seconds=lease_seconds,
+            )
+            self._lease = self.coherence
+
+    async def start(self) -> None:
+        """Join the replica set (when Redis is configured)."""
+        if self.coherence is not None:
+            await self.coherence.start()
+
+    async def close(self) -> None:
+        """End every watch stream; then leave the replica set."""
+        self.hub.close()
+        if self.coherence is not None:
+            await self.coherence.close()
+        self._reader.close()
+
+    def end_streams(self) -> None:
+        """End every watch stream with UNAVAILABLE (first step of shutdown)."""
+        self.hub.close()
+
+    # -- invalidation --------------------------------------------------------------------
+
+    def _invalidate(self, user_id: str, source: str) -> None:
+        self._entries.pop(user_id, None)
+        fill = self._fills.pop(user_id, None)
+        if fill is not None:
+            fill.stale = True
+        INVALIDATIONS.labels(source).inc()
+
+    async def user_changed(self, user_id: str) -> None:
+        """ChangeNotifier listener: drop the user here, tell watchers and every replica.
+
+        Returns once no replica can answer from the state before the change.
+        """
+        changed_at = time.time()
+        self._invalidate(user_id, "local")
+        self.hub.publish(user_id, changed_at)
+        if self.coherence is not None:
+            await self.coherence.announce(user_id, changed_at)
+
+    def _remote_change(self, user_id: str, changed_at: float) -> None:
+        self._invalidate(user_id, "remote")
+        self.hub.publish(user_id, changed_at)
+
+    def _reset(self) -> None:
+        """The lease changed hands: nothing cached or in flight may be served any more."""
+        self._entries.clear()
+        for fill in self._fills.values():
+            fill.stale = True
+        self._fills.clear()
+        INVALIDATIONS.labels("lease").inc()
+
+    # -- reads ---------------------------------------------------------------------------
+
+    def check_cached(self, user_id: str, feature: str) -> pb.CheckEntitlementResponse | None:
+        """The answer from memory, or None when it needs anything else (validation, a load)."""
+        entry = self._entries.get(user_id)
+        if entry is None or time.monotonic() >= self._lease.lease_until:
+            return None
+        if time.time() >= entry.expires_at:
+            return None
+        response = entry.checks.get(feature)
+        if response is not None:
+            CACHE_HITS.inc()
+        return response
+
+    async def check(self, user_id: str, feature: str) -> pb.CheckEntitlementResponse:
+        """Whether ``user_id`` may use ``feature`` now."""
+        validation.user_id(user_id)
+        if not feature:
+            raise InvalidArgument("feature", "is required")
+        if len(feature) > _MAX_FEATURE or not feature.isprintable():
+            raise InvalidArgument("feature", "must be at most 64 printable characters")
+        entry = await self.entry(user_id)
+        return entry.checks.get(feature) or self.book.unknown_feature(entry.tier, feature)
+
+    async def entitlements(self, user_id: str) -> pb.GetEntitlementsResponse:
+        """Everything ``user_id`` is entitled to now."""
+        validation.user_id(user_id)
+        entry = await self.entry(user_id)
+        return entry.entitlements(self._catalog)
+
+    async def entry(self, user_id: str) -> Entry:
+        """The user's current entry: from memory when valid, else loaded (batched)."""
+        lease = self._lease
+        leased = time.monotonic() < lease.lease_until
+        entry = self._entries.get(user_id) if leased else None
+        if entry is not None:
+            if time.time() < entry.expires_at:
+                CACHE_HITS.inc()
+                return entry
+            # Past access_until: the same row, evaluated again, gives the answer now.
+            entry = build_entry(user_id, entry.row, self.book, utcnow())
+            self._store(user_id, entry)
+            return entry
+        CACHE_MISSES.inc()
+        fill = self._fills.get(user_id) if leased else None
+        if fill is None or fill.lease_gen != lease.lease_gen:
+            fill = _Fill(lease.lease_gen, asyncio.get_running_loop().create_future())
+            if leased:
+                self._fills[user_id] = fill
+            self._enqueue(user_id, fill)
+        entry = await asyncio.shield(fill.future)
+        if time.time() >= entry.expires_at:
+            entry = build_entry(user_id, entry.row, self.book, utcnow())
+        return entry
+
+    def _store(self, user_id: str, entry: Entry) -> None:
+        if len(self._entries) >= self._max_entries:
+            # Drop the oldest tenth; a rare, bounded pause instead of per-hit LRU bookkeeping.
+            for key in list(self._entries)[: max(1, self._max_entries // 10)]:
+                del self._entries[key]
+        self._entries[user_id] = entry
+
+    # -- batched loads -------------------------------------------------------------------
+
+    def _enqueue(self, user_id: str, fill: _Fill) -> None:
+        if self._batch is None:
+            self._batch = _Batch()
+            if self._loads_in_flight < MAX_LOADS_IN_FLIGHT:
+                asyncio.get_running_loop().call_soon(self._launch)
+        self._batch.users.append((user_id, fill))
+
+    def _launch(self) -> None:
+        # While MAX_LOADS_IN_FLIGHT loads run, misses accumulate into the next
+        # batch, which starts when one finishes: batches grow with the load.
+        if self._loads_in_flight >= MAX_LOADS_IN_FLIGHT:
+            return
+        batch, self._batch = self._batch, None
+        if batch is None or not batch.users:
+            return
+        if len(batch.users) > MAX_BATCH:
+            self._batch = _Batch(batch.users[MAX_BATCH:])
+            batch.users = batch.users[:MAX_BATCH]
+        self._loads_in_flight += 1
+        task = asyncio.create_task(self._load(batch.users))
+        self._tasks.add(task)
+        task.add_done_callback(self._loaded)
+
+    def _loaded(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        self._loads_in_flight -= 1
+        if self._batch is not None:
+            self._launch()
+
+    async def _load(self, fills: list[tuple[str, _Fill]]) -> None:
+        users = list(dict.fromkeys(user for user, _ in fills))
+        try:
+            rows, l2_writes, tag = await self._fetch(users)
+        except Exception as exc:
+            for user, fill in fills:
+                if self._fills.get(user) is fill:
+                    del self._fills[user]
+                if not fill.future.done():
+                    fill.future.set_exception(exc)
+            return
+        now = utcnow()
+        built: dict[str, Entry] = {}
+        for user, fill in fills:
+            entry = built.get(user)
+            if entry is None:
+                entry = built[user] = build_entry(user, rows.get(user), self.book, now)
+            if self._fills.get(user) is fill:
+                del self._fills[user]
+            lease = self._lease
+            if (
+                not fill.stale
+                and fill.lease_gen == lease.lease_gen
+                and time.monotonic() < lease.lease_until
+            ):
+                self._store(user, entry)
+            if not fill.future.done():
+                fill.future.set_result(entry)
+        if self.coherence is not None and tag is not None and l2_writes:
+            await self.coherence.l2_put(tag, l2_writes)
+
+    async def _fetch(
+        self, users: list[str]
+    ) -> tuple[dict[str, Subscription | None], dict[str, str], L2Tag | None]:
+        rows: dict[str, Subscription | None] = {}
+        tag: L2Tag | None = None
+        missing = users
+        if self.coherence is not None:
+            found = await self.coherence.l2_get(users)
+            if found is not None:
+                tag, records = found
+                for user, body in records.items():
+                    try:
+                        rows[user] = decode_row(user, body)
+                    except ValueError:
+                        continue
+                L2_HITS.inc(len(rows))
+                missing = [u for u in users if u not in rows]
+        l2_writes: dict[str, str] = {}
+        if missing:
+            loaded = await self._reader.run(load_current, missing)
+            DB_LOADS.inc(len(missing))
+            for user in missing:
+                row = loaded.get(user)
+                rows[user] = row
+                l2_writes[user] = encode_row(row)
+        return rows, l2_writes, tag
+
+    # -- watch ---------------------------------------------------------------------------
+
+    async def watch(
+        self,
+        user_ids: Sequence[str],
+        ready: Callable[[], Awaitable[None]],
+    ) -> AsyncIterator[pb.WatchEntitlementsResponse]:
+        """The snapshot of ``user_ids`` (all users when empty), then every change.
+
+        ``ready`` is awaited once the stream is registered for changes and
+        before the snapshot is read (the servicer sends initial metadata), so
+        a caller that saw it misses no change made afterwards.
+        """
+        for user in user_ids:
+            validation.user_id(user, "user_ids")
+        if len(user_ids) > MAX_WATCHED_USERS:
+            raise InvalidArgument("user_ids", f"at most {MAX_WATCHED_USERS} users per stream")
+        sub = self.hub.subscribe(list(user_ids) or None)
+        try:
+            await ready()
+            async for message in self._snapshot(list(dict.fromkeys(user_ids))):
+                yield message
+            while True:
+                user, changed_at = await sub.next()
+                entry = await self.entry(user)
+                yield self._message(entry, snapshot=False, at=changed_at)
+        finally:
+            self.hub.unsubscribe(sub)
+
+    def _message(self, entry: Entry, *, snapshot: bool, at: float) -> pb.WatchEntitlementsResponse:
+        message = pb.WatchEntitlementsResponse(snapshot=snapshot)
+        message.entitlements.CopyFrom(entry.entitlements(self._catalog))
+        ts = Timestamp()
+        ts.FromNanoseconds(int(at * 1e9))
+        message.changed_at.CopyFrom(ts)
+        return message
+
+    async def _snapshot(self, users: list[str]) -> AsyncIterator[pb.WatchEntitlementsResponse]:
+        if users:
+            for start in range(0, len(users), SNAPSHOT_PAGE):
+                page = users[start : start + SNAPSHOT_PAGE]
+                entries = await asyncio.gather(*(self.entry(u) for u in page))
+                at = time.time()
+                for entry in entries:
+                    yield self._message(entry, snapshot=True, at=at)
+            return
+        # Every user with a subscription, a page at a time: memory stays one page.
+        after = ""
+        while True:
+            page = await self._reader.run(subscribed_users_after, after, SNAPSHOT_PAGE)
+            if not page:
+                return
+            rows = await self._reader.run(load_current, page)
+            now, at = utcnow(), time.time()
+            for user in page:
+                yield self._message(
+                    build_entry(user, rows.get(user), self.book, now), snapshot=True, at=at
+                )
+            after = page[-1]

@@ -1,0 +1,107 @@
+"""Fan-out of entitlement changes to WatchEntitlements streams, with bounded memory.
+
+Each stream owns a queue of at most ``max_pending`` changed user ids. A
+consumer that falls further behind is cut off: the stream ends with
+RESOURCE_EXHAUSTED and the client resubscribes, getting a fresh snapshot.
+Memory per stream is therefore bounded whatever the consumer does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+
+import grpc
+
+from billing_service.entitlements.metrics import WATCH_OVERFLOWS, WATCH_STREAMS
+from billing_service.errors import BillingError
+
+DEFAULT_MAX_PENDING = 1000
+
+
+class StreamEnded(BillingError):
+    """The server ended a watch stream (shutdown or a slow consumer)."""
+
+
+class ShuttingDown(StreamEnded):
+    """The server is shutting down; resubscribe to another replica."""
+
+    code = grpc.StatusCode.UNAVAILABLE
+
+
+class TooSlow(StreamEnded):
+    """The consumer fell more than ``max_pending`` changes behind."""
+
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+_CLOSE = ("", -1.0)
+
+
+class Subscription:
+    """One stream's view of the changes: the users it watches and its pending queue."""
+
+    def __init__(self, users: frozenset[str] | None, max_pending: int) -> None:
+        self.users = users
+        self._queue: asyncio.Queue[tuple[str, float]] = asyncio.Queue(max_pending + 1)
+        self._max_pending = max_pending
+        self._ended: StreamEnded | None = None
+
+    def offer(self, user_id: str, changed_at: float) -> None:
+        """Queue a change unless this stream does not watch the user; cut off when full."""
+        if self._ended is not None or (self.users is not None and user_id not in self.users):
+            return
+        if self._queue.qsize() >= self._max_pending:
+            WATCH_OVERFLOWS.inc()
+            self.end(TooSlow(f"more than {self._max_pending} changes pending; resubscribe"))
+            return
+        self._queue.put_nowait((user_id, changed_at))
+
+    def end(self, reason: StreamEnded) -> None:
+        """End the stream with ``reason`` after it drains nothing more."""
+        if self._ended is None:
+            self._ended = reason
+            self._queue.put_nowait(_CLOSE)
+
+    async def next(self) -> tuple[str, float]:
+        """The next changed user id and when it changed; raises StreamEnded when ended."""
+        if self._ended is not None:
+            raise self._ended
+        item = await self._queue.get()
+        if self._ended is not None:
+            raise self._ended
+        return item
+
+
+class WatchHub:
+    """Every open watch stream of this process."""
+
+    def __init__(self, max_pending: int = DEFAULT_MAX_PENDING) -> None:
+        self.max_pending = max_pending
+        self._subs: set[Subscription] = set()
+        self._closed = False
+
+    def subscribe(self, users: Iterable[str] | None) -> Subscription:
+        """Start receiving changes of ``users`` (None: all users)."""
+        if self._closed:
+            raise ShuttingDown("server shutting down; resubscribe")
+        sub = Subscription(frozenset(users) if users is not None else None, self.max_pending)
+        self._subs.add(sub)
+        WATCH_STREAMS.set(len(self._subs))
+        return sub
+
+    def unsubscribe(self, sub: Subscription) -> None:
+        """Stop delivering to ``sub``."""
+        self._subs.discard(sub)
+        WATCH_STREAMS.set(len(self._subs))
+
+    def publish(self, user_id: str, changed_at: float) -> None:
+        """Queue a change for every stream watching ``user_id``."""
+        for sub in tuple(self._subs):
+            sub.offer(user_id, changed_at)
+
+    def close(self) -> None:
+        """End every stream (UNAVAILABLE) and refuse new ones."""
+        self._closed = True
+        for sub in tuple(self._subs):
+            sub.end(ShuttingDown("server shutting down; resubscribe"))

@@ -1,0 +1,133 @@
+"""Helpers for entitlement tests: a private redis-server, event writers, polling."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import subprocess
+import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import redis
+
+from generated.billing.v1 import billing_pb2 as pb
+from generated.billing.v1 import billing_pb2_grpc as pb_grpc
+from tests.events import factory
+
+T = TypeVar("T")
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class RedisServer:
+    """A redis-server this test owns, on a free port; can be stopped and started again."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> RedisServer:
+        """Start (or restart) the server and wait until it answers."""
+        self.proc = subprocess.Popen(
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                redis.Redis(port=self.port, socket_connect_timeout=0.2).ping()
+                return self
+            except redis.RedisError:
+                time.sleep(0.05)
+        raise RuntimeError("redis-server did not start")
+
+    def stop(self) -> None:
+        """Stop the server (its data is gone: it never saves)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+        self.proc = None
+
+
+async def eventually(
+    probe: Callable[[], Awaitable[T]], accept: Callable[[T], bool], within: float = 30.0
+) -> T:
+    """Poll ``probe`` until ``accept`` holds; fail after ``within`` seconds (a hang guard)."""
+    deadline = time.monotonic() + within
+    while True:
+        value = await probe()
+        if accept(value) or time.monotonic() > deadline:
+            return value
+        await asyncio.sleep(0.1)
+
+
+class Billing:
+    """The calls the entitlement tests make on one server."""
+
+    def __init__(self, stub: pb_grpc.BillingServiceStub) -> None:
+        self.stub = stub
+
+    async def check(self, user_id: str, feature: str) -> pb.CheckEntitlementResponse:
+        """CheckEntitlement."""
+        request = pb.CheckEntitlementRequest(user_id=user_id, feature=feature)
+        answer: pb.CheckEntitlementResponse = await self.stub.CheckEntitlement(request)
+        return answer
+
+    async def tier(self, user_id: str) -> str:
+        """The tier CheckEntitlement derives its answer from."""
+        return (await self.check(user_id, "priority_support")).tier
+
+    async def get(self, user_id: str) -> pb.GetEntitlementsResponse:
+        """GetEntitlements."""
+        answer: pb.GetEntitlementsResponse = await self.stub.GetEntitlements(
+            pb.GetEntitlementsRequest(user_id=user_id)
+        )
+        return answer
+
+    async def subscribe(
+        self,
+        user_id: str,
+        sub_id: str,
+        status: str,
+        *,
+        price: str = "price_pro_monthly",
+        cancel_at_period_end: bool = False,
+        period_end: int | None = None,
+    ) -> pb.ApplyStripeEventResponse:
+        """Apply a customer.subscription.updated event setting the subscription's state."""
+        period_start = None if period_end is None else period_end - factory.PERIOD
+        obj = factory.subscription(
+            sub_id,
+            f"cus_{user_id}",
+            status,
+            price=price,
+            user_id=user_id,
+            cancel_at_period_end=cancel_at_period_end,
+            period_start=period_start,
+            period_end=period_end,
+        )
+        ev = factory.event("customer.subscription.updated", obj)
+        answer: pb.ApplyStripeEventResponse = await self.stub.ApplyStripeEvent(
+            pb.ApplyStripeEventRequest(payload=factory.payload(ev))
+        )
+        assert answer.outcome == pb.EVENT_OUTCOME_APPLIED, answer.reason
+        return answer

@@ -1,0 +1,133 @@
+"""The Redis coherence protocol, with two replicas in one process for inspection."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from prometheus_client import REGISTRY
+
+from billing_service.entitlements import EntitlementService
+from billing_service.plans import load_catalog
+from billing_service.storage.database import Database, migrate
+from billing_service.storage.models import Subscription
+from tests.entitlements.support import RedisServer, eventually
+from tests.support.processes import PLANS_FILE
+
+
+def metric(name: str, labels: dict[str, str] | None = None) -> float:
+    return REGISTRY.get_sample_value(name, labels or {}) or 0.0
+
+
+@pytest.fixture
+async def pair(
+    tmp_path: Path, redis_server: RedisServer
+) -> AsyncIterator[tuple[Database, EntitlementService, EntitlementService]]:
+    db = Database(f"sqlite:///{tmp_path / 'b.db'}", workers=2)
+    migrate(db.db)
+    catalog = load_catalog(PLANS_FILE)
+    a = EntitlementService(db, catalog, redis_url=redis_server.url, lease_seconds=1.0)
+    b = EntitlementService(db, catalog, redis_url=redis_server.url, lease_seconds=1.0)
+    await a.start()
+    await b.start()
+    for svc in (a, b):
+        await eventually(functools.partial(_leased, svc), bool, within=10)
+    yield db, a, b
+    await a.close()
+    await b.close()
+    db.close()
+
+
+async def _value(x: bool) -> bool:
+    return x
+
+
+async def _leased(svc: EntitlementService) -> bool:
+    return svc.coherence is not None and svc.coherence.leased
+
+
+def write(db: Database, user: str, status: str) -> None:
+    def run() -> None:
+        Subscription.insert(
+            stripe_subscription_id=f"sub_{user}",
+            user_id=user,
+            stripe_customer_id="cus",
+            status=status,
+            plan="pro",
+        ).on_conflict(
+            conflict_target=[Subscription.stripe_subscription_id],
+            update={Subscription.status: status},
+        ).execute()
+
+    db.call(run)
+
+
+async def test_a_change_on_one_replica_clears_the_other_before_it_returns(
+    pair: tuple[Database, EntitlementService, EntitlementService],
+) -> None:
+    db, a, b = pair
+    write(db, "u1", "active")
+    assert (await b.entry("u1")).tier == "pro"
+    assert b.check_cached("u1", "priority_support") is not None  # B holds it in memory
+    write(db, "u1", "canceled")
+    await a.user_changed("u1")
+    assert b.check_cached("u1", "priority_support") is None
+    assert (await b.entry("u1")).tier == "free"
+
+
+async def test_the_redis_copy_is_used_until_the_generation_moves(
+    pair: tuple[Database, EntitlementService, EntitlementService],
+) -> None:
+    db, a, b = pair
+    write(db, "u2", "active")
+    assert (await a.entry("u2")).tier == "pro"  # A loaded it from the database into Redis
+    before = metric("billing_entitlement_redis_hits_total")
+    assert (await b.entry("u2")).tier == "pro"
+    assert metric("billing_entitlement_redis_hits_total") == before + 1
+    write(db, "u2", "unpaid")
+    await a.user_changed("u2")
+    loads = metric("billing_entitlement_db_loads_total")
+    assert (await b.entry("u2")).tier == "free"
+    assert metric("billing_entitlement_db_loads_total") == loads + 1
+
+
+async def test_a_replica_that_does_not_acknowledge_is_waited_out(
+    pair: tuple[Database, EntitlementService, EntitlementService],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _, a, b = pair
+    assert b.coherence is not None
+
+    async def silent(origin: str, nonce: str) -> None:
+        return None
+
+    monkeypatch.setattr(b.coherence, "_ack", silent)
+    before = metric("billing_entitlement_ack_timeouts_total")
+    await a.user_changed("u3")
+    assert metric("billing_entitlement_ack_timeouts_total") == before + 1
+
+
+async def test_without_redis_the_cache_is_off_and_answers_come_from_the_database(
+    pair: tuple[Database, EntitlementService, EntitlementService], redis_server: RedisServer
+) -> None:
+    db, a, b = pair
+    assert b.coherence is not None
+    write(db, "u4", "active")
+    assert (await b.entry("u4")).tier == "pro"
+    redis_server.stop()
+    try:
+        coherence = b.coherence
+        await eventually(lambda: _value(not coherence.leased and not coherence.up), bool)
+        assert metric("billing_redis_up") == 0
+        assert b.check_cached("u4", "priority_support") is None
+        write(db, "u4", "canceled")
+        await a.user_changed("u4")  # cannot publish: waits a lease, then returns
+        assert (await b.entry("u4")).tier == "free"
+        assert b.check_cached("u4", "priority_support") is None  # nothing cached while down
+    finally:
+        redis_server.start()
+    await eventually(lambda: _value(coherence.leased and coherence.up), bool)
+    assert metric("billing_redis_up") == 1
+    assert (await b.entry("u4")).tier == "free"
