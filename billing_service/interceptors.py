@@ -120,6 +120,8 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
 
     def __init__(self, authorizer: Authorizer) -> None:
         self._authorizer = authorizer
+        # Wrapped handlers by method: wrapping once keeps per-call cost to a dict lookup.
+        self._wrapped: dict[str, tuple[Any, Any]] = {}
 
     async def intercept_service(
         self,
@@ -130,4 +132,10 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         handler = await continuation(handler_call_details)
         if handler is None:
             return handler
-        return _wrap(handler, handler_call_details.method, self._authorizer.check)
+        method = handler_call_details.method
+        cached = self._wrapped.get(method)
+        if cached is not None and cached[0] is handler:
+            return cached[1]
+        wrapped = _wrap(handler, method, self._authorizer.check)
+        self._wrapped[method] = (handler, wrapped)
+        return wrapped

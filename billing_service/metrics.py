@@ -5,7 +5,9 @@ Exposed over HTTP on BILLING_METRICS_ADDR by ``start_http_exporter``.
 
 from __future__ import annotations
 
+import functools
 import logging
+from typing import Any
 
 import grpc
 from prometheus_client import Counter, Histogram, start_http_server
@@ -40,11 +42,18 @@ def _method_name(full: str) -> str:
     return full.rsplit("/", 1)[-1] if full else "unknown"
 
 
+@functools.cache
+def _rpc_children(full_method: str, code: str) -> tuple[Any, Any]:
+    # Resolving labelled children once per (method, code) keeps the hot path cheap.
+    method = _method_name(full_method)
+    return RPCS.labels(method, code), RPC_SECONDS.labels(method)
+
+
 def observe_rpc(full_method: str, code: grpc.StatusCode, seconds: float) -> None:
     """Count one finished call with its status code and duration."""
-    method = _method_name(full_method)
-    RPCS.labels(method, code.name).inc()
-    RPC_SECONDS.labels(method).observe(seconds)
+    counter, histogram = _rpc_children(full_method, code.name)
+    counter.inc()
+    histogram.observe(seconds)
 
 
 def start_http_exporter(addr: str) -> int:
