@@ -199,8 +199,24 @@ class SubscriptionService:
             raise FailedPrecondition("subscription is not set to cancel and is not paused")
         return await self._store(view, subscription_snapshot(answer), caller, "ResumeSubscription")
 
+    async def store_answer(
+        self,
+        before: SubscriptionView,
+        snapshot: SubscriptionSnapshot,
+        caller: str,
+        rpc: str,
+        detail: str,
+    ) -> SubscriptionView:
+        """Store Stripe's answer to ``caller``'s ``rpc`` with one audit record (e.g. ChangePlan)."""
+        return await self._store(before, snapshot, caller, rpc, detail)
+
     async def _store(
-        self, before: SubscriptionView, snapshot: SubscriptionSnapshot, caller: str, rpc: str
+        self,
+        before: SubscriptionView,
+        snapshot: SubscriptionSnapshot,
+        caller: str,
+        rpc: str,
+        detail: str | None = None,
     ) -> SubscriptionView:
         assert before.row is not None
         plan = self._plan_for(snapshot, before.row.plan)
@@ -217,7 +233,7 @@ class SubscriptionService:
                     status_after=after.status.value,
                     tier_before=before.grant.tier,
                     tier_after=after.grant.tier,
-                    detail=f"cancel_at_period_end={snapshot.cancel_at_period_end}",
+                    detail=detail or f"cancel_at_period_end={snapshot.cancel_at_period_end}",
                 )
             return after
 

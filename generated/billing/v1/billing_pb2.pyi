@@ -30,6 +30,13 @@ class EventOutcome(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     EVENT_OUTCOME_DUPLICATE: _ClassVar[EventOutcome]
     EVENT_OUTCOME_IGNORED: _ClassVar[EventOutcome]
     EVENT_OUTCOME_STALE: _ClassVar[EventOutcome]
+
+class ProrationBehavior(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    PRORATION_BEHAVIOR_UNSPECIFIED: _ClassVar[ProrationBehavior]
+    PRORATION_BEHAVIOR_CREATE_PRORATIONS: _ClassVar[ProrationBehavior]
+    PRORATION_BEHAVIOR_NONE: _ClassVar[ProrationBehavior]
+    PRORATION_BEHAVIOR_ALWAYS_INVOICE: _ClassVar[ProrationBehavior]
 SUBSCRIPTION_STATUS_UNSPECIFIED: SubscriptionStatus
 SUBSCRIPTION_STATUS_NONE: SubscriptionStatus
 SUBSCRIPTION_STATUS_INCOMPLETE: SubscriptionStatus
@@ -45,6 +52,10 @@ EVENT_OUTCOME_APPLIED: EventOutcome
 EVENT_OUTCOME_DUPLICATE: EventOutcome
 EVENT_OUTCOME_IGNORED: EventOutcome
 EVENT_OUTCOME_STALE: EventOutcome
+PRORATION_BEHAVIOR_UNSPECIFIED: ProrationBehavior
+PRORATION_BEHAVIOR_CREATE_PRORATIONS: ProrationBehavior
+PRORATION_BEHAVIOR_NONE: ProrationBehavior
+PRORATION_BEHAVIOR_ALWAYS_INVOICE: ProrationBehavior
 
 class Subscription(_message.Message):
     __slots__ = ("user_id", "stripe_customer_id", "stripe_subscription_id", "tier", "status", "current_period_start", "current_period_end", "cancel_at_period_end", "plan", "stripe_price_id", "access_until")
@@ -271,3 +282,71 @@ class AuditEvent(_message.Message):
     created_at: _timestamp_pb2.Timestamp
     hash: str
     def __init__(self, id: _Optional[int] = ..., user_id: _Optional[str] = ..., stripe_subscription_id: _Optional[str] = ..., stripe_event_id: _Optional[str] = ..., stripe_event_type: _Optional[str] = ..., caller: _Optional[str] = ..., rpc: _Optional[str] = ..., status_before: _Optional[_Union[SubscriptionStatus, str]] = ..., status_after: _Optional[_Union[SubscriptionStatus, str]] = ..., tier_before: _Optional[str] = ..., tier_after: _Optional[str] = ..., detail: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., hash: _Optional[str] = ...) -> None: ...
+
+class SyncCheckoutSessionRequest(_message.Message):
+    __slots__ = ("session_id",)
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    def __init__(self, session_id: _Optional[str] = ...) -> None: ...
+
+class SyncCheckoutSessionResponse(_message.Message):
+    __slots__ = ("subscription",)
+    SUBSCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    subscription: Subscription
+    def __init__(self, subscription: _Optional[_Union[Subscription, _Mapping]] = ...) -> None: ...
+
+class ChangePlanRequest(_message.Message):
+    __slots__ = ("user_id", "plan", "proration", "request_id", "proration_date")
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    PLAN_FIELD_NUMBER: _ClassVar[int]
+    PRORATION_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    PRORATION_DATE_FIELD_NUMBER: _ClassVar[int]
+    user_id: str
+    plan: str
+    proration: ProrationBehavior
+    request_id: str
+    proration_date: _timestamp_pb2.Timestamp
+    def __init__(self, user_id: _Optional[str] = ..., plan: _Optional[str] = ..., proration: _Optional[_Union[ProrationBehavior, str]] = ..., request_id: _Optional[str] = ..., proration_date: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class ChangePlanResponse(_message.Message):
+    __slots__ = ("subscription",)
+    SUBSCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    subscription: Subscription
+    def __init__(self, subscription: _Optional[_Union[Subscription, _Mapping]] = ...) -> None: ...
+
+class PreviewPlanChangeRequest(_message.Message):
+    __slots__ = ("user_id", "plan", "proration")
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    PLAN_FIELD_NUMBER: _ClassVar[int]
+    PRORATION_FIELD_NUMBER: _ClassVar[int]
+    user_id: str
+    plan: str
+    proration: ProrationBehavior
+    def __init__(self, user_id: _Optional[str] = ..., plan: _Optional[str] = ..., proration: _Optional[_Union[ProrationBehavior, str]] = ...) -> None: ...
+
+class PreviewPlanChangeResponse(_message.Message):
+    __slots__ = ("amount_due", "currency", "proration_date")
+    AMOUNT_DUE_FIELD_NUMBER: _ClassVar[int]
+    CURRENCY_FIELD_NUMBER: _ClassVar[int]
+    PRORATION_DATE_FIELD_NUMBER: _ClassVar[int]
+    amount_due: int
+    currency: str
+    proration_date: _timestamp_pb2.Timestamp
+    def __init__(self, amount_due: _Optional[int] = ..., currency: _Optional[str] = ..., proration_date: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class ReconcileUserRequest(_message.Message):
+    __slots__ = ("user_id",)
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    user_id: str
+    def __init__(self, user_id: _Optional[str] = ...) -> None: ...
+
+class ReconcileUserResponse(_message.Message):
+    __slots__ = ("subscription", "subscriptions_seen", "subscriptions_changed")
+    SUBSCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    SUBSCRIPTIONS_SEEN_FIELD_NUMBER: _ClassVar[int]
+    SUBSCRIPTIONS_CHANGED_FIELD_NUMBER: _ClassVar[int]
+    subscription: Subscription
+    subscriptions_seen: int
+    subscriptions_changed: int
+    def __init__(self, subscription: _Optional[_Union[Subscription, _Mapping]] = ..., subscriptions_seen: _Optional[int] = ..., subscriptions_changed: _Optional[int] = ...) -> None: ...

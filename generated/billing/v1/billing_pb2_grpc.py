@@ -85,6 +85,26 @@ class BillingServiceStub:
                 request_serializer=generated_dot_billing_dot_v1_dot_billing__pb2.ListAuditEventsRequest.SerializeToString,
                 response_deserializer=generated_dot_billing_dot_v1_dot_billing__pb2.ListAuditEventsResponse.FromString,
                 _registered_method=True)
+        self.SyncCheckoutSession = channel.unary_unary(
+                '/billing.v1.BillingService/SyncCheckoutSession',
+                request_serializer=generated_dot_billing_dot_v1_dot_billing__pb2.SyncCheckoutSessionRequest.SerializeToString,
+                response_deserializer=generated_dot_billing_dot_v1_dot_billing__pb2.SyncCheckoutSessionResponse.FromString,
+                _registered_method=True)
+        self.ChangePlan = channel.unary_unary(
+                '/billing.v1.BillingService/ChangePlan',
+                request_serializer=generated_dot_billing_dot_v1_dot_billing__pb2.ChangePlanRequest.SerializeToString,
+                response_deserializer=generated_dot_billing_dot_v1_dot_billing__pb2.ChangePlanResponse.FromString,
+                _registered_method=True)
+        self.PreviewPlanChange = channel.unary_unary(
+                '/billing.v1.BillingService/PreviewPlanChange',
+                request_serializer=generated_dot_billing_dot_v1_dot_billing__pb2.PreviewPlanChangeRequest.SerializeToString,
+                response_deserializer=generated_dot_billing_dot_v1_dot_billing__pb2.PreviewPlanChangeResponse.FromString,
+                _registered_method=True)
+        self.ReconcileUser = channel.unary_unary(
+                '/billing.v1.BillingService/ReconcileUser',
+                request_serializer=generated_dot_billing_dot_v1_dot_billing__pb2.ReconcileUserRequest.SerializeToString,
+                response_deserializer=generated_dot_billing_dot_v1_dot_billing__pb2.ReconcileUserResponse.FromString,
+                _registered_method=True)
 
 
 class BillingServiceServicer:
@@ -182,6 +202,55 @@ class BillingServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SyncCheckoutSession(self, request, context):
+        """Called by the success page's backend on return from Checkout: grants the
+        user access at once from the completed session and its subscription,
+        without waiting for the webhook. The session's checkout.session.completed
+        event is applied through the ApplyStripeEvent path, so the webhook that
+        arrives later answers DUPLICATE (one applied change, one audit record).
+        The user is the session's client_reference_id (or metadata.user_id).
+        Errors: INVALID_ARGUMENT (session_id empty or not a cs_... id), NOT_FOUND
+        (Stripe does not know the session), FAILED_PRECONDITION (session not
+        complete, not in subscription mode, or not made by CreateCheckout),
+        UNAVAILABLE, INTERNAL.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ChangePlan(self, request, context):
+        """Moves the user's live subscription to `plan` (upgrade or downgrade) with
+        Stripe's proration behaviour, stores what Stripe answered and writes an
+        audit record naming the caller.
+        Errors: INVALID_ARGUMENT (user_id, plan, proration, request_id), NOT_FOUND
+        (no subscription), FAILED_PRECONDITION (already on `plan`, or the
+        subscription is not live: incomplete, canceled, paused...), UNAVAILABLE,
+        INTERNAL.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PreviewPlanChange(self, request, context):
+        """What ChangePlan with the same arguments would bill, from Stripe's invoice
+        preview; changes nothing.
+        Errors: as ChangePlan (without request_id).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReconcileUser(self, request, context):
+        """Resyncs one user's subscriptions from Stripe's subscriptions API (every
+        status) and stores each that differs from what we hold, with an audit
+        record naming the caller and this RPC (`billing-service reconcile --user`).
+        Errors: INVALID_ARGUMENT (user_id), NOT_FOUND (no Stripe customer linked
+        to the user), UNAVAILABLE, INTERNAL.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_BillingServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -234,6 +303,26 @@ def add_BillingServiceServicer_to_server(servicer, server):
                     servicer.ListAuditEvents,
                     request_deserializer=generated_dot_billing_dot_v1_dot_billing__pb2.ListAuditEventsRequest.FromString,
                     response_serializer=generated_dot_billing_dot_v1_dot_billing__pb2.ListAuditEventsResponse.SerializeToString,
+            ),
+            'SyncCheckoutSession': grpc.unary_unary_rpc_method_handler(
+                    servicer.SyncCheckoutSession,
+                    request_deserializer=generated_dot_billing_dot_v1_dot_billing__pb2.SyncCheckoutSessionRequest.FromString,
+                    response_serializer=generated_dot_billing_dot_v1_dot_billing__pb2.SyncCheckoutSessionResponse.SerializeToString,
+            ),
+            'ChangePlan': grpc.unary_unary_rpc_method_handler(
+                    servicer.ChangePlan,
+                    request_deserializer=generated_dot_billing_dot_v1_dot_billing__pb2.ChangePlanRequest.FromString,
+                    response_serializer=generated_dot_billing_dot_v1_dot_billing__pb2.ChangePlanResponse.SerializeToString,
+            ),
+            'PreviewPlanChange': grpc.unary_unary_rpc_method_handler(
+                    servicer.PreviewPlanChange,
+                    request_deserializer=generated_dot_billing_dot_v1_dot_billing__pb2.PreviewPlanChangeRequest.FromString,
+                    response_serializer=generated_dot_billing_dot_v1_dot_billing__pb2.PreviewPlanChangeResponse.SerializeToString,
+            ),
+            'ReconcileUser': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReconcileUser,
+                    request_deserializer=generated_dot_billing_dot_v1_dot_billing__pb2.ReconcileUserRequest.FromString,
+                    response_serializer=generated_dot_billing_dot_v1_dot_billing__pb2.ReconcileUserResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -507,6 +596,114 @@ class BillingService:
             '/billing.v1.BillingService/ListAuditEvents',
             generated_dot_billing_dot_v1_dot_billing__pb2.ListAuditEventsRequest.SerializeToString,
             generated_dot_billing_dot_v1_dot_billing__pb2.ListAuditEventsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SyncCheckoutSession(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/billing.v1.BillingService/SyncCheckoutSession',
+            generated_dot_billing_dot_v1_dot_billing__pb2.SyncCheckoutSessionRequest.SerializeToString,
+            generated_dot_billing_dot_v1_dot_billing__pb2.SyncCheckoutSessionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ChangePlan(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/billing.v1.BillingService/ChangePlan',
+            generated_dot_billing_dot_v1_dot_billing__pb2.ChangePlanRequest.SerializeToString,
+            generated_dot_billing_dot_v1_dot_billing__pb2.ChangePlanResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PreviewPlanChange(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/billing.v1.BillingService/PreviewPlanChange',
+            generated_dot_billing_dot_v1_dot_billing__pb2.PreviewPlanChangeRequest.SerializeToString,
+            generated_dot_billing_dot_v1_dot_billing__pb2.PreviewPlanChangeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReconcileUser(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/billing.v1.BillingService/ReconcileUser',
+            generated_dot_billing_dot_v1_dot_billing__pb2.ReconcileUserRequest.SerializeToString,
+            generated_dot_billing_dot_v1_dot_billing__pb2.ReconcileUserResponse.FromString,
             options,
             channel_credentials,
             insecure,

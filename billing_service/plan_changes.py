@@ -1,0 +1,153 @@
+"""ChangePlan and PreviewPlanChange: moving a live subscription to another plan's price.
+
+Both validate, then read the subscription from Stripe (its single item's id
+and current price). ChangePlan updates that item's price with the caller's
+proration behaviour and an idempotency key derived from ``request_id``, then
+stores Stripe's answer with an audit record naming the caller (the
+``customer.subscription.updated`` webhook that follows applies on top, as for
+Cancel/Resume). PreviewPlanChange asks ``POST /v1/invoices/create_preview``
+what the same change would bill and stores nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from billing_service import validation
+from billing_service.errors import FailedPrecondition, InvalidArgument, NotFound
+from billing_service.lifecycle import LIVE_PAID
+from billing_service.plans import Catalog, Plan
+from billing_service.stripe_api import StripeApi
+from billing_service.stripe_shapes import from_timestamp, object_id, subscription_snapshot
+from billing_service.subscriptions import SubscriptionService, SubscriptionView
+from generated.billing.v1 import billing_pb2 as pb
+
+# billing.v1 ProrationBehavior -> Stripe's proration_behavior.
+PRORATION_BEHAVIORS: dict[int, str] = {
+    pb.PRORATION_BEHAVIOR_UNSPECIFIED: "create_prorations",
+    pb.PRORATION_BEHAVIOR_CREATE_PRORATIONS: "create_prorations",
+    pb.PRORATION_BEHAVIOR_NONE: "none",
+    pb.PRORATION_BEHAVIOR_ALWAYS_INVOICE: "always_invoice",
+}
+
+
+def proration_behavior(value: int) -> str:
+    """Stripe's proration_behavior for a billing.v1 ProrationBehavior value."""
+    try:
+        return PRORATION_BEHAVIORS[value]
+    except KeyError:
+        raise InvalidArgument("proration", f"unknown ProrationBehavior {value}") from None
+
+
+@dataclass(frozen=True)
+class PlanChangePreview:
+    """What a plan change would bill: amount (minor units), currency, proration time."""
+
+    amount_due: int
+    currency: str
+    proration_date: datetime | None
+
+
+@dataclass(frozen=True)
+class _Target:
+    view: SubscriptionView
+    plan: Plan
+    item_id: str
+
+
+class PlanChanges:
+    """The plan change operations behind ChangePlan and PreviewPlanChange."""
+
+    def __init__(
+        self, stripe_api: StripeApi, catalog: Catalog, subscriptions: SubscriptionService
+    ) -> None:
+        self._stripe = stripe_api
+        self._catalog = catalog
+        self._subscriptions = subscriptions
+
+    def _plan(self, plan: str) -> Plan:
+        if not plan:
+            raise InvalidArgument("plan", "is required")
+        if plan not in self._catalog.plans:
+            known = ", ".join(sorted(self._catalog.plans))
+            raise InvalidArgument("plan", f"unknown plan {plan!r} (known: {known})")
+        return self._catalog.plans[plan]
+
+    async def _target(self, user_id: str, plan: Plan) -> _Target:
+        view = await self._subscriptions.get(user_id)
+        row = view.row
+        if row is None:
+            raise NotFound(f"user {user_id!r} has no subscription")
+        if view.status not in LIVE_PAID:
+            raise FailedPrecondition(
+                f"subscription is {view.status.value}; only trialing, active, past_due "
+                "or unpaid subscriptions change plans"
+            )
+        if row.plan == plan.name:
+            raise FailedPrecondition(f"subscription is already on plan {plan.name!r}")
+        raw = await self._stripe.retrieve_subscription(str(row.stripe_subscription_id))
+        items = raw.get("items", {}).get("data") or []
+        if len(items) != 1:
+            raise FailedPrecondition(
+                f"subscription has {len(items)} items; only single-item subscriptions change plans"
+            )
+        item: dict[str, Any] = items[0]
+        if object_id(item.get("price")) == plan.price_id:
+            raise FailedPrecondition(f"subscription is already on plan {plan.name!r} in Stripe")
+        return _Target(view, plan, str(item["id"]))
+
+    async def change(
+        self,
+        *,
+        user_id: str,
+        plan: str,
+        proration: int,
+        request_id: str,
+        proration_date: int | None,
+        caller: str,
+    ) -> SubscriptionView:
+        """Move the user's live subscription to ``plan``; see billing.proto ChangePlan."""
+        validation.user_id(user_id)
+        target_plan = self._plan(plan)
+        behavior = proration_behavior(proration)
+        validation.request_id(request_id)
+        target = await self._target(user_id, target_plan)
+        assert target.view.row is not None
+        answer = await self._stripe.change_subscription_price(
+            str(target.view.row.stripe_subscription_id),
+            target.item_id,
+            target_plan.price_id,
+            behavior,
+            proration_date=proration_date,
+            request_id=request_id,
+        )
+        detail = f"plan {target.view.row.plan} -> {target_plan.name}; proration_behavior={behavior}"
+        return await self._subscriptions.store_answer(
+            target.view, subscription_snapshot(answer), caller, "ChangePlan", detail
+        )
+
+    async def preview(self, *, user_id: str, plan: str, proration: int) -> PlanChangePreview:
+        """What ChangePlan would bill; see billing.proto PreviewPlanChange."""
+        validation.user_id(user_id)
+        target_plan = self._plan(plan)
+        behavior = proration_behavior(proration)
+        target = await self._target(user_id, target_plan)
+        assert target.view.row is not None
+        invoice = await self._stripe.preview_invoice(
+            {
+                "customer": str(target.view.row.stripe_customer_id),
+                "subscription": str(target.view.row.stripe_subscription_id),
+                "subscription_details": {
+                    "items": [{"id": target.item_id, "price": target_plan.price_id}],
+                    "proration_behavior": behavior,
+                },
+            }
+        )
+        prorated_at = invoice.get("subscription_proration_date") or invoice.get("created")
+        return PlanChangePreview(
+            amount_due=int(invoice.get("amount_due") or 0),
+            currency=str(invoice.get("currency") or ""),
+            proration_date=from_timestamp(prorated_at),
+        )
