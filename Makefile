@@ -28,9 +28,13 @@ proto-check: $(STAMP)
 migrate: $(STAMP)
 	$(VENV)/bin/billing-service migrate
 
-## Serve gRPC on BILLING_GRPC_ADDR; starts the Stripe emulator when STRIPE_SECRET_KEY is unset.
+## Run the service, the webhook gateway and (without STRIPE_SECRET_KEY) the Stripe emulator.
 run: $(STAMP)
 	$(PY) -m devtools.run_local
+
+## Drive the whole flow against `make run` (in another terminal), printing each step.
+demo: $(STAMP)
+	$(PY) -m devtools.demo
 
 test: $(STAMP)
 	$(PY) -m pytest -q

@@ -86,5 +86,11 @@ def up(migrator, db):  # type: ignore[no-untyped-def]
 
 
 def down(migrator, db):  # type: ignore[no-untyped-def]
-    for table in ("audit_chain_head", "audit_record", "processed_event", "subscription", "customer"):
+    for table in (
+        "audit_chain_head",
+        "audit_record",
+        "processed_event",
+        "subscription",
+        "customer",
+    ):
         db.execute_sql(f"DROP TABLE IF EXISTS {table}")

@@ -1,0 +1,131 @@
+"""localstripe's own signed webhooks (legacy shapes) through the gateway into the service."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import urllib.request
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import grpc
+import stripe
+
+from billing_service.storage.database import migrate, open_database
+from generated.billing.v1 import billing_pb2 as pb
+from generated.billing.v1 import billing_pb2_grpc as pb_grpc
+from tests.gateway.support import GatewayProcess, request
+from tests.gateway.system import SECRET, new_user, wait_until
+from tests.support.localstripe import LocalStripeProcess
+from tests.support.processes import ServiceProcess
+
+KEY = "sk_test_localstripe"
+
+
+def register_webhook(localstripe: LocalStripeProcess, url: str) -> None:
+    """localstripe's /_config/webhooks API: sign every event with SECRET and POST it to url."""
+    req = urllib.request.Request(  # noqa: S310 - localstripe on loopback
+        f"{localstripe.base_url}/_config/webhooks/gateway",
+        data=json.dumps({"url": url, "secret": SECRET}).encode(),
+        method="POST",
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(req, timeout=10):  # noqa: S310
+        pass
+
+
+def legacy_subscription(client: stripe.StripeClient, user_id: str) -> Any:
+    """A customer with a card and a pro subscription, made the legacy way (plans)."""
+    card: Any = {"number": "4242424242424242", "exp_month": 12, "exp_year": 2031, "cvc": "123"}
+    token = client.v1.tokens.create({"card": card})
+    customer = client.v1.customers.create(
+        {"email": f"{user_id}@example.com", "metadata": {"user_id": user_id}, "source": token.id}
+    )
+    with contextlib.suppress(stripe.InvalidRequestError):
+        client.v1.plans.create(
+            {
+                "id": "price_pro_monthly",
+                "amount": 1900,
+                "currency": "usd",
+                "interval": "month",
+                "product": {"name": "Pro"},
+            }
+        )
+    return client.v1.subscriptions.create(
+        {
+            "customer": customer.id,
+            "items": [{"plan": "price_pro_monthly"}],
+            "metadata": {"user_id": user_id},
+        }
+    )
+
+
+def test_subscription_created_and_deleted_through_localstripe_webhooks(tmp_path: Path) -> None:
+    database_url = f"sqlite:///{tmp_path / 'billing.db'}"
+    db = open_database(database_url)
+    migrate(db)
+    db.close()
+    with contextlib.ExitStack() as stack:
+        localstripe = stack.enter_context(LocalStripeProcess())
+        service = stack.enter_context(
+            ServiceProcess(
+                {
+                    "DATABASE_URL": database_url,
+                    "STRIPE_API_BASE": localstripe.base_url,
+                    "STRIPE_SECRET_KEY": KEY,
+                }
+            )
+        )
+        gateway = stack.enter_context(
+            GatewayProcess(
+                {
+                    "BILLING_SERVICE_TARGET": service.target,
+                    "STRIPE_WEBHOOK_SECRETS": SECRET,
+                    "DATABASE_URL": database_url,
+                }
+            )
+        )
+        register_webhook(localstripe, gateway.url)
+        channel = stack.enter_context(grpc.insecure_channel(service.target))
+        stub = pb_grpc.BillingServiceStub(channel)
+        client = stripe.StripeClient(
+            KEY, base_addresses={"api": localstripe.base_url}, max_network_retries=0
+        )
+
+        def subscription(user_id: str) -> pb.Subscription:
+            return stub.GetSubscription(
+                pb.GetSubscriptionRequest(user_id=user_id), timeout=10
+            ).subscription
+
+        user_id = new_user()
+        created = legacy_subscription(client, user_id)
+        active = wait_until(
+            "the subscription from customer.subscription.created",
+            lambda: (lambda s: s if s.tier == "pro" else None)(subscription(user_id)),
+        )
+        assert active.stripe_subscription_id == created.id
+        assert active.status == pb.SUBSCRIPTION_STATUS_ACTIVE
+
+        client.v1.subscriptions.cancel(created.id)
+        ended = wait_until(
+            "customer.subscription.deleted",
+            lambda: (lambda s: s if s.status == pb.SUBSCRIPTION_STATUS_CANCELED else None)(
+                subscription(user_id)
+            ),
+        )
+        assert ended.tier == "free"
+
+        audit = stub.ListAuditEvents(
+            pb.ListAuditEventsRequest(user_id=user_id, page_size=500), timeout=10
+        ).events
+        by_type = Counter(r.stripe_event_type for r in audit if r.stripe_event_id)
+        assert by_type["customer.subscription.created"] == 1
+        assert by_type["customer.subscription.deleted"] == 1
+        assert max(Counter(r.stripe_event_id for r in audit if r.stripe_event_id).values()) == 1
+        assert "Traceback" not in gateway.log_text()
+        # Every legacy-shaped event was understood: none retried, none dead-lettered.
+        metrics = request(gateway.host, gateway.port, "GET", "/metrics").body.decode()
+        assert 'reason="applied",status="200"} 2.0' in metrics
+        assert 'status="503"' not in metrics
+        assert "dead_lettered" not in metrics

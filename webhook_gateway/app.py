@@ -1,0 +1,191 @@
+"""The gateway's aiohttp application: routes, typed state, and the webhook contract.
+
+POST /webhooks/stripe answers (see docs/gateway.md for every body):
+
+* 200 ``{status, event_id}`` once the billing service is done with the event
+  (applied, duplicate, ignored, stale) or it is stored as a dead letter;
+* 400/413 ``{error}`` when the delivery is refused: nothing is forwarded;
+* 503 ``{error}`` when the event may yet be applied: Stripe retries it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from webhook_gateway.dead_letters import DeadLetterStore, DeadLetterStoreError
+from webhook_gateway.forward import Credentials, Forwarder, Verdict
+from webhook_gateway.metrics import CONTENT_TYPE_LATEST, GatewayMetrics
+from webhook_gateway.settings import GatewaySettings
+from webhook_gateway.verify import Rejection, VerificationError, verify_signature
+
+log = logging.getLogger(__name__)
+
+WEBHOOK_PATH = "/webhooks/stripe"
+
+SETTINGS_KEY = web.AppKey("settings", GatewaySettings)
+METRICS_KEY = web.AppKey("metrics", GatewayMetrics)
+FORWARDER_KEY = web.AppKey("forwarder", Forwarder)
+DEAD_LETTERS_KEY = web.AppKey("dead_letters", DeadLetterStore)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _answer(request: web.Request, status: int, reason: str, body: dict[str, Any]) -> web.Response:
+    request.app[METRICS_KEY].answered(status, reason)
+    return web.json_response(body, status=status)
+
+
+def _reject(request: web.Request, status: int, error: str) -> web.Response:
+    return _answer(request, status, error, {"error": error})
+
+
+def _str_field(event: dict[str, Any], name: str) -> str:
+    value = event.get(name)
+    return value[:255] if isinstance(value, str) else ""
+
+
+async def receive_webhook(request: web.Request) -> web.Response:
+    """Verify one Stripe delivery, forward it, and answer so Stripe retries only what may pass."""
+    settings = request.app[SETTINGS_KEY]
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        return _reject(request, 413, "body_too_large")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        # The SDK signs text: a body that is not UTF-8 cannot carry a valid signature.
+        return _reject(request, 400, Rejection.INVALID_SIGNATURE.value)
+    try:
+        verify_signature(
+            text,
+            request.headers.get("Stripe-Signature"),
+            settings.webhook_secrets,
+            settings.signature_tolerance_seconds,
+        )
+    except VerificationError as exc:
+        log.info("refused delivery: %s", exc.rejection.value)
+        return _reject(request, 400, exc.rejection.value)
+    try:
+        event = json.loads(text)
+    except (ValueError, RecursionError):
+        event = None
+    if not isinstance(event, dict):
+        return _reject(request, 400, "malformed_json")
+    event_id, event_type = _str_field(event, "id"), _str_field(event, "type")
+
+    metrics = request.app[METRICS_KEY]
+    started = time.perf_counter()
+    result = await request.app[FORWARDER_KEY].apply(raw)
+    metrics.forward_seconds.labels(result.verdict.value).observe(time.perf_counter() - started)
+    event_id = result.event_id or event_id
+
+    if result.verdict is Verdict.DONE:
+        log.info(
+            "event %s (%s): %s",
+            event_id,
+            event_type,
+            result.status,
+            extra={"event_id": event_id, "event_type": event_type},
+        )
+        return _answer(request, 200, result.status, {"status": result.status, "event_id": event_id})
+    if result.verdict is Verdict.RETRY:
+        log.warning("event %s (%s): %s, answering 503", event_id, event_type, result.status)
+        body = {"error": "billing_unavailable", "code": result.status, "event_id": event_id}
+        return _answer(request, 503, "billing_unavailable", body)
+    try:
+        dead_letter_id = await request.app[DEAD_LETTERS_KEY].record(
+            text, event_id, event_type, result.detail
+        )
+    except DeadLetterStoreError:
+        body = {"error": "dead_letter_unavailable", "event_id": event_id}
+        return _answer(request, 503, "dead_letter_unavailable", body)
+    metrics.dead_letters.inc()
+    log.warning(
+        "event %s (%s) refused as invalid, stored as dead letter %d: %s",
+        event_id,
+        event_type,
+        dead_letter_id,
+        result.detail,
+    )
+    dead = {"status": "dead_lettered", "event_id": event_id, "dead_letter_id": dead_letter_id}
+    return _answer(request, 200, "dead_lettered", dead)
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """Alive: the process answers HTTP."""
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Ready: the billing service answers its gRPC health check with SERVING."""
+    if await request.app[FORWARDER_KEY].ready():
+        return web.json_response({"status": "ready"})
+    return web.json_response({"status": "not_ready", "error": "billing_unavailable"}, status=503)
+
+
+async def metrics_page(request: web.Request) -> web.Response:
+    """Prometheus text exposition."""
+    return web.Response(
+        body=request.app[METRICS_KEY].render(), headers={"Content-Type": CONTENT_TYPE_LATEST}
+    )
+
+
+@web.middleware
+async def json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every error answer is JSON; a bug answers 503 (Stripe retries) and is logged."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        error = (exc.reason or "error").lower().replace(" ", "_")
+        if exc.status == 413:
+            error = "body_too_large"
+        return web.json_response({"error": error}, status=exc.status)
+    except Exception:
+        log.exception("%s %s failed with a bug", request.method, request.path)
+        if request.path == WEBHOOK_PATH:
+            request.app[METRICS_KEY].answered(503, "internal_error")
+        return web.json_response({"error": "internal_error"}, status=503)
+
+
+async def _forwarder_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS_KEY]
+    credentials = Credentials(
+        settings.billing_token,
+        settings.tls_ca_file,
+        settings.tls_cert_file,
+        settings.tls_key_file,
+    )
+    forwarder = Forwarder(settings.billing_target, settings.forward_deadline_seconds, credentials)
+    app[FORWARDER_KEY] = forwarder
+    yield
+    await forwarder.close()
+
+
+async def _dead_letters_ctx(app: web.Application) -> AsyncIterator[None]:
+    store = DeadLetterStore(app[SETTINGS_KEY].database_url)
+    app[DEAD_LETTERS_KEY] = store
+    yield
+    store.close()
+
+
+def build_app(settings: GatewaySettings) -> web.Application:
+    """The gateway application for ``settings``; resources open on startup."""
+    app = web.Application(middlewares=[json_errors], client_max_size=settings.max_body_bytes)
+    app[SETTINGS_KEY] = settings
+    app[METRICS_KEY] = GatewayMetrics()
+    app.cleanup_ctx.append(_forwarder_ctx)
+    app.cleanup_ctx.append(_dead_letters_ctx)
+    app.router.add_post(WEBHOOK_PATH, receive_webhook)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics_page)
+    return app

@@ -1,0 +1,99 @@
+"""``billing-gateway``: serve the Stripe webhook endpoint."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+import sys
+from collections.abc import Sequence
+
+from aiohttp import web
+
+from billing_service import logs
+from webhook_gateway.app import WEBHOOK_PATH, build_app
+from webhook_gateway.settings import GatewaySettings, SettingsError, settings_help
+
+log = logging.getLogger("webhook_gateway.cli")  # not "__main__" under python -m
+
+
+def _bound_port(runner: web.AppRunner) -> int:
+    for site in runner.sites:
+        server = getattr(site, "_server", None)
+        for sock in getattr(server, "sockets", None) or ():
+            if sock.family in (socket.AF_INET, socket.AF_INET6):
+                return int(sock.getsockname()[1])
+    raise RuntimeError("the gateway is not listening")
+
+
+async def serve(settings: GatewaySettings) -> None:
+    """Serve until SIGTERM or SIGINT, then finish in-flight requests and close."""
+    runner = web.AppRunner(build_app(settings), access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, settings.host, settings.port, shutdown_timeout=10.0)
+    await site.start()
+    port = _bound_port(runner)
+    log.info(
+        "webhook gateway on http://%s:%d%s -> %s",
+        settings.host,
+        port,
+        WEBHOOK_PATH,
+        settings.billing_target,
+    )
+    # The line tests and tools wait for; it carries the real port when :0 was asked.
+    print(f"BILLING_GATEWAY_LISTENING {settings.host}:{port}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("shutting down")
+    await runner.cleanup()
+    log.info("stopped")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line parser (settings come from the environment, listed in --help)."""
+    parser = argparse.ArgumentParser(
+        prog="billing-gateway",
+        description=(
+            f"Stripe webhook gateway: verifies POST {WEBHOOK_PATH} deliveries and forwards "
+            "them to billing.v1.BillingService/ApplyStripeEvent."
+        ),
+        epilog=settings_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.add_parser("serve", help="serve HTTP on GATEWAY_ADDR (the default command)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``billing-gateway`` console script."""
+    build_parser().parse_args(argv)
+    try:
+        settings = GatewaySettings.from_env()
+    except SettingsError as exc:
+        print(f"billing-gateway: {exc}", file=sys.stderr)
+        return 2
+    # The service's JSON log format, with the webhook secrets scrubbed as a second guard.
+    logs.configure(settings.log_level, secrets=(*settings.webhook_secrets, settings.billing_token))
+    try:
+        asyncio.run(serve(settings))
+    except OSError as exc:
+        print(
+            f"billing-gateway: cannot start on {settings.host}:{settings.port}: {exc}",
+            file=sys.stderr,
+        )
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

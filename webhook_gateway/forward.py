@@ -1,0 +1,134 @@
+"""Forwarding verified events to BillingService.ApplyStripeEvent over one grpc.aio channel.
+
+The channel is opened once per process (``app.cleanup_ctx`` in app.py) and
+shared by every request: gRPC multiplexes calls over it and reconnects by
+itself after the billing service restarts.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from generated.billing.v1 import billing_pb2 as pb
+from generated.billing.v1 import billing_pb2_grpc as pb_grpc
+
+log = logging.getLogger(__name__)
+
+CALLER = "webhook-gateway"
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["BillingService"].full_name
+
+OUTCOME_STATUS: dict[int, str] = {
+    pb.EVENT_OUTCOME_APPLIED: "applied",
+    pb.EVENT_OUTCOME_DUPLICATE: "duplicate",
+    pb.EVENT_OUTCOME_IGNORED: "ignored",
+    pb.EVENT_OUTCOME_STALE: "stale",
+}
+
+
+class Verdict(Enum):
+    """What the gateway makes of one ApplyStripeEvent call."""
+
+    DONE = "done"  # the service finished with the event: answer 200
+    INVALID = "invalid"  # the service says it can never be applied: dead-letter it
+    RETRY = "retry"  # anything else: answer 503 so Stripe delivers it again
+
+
+@dataclass(frozen=True)
+class ForwardResult:
+    """The outcome of one forward: a verdict plus what to report."""
+
+    verdict: Verdict
+    status: str  # "applied" ... for DONE, the gRPC code name otherwise
+    event_id: str = ""
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """How the gateway authenticates to the billing service (see docs/operations.md)."""
+
+    token: str = field(default="", repr=False)
+    tls_ca_file: str = ""
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
+
+    def channel_credentials(self) -> grpc.ChannelCredentials | None:
+        """TLS (mTLS with a client certificate) credentials; None for a plaintext channel."""
+        if not self.tls_ca_file:
+            return None
+        cert = Path(self.tls_cert_file).read_bytes() if self.tls_cert_file else None
+        key = Path(self.tls_key_file).read_bytes() if self.tls_key_file else None
+        return grpc.ssl_channel_credentials(Path(self.tls_ca_file).read_bytes(), key, cert)
+
+
+# Short reconnect backoff: after a billing-service restart the next delivery
+# should find it, not wait out an exponential backoff.
+CHANNEL_OPTIONS = [
+    ("grpc.initial_reconnect_backoff_ms", 200),
+    ("grpc.max_reconnect_backoff_ms", 2000),
+    ("grpc.min_reconnect_backoff_ms", 200),
+]
+
+
+class Forwarder:
+    """Calls ApplyStripeEvent and the gRPC health service on one channel."""
+
+    def __init__(
+        self, target: str, deadline_seconds: float, credentials: Credentials | None = None
+    ) -> None:
+        self.target = target
+        self.deadline_seconds = deadline_seconds
+        credentials = credentials or Credentials()
+        tls = credentials.channel_credentials()
+        if tls is None:
+            self._channel = grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
+        else:
+            self._channel = grpc.aio.secure_channel(target, tls, options=CHANNEL_OPTIONS)
+        self._metadata: tuple[tuple[str, str], ...] = (("x-billing-caller", CALLER),)
+        if credentials.token:
+            self._metadata += (("authorization", f"Bearer {credentials.token}"),)
+        self._stub = pb_grpc.BillingServiceStub(self._channel)
+        self._health = health_pb2_grpc.HealthStub(self._channel)
+
+    async def apply(self, payload: bytes) -> ForwardResult:
+        """Submit ``payload`` (the verified raw event) and classify the answer."""
+        try:
+            response = await self._stub.ApplyStripeEvent(
+                pb.ApplyStripeEventRequest(payload=payload),
+                timeout=self.deadline_seconds,
+                metadata=self._metadata,
+            )
+        except grpc.aio.AioRpcError as exc:
+            code = exc.code()
+            if code == grpc.StatusCode.INVALID_ARGUMENT:
+                return ForwardResult(Verdict.INVALID, code.name, detail=exc.details() or "")
+            # Only INVALID_ARGUMENT is a verdict on the event itself; every other
+            # failure (down, deadline, a bug answered INTERNAL, not deployed yet,
+            # our credentials refused) may pass later, so Stripe must keep the
+            # event and retry it.
+            return ForwardResult(Verdict.RETRY, code.name, detail=exc.details() or "")
+        status = OUTCOME_STATUS.get(response.outcome)
+        if status is None:
+            log.error("ApplyStripeEvent answered unknown outcome %d", response.outcome)
+            return ForwardResult(Verdict.RETRY, "UNKNOWN_OUTCOME", response.event_id)
+        return ForwardResult(Verdict.DONE, status, response.event_id, response.reason)
+
+    async def ready(self, wait_seconds: float = 2.0) -> bool:
+        """True when the billing service's gRPC health check says SERVING."""
+        try:
+            answer = await self._health.Check(
+                health_pb2.HealthCheckRequest(service=SERVICE_NAME), timeout=wait_seconds
+            )
+        except grpc.aio.AioRpcError:
+            return False
+        return bool(answer.status == health_pb2.HealthCheckResponse.SERVING)
+
+    async def close(self) -> None:
+        """Close the channel, cancelling calls still in flight."""
+        await self._channel.close(None)
