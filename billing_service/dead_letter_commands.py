@@ -12,10 +12,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-from pathlib import Path
 
 import grpc
 
+from billing_service.caller_credentials import call_metadata, sync_channel
 from billing_service.settings import Settings
 from billing_service.storage.database import open_database
 from billing_service.storage.dead_letters import (
@@ -91,32 +91,14 @@ def _list(args: argparse.Namespace) -> int:
     return 0
 
 
-def _channel(target: str) -> grpc.Channel:
-    """A channel with the gateway's credentials: ApplyStripeEvent is the gateway's RPC."""
-    ca = os.environ.get("BILLING_SERVICE_TLS_CA_FILE", "").strip()
-    if not ca:
-        return grpc.insecure_channel(target)
-    cert = os.environ.get("BILLING_SERVICE_TLS_CERT_FILE", "").strip()
-    key = os.environ.get("BILLING_SERVICE_TLS_KEY_FILE", "").strip()
-    credentials = grpc.ssl_channel_credentials(
-        Path(ca).read_bytes(),
-        Path(key).read_bytes() if key else None,
-        Path(cert).read_bytes() if cert else None,
-    )
-    return grpc.secure_channel(target, credentials)
-
-
 def _replay(settings: Settings, dead_letter_id: int) -> int:
     row = get_dead_letter(dead_letter_id)
     if row is None:
         print(f"no dead letter with id {dead_letter_id}")
         return 1
     target = os.environ.get("BILLING_SERVICE_TARGET", "").strip() or settings.grpc_addr
-    metadata = [("x-billing-caller", REPLAY_CALLER)]
-    token = os.environ.get("BILLING_SERVICE_TOKEN", "").strip()
-    if token:
-        metadata.append(("authorization", f"Bearer {token}"))
-    with _channel(target) as channel:
+    metadata = call_metadata(REPLAY_CALLER)
+    with sync_channel(target) as channel:
         try:
             response = pb_grpc.BillingServiceStub(channel).ApplyStripeEvent(
                 pb.ApplyStripeEventRequest(payload=row.payload.encode("utf-8")),

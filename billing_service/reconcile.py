@@ -38,6 +38,7 @@ from typing import Any, TextIO, TypeVar
 import grpc
 import peewee
 
+from billing_service.caller_credentials import aio_channel, call_metadata
 from billing_service.errors import Unavailable
 from billing_service.events.parse import HANDLED_TYPES
 from billing_service.settings import Settings
@@ -167,11 +168,11 @@ def _stripe_retryable(exc: Exception) -> bool:
 
 
 def channel(settings: Settings) -> grpc.aio.Channel:
-    """The channel to BILLING_SERVICE_TARGET (default BILLING_GRPC_ADDR)."""
-    return grpc.aio.insecure_channel(settings.service_target)
+    """The channel to BILLING_SERVICE_TARGET (default BILLING_GRPC_ADDR), with credentials."""
+    return aio_channel(settings.service_target)
 
 
-METADATA = (("x-billing-caller", CALLER),)
+METADATA = call_metadata(CALLER)
 
 
 async def list_events(stripe: StripeApi, since: datetime, backoff: Backoff) -> list[dict[str, Any]]:

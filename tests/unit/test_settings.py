@@ -10,6 +10,7 @@ import pytest
 
 from billing_service.settings import SETTINGS, Settings, SettingsError
 from tests.support.processes import REPO_ROOT
+from webhook_gateway.settings import SETTINGS as GATEWAY_SETTINGS
 
 
 def test_defaults() -> None:
@@ -48,9 +49,10 @@ def test_help_lists_every_setting_with_its_default() -> None:
         assert f"[default: {spec.default or '(unset)'}]" in out
 
 
-def test_readme_lists_every_setting() -> None:
+def test_readme_lists_every_setting_of_both_services() -> None:
     readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
-    missing = [spec.env for spec in SETTINGS if f"`{spec.env}`" not in readme]
+    specs = (*SETTINGS, *GATEWAY_SETTINGS)
+    missing = [spec.env for spec in specs if f"`{spec.env}`" not in readme]
     assert not missing, f"README configuration reference lacks {missing}"
 
 
