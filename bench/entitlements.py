@@ -39,6 +39,7 @@ from typing import Any
 
 import grpc
 
+from devtools.redis_server import RedisServer
 from generated.billing.v1 import billing_pb2 as pb
 from generated.billing.v1 import billing_pb2_grpc as pb_grpc
 
@@ -137,48 +138,6 @@ def postgres_database() -> Iterator[str]:
         with admin.cursor() as cur:
             cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.close()
-
-
-def free_port() -> int:
-    """A free loopback TCP port."""
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@contextlib.contextmanager
-def redis_server() -> Iterator[str]:
-    """A private redis-server on a free port."""
-    import redis
-
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            "redis-server",
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ],
-        stdout=subprocess.DEVNULL,
-    )
-    try:
-        for _ in range(200):
-            with contextlib.suppress(redis.RedisError):
-                redis.Redis(port=port).ping()
-                break
-            time.sleep(0.05)
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 @contextlib.contextmanager
@@ -362,7 +321,7 @@ def bench_backend(backend: str, args: argparse.Namespace, ctx: Any) -> dict[str,
             url, redis_url = f"sqlite:///{tmp}/billing.db", ""
         else:
             url = stack.enter_context(postgres_database())
-            redis_url = stack.enter_context(redis_server())
+            redis_url = stack.enter_context(RedisServer()).url
         loaded = load_population(url, args.users)
         print(f"[{backend}] loaded {args.users} users in {loaded:.1f}s", flush=True)
         ready = ctx.Queue()

@@ -169,7 +169,7 @@ class Settings:
         def text(name: str) -> str:
             return env.get(name, "").strip() or _default(name)
 
-        secrets = tuple(s.strip() for s in text("STRIPE_WEBHOOK_SECRETS").split(",") if s.strip())
+        secrets = comma_separated(text("STRIPE_WEBHOOK_SECRETS"))
         return cls(
             grpc_addr=text("BILLING_GRPC_ADDR"),
             database_url=text("DATABASE_URL"),
@@ -205,11 +205,16 @@ class Settings:
         return tuple(s for s in (self.stripe_secret_key, *self.stripe_webhook_secrets) if s)
 
 
-def settings_help() -> str:
+def comma_separated(raw: str) -> tuple[str, ...]:
+    """The non-empty, stripped items of a comma-separated setting."""
+    return tuple(item.strip() for item in raw.split(",") if item.strip())
+
+
+def settings_help(specs: tuple[SettingSpec, ...] = SETTINGS) -> str:
     """The settings table for ``--help``: name, default, meaning."""
-    width = max(len(spec.env) for spec in SETTINGS)
+    width = max(len(spec.env) for spec in specs)
     lines = ["environment variables:"]
-    for spec in SETTINGS:
+    for spec in specs:
         default = spec.default or "(unset)"
         lines.append(f"  {spec.env:<{width}}  {spec.help} [default: {default}]")
     return "\n".join(lines)

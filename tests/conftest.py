@@ -45,6 +45,14 @@ def database_url(
         yield url
 
 
+@pytest.fixture(scope="module")
+def shared_postgres() -> Iterator[str]:
+    """A migrated PostgreSQL database that the several processes of one test module share."""
+    with fresh_postgres_database() as url:
+        migrate(url)
+        yield url
+
+
 @pytest.fixture(scope="session")
 def emulator() -> Iterator[object]:
     """The project's Stripe emulator, one per test session."""

@@ -13,18 +13,10 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from billing_service.settings import SettingsError, SettingSpec, comma_separated
+from billing_service.settings import settings_help as shared_settings_help
 
-class SettingsError(ValueError):
-    """A setting has a value the gateway cannot use."""
-
-
-@dataclass(frozen=True)
-class SettingSpec:
-    """One environment variable: its name, default and meaning."""
-
-    env: str
-    default: str
-    help: str
+__all__ = ["SETTINGS", "GatewaySettings", "SettingsError", "settings_help"]
 
 
 SETTINGS: tuple[SettingSpec, ...] = (
@@ -112,7 +104,7 @@ class GatewaySettings:
         def text(name: str) -> str:
             return env.get(name, "").strip() or _default(name)
 
-        secrets = tuple(s.strip() for s in text("STRIPE_WEBHOOK_SECRETS").split(",") if s.strip())
+        secrets = comma_separated(text("STRIPE_WEBHOOK_SECRETS"))
         if not secrets:
             raise SettingsError("STRIPE_WEBHOOK_SECRETS is empty: no delivery could be verified")
         host, port = split_addr(text("GATEWAY_ADDR"))
@@ -141,10 +133,5 @@ class GatewaySettings:
 
 
 def settings_help() -> str:
-    """The settings table for ``--help``: name, default, meaning."""
-    width = max(len(spec.env) for spec in SETTINGS)
-    lines = ["environment variables:"]
-    for spec in SETTINGS:
-        default = spec.default or "(unset)"
-        lines.append(f"  {spec.env:<{width}}  {spec.help} [default: {default}]")
-    return "\n".join(lines)
+    """The gateway's settings table for ``--help``."""
+    return shared_settings_help(SETTINGS)

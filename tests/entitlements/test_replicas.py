@@ -8,21 +8,11 @@ import grpc
 import pytest
 
 from generated.billing.v1 import billing_pb2_grpc as pb_grpc
-from tests.conftest import migrate
 from tests.entitlements.conftest import service_env
 from tests.entitlements.support import Billing, RedisServer, eventually
 from tests.events import factory
 from tests.events.stripe_standin import StripeStandIn
 from tests.support.processes import ServiceProcess
-from tests.support.services import fresh_postgres_database
-
-
-@pytest.fixture(scope="module")
-def shared_postgres() -> Iterator[str]:
-    """A migrated PostgreSQL database both replicas use."""
-    with fresh_postgres_database() as url:
-        migrate(url)
-        yield url
 
 
 @pytest.fixture(scope="module")

@@ -12,12 +12,11 @@ import redis
 
 from generated.billing.v1 import billing_pb2 as pb
 from generated.billing.v1 import billing_pb2_grpc as pb_grpc
-from tests.conftest import migrate
 from tests.events import factory
 from tests.events.conftest import EventsClient, service_env
 from tests.events.stripe_standin import StripeStandIn
 from tests.support.processes import ServiceProcess
-from tests.support.services import fresh_postgres_database, redis_url
+from tests.support.services import redis_url
 
 
 async def test_twenty_concurrent_deliveries_apply_once(client: EventsClient, user_id: str) -> None:
@@ -31,14 +30,6 @@ async def test_twenty_concurrent_deliveries_apply_once(client: EventsClient, use
     assert outcomes == {pb.EVENT_OUTCOME_APPLIED: 1, pb.EVENT_OUTCOME_DUPLICATE: 19}
     records = await client.audit(user_id)
     assert [r.stripe_event_id for r in records] == [ev["id"]]
-
-
-@pytest.fixture(scope="module")
-def shared_postgres() -> Iterator[str]:
-    """A migrated PostgreSQL database for the two-replica tests."""
-    with fresh_postgres_database() as url:
-        migrate(url)
-        yield url
 
 
 @pytest.fixture(scope="module")

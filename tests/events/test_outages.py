@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import shutil
-import socket
-import subprocess
-import time
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 
@@ -15,6 +11,7 @@ import psycopg2
 import pytest
 import redis
 
+from devtools.redis_server import RedisServer
 from generated.billing.v1 import billing_pb2 as pb
 from generated.billing.v1 import billing_pb2_grpc as pb_grpc
 from tests.conftest import migrate
@@ -93,67 +90,10 @@ async def test_an_event_that_failed_while_the_database_was_down_applies_on_retry
             assert [r.stripe_event_id for r in records] == [ev["id"]]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-class RedisServer:
-    """A private ``redis-server`` the test starts and stops."""
-
-    def __init__(self) -> None:
-        self.port = _free_port()
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        """Its redis:// URL."""
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        """Start it and wait until it answers PING."""
-        binary = shutil.which("redis-server")
-        if binary is None:
-            pytest.skip("redis-server is not installed")
-        self.proc = subprocess.Popen(
-            [
-                binary,
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        client = redis.Redis.from_url(self.url)
-        for _ in range(200):
-            try:
-                if client.ping():
-                    return
-            except redis.ConnectionError:
-                time.sleep(0.05)
-        raise RuntimeError("redis-server did not start")
-
-    def stop(self) -> None:
-        """Stop it (its data is gone: nothing is persisted)."""
-        if self.proc is not None:
-            self.proc.terminate()
-            self.proc.wait(10)
-            self.proc = None
-
-
 @pytest.fixture
 def private_redis() -> Iterator[RedisServer]:
     """A private Redis, stopped at the end whatever happened."""
-    server = RedisServer()
-    server.start()
+    server = RedisServer().start()
     try:
         yield server
     finally:

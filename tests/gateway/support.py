@@ -4,106 +4,41 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
-import signal
-import subprocess
-import sys
-import tempfile
-import time
 import uuid
 from collections.abc import Mapping
-from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import stripe
 
-from tests.support.processes import REPO_ROOT
+from tests.support.processes import ListeningProcess
 
 WEBHOOK_PATH = "/webhooks/stripe"
 
 
-class GatewayProcess:
+class GatewayProcess(ListeningProcess):
     """A ``billing-gateway serve`` subprocess on 127.0.0.1:0; use as a context manager."""
 
+    ready_line = "BILLING_GATEWAY_LISTENING"
+    name = "billing-gateway"
+
     def __init__(self, env: Mapping[str, str], ready_timeout: float = 30.0) -> None:
-        self._env = {
-            **os.environ,
-            "GATEWAY_ADDR": "127.0.0.1:0",
-            "GATEWAY_LOG_LEVEL": "INFO",
-            **env,
-        }
-        self._ready_timeout = ready_timeout
-        self._log = tempfile.NamedTemporaryFile(  # noqa: SIM115 - lives as long as the process
-            prefix="billing-gateway-", suffix=".log", delete=False
-        )
-        self.proc: subprocess.Popen[str] | None = None
-        self.host = "127.0.0.1"
-        self.port = 0
+        defaults = {"GATEWAY_ADDR": "127.0.0.1:0", "GATEWAY_LOG_LEVEL": "INFO"}
+        super().__init__(["webhook_gateway.cli", "serve"], {**defaults, **env}, ready_timeout)
+
+    @property
+    def host(self) -> str:
+        """The address the gateway listens on."""
+        return self.target.rsplit(":", 1)[0]
+
+    @property
+    def port(self) -> int:
+        """The port the gateway listens on."""
+        return int(self.target.rsplit(":", 1)[1])
 
     @property
     def url(self) -> str:
         """The webhook endpoint's URL."""
-        return f"http://{self.host}:{self.port}{WEBHOOK_PATH}"
-
-    def start(self) -> GatewayProcess:
-        """Start and wait for ``BILLING_GATEWAY_LISTENING host:port``."""
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "webhook_gateway.cli", "serve"],
-            env=self._env,
-            cwd=REPO_ROOT,
-            stdout=subprocess.PIPE,
-            stderr=self._log,
-            text=True,
-        )
-        assert self.proc.stdout is not None
-        deadline = time.monotonic() + self._ready_timeout
-        while time.monotonic() < deadline:
-            line = self.proc.stdout.readline()
-            if line.startswith("BILLING_GATEWAY_LISTENING "):
-                host, port = line.split()[1].rsplit(":", 1)
-                self.host, self.port = host, int(port)
-                return self
-            if not line and self.proc.poll() is not None:
-                break
-        self.stop()
-        raise RuntimeError(f"billing-gateway did not start:\n{self.log_text()}")
-
-    def log_text(self) -> str:
-        """Everything the process logged so far."""
-        return Path(self._log.name).read_text(encoding="utf-8", errors="replace")
-
-    def alive(self) -> bool:
-        """True while the process runs."""
-        return self.proc is not None and self.proc.poll() is None
-
-    def stop(self, timeout: float = 15.0) -> int | None:
-        """SIGTERM, wait, SIGKILL after ``timeout``; returns the exit code."""
-        if self.proc is None:
-            return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        if self.proc.stdout:
-            self.proc.stdout.close()
-        return self.proc.returncode
-
-    def __enter__(self) -> GatewayProcess:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-        self._log.close()
-        os.unlink(self._log.name)
+        return f"http://{self.target}{WEBHOOK_PATH}"
 
 
 def new_event(kind: str = "applied", **extra: Any) -> dict[str, Any]:

@@ -8,44 +8,44 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
+from typing import Self
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PLANS_FILE = REPO_ROOT / "plans.example.toml"
 
 
-class ServiceProcess:
-    """A ``billing-service serve`` subprocess; use as a context manager.
+class ListeningProcess:
+    """A Python module run as a server that reports ``READY_LINE host:port`` on stdout.
 
-    It listens on 127.0.0.1:0 and reports the chosen port on stdout; ``target``
-    is "127.0.0.1:PORT". Its log goes to a temporary file, printed when the
-    process fails to start.
+    Its log goes to a temporary file, printed when the process fails to start;
+    use as a context manager (SIGTERM on exit, SIGKILL when it will not stop).
     """
 
-    def __init__(self, env: dict[str, str], ready_timeout: float = 30.0) -> None:
-        self._env = {
-            **os.environ,
-            "BILLING_GRPC_ADDR": "127.0.0.1:0",
-            "BILLING_PLANS_FILE": str(PLANS_FILE),
-            "STRIPE_MAX_NETWORK_RETRIES": "0",
-            "BILLING_SHUTDOWN_GRACE_SECONDS": "5",
-            # Tests listen on loopback; the auth tests turn this off explicitly.
-            "BILLING_INSECURE_NO_AUTH": "true",
-            **env,
-        }
+    ready_line = ""
+    name = ""
+
+    def __init__(
+        self, argv: Sequence[str], env: Mapping[str, str], ready_timeout: float = 30.0
+    ) -> None:
+        self._argv = [sys.executable, "-m", *argv]
+        self._env = {**os.environ, **env}
         self._ready_timeout = ready_timeout
         self._log = tempfile.NamedTemporaryFile(  # noqa: SIM115 - lives as long as the process
-            prefix="billing-service-", suffix=".log", delete=False
+            prefix=f"{self.name}-", suffix=".log", delete=False
         )
         self.proc: subprocess.Popen[str] | None = None
         self.target = ""
-        self.metrics_target = ""
 
-    def start(self) -> ServiceProcess:
-        """Start and wait until the server reports its port."""
+    def on_line(self, line: str) -> None:
+        """Called with each stdout line read before the ready line."""
+
+    def start(self) -> Self:
+        """Start and wait until the server reports where it listens."""
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "billing_service.cli", "serve"],
+            self._argv,
             env=self._env,
             cwd=REPO_ROOT,
             stdout=subprocess.PIPE,
@@ -56,19 +56,22 @@ class ServiceProcess:
         deadline = time.monotonic() + self._ready_timeout
         while time.monotonic() < deadline:
             line = self.proc.stdout.readline()
-            if line.startswith("BILLING_METRICS_LISTENING "):
-                self.metrics_target = line.split()[1]
-            if line.startswith("BILLING_SERVICE_LISTENING "):
+            if line.startswith(f"{self.ready_line} "):
                 self.target = line.split()[1]
                 return self
+            self.on_line(line)
             if not line and self.proc.poll() is not None:
                 break
         self.stop()
-        raise RuntimeError(f"billing-service did not start:\n{self.log_text()}")
+        raise RuntimeError(f"{self.name} did not start:\n{self.log_text()}")
 
     def log_text(self) -> str:
         """Everything the process logged so far."""
         return Path(self._log.name).read_text(encoding="utf-8", errors="replace")
+
+    def alive(self) -> bool:
+        """True while the process runs."""
+        return self.proc is not None and self.proc.poll() is None
 
     def signal(self, sig: int) -> None:
         """Send ``sig`` to the process."""
@@ -90,7 +93,7 @@ class ServiceProcess:
             self.proc.stdout.close()
         return self.proc.returncode
 
-    def __enter__(self) -> ServiceProcess:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(
@@ -102,3 +105,27 @@ class ServiceProcess:
         self.stop()
         self._log.close()
         os.unlink(self._log.name)
+
+
+class ServiceProcess(ListeningProcess):
+    """A ``billing-service serve`` subprocess; ``target`` is "127.0.0.1:PORT"."""
+
+    ready_line = "BILLING_SERVICE_LISTENING"
+    name = "billing-service"
+
+    def __init__(self, env: Mapping[str, str], ready_timeout: float = 30.0) -> None:
+        defaults = {
+            "BILLING_GRPC_ADDR": "127.0.0.1:0",
+            "BILLING_PLANS_FILE": str(PLANS_FILE),
+            "STRIPE_MAX_NETWORK_RETRIES": "0",
+            "BILLING_SHUTDOWN_GRACE_SECONDS": "5",
+            # Tests listen on loopback; the auth tests turn this off explicitly.
+            "BILLING_INSECURE_NO_AUTH": "true",
+        }
+        super().__init__(["billing_service.cli", "serve"], {**defaults, **env}, ready_timeout)
+        self.metrics_target = ""
+
+    def on_line(self, line: str) -> None:
+        """Remember where /metrics is served, when it is."""
+        if line.startswith("BILLING_METRICS_LISTENING "):
+            self.metrics_target = line.split()[1]
