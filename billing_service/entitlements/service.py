@@ -16,7 +16,6 @@ arrives from another replica, and it is never served past ``access_until``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 import time
@@ -25,7 +24,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-import peewee
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from billing_service import validation
@@ -48,7 +46,7 @@ from billing_service.entitlements.model import (
 from billing_service.entitlements.watch import DEFAULT_MAX_PENDING, WatchHub
 from billing_service.errors import InvalidArgument
 from billing_service.plans import Catalog
-from billing_service.storage.database import Database, StorageUnavailable
+from billing_service.storage.database import Database
 from billing_service.storage.models import Subscription, utcnow
 from generated.billing.v1 import billing_pb2 as pb
 
@@ -83,28 +81,14 @@ def subscribed_users_after(after: str, limit: int) -> list[str]:
 
 
 class _Reader:
-    """Runs entitlement reads on a thread of their own, so they never queue behind writes.
-
-    On SQLite the thread keeps its connection open: opening one (with its
-    pragmas) costs milliseconds, several times the query itself. PostgreSQL
-    connections come from the pool per call, as everywhere else.
-    """
+    """Runs entitlement reads on a thread of their own, so they never queue behind writes."""
 
     def __init__(self, db: Database) -> None:
         self._db = db
-        self._keep_open = not db.is_postgres
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="entitlements-db")
 
     def _call(self, fn: Callable[..., T], *args: Any) -> T:
-        if not self._keep_open:
-            return self._db.call(fn, *args)
-        try:
-            self._db.db.connect(reuse_if_open=True)
-            return fn(*args)
-        except (peewee.OperationalError, peewee.InterfaceError) as exc:
-            with contextlib.suppress(Exception):
-                self._db.db.close()
-            raise StorageUnavailable(f"database unavailable: {type(exc).__name__}") from exc
+        return self._db.call(fn, *args)
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """``fn(*args)`` on the reader thread."""
@@ -112,10 +96,7 @@ class _Reader:
         return await loop.run_in_executor(self._executor, self._call, fn, *args)
 
     def close(self) -> None:
-        """Close the thread's connection and stop the thread."""
-        if self._keep_open:
-            with contextlib.suppress(Exception):
-                self._executor.submit(self._db.db.close).result(5)
+        """Stop the thread."""
         self._executor.shutdown(wait=False, cancel_futures=True)
 
 

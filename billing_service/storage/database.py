@@ -98,6 +98,7 @@ class Database:
         self.db = open_database(url, max_connections=workers)
         database_proxy.initialize(self.db)
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="db")
+        self._keep_open = not is_postgres(self.db)
 
     @property
     def is_postgres(self) -> bool:
@@ -105,12 +106,23 @@ class Database:
         return is_postgres(self.db)
 
     def call(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run ``fn`` on this thread with a connection; database errors -> StorageUnavailable."""
+        """Run ``fn`` on this thread with a connection; database errors -> StorageUnavailable.
+
+        PostgreSQL connections go back to the pool after each call. A SQLite
+        connection stays open on its thread: opening one (with its pragmas)
+        costs milliseconds, several times a query.
+        """
         try:
+            if self._keep_open:
+                self.db.connect(reuse_if_open=True)
+                return fn(*args)
             with self.db.connection_context():
                 return fn(*args)
         except (peewee.OperationalError, peewee.InterfaceError) as exc:
             # Connection-level failures; integrity errors are the caller's business.
+            if self._keep_open:
+                with contextlib.suppress(Exception):
+                    self.db.close()
             raise StorageUnavailable(f"database unavailable: {type(exc).__name__}") from exc
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:

@@ -34,7 +34,7 @@ RETRY_DELAYS = ",".join(["0.5"] * 4 + ["1"] * 40)
 T = TypeVar("T")
 
 
-def wait_until(what: str, probe: Callable[[], T | None], timeout: float = 60.0) -> T:
+def wait_until(what: str, probe: Callable[[], T | None], timeout: float = 120.0) -> T:
     """Poll ``probe`` until it returns something truthy (webhooks arrive asynchronously)."""
     deadline = time.monotonic() + timeout
     while True:
