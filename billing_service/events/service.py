@@ -86,7 +86,10 @@ class EventService:
         return await self._answer(result)
 
     async def _apply(self, event: StripeEvent) -> ApplyResult:
-        if await self._guard.seen(event.id):
+        # Redeliveries are common (Stripe retries, replicas, replays): answer them
+        # with one read, before any lock or write transaction. With Redis, its
+        # marker says which events are worth that read; without, every one is.
+        if not self._guard.uses_redis or await self._guard.seen(event.id):
             found = await self._db.run(duplicate_of, event.id)
             if found is not None:
                 return found

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -99,6 +100,7 @@ class Database:
         database_proxy.initialize(self.db)
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="db")
         self._keep_open = not is_postgres(self.db)
+        self._sqlite_writer = threading.Lock()
 
     @property
     def is_postgres(self) -> bool:
@@ -132,9 +134,15 @@ class Database:
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
-        """A write transaction; on SQLite it takes the write lock up front."""
+        """A write transaction; on SQLite it takes the write lock up front.
+
+        SQLite has one writer at a time, and a connection that finds the lock
+        taken sleeps in its busy handler (milliseconds at a time); queueing
+        this process's writers on a thread lock first keeps them from sleeping
+        on each other. Other processes still wait through busy_timeout.
+        """
         if isinstance(self.db, peewee.SqliteDatabase):
-            with self.db.atomic("IMMEDIATE"):
+            with self._sqlite_writer, self.db.atomic("IMMEDIATE"):
                 yield
         else:
             with self.db.atomic():
