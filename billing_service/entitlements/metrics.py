@@ -39,3 +39,7 @@ WATCH_OVERFLOWS = Counter(
     "billing_entitlement_watch_overflows_total",
     "WatchEntitlements streams ended because the consumer fell too far behind",
 )
+CACHE_COMPLETE = Gauge(
+    "billing_entitlement_cache_complete",
+    "1 while every subscription is cached (unknown users answered free from memory)",
+)

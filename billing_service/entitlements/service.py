@@ -29,6 +29,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from billing_service import validation
 from billing_service.entitlements.coherence import L2Tag, RedisCoherence
 from billing_service.entitlements.metrics import (
+    CACHE_COMPLETE,
     CACHE_HITS,
     CACHE_MISSES,
     DB_LOADS,
@@ -46,7 +47,7 @@ from billing_service.entitlements.model import (
 from billing_service.entitlements.watch import DEFAULT_MAX_PENDING, WatchHub
 from billing_service.errors import InvalidArgument
 from billing_service.plans import Catalog
-from billing_service.storage.database import Database
+from billing_service.storage.database import Database, StorageUnavailable
 from billing_service.storage.models import Subscription, utcnow
 from generated.billing.v1 import billing_pb2 as pb
 
@@ -59,6 +60,9 @@ MAX_LOADS_IN_FLIGHT = 2
 MAX_WATCHED_USERS = 10_000
 SNAPSHOT_PAGE = 500
 _MAX_FEATURE = 64
+_MAX_USER_ID = 255
+WARM_PAGE = 5000
+WARM_RETRY_SECONDS = 1.0
 
 
 def load_current(user_ids: Sequence[str]) -> dict[str, Subscription]:
@@ -145,6 +149,12 @@ class EntitlementService:
         self._loads_in_flight = 0
         self._max_entries = max_entries
         self.hub = WatchHub(watch_max_pending)
+        # Complete mode: once every subscription row is cached (``_warm``), a user
+        # absent from ``_entries`` has no subscription and is free, with no
+        # database read, unless an invalidation since marked them ``_dirty``.
+        self._complete_gen: int | None = None
+        self._dirty: set[str] = set()
+        self._free_checks = build_entry("", None, self.book, utcnow()).checks
         self._tasks: set[asyncio.Task[None]] = set()
         self.coherence: RedisCoherence | None = None
         self._lease: RedisCoherence | _LocalLease = _LocalLease()
@@ -158,13 +168,18 @@ class EntitlementService:
             self._lease = self.coherence
 
     async def start(self) -> None:
-        """Join the replica set (when Redis is configured)."""
+        """Join the replica set (when Redis is configured); start filling the cache."""
         if self.coherence is not None:
             await self.coherence.start()
+        task = asyncio.create_task(self._keep_warm())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def close(self) -> None:
         """End every watch stream; then leave the replica set."""
         self.hub.close()
+        for task in list(self._tasks):
+            task.cancel()
         if self.coherence is not None:
             await self.coherence.close()
         self._reader.close()
@@ -177,6 +192,7 @@ class EntitlementService:
 
     def _invalidate(self, user_id: str, source: str) -> None:
         self._entries.pop(user_id, None)
+        self._dirty.add(user_id)
         fill = self._fills.pop(user_id, None)
         if fill is not None:
             fill.stale = True
@@ -200,6 +216,8 @@ class EntitlementService:
     def _reset(self) -> None:
         """The lease changed hands: nothing cached or in flight may be served any more."""
         self._entries.clear()
+        self._complete_gen = None
+        CACHE_COMPLETE.set(0)
         for fill in self._fills.values():
             fill.stale = True
         self._fills.clear()
@@ -207,10 +225,26 @@ class EntitlementService:
 
     # -- reads ---------------------------------------------------------------------------
 
+    def _known_free(self, user_id: str) -> bool:
+        """True when complete mode proves ``user_id`` has no subscription."""
+        lease = self._lease
+        return (
+            self._complete_gen == lease.lease_gen
+            and time.monotonic() < lease.lease_until
+            and user_id not in self._dirty
+        )
+
     def check_cached(self, user_id: str, feature: str) -> pb.CheckEntitlementResponse | None:
         """The answer from memory, or None when it needs anything else (validation, a load)."""
         entry = self._entries.get(user_id)
-        if entry is None or time.monotonic() >= self._lease.lease_until:
+        if entry is None:
+            if 0 < len(user_id) <= _MAX_USER_ID and self._known_free(user_id):
+                response = self._free_checks.get(feature)
+                if response is not None and user_id.isprintable() and " " not in user_id:
+                    CACHE_HITS.inc()
+                    return response
+            return None
+        if time.monotonic() >= self._lease.lease_until:
             return None
         if time.time() >= entry.expires_at:
             return None
@@ -248,6 +282,9 @@ class EntitlementService:
             entry = build_entry(user_id, entry.row, self.book, utcnow())
             self._store(user_id, entry)
             return entry
+        if self._known_free(user_id):
+            CACHE_HITS.inc()
+            return build_entry(user_id, None, self.book, utcnow())
         CACHE_MISSES.inc()
         fill = self._fills.get(user_id) if leased else None
         if fill is None or fill.lease_gen != lease.lease_gen:
@@ -261,11 +298,60 @@ class EntitlementService:
         return entry
 
     def _store(self, user_id: str, entry: Entry) -> None:
+        self._dirty.discard(user_id)
         if len(self._entries) >= self._max_entries:
+            self._complete_gen = None
+            CACHE_COMPLETE.set(0)
             # Drop the oldest tenth; a rare, bounded pause instead of per-hit LRU bookkeeping.
             for key in list(self._entries)[: max(1, self._max_entries // 10)]:
                 del self._entries[key]
         self._entries[user_id] = entry
+
+    # -- complete mode -------------------------------------------------------------------
+
+    async def _keep_warm(self) -> None:
+        """Fill the cache with every subscription, again whenever a lease change emptied it."""
+        while True:
+            lease = self._lease
+            leased = time.monotonic() < lease.lease_until
+            if leased and self._complete_gen != lease.lease_gen:
+                try:
+                    await self._warm(lease.lease_gen)
+                except StorageUnavailable as exc:
+                    log.warning("entitlement cache not filled (%s); will retry", exc)
+            await asyncio.sleep(WARM_RETRY_SECONDS)
+
+    async def _warm(self, gen: int) -> None:
+        """Load every user's current subscription; on success, enter complete mode."""
+        started = time.monotonic()
+        self._dirty = set()
+        after, loaded = "", 0
+        while True:
+            users = await self._reader.run(subscribed_users_after, after, WARM_PAGE)
+            if not users:
+                break
+            rows = await self._reader.run(load_current, users)
+            if self._lease.lease_gen != gen:
+                return
+            loaded += len(users)
+            if loaded > self._max_entries:
+                log.info("more subscribed users than the cache holds; complete mode off")
+                return
+            now = utcnow()
+            for user in users:
+                # Invalidated (or freshly loaded) since this page was read: not ours to set.
+                if user in self._dirty or user in self._entries:
+                    continue
+                self._entries[user] = build_entry(user, rows.get(user), self.book, now)
+            after = users[-1]
+        if self._lease.lease_gen == gen and time.monotonic() < self._lease.lease_until:
+            self._complete_gen = gen
+            CACHE_COMPLETE.set(1)
+            log.info(
+                "entitlement cache complete: %d subscribed users in %.1fs",
+                loaded,
+                time.monotonic() - started,
+            )
 
     # -- batched loads -------------------------------------------------------------------
 
