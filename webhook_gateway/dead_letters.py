@@ -5,7 +5,7 @@ service's own database (DATABASE_URL) through peewee rather than through a
 new RPC. A dead letter exists precisely when the billing service refused the
 event, and the write must not depend on that same service's code path; it is
 also rare, so a two-thread pool is plenty. The table comes with the service's
-migrations (0003). When the write fails the gateway answers 503 and Stripe
+migrations (0002). When the write fails the gateway answers 503 and Stripe
 retries, so an event is never acknowledged before it is stored.
 """
 

@@ -4,7 +4,7 @@ The webhook gateway records them so Stripe can be answered 200 (it stops
 retrying an event that can never be applied) without the event being lost;
 an operator lists and replays them with ``billing-service events``. One row
 per distinct payload: a redelivery of the same bytes only bumps ``deliveries``.
-The schema is owned by ``migrations/0003_dead_letters.py``.
+The schema is owned by ``migrations/0002_dead_letters.py``.
 """
 
 from __future__ import annotations
