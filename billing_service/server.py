@@ -18,6 +18,7 @@ from billing_service.auth import build_authorizer, server_credentials
 from billing_service.changes import ChangeNotifier
 from billing_service.entitlements import EntitlementService
 from billing_service.events.service import EventService
+from billing_service.health import DependencyHealth
 from billing_service.interceptors import GuardInterceptor
 from billing_service.locks import EventGuard
 from billing_service.metrics import start_http_exporter
@@ -54,9 +55,12 @@ class App:
     port: int
     guard: EventGuard | None = None
     entitlements: EntitlementService | None = None
+    dependencies: DependencyHealth | None = None
 
     async def stop(self, grace: float | None = None) -> None:
         """Refuse new calls, let in-flight ones finish within ``grace``, then close."""
+        if self.dependencies is not None:
+            await self.dependencies.close()
         await self.health.enter_graceful_shutdown()
         if self.entitlements is not None:
             # Watch streams never finish on their own; end them so the grace is for unary calls.
@@ -148,10 +152,21 @@ async def start(settings: Settings) -> App:
     if port == 0:
         raise StartupError(f"cannot listen on {settings.grpc_addr} (BILLING_GRPC_ADDR)")
     await server.start()
-    for name in ("", SERVICE_NAME):
-        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    dependencies = DependencyHealth(
+        health_servicer, db, ("", SERVICE_NAME), redis_url=settings.redis_url
+    )
+    await dependencies.start()
     return App(
-        settings, catalog, db, stripe_api, server, health_servicer, port, guard, entitlements
+        settings,
+        catalog,
+        db,
+        stripe_api,
+        server,
+        health_servicer,
+        port,
+        guard,
+        entitlements,
+        dependencies,
     )
 
 

@@ -7,6 +7,7 @@ import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import grpc
 import pytest
@@ -14,6 +15,7 @@ import pytest
 from generated.billing.v1 import billing_pb2_grpc as pb_grpc
 from tests.support.processes import PLANS_FILE, REPO_ROOT, ServiceProcess
 from tests.support.services import fresh_postgres_database
+from tests.support.tcp_proxy import TcpProxy
 
 EMULATOR_KEY = "sk_test_emulator"
 
@@ -51,6 +53,17 @@ def shared_postgres() -> Iterator[str]:
     with fresh_postgres_database() as url:
         migrate(url)
         yield url
+
+
+@pytest.fixture(scope="module")
+def proxied_postgres() -> Iterator[tuple[str, TcpProxy]]:
+    """A migrated PostgreSQL database behind a TCP proxy the test can cut and restore."""
+    with fresh_postgres_database() as url:
+        migrate(url)
+        parts = urlsplit(url)
+        with TcpProxy(parts.hostname or "127.0.0.1", parts.port or 5432) as proxy:
+            netloc = f"{parts.username}@127.0.0.1:{proxy.port}"
+            yield parts._replace(netloc=netloc).geturl(), proxy
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from urllib.parse import urlsplit
 
 import grpc
 import psycopg2
@@ -18,9 +17,9 @@ from tests.conftest import migrate
 from tests.events import factory
 from tests.events.conftest import EventsClient, service_env
 from tests.events.stripe_standin import StripeStandIn
-from tests.events.tcp_proxy import TcpProxy
 from tests.support.processes import ServiceProcess
 from tests.support.services import fresh_postgres_database
+from tests.support.tcp_proxy import TcpProxy
 
 APPLIED = pb.EVENT_OUTCOME_APPLIED
 DUPLICATE = pb.EVENT_OUTCOME_DUPLICATE
@@ -43,17 +42,6 @@ async def _send_until_answered(
             if exc.code() != grpc.StatusCode.UNAVAILABLE:
                 raise
     raise AssertionError("still UNAVAILABLE after 10 retries")
-
-
-@pytest.fixture(scope="module")
-def proxied_postgres() -> Iterator[tuple[str, TcpProxy]]:
-    """A migrated PostgreSQL database, and a cuttable proxy in front of it."""
-    with fresh_postgres_database() as url:
-        migrate(url)
-        parts = urlsplit(url)
-        with TcpProxy(parts.hostname or "127.0.0.1", parts.port or 5432) as proxy:
-            netloc = f"{parts.username}@127.0.0.1:{proxy.port}"
-            yield parts._replace(netloc=netloc).geturl(), proxy
 
 
 async def test_an_event_that_failed_while_the_database_was_down_applies_on_retry(

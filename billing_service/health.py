@@ -1,0 +1,109 @@
+"""Keeps the standard gRPC health service true to the service's dependencies.
+
+* ``""`` and ``billing.v1.BillingService``: SERVING while the database answers
+  (nothing works without it), NOT_SERVING otherwise. Load balancers and the
+  gateway's ``/readyz`` probe these.
+* ``redis`` (only with REDIS_URL): SERVING while Redis answers. The service
+  keeps working without Redis (on the database's guarantees), so a Redis
+  outage must not take every replica out of rotation; it is reported under
+  its own name, and in ``billing_redis_up``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+import redis.asyncio as aioredis
+from grpc_health.v1 import health_pb2
+from redis.exceptions import RedisError
+
+from billing_service.storage.database import Database, StorageUnavailable
+
+log = logging.getLogger(__name__)
+
+SERVING = health_pb2.HealthCheckResponse.SERVING
+NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+REDIS_HEALTH_NAME = "redis"
+
+
+class DependencyHealth:
+    """Probes the database (and Redis) every ``interval`` seconds and sets health statuses."""
+
+    def __init__(
+        self,
+        health: Any,
+        db: Database,
+        service_names: tuple[str, ...],
+        redis_url: str = "",
+        interval: float = 2.0,
+        timeout: float = 1.0,
+    ) -> None:
+        self._health = health
+        self._db = db
+        self._names = service_names
+        self._interval = interval
+        self._timeout = timeout
+        self._redis = (
+            aioredis.Redis.from_url(
+                redis_url, socket_timeout=timeout, socket_connect_timeout=timeout
+            )
+            if redis_url
+            else None
+        )
+        self._task: asyncio.Task[None] | None = None
+        self._last: dict[str, bool] = {}
+
+    async def start(self) -> None:
+        """Probe once now, then keep probing in the background."""
+        await self.probe()
+        self._task = asyncio.create_task(self._loop())
+
+    async def _loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval)
+            await self.probe()
+
+    async def probe(self) -> None:
+        """Check every dependency once and publish the result."""
+        database_ok = await self._database_ok()
+        for name in self._names:
+            await self._set(name, database_ok, "database")
+        if self._redis is not None:
+            await self._set(REDIS_HEALTH_NAME, await self._redis_ok(), "redis")
+
+    async def _database_ok(self) -> bool:
+        try:
+            await asyncio.wait_for(self._db.run(self._db.ping), self._timeout * 5)
+        except (StorageUnavailable, TimeoutError):
+            return False
+        return True
+
+    async def _redis_ok(self) -> bool:
+        assert self._redis is not None
+        try:
+            await self._redis.ping()
+        except (RedisError, OSError, TimeoutError):
+            return False
+        return True
+
+    async def _set(self, name: str, ok: bool, what: str) -> None:
+        if self._last.get(name) != ok:
+            if name == self._names[0] or name == REDIS_HEALTH_NAME:
+                if ok:
+                    log.info("%s reachable: health %r SERVING", what, name)
+                else:
+                    log.warning("%s unreachable: health %r NOT_SERVING", what, name)
+            self._last[name] = ok
+        await self._health.set(name, SERVING if ok else NOT_SERVING)
+
+    async def close(self) -> None:
+        """Stop probing."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._redis is not None:
+            await self._redis.aclose()
