@@ -18,7 +18,7 @@ from billing_service.audit import AuditLog
 from billing_service.auth import current_caller
 from billing_service.convert import audit_to_proto, subscription_to_proto, timestamp
 from billing_service.entitlements import EntitlementService
-from billing_service.errors import BillingError, Unavailable
+from billing_service.errors import BillingError
 from billing_service.events.apply import Outcome
 from billing_service.events.service import EventService
 from billing_service.plan_changes import PlanChanges
@@ -86,17 +86,17 @@ def rpc_errors(handler: Handler[Req, Resp]) -> Handler[Req, Resp]:
 
 
 class BillingServicer(pb_grpc.BillingServiceServicer):
-    """Implements billing.v1.BillingService; unimplemented RPCs answer UNIMPLEMENTED."""
+    """Implements billing.v1.BillingService over the service objects that do the work."""
 
     def __init__(
         self,
         subscriptions: SubscriptionService,
         events: EventService,
         audit_log: AuditLog,
-        entitlements: EntitlementService | None = None,
+        entitlements: EntitlementService,
         *,
-        plan_changes: PlanChanges | None = None,
-        resync: ResyncService | None = None,
+        plan_changes: PlanChanges,
+        resync: ResyncService,
     ) -> None:
         self._subscriptions = subscriptions
         self._events = events
@@ -159,9 +159,7 @@ class BillingServicer(pb_grpc.BillingServiceServicer):
         self, request: pb.SyncCheckoutSessionRequest, context: Context
     ) -> pb.SyncCheckoutSessionResponse:
         """See billing.proto and billing_service/resync.py."""
-        view = await self._resync_service().sync_checkout_session(
-            request.session_id, caller_of(context)
-        )
+        view = await self._resync.sync_checkout_session(request.session_id, caller_of(context))
         return pb.SyncCheckoutSessionResponse(subscription=subscription_to_proto(view))
 
     @rpc_errors
@@ -169,7 +167,7 @@ class BillingServicer(pb_grpc.BillingServiceServicer):
         self, request: pb.ReconcileUserRequest, context: Context
     ) -> pb.ReconcileUserResponse:
         """See billing.proto and billing_service/resync.py."""
-        result = await self._resync_service().reconcile_user(request.user_id, caller_of(context))
+        result = await self._resync.reconcile_user(request.user_id, caller_of(context))
         return pb.ReconcileUserResponse(
             subscription=subscription_to_proto(result.view),
             subscriptions_seen=result.seen,
@@ -181,7 +179,7 @@ class BillingServicer(pb_grpc.BillingServiceServicer):
         self, request: pb.ChangePlanRequest, context: Context
     ) -> pb.ChangePlanResponse:
         """See billing.proto and billing_service/plan_changes.py."""
-        view = await self._plan_change_service().change(
+        view = await self._plan_changes.change(
             user_id=request.user_id,
             plan=request.plan,
             proration=request.proration,
@@ -198,7 +196,7 @@ class BillingServicer(pb_grpc.BillingServiceServicer):
         self, request: pb.PreviewPlanChangeRequest, context: Context
     ) -> pb.PreviewPlanChangeResponse:
         """See billing.proto and billing_service/plan_changes.py."""
-        preview = await self._plan_change_service().preview(
+        preview = await self._plan_changes.preview(
             user_id=request.user_id, plan=request.plan, proration=request.proration
         )
         response = pb.PreviewPlanChangeResponse(
@@ -208,19 +206,6 @@ class BillingServicer(pb_grpc.BillingServiceServicer):
         if prorated_at is not None:
             response.proration_date.CopyFrom(prorated_at)
         return response
-
-    def _resync_service(self) -> ResyncService:
-        if self._resync is None:
-            raise Unavailable("SyncCheckoutSession/ReconcileUser are not configured on this server")
-        return self._resync
-
-    def _plan_change_service(self) -> PlanChanges:
-        if self._plan_changes is None:
-            raise Unavailable("plan changes are not configured on this server")
-        return self._plan_changes
-
-    async def _unimplemented(self, context: Context, rpc: str) -> None:
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, f"{rpc} is not implemented yet")
 
     @rpc_errors
     async def ApplyStripeEvent(
@@ -253,25 +238,23 @@ class BillingServicer(pb_grpc.BillingServiceServicer):
         self, request: pb.CheckEntitlementRequest, context: Context
     ) -> pb.CheckEntitlementResponse:
         """See billing.proto. A cache hit is answered from memory without awaiting anything."""
-        entitlements = self._entitlements
-        if entitlements is not None:
-            answer = entitlements.check_cached(request.user_id, request.feature)
-            if answer is not None:
-                return answer
+        answer = self._entitlements.check_cached(request.user_id, request.feature)
+        if answer is not None:
+            return answer
         return await self._check_entitlement(request, context)
 
     @rpc_errors
     async def _check_entitlement(
         self, request: pb.CheckEntitlementRequest, context: Context
     ) -> pb.CheckEntitlementResponse:
-        return await self._entitlement_service().check(request.user_id, request.feature)
+        return await self._entitlements.check(request.user_id, request.feature)
 
     @rpc_errors
     async def GetEntitlements(
         self, request: pb.GetEntitlementsRequest, context: Context
     ) -> pb.GetEntitlementsResponse:
         """See billing.proto."""
-        return await self._entitlement_service().entitlements(request.user_id)
+        return await self._entitlements.entitlements(request.user_id)
 
     async def WatchEntitlements(
         self, request: pb.WatchEntitlementsRequest, context: Context
@@ -279,7 +262,7 @@ class BillingServicer(pb_grpc.BillingServiceServicer):
         """See billing.proto; a stream ends with UNAVAILABLE on shutdown, RESOURCE_EXHAUSTED
         when the consumer falls more than the pending limit behind (docs/entitlements.md)."""
         try:
-            stream = self._entitlement_service().watch(
+            stream = self._entitlements.watch(
                 list(request.user_ids), lambda: context.send_initial_metadata(())
             )
             async for message in stream:
@@ -293,8 +276,3 @@ class BillingServicer(pb_grpc.BillingServiceServicer):
         except Exception:
             log.exception("WatchEntitlements failed with a bug")
             await context.abort(grpc.StatusCode.INTERNAL, "internal error")
-
-    def _entitlement_service(self) -> EntitlementService:
-        if self._entitlements is None:
-            raise Unavailable("entitlements are not configured on this server")
-        return self._entitlements
