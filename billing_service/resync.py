@@ -38,7 +38,8 @@ from billing_service.events.apply import _ADVISORY_NAMESPACE  # one lock namespa
 from billing_service.events.ordering import state_digest
 from billing_service.events.parse import CHECKOUT_COMPLETED
 from billing_service.events.service import EventService
-from billing_service.lifecycle import Status, parse_status, transition_allowed
+from billing_service.events.transition import Ordering, write_transition
+from billing_service.lifecycle import parse_status
 from billing_service.plans import Catalog
 from billing_service.storage import repository
 from billing_service.storage.database import Database
@@ -54,7 +55,6 @@ from billing_service.subscriptions import (
     SubscriptionService,
     SubscriptionView,
     UserChanged,
-    evaluate,
 )
 
 log = logging.getLogger(__name__)
@@ -121,41 +121,24 @@ def store_fetched(
             Customer.insert(
                 user_id=user_id, stripe_customer_id=snapshot.customer_id, created_at=utcnow()
             ).on_conflict_ignore().execute()
-        now = utcnow()
-        before = Status(row.status) if row is not None else Status.NONE
-        tier_before = evaluate(row, catalog, now).tier
-        if not transition_allowed(before, after):
-            reason = f"refused transition {before.value} -> {after.value}: Stripe never makes it"
-            audit.append(
-                user_id=user_id,
-                stripe_subscription_id=snapshot.id,
-                cause=cause,
-                status_before=before.value,
-                status_after=before.value,
-                tier_before=tier_before,
-                tier_after=tier_before,
-                detail=f"{note}; {reason}",
-            )
-            return Stored(False, reason)
-        stored = repository.upsert_subscription(
+        written = write_transition(
+            catalog,
+            row,
             snapshot,
-            user_id,
-            plan,
-            event_created=int(row.last_event_created) if row is not None else 0,
-            event_id=str(row.last_event_id) if row is not None else "",
-            state_digest=digest,
-        )
-        audit.append(
+            after,
             user_id=user_id,
-            stripe_subscription_id=snapshot.id,
+            plan=plan,
             cause=cause,
-            status_before=before.value,
-            status_after=after.value,
-            tier_before=tier_before,
-            tier_after=evaluate(stored, catalog, now).tier,
+            # The row keeps the ordering time of the newest event: the next
+            # Stripe event still applies over a state fetched outside events.
+            ordering=Ordering(
+                int(row.last_event_created) if row is not None else 0,
+                str(row.last_event_id) if row is not None else "",
+                digest,
+            ),
             detail=note,
         )
-        return Stored(True)
+        return Stored(written.applied, written.reason)
 
 
 @dataclass(frozen=True)

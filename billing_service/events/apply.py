@@ -21,13 +21,13 @@ from billing_service import audit
 from billing_service.events.ordering import Decision, decide, state_digest
 from billing_service.events.parse import StripeEvent
 from billing_service.events.resolve import Resolution
-from billing_service.lifecycle import Status, parse_status, transition_allowed
+from billing_service.events.transition import Ordering, write_transition
+from billing_service.lifecycle import parse_status
 from billing_service.plans import Catalog
 from billing_service.storage import repository
 from billing_service.storage.database import Database
 from billing_service.storage.models import Customer, ProcessedEvent, Subscription, utcnow
 from billing_service.stripe_shapes import SubscriptionSnapshot
-from billing_service.subscriptions import evaluate
 
 _PENDING = "pending"
 _ADVISORY_NAMESPACE = 1  # pg_advisory_xact_lock(namespace, hashtext(subscription id))
@@ -174,48 +174,26 @@ def _transition(
     base: ApplyResult,
     digest: str,
 ) -> ApplyResult:
-    now = utcnow()
-    before = Status(row.status) if row is not None else Status.NONE
-    before_tier = evaluate(row, catalog, now).tier
-    cause = audit.Cause.event(event.id, event.type)
     try:
         after = parse_status(snapshot.status)
     except ValueError:
         return _with(base, Outcome.IGNORED, f"unknown subscription status {snapshot.status!r}")
-    if not transition_allowed(before, after):
-        reason = f"refused transition {before.value} -> {after.value}: Stripe never makes it"
-        audit.append(
-            user_id=base.user_id,
-            stripe_subscription_id=snapshot.id,
-            cause=cause,
-            status_before=before.value,
-            status_after=before.value,
-            tier_before=before_tier,
-            tier_after=before_tier,
-            detail=reason,
-        )
-        return _with(base, Outcome.IGNORED, reason)
     known = catalog.plan_for_price(snapshot.price_id)
     plan = known.name if known else (str(row.plan) if row is not None else "")
-    stored = repository.upsert_subscription(
-        snapshot,
-        base.user_id,
-        plan,
-        event_created=event.created,
-        event_id=event.id,
-        state_digest=digest,
-    )
     detail = f"event created {event.created}"
     if resolution.note:
         detail += f"; {resolution.note}"
-    audit.append(
+    written = write_transition(
+        catalog,
+        row,
+        snapshot,
+        after,
         user_id=base.user_id,
-        stripe_subscription_id=snapshot.id,
-        cause=cause,
-        status_before=before.value,
-        status_after=after.value,
-        tier_before=before_tier,
-        tier_after=evaluate(stored, catalog, now).tier,
+        plan=plan,
+        cause=audit.Cause.event(event.id, event.type),
+        ordering=Ordering(event.created, event.id, digest),
         detail=detail,
     )
+    if not written.applied:
+        return _with(base, Outcome.IGNORED, written.reason)
     return _with(base, Outcome.APPLIED, "", changed=True)
