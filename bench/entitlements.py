@@ -26,7 +26,6 @@ import os
 import platform
 import random
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -39,6 +38,7 @@ from typing import Any
 
 import grpc
 
+from devtools.processes import ListeningProcess
 from devtools.redis_server import RedisServer
 from generated.billing.v1 import billing_pb2 as pb
 from generated.billing.v1 import billing_pb2_grpc as pb_grpc
@@ -144,7 +144,6 @@ def postgres_database() -> Iterator[str]:
 def billing_service(database_url: str, redis_url: str) -> Iterator[str]:
     """``billing-service serve`` over the database; yields its target."""
     env = {
-        **os.environ,
         "BILLING_GRPC_ADDR": "127.0.0.1:0",
         "DATABASE_URL": database_url,
         "REDIS_URL": redis_url,
@@ -154,27 +153,10 @@ def billing_service(database_url: str, redis_url: str) -> Iterator[str]:
         # Loopback only; the auth interceptor still runs (and is measured) on every call.
         "BILLING_INSECURE_NO_AUTH": "true",
     }
-    with tempfile.TemporaryFile() as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "billing_service.cli", "serve"],
-            env=env,
-            cwd=REPO,
-            stdout=subprocess.PIPE,
-            stderr=log,
-            text=True,
-        )
-        assert proc.stdout is not None
-        try:
-            for line in proc.stdout:
-                if line.startswith("BILLING_SERVICE_LISTENING "):
-                    yield line.split()[1]
-                    break
-            else:
-                log.seek(0)
-                raise RuntimeError(f"billing-service did not start:\n{log.read().decode()}")
-        finally:
-            proc.terminate()
-            proc.wait(30)
+    with ListeningProcess(
+        ["billing_service.cli", "serve"], env, ready_line="BILLING_SERVICE_LISTENING"
+    ) as service:
+        yield service.target
 
 
 # -- the bare server --------------------------------------------------------------------

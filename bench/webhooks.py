@@ -29,7 +29,6 @@ import json
 import os
 import platform
 import random
-import subprocess
 import sys
 import tempfile
 import time
@@ -45,6 +44,7 @@ import grpc
 import stripe
 
 from billing_service.storage.database import migrate, open_database
+from devtools.processes import ListeningProcess
 from devtools.stripe_emulator.process import EmulatorProcess
 from generated.billing.v1 import billing_pb2 as pb
 from generated.billing.v1 import billing_pb2_grpc as pb_grpc
@@ -78,39 +78,9 @@ class Run:
     answers: dict[str, int]
 
 
-class Child:
-    """A subprocess that reports ``PREFIX host:port`` on stdout when it listens."""
-
-    def __init__(self, args: Sequence[str], env: dict[str, str], prefix: str) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, *args],
-            env={**os.environ, **env},
-            cwd=REPO,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-        )
-        assert self.proc.stdout is not None
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            line = self.proc.stdout.readline()
-            if line.startswith(prefix):
-                self.addr = line.split()[1]
-                return
-            if not line and self.proc.poll() is not None:
-                break
-        self.stop()
-        raise RuntimeError(f"{' '.join(args)} did not start")
-
-    def stop(self) -> None:
-        """SIGTERM and wait."""
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+def child(args: Sequence[str], env: dict[str, str], ready_line: str) -> ListeningProcess:
+    """``python -m ARGS`` started and listening (``.target``); logs discarded with the run."""
+    return ListeningProcess(args, env, ready_line=ready_line).start()
 
 
 @contextlib.contextmanager
@@ -312,8 +282,8 @@ def bench_backend(backend: str, users: int, concurrency: int) -> tuple[list[Run]
     ):
         emulator.hold_webhooks(True)
         quiet = {"BILLING_LOG_LEVEL": "WARNING", "GATEWAY_LOG_LEVEL": "WARNING"}
-        service = Child(
-            ["-m", "billing_service.cli", "serve"],
+        service = child(
+            ["billing_service.cli", "serve"],
             {
                 **quiet,
                 "BILLING_GRPC_ADDR": "127.0.0.1:0",
@@ -329,25 +299,25 @@ def bench_backend(backend: str, users: int, concurrency: int) -> tuple[list[Run]
         children = [service]
         try:
             common = {**quiet, "STRIPE_WEBHOOK_SECRETS": SECRET, "DATABASE_URL": database_url}
-            gateway = Child(
-                ["-m", "webhook_gateway.cli", "serve"],
-                {**common, "GATEWAY_ADDR": "127.0.0.1:0", "BILLING_SERVICE_TARGET": service.addr},
+            gateway = child(
+                ["webhook_gateway.cli", "serve"],
+                {**common, "GATEWAY_ADDR": "127.0.0.1:0", "BILLING_SERVICE_TARGET": service.target},
                 "BILLING_GATEWAY_LISTENING",
             )
             children.append(gateway)
-            baseline = Child(
-                ["-m", "bench.webhook_baseline", "127.0.0.1", "0"], common, "BASELINE_LISTENING"
+            baseline = child(
+                ["bench.webhook_baseline", "127.0.0.1", "0"], common, "BASELINE_LISTENING"
             )
             children.append(baseline)
             print(f"[{backend}] creating {users} subscriptions in the emulator ...", flush=True)
-            events = generate_events(service.addr, emulator, users)
+            events = generate_events(service.target, emulator, users)
             bodies = deliveries(events)
             print(f"[{backend}] {len(events)} events, {len(bodies)} deliveries", flush=True)
             before = processed_rows(database_url)
             gateway_run = measure(
                 backend,
                 "gateway -> service",
-                f"http://{gateway.addr}/webhooks/stripe",
+                f"http://{gateway.target}/webhooks/stripe",
                 bodies,
                 len(events),
                 concurrency,
@@ -359,7 +329,7 @@ def bench_backend(backend: str, users: int, concurrency: int) -> tuple[list[Run]
             baseline_run = measure(
                 backend,
                 "baseline (verify + 200)",
-                f"http://{baseline.addr}/webhooks/stripe",
+                f"http://{baseline.target}/webhooks/stripe",
                 bodies,
                 len(events),
                 concurrency,
@@ -367,19 +337,19 @@ def bench_backend(backend: str, users: int, concurrency: int) -> tuple[list[Run]
             # Attribution: the same deliveries again (all duplicates now), straight to the
             # service and through the gateway, show what the gateway itself adds.
             direct_replay = measure(
-                backend, "replay: direct gRPC", service.addr, bodies, len(events), concurrency
+                backend, "replay: direct gRPC", service.target, bodies, len(events), concurrency
             )
             gateway_replay = measure(
                 backend,
                 "replay: gateway -> service",
-                f"http://{gateway.addr}/webhooks/stripe",
+                f"http://{gateway.target}/webhooks/stripe",
                 bodies,
                 len(events),
                 concurrency,
             )
         finally:
-            for child in reversed(children):
-                child.stop()
+            for process in reversed(children):
+                process.stop()
     return [gateway_run, baseline_run, direct_replay, gateway_replay], check
 
 

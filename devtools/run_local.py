@@ -13,34 +13,19 @@ import json
 import os
 import secrets
 import signal
-import subprocess
 import sys
 import time
 import urllib.request
-from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from devtools.processes import REPO_ROOT, ListeningProcess
+
 EMULATOR_PORT = int(os.environ.get("STRIPE_EMULATOR_PORT", "12111"))
 EMULATOR_KEY = "sk_test_local_emulator"
 
 
-def _wait_for_line(proc: subprocess.Popen[str], prefix: str, timeout: float = 30.0) -> str:
-    assert proc.stdout is not None
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if line.startswith(prefix):
-            return line.split(maxsplit=1)[1].strip()
-        if not line and proc.poll() is not None:
-            break
-    raise RuntimeError(f"process {proc.args!r} did not report {prefix}")
-
-
-def _start(args: list[str], env: dict[str, str], ready: str) -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen(
-        [sys.executable, *args], env=env, cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True
-    )
-    return proc, _wait_for_line(proc, ready)
+def _start(argv: list[str], env: dict[str, str], ready_line: str) -> ListeningProcess:
+    # Children log to this terminal: `make run` is for watching what happens.
+    return ListeningProcess(argv, env, ready_line=ready_line, log_to_terminal=True).start()
 
 
 def _register_webhook(base_url: str, url: str, secret: str) -> None:
@@ -74,12 +59,11 @@ def main() -> int:
     if emulated and not env.get("STRIPE_WEBHOOK_SECRETS"):
         env["STRIPE_WEBHOOK_SECRETS"] = f"whsec_dev_{secrets.token_hex(16)}"
     emulator_url = ""
-    children: list[subprocess.Popen[str]] = []
+    children: list[ListeningProcess] = []
     try:
         if emulated:
-            emulator, base_url = _start(
+            emulator = _start(
                 [
-                    "-m",
                     "devtools.stripe_emulator",
                     "--host",
                     "127.0.0.1",
@@ -92,6 +76,7 @@ def main() -> int:
                 "STRIPE_EMULATOR_LISTENING",
             )
             children.append(emulator)
+            base_url = emulator.target
             env["STRIPE_SECRET_KEY"] = EMULATOR_KEY
             env["STRIPE_API_BASE"] = base_url
             emulator_url = base_url
@@ -100,18 +85,17 @@ def main() -> int:
                 "  (a development tool; nothing reaches real Stripe)",
                 flush=True,
             )
-        service, target = _start(
-            ["-m", "billing_service.cli", "serve"], env, "BILLING_SERVICE_LISTENING"
-        )
+        service = _start(["billing_service.cli", "serve"], env, "BILLING_SERVICE_LISTENING")
         children.append(service)
+        target = service.target
         print(f"billing.v1.BillingService gRPC on {target}", flush=True)
-        gateway, gateway_addr = _start(
-            ["-m", "webhook_gateway.cli", "serve"],
+        gateway = _start(
+            ["webhook_gateway.cli", "serve"],
             {**env, "BILLING_SERVICE_TARGET": env.get("BILLING_SERVICE_TARGET", target)},
             "BILLING_GATEWAY_LISTENING",
         )
         children.append(gateway)
-        webhook_url = f"http://{gateway_addr}/webhooks/stripe"
+        webhook_url = f"http://{gateway.target}/webhooks/stripe"
         print(f"webhook gateway on {webhook_url} -> {target}", flush=True)
         if emulator_url:
             _register_webhook(
@@ -119,7 +103,7 @@ def main() -> int:
             )
             print(f"emulator webhooks -> {webhook_url} (signed with a dev secret)", flush=True)
         print("ready: `make demo` in another terminal; Ctrl-C stops everything", flush=True)
-        while all(child.poll() is None for child in children):
+        while all(child.alive() for child in children):
             time.sleep(0.5)
         print("a process exited; stopping the rest", file=sys.stderr)
         return 1
@@ -127,13 +111,7 @@ def main() -> int:
         return 0
     finally:
         for child in reversed(children):
-            if child.poll() is None:
-                child.send_signal(signal.SIGTERM)
-        for child in children:
-            try:
-                child.wait(15)
-            except subprocess.TimeoutExpired:
-                child.kill()
+            child.stop()
 
 
 if __name__ == "__main__":

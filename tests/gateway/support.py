@@ -23,7 +23,9 @@ class GatewayProcess(ListeningProcess):
 
     def __init__(self, env: Mapping[str, str], ready_timeout: float = 30.0) -> None:
         defaults = {"GATEWAY_ADDR": "127.0.0.1:0", "GATEWAY_LOG_LEVEL": "INFO"}
-        super().__init__(["webhook_gateway.cli", "serve"], {**defaults, **env}, ready_timeout)
+        super().__init__(
+            ["webhook_gateway.cli", "serve"], {**defaults, **env}, ready_timeout=ready_timeout
+        )
 
     @property
     def host(self) -> str:

@@ -2,44 +2,32 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 from types import TracebackType
+from typing import Self
 
-from tests.support.processes import REPO_ROOT
+from devtools.processes import ListeningProcess
 
 
-class LocalStripeProcess:
+class LocalStripeProcess(ListeningProcess):
     """localstripe on a free 127.0.0.1 port with a private state file; a context manager."""
+
+    ready_line = "LOCALSTRIPE_LISTENING"
+    name = "localstripe"
 
     def __init__(self) -> None:
         self._dir = tempfile.TemporaryDirectory(prefix="localstripe-")
-        self.proc: subprocess.Popen[str] | None = None
-        self.base_url = ""
-
-    def __enter__(self) -> LocalStripeProcess:
         state = Path(self._dir.name) / "state.pickle"
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.support.localstripe_server", "0", str(state)],
-            cwd=REPO_ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-        )
-        assert self.proc.stdout is not None
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            line = self.proc.stdout.readline()
-            if line.startswith("LOCALSTRIPE_LISTENING "):
-                self.base_url = line.split()[1]
-                return self
-            if not line and self.proc.poll() is not None:
-                break
-        self.__exit__(None, None, None)
-        raise RuntimeError("localstripe did not start")
+        super().__init__(["tests.support.localstripe_server", "0", str(state)], {})
+
+    @property
+    def base_url(self) -> str:
+        """The fake API's base URL (``http://127.0.0.1:PORT``)."""
+        return self.target
+
+    def __enter__(self) -> Self:
+        return super().__enter__()
 
     def __exit__(
         self,
@@ -47,13 +35,5 @@ class LocalStripeProcess:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        if self.proc is not None and self.proc.stdout:
-            self.proc.stdout.close()
+        super().__exit__(exc_type, exc, tb)
         self._dir.cleanup()
