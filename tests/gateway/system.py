@@ -156,10 +156,16 @@ class System:
     def wait_for(
         self, user_id: str, what: str, done: Callable[[pb.Subscription], bool]
     ) -> pb.Subscription:
-        """Poll GetSubscription until ``done``."""
-        return wait_until(
-            what, lambda: (lambda s: s if done(s) else None)(self.subscription(user_id))
-        )
+        """Poll GetSubscription until ``done``, then until every delivery was answered.
+
+        GetSubscription sees a change once its transaction commits; the
+        entitlement guarantee starts when ApplyStripeEvent returns (the gateway's
+        answer), a moment later. Waiting for the emulator's deliveries to be
+        answered puts the test's next CheckEntitlement after that point.
+        """
+        wait_until(what, lambda: (lambda s: s if done(s) else None)(self.subscription(user_id)))
+        self.wait_deliveries_idle()
+        return self.subscription(user_id)
 
     def subscribe(self, user_id: str, plan: str = "pro") -> pb.Subscription:
         """Checkout, pay in the emulator, wait for the webhooks to give the plan's tier."""
