@@ -53,24 +53,20 @@ class App:
     server: grpc.aio.Server
     health: health_aio.HealthServicer
     port: int
-    guard: EventGuard | None = None
-    entitlements: EntitlementService | None = None
-    dependencies: DependencyHealth | None = None
+    guard: EventGuard
+    entitlements: EntitlementService
+    dependencies: DependencyHealth
 
     async def stop(self, grace: float | None = None) -> None:
         """Refuse new calls, let in-flight ones finish within ``grace``, then close."""
-        if self.dependencies is not None:
-            await self.dependencies.close()
+        await self.dependencies.close()
         await self.health.enter_graceful_shutdown()
-        if self.entitlements is not None:
-            # Watch streams never finish on their own; end them so the grace is for unary calls.
-            self.entitlements.end_streams()
+        # Watch streams never finish on their own; end them so the grace is for unary calls.
+        self.entitlements.end_streams()
         await self.server.stop(self.settings.shutdown_grace_seconds if grace is None else grace)
         await self.stripe.close()
-        if self.guard is not None:
-            await self.guard.close()
-        if self.entitlements is not None:
-            await self.entitlements.close()
+        await self.guard.close()
+        await self.entitlements.close()
         self.db.close()
 
 

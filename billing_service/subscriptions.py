@@ -183,7 +183,9 @@ class SubscriptionService:
             answer = await self._stripe.update_subscription(sub_id, {"cancel_at_period_end": True})
         else:
             answer = await self._stripe.cancel_subscription(sub_id)
-        return await self._store(view, subscription_snapshot(answer), caller, "CancelSubscription")
+        return await self.store_answer(
+            view, subscription_snapshot(answer), caller, "CancelSubscription"
+        )
 
     async def resume(self, user_id: str, caller: str) -> SubscriptionView:
         """Undo a cancel at period end (or resume a paused subscription)."""
@@ -197,7 +199,9 @@ class SubscriptionService:
             answer = await self._stripe.update_subscription(sub_id, {"cancel_at_period_end": False})
         else:
             raise FailedPrecondition("subscription is not set to cancel and is not paused")
-        return await self._store(view, subscription_snapshot(answer), caller, "ResumeSubscription")
+        return await self.store_answer(
+            view, subscription_snapshot(answer), caller, "ResumeSubscription"
+        )
 
     async def store_answer(
         self,
@@ -205,19 +209,9 @@ class SubscriptionService:
         snapshot: SubscriptionSnapshot,
         caller: str,
         rpc: str,
-        detail: str,
-    ) -> SubscriptionView:
-        """Store Stripe's answer to ``caller``'s ``rpc`` with one audit record (e.g. ChangePlan)."""
-        return await self._store(before, snapshot, caller, rpc, detail)
-
-    async def _store(
-        self,
-        before: SubscriptionView,
-        snapshot: SubscriptionSnapshot,
-        caller: str,
-        rpc: str,
         detail: str | None = None,
     ) -> SubscriptionView:
+        """Store Stripe's answer to ``caller``'s ``rpc`` with one audit record."""
         assert before.row is not None
         plan = self._plan_for(snapshot, before.row.plan)
 
