@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint proto proto-check migrate demo bench clean install
+.PHONY: run test lint proto proto-check proto-lint migrate demo bench clean install
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,19 @@ proto: $(STAMP)
 ## Fail when generated/ differs from what protos/ produce.
 proto-check: $(STAMP)
 	$(PY) tools/check_generated.py
+
+BUF := tools/buf/node_modules/.bin/buf
+BUF_STAMP := tools/buf/node_modules/.installed
+
+# The buf CLI at the version pinned in tools/buf/package-lock.json (npm package @bufbuild/buf).
+$(BUF_STAMP): tools/buf/package.json tools/buf/package-lock.json
+	npm ci --prefix tools/buf --no-audit --no-fund --loglevel=error
+	touch $(BUF_STAMP)
+
+## buf lint (rules in buf.yaml) and buf breaking against the previous contract.
+proto-lint: $(BUF_STAMP)
+	$(BUF) lint
+	BUF=$(BUF) tools/buf_breaking.sh
 
 ## Apply database migrations to DATABASE_URL.
 migrate: $(STAMP)
