@@ -36,6 +36,14 @@ from generated.billing.v1 import billing_pb2_grpc as pb_grpc
 log = logging.getLogger(__name__)
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["BillingService"].full_name
+# Accept the keepalive pings billing-client channels send (every 60 s, even
+# between calls, to keep idle watch streams honest); gRPC's default would
+# answer them with GOAWAY "too_many_pings".
+SERVER_OPTIONS = [
+    ("grpc.so_reuseport", 0),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.min_recv_ping_interval_without_data_ms", 30_000),
+]
 
 
 class StartupError(RuntimeError):
@@ -103,9 +111,7 @@ async def start(settings: Settings) -> App:
     await entitlements.start()
     subscriptions = SubscriptionService(db, stripe_api, catalog, changes.user_changed)
 
-    server = grpc.aio.server(
-        interceptors=[GuardInterceptor(authorizer)], options=[("grpc.so_reuseport", 0)]
-    )
+    server = grpc.aio.server(interceptors=[GuardInterceptor(authorizer)], options=SERVER_OPTIONS)
     guard = EventGuard(
         settings.redis_url,
         lock_ttl=settings.event_lock_ttl_seconds,

@@ -18,8 +18,9 @@ from typing import Any
 
 from aiohttp import web
 
+from billing_client import Credentials
 from webhook_gateway.dead_letters import DeadLetterStore, DeadLetterStoreError
-from webhook_gateway.forward import Credentials, Forwarder, Verdict
+from webhook_gateway.forward import Forwarder, Verdict
 from webhook_gateway.metrics import CONTENT_TYPE_LATEST, GatewayMetrics
 from webhook_gateway.settings import GatewaySettings
 from webhook_gateway.verify import Rejection, VerificationError, verify_signature
