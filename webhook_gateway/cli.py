@@ -80,8 +80,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"billing-gateway: {exc}", file=sys.stderr)
         return 2
-    # The service's JSON log format, with the webhook secrets scrubbed as a second guard.
-    logs.configure(settings.log_level, secrets=(*settings.webhook_secrets, settings.billing_token))
+    # The service's log formats, with the webhook secrets scrubbed as a second guard.
+    logs.configure(
+        settings.log_level,
+        secrets=(*settings.webhook_secrets, settings.billing_token),
+        fmt=settings.log_format,
+    )
     try:
         asyncio.run(serve(settings))
     except OSError as exc:
