@@ -30,6 +30,8 @@ from billing_service.settings import Settings
 from billing_service.storage.database import Database, migrate, pending_migrations
 from billing_service.stripe_api import StripeApi
 from billing_service.subscriptions import SubscriptionService
+from billing_service.tracing import Tracing
+from billing_service.tracing import from_env as tracing_from_env
 from generated.billing.v1 import billing_pb2 as pb
 from generated.billing.v1 import billing_pb2_grpc as pb_grpc
 
@@ -94,8 +96,8 @@ def prepare_database(settings: Settings) -> Database:
     return db
 
 
-async def start(settings: Settings) -> App:
-    """Build the server from ``settings`` and start serving."""
+async def start(settings: Settings, tracing: Tracing | None = None) -> App:
+    """Build the server from ``settings`` and start serving (traced into ``tracing``, if any)."""
     catalog = load_catalog(settings.plans_file)
     authorizer = build_authorizer(
         settings.grpc_addr, settings.auth_policy_file, settings.insecure_no_auth
@@ -104,14 +106,22 @@ async def start(settings: Settings) -> App:
         settings.tls_cert_file, settings.tls_key_file, settings.tls_client_ca_file
     )
     db = prepare_database(settings)
-    stripe_api = StripeApi(settings)
+    stripe_api = StripeApi(
+        settings, trace_config=tracing.aiohttp_client_trace_config() if tracing else None
+    )
     changes = ChangeNotifier()
     entitlements = EntitlementService(db, catalog, redis_url=settings.redis_url)
     changes.subscribe(entitlements.user_changed)
     await entitlements.start()
     subscriptions = SubscriptionService(db, stripe_api, catalog, changes.user_changed)
 
-    server = grpc.aio.server(interceptors=[GuardInterceptor(authorizer)], options=SERVER_OPTIONS)
+    # The tracing interceptor goes first (outermost): refused calls are traced
+    # too, and every log line of a call carries its trace id.
+    interceptors = [
+        *(tracing.grpc_server_interceptors() if tracing else ()),
+        GuardInterceptor(authorizer),
+    ]
+    server = grpc.aio.server(interceptors=interceptors, options=SERVER_OPTIONS)
     guard = EventGuard(
         settings.redis_url,
         lock_ttl=settings.event_lock_ttl_seconds,
@@ -169,7 +179,8 @@ async def start(settings: Settings) -> App:
 
 async def serve(settings: Settings) -> None:
     """Serve until SIGTERM or SIGINT, then shut down gracefully."""
-    app = await start(settings)
+    tracing = tracing_from_env("billing-service")
+    app = await start(settings, tracing)
     if settings.metrics_addr:
         metrics_port = start_http_exporter(settings.metrics_addr)
         metrics_host = settings.metrics_addr.rsplit(":", 1)[0]
@@ -187,3 +198,5 @@ async def serve(settings: Settings) -> None:
     log.info("shutting down: in-flight calls get %.1fs", settings.shutdown_grace_seconds)
     await app.stop()
     log.info("stopped")
+    if tracing is not None:
+        tracing.shutdown()

@@ -11,10 +11,12 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import ssl
 import uuid
 from collections.abc import Awaitable
 from typing import Any, TypeVar
 
+import aiohttp
 import stripe
 
 from billing_service import metrics
@@ -66,8 +68,18 @@ def translate_error(exc: stripe.StripeError) -> BillingError:
 class StripeApi:
     """The Stripe calls this service makes, returning plain dicts."""
 
-    def __init__(self, settings: Settings) -> None:
-        self._http = stripe.AIOHTTPClient(timeout=settings.stripe_timeout_seconds)
+    def __init__(self, settings: Settings, trace_config: aiohttp.TraceConfig | None = None) -> None:
+        # With tracing on, our own session carries the trace hooks; it is built
+        # like the SDK's own (TLS verified against Stripe's CA bundle).
+        self._session: aiohttp.ClientSession | None = None
+        if trace_config is not None:
+            tls = ssl.create_default_context(cafile=stripe.ca_bundle_path)
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(ssl=tls), trace_configs=[trace_config]
+            )
+        self._http = stripe.AIOHTTPClient(
+            timeout=settings.stripe_timeout_seconds, session=self._session
+        )
         base = {"api": settings.stripe_api_base} if settings.stripe_api_base else None
         self._client = stripe.StripeClient(
             settings.stripe_secret_key or "sk_test_unset",
@@ -229,3 +241,5 @@ class StripeApi:
     async def close(self) -> None:
         """Close the HTTP session."""
         await self._http.close_async()
+        if self._session is not None:
+            await self._session.close()

@@ -8,6 +8,7 @@ itself after the billing service restarts.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 
@@ -62,13 +63,20 @@ class Forwarder:
     """Calls ApplyStripeEvent and the gRPC health service on one channel."""
 
     def __init__(
-        self, target: str, deadline_seconds: float, credentials: Credentials | None = None
+        self,
+        target: str,
+        deadline_seconds: float,
+        credentials: Credentials | None = None,
+        *,
+        interceptors: Sequence[grpc.aio.ClientInterceptor] = (),
     ) -> None:
         self.target = target
         self.deadline_seconds = deadline_seconds
         credentials = credentials or Credentials()
         # No channel retries: a delivery that fails is answered 503 and Stripe redelivers it.
-        self._channel = aio_channel(target, credentials, retries=False, options=CHANNEL_OPTIONS)
+        self._channel = aio_channel(
+            target, credentials, retries=False, options=CHANNEL_OPTIONS, interceptors=interceptors
+        )
         self._metadata = credentials.metadata(CALLER)
         self._stub = pb_grpc.BillingServiceStub(self._channel)
         self._health = health_pb2_grpc.HealthStub(self._channel)

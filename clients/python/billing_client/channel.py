@@ -101,13 +101,17 @@ def aio_channel(
     *,
     retries: bool = True,
     options: Sequence[tuple[str, Any]] = (),
+    interceptors: Sequence[grpc.aio.ClientInterceptor] = (),
 ) -> grpc.aio.Channel:
-    """An asyncio channel to ``target`` with the defaults above and ``credentials``' transport."""
+    """An asyncio channel to ``target`` with the defaults above and ``credentials``' transport.
+
+    ``interceptors`` (e.g. OpenTelemetry's ``aio_client_interceptors()``) run on every call.
+    """
     tls = (credentials or Credentials()).channel_credentials()
     merged = channel_options(retries=retries, extra=options)
     if tls is None:
-        return grpc.aio.insecure_channel(target, options=merged)
-    return grpc.aio.secure_channel(target, tls, options=merged)
+        return grpc.aio.insecure_channel(target, options=merged, interceptors=interceptors or None)
+    return grpc.aio.secure_channel(target, tls, options=merged, interceptors=interceptors or None)
 
 
 def sync_channel(
