@@ -119,7 +119,7 @@ async def start(settings: Settings, tracing: Tracing | None = None) -> App:
     # too, and every log line of a call carries its trace id.
     interceptors = [
         *(tracing.grpc_server_interceptors() if tracing else ()),
-        GuardInterceptor(authorizer),
+        GuardInterceptor(authorizer, default_deadline=settings.default_deadline_seconds),
     ]
     server = grpc.aio.server(interceptors=interceptors, options=SERVER_OPTIONS)
     guard = EventGuard(

@@ -8,7 +8,9 @@ messages never contain the API key.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import inspect
 import json
 import logging
 import ssl
@@ -19,7 +21,7 @@ from typing import Any, TypeVar
 import aiohttp
 import stripe
 
-from billing_service import metrics
+from billing_service import deadlines, metrics
 from billing_service.errors import (
     BillingError,
     FailedPrecondition,
@@ -89,8 +91,23 @@ class StripeApi:
         )
 
     async def _call(self, what: str, request: Awaitable[Any]) -> dict[str, Any]:
+        # Never start a Stripe request after the call's deadline; one in flight
+        # (SDK retries included) gets only the time that remains.
+        left = deadlines.remaining()
+        if left is not None and left <= 0:
+            if inspect.iscoroutine(request):
+                request.close()
+            metrics.STRIPE_CALLS.labels(what, "deadline_exceeded").inc()
+            raise deadlines.DeadlineExceeded(f"deadline exceeded before Stripe {what} started")
         try:
+            if left is not None:
+                request = asyncio.wait_for(request, left)
             answer = as_dict(await request)
+        except TimeoutError:
+            metrics.STRIPE_CALLS.labels(what, "deadline_exceeded").inc()
+            raise deadlines.DeadlineExceeded(
+                f"deadline exceeded during Stripe {what} (its idempotency key makes a retry safe)"
+            ) from None
         except stripe.StripeError as exc:
             mapped = translate_error(exc)
             metrics.STRIPE_CALLS.labels(what, type(exc).__name__).inc()
