@@ -14,7 +14,8 @@ from collections.abc import Sequence
 from aiohttp import web
 
 from billing_service import logs
-from webhook_gateway.app import WEBHOOK_PATH, build_app
+from webhook_gateway.app import METRICS_KEY, WEBHOOK_PATH, build_app
+from webhook_gateway.http_errors import GatewayRunner
 from webhook_gateway.settings import GatewaySettings, SettingsError, settings_help
 
 log = logging.getLogger("webhook_gateway.cli")  # not "__main__" under python -m
@@ -31,7 +32,15 @@ def _bound_port(runner: web.AppRunner) -> int:
 
 async def serve(settings: GatewaySettings) -> None:
     """Serve until SIGTERM or SIGINT, then finish in-flight requests and close."""
-    runner = web.AppRunner(build_app(settings), access_log=None, handle_signals=False)
+    app = build_app(settings)
+    runner = GatewayRunner(
+        app,
+        app[METRICS_KEY].answered,
+        access_log=None,
+        handle_signals=False,
+        # body.py decodes Content-Encoding itself, so a bad one is a 400 it can answer.
+        auto_decompress=False,
+    )
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port, shutdown_timeout=10.0)
     await site.start()
