@@ -20,6 +20,7 @@ from billing_service.entitlements import EntitlementService
 from billing_service.events.service import EventService
 from billing_service.health import DependencyHealth
 from billing_service.interceptors import GuardInterceptor
+from billing_service.listen import listen_problem
 from billing_service.locks import EventGuard
 from billing_service.metrics import start_http_exporter
 from billing_service.plan_changes import PlanChanges
@@ -141,12 +142,19 @@ async def start(settings: Settings) -> App:
         ),
         server,
     )
-    if credentials is None:
-        port = server.add_insecure_port(settings.grpc_addr)
-    else:
-        port = server.add_secure_port(settings.grpc_addr, credentials)
+    try:
+        if credentials is None:
+            port = server.add_insecure_port(settings.grpc_addr)
+        else:
+            port = server.add_secure_port(settings.grpc_addr, credentials)
+    except RuntimeError:
+        port = 0
     if port == 0:
-        raise StartupError(f"cannot listen on {settings.grpc_addr} (BILLING_GRPC_ADDR)")
+        # gRPC says only "failed to bind"; a bind of our own says why.
+        raise StartupError(
+            f"cannot listen on {settings.grpc_addr}: {listen_problem(settings.grpc_addr)} "
+            "(BILLING_GRPC_ADDR)"
+        )
     await server.start()
     dependencies = DependencyHealth(
         health_servicer, db, ("", SERVICE_NAME), redis_url=settings.redis_url

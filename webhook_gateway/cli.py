@@ -14,11 +14,16 @@ from collections.abc import Sequence
 from aiohttp import web
 
 from billing_service import logs
+from billing_service.listen import describe_os_error
 from webhook_gateway.app import METRICS_KEY, WEBHOOK_PATH, build_app
 from webhook_gateway.http_errors import GatewayRunner
 from webhook_gateway.settings import GatewaySettings, SettingsError, settings_help
 
 log = logging.getLogger("webhook_gateway.cli")  # not "__main__" under python -m
+
+
+class ListenError(Exception):
+    """GATEWAY_ADDR cannot be listened on; the message says why."""
 
 
 def _bound_port(runner: web.AppRunner) -> int:
@@ -43,7 +48,14 @@ async def serve(settings: GatewaySettings) -> None:
     )
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port, shutdown_timeout=10.0)
-    await site.start()
+    try:
+        await site.start()
+    except OSError as exc:
+        await runner.cleanup()
+        raise ListenError(
+            f"cannot listen on {settings.host}:{settings.port}: {describe_os_error(exc)} "
+            "(GATEWAY_ADDR)"
+        ) from None
     port = _bound_port(runner)
     log.info(
         "webhook gateway on http://%s:%d%s -> %s",
@@ -93,11 +105,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logs.configure(settings.log_level, secrets=(*settings.webhook_secrets, settings.billing_token))
     try:
         asyncio.run(serve(settings))
-    except OSError as exc:
-        print(
-            f"billing-gateway: cannot start on {settings.host}:{settings.port}: {exc}",
-            file=sys.stderr,
-        )
+    except ListenError as exc:
+        print(f"billing-gateway: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
