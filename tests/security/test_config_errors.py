@@ -1,4 +1,4 @@
-"""Configuration mistakes stop the service and the gateway at start: a message, exit 2, no traceback.
+"""Configuration mistakes stop the service and the gateway at start: a message and exit 2.
 
 Everything through the real CLIs (subprocesses), plus the one request-level
 case (an out-of-range page token) through gRPC on both backends.
