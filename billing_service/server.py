@@ -25,6 +25,7 @@ from billing_service.locks import EventGuard
 from billing_service.metrics import start_http_exporter
 from billing_service.plan_changes import PlanChanges
 from billing_service.plans import Catalog, load_catalog
+from billing_service.redis_breaker import RedisBreaker
 from billing_service.resync import ResyncService
 from billing_service.servicer import BillingServicer
 from billing_service.settings import Settings
@@ -107,11 +108,13 @@ async def start(settings: Settings) -> App:
     server = grpc.aio.server(
         interceptors=[GuardInterceptor(authorizer)], options=[("grpc.so_reuseport", 0)]
     )
+    breaker = RedisBreaker(settings.redis_breaker_seconds)
     guard = EventGuard(
         settings.redis_url,
         lock_ttl=settings.event_lock_ttl_seconds,
         dedupe_ttl=settings.event_dedupe_ttl_seconds,
         timeout=settings.redis_timeout_seconds,
+        breaker=breaker,
     )
     events = EventService(
         db,
@@ -157,7 +160,11 @@ async def start(settings: Settings) -> App:
         )
     await server.start()
     dependencies = DependencyHealth(
-        health_servicer, db, ("", SERVICE_NAME), redis_url=settings.redis_url
+        health_servicer,
+        db,
+        ("", SERVICE_NAME),
+        redis_url=settings.redis_url,
+        breaker=breaker,
     )
     await dependencies.start()
     return App(
