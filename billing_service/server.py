@@ -30,6 +30,7 @@ from billing_service.resync import ResyncService
 from billing_service.servicer import BillingServicer
 from billing_service.settings import Settings
 from billing_service.storage.database import Database, migrate, pending_migrations
+from billing_service.stream_limits import StreamLimiter
 from billing_service.stripe_api import StripeApi
 from billing_service.subscriptions import SubscriptionService
 from generated.billing.v1 import billing_pb2 as pb
@@ -133,6 +134,7 @@ async def start(settings: Settings) -> App:
         resync=ResyncService(
             db, catalog, stripe_api, events, subscriptions, on_user_changed=changes.user_changed
         ),
+        stream_limits=StreamLimiter(settings.watch_max_streams_per_caller),
     )
     pb_grpc.add_BillingServiceServicer_to_server(servicer, server)
     health_servicer = health_aio.HealthServicer()

@@ -40,6 +40,7 @@ class JsonErrorRequestHandler(web.RequestHandler):
     """aiohttp's protocol, with JSON error answers that never echo the request."""
 
     __slots__ = ("answered",)
+    answered: Answered
 
     def handle_error(
         self,
