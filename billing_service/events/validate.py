@@ -7,7 +7,9 @@ gateway dead-letters it and Stripe stops retrying, instead of failing on
 every retry for three days. Only the fields this service reads are judged:
 
 * ids are Stripe-shaped: their prefix (``sub_``, ``cus_``), then letters,
-  digits and ``_``, at most 255 characters in all (the width of our columns);
+  digits, ``_`` and ``-``, at most 255 characters in all (the width of our
+  columns); ``-`` is not in Stripe's own ids but harmless, and refusing a
+  real event costs a customer their access, so the rule stays loose there;
   price and legacy plan ids may be chosen by the account, so they only need
   to be 1-255 printable characters;
 * timestamps are integers with ``0 <= t < 2**32`` (up to the year 2106:
@@ -30,7 +32,7 @@ from billing_service.errors import InvalidArgument
 
 MAX_ID_LENGTH = 255
 MAX_TIMESTAMP = 1 << 32
-_ID_CHARS = re.compile(r"[A-Za-z0-9_]+")
+_ID_CHARS = re.compile(r"[A-Za-z0-9_-]+")
 _PRINTABLE = re.compile(r"[^\x00-\x1f\x7f]+")
 _OBJECT_TIMESTAMPS = ("created", "current_period_start", "current_period_end")
 _SUBSCRIPTION_TIMESTAMPS = (*_OBJECT_TIMESTAMPS, "cancel_at", "canceled_at")
@@ -51,7 +53,7 @@ def timestamp(value: Any, where: str, *, minimum: int = 0) -> None:
 
 
 def stripe_id(value: str, prefix: str, where: str) -> None:
-    """Refuse an id that is not ``prefix`` + letters/digits/_ within 255 characters."""
+    """Refuse an id that is not ``prefix`` + letters/digits/_/- within 255 characters."""
     if len(value) > MAX_ID_LENGTH:
         raise _bad(where, f"is longer than {MAX_ID_LENGTH} characters")
     rest = value.removeprefix(prefix)
