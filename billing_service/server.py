@@ -20,7 +20,7 @@ from billing_service.entitlements import EntitlementService
 from billing_service.events.service import EventService
 from billing_service.health import DependencyHealth
 from billing_service.interceptors import GuardInterceptor
-from billing_service.listen import listen_problem
+from billing_service.listen import describe_os_error, listen_problem
 from billing_service.locks import EventGuard
 from billing_service.metrics import start_http_exporter
 from billing_service.plan_changes import PlanChanges
@@ -185,11 +185,18 @@ async def start(settings: Settings) -> App:
 
 async def serve(settings: Settings) -> None:
     """Serve until SIGTERM or SIGINT, then shut down gracefully."""
-    app = await start(settings)
     if settings.metrics_addr:
-        metrics_port = start_http_exporter(settings.metrics_addr)
+        # First, so a taken metrics address stops the start before anything listens.
+        try:
+            metrics_port = start_http_exporter(settings.metrics_addr)
+        except OSError as exc:
+            raise StartupError(
+                f"cannot listen on {settings.metrics_addr}: {describe_os_error(exc)} "
+                "(BILLING_METRICS_ADDR)"
+            ) from None
         metrics_host = settings.metrics_addr.rsplit(":", 1)[0]
         print(f"BILLING_METRICS_LISTENING {metrics_host}:{metrics_port}", flush=True)
+    app = await start(settings)
     host = settings.grpc_addr.rsplit(":", 1)[0]
     log.info("billing.v1 gRPC serving on %s:%d", host, app.port)
     # The line tests and tools wait for; it carries the real port when :0 was asked.

@@ -106,6 +106,12 @@ def test_the_service_says_its_address_is_in_use(tmp_path: Path, busy_port: int) 
     assert_refused(run_cli("billing_service.cli", env), f"cannot listen on {addr}: in use")
 
 
+def test_the_service_says_its_metrics_address_is_in_use(tmp_path: Path, busy_port: int) -> None:
+    addr = f"127.0.0.1:{busy_port}"
+    env = service_env(tmp_path, BILLING_METRICS_ADDR=addr, BILLING_INSECURE_NO_AUTH="true")
+    assert_refused(run_cli("billing_service.cli", env), f"cannot listen on {addr}: in use")
+
+
 def test_the_gateway_says_its_address_is_in_use(tmp_path: Path, busy_port: int) -> None:
     addr = f"127.0.0.1:{busy_port}"
     env = {
