@@ -17,9 +17,12 @@ from billing_service.audit import AuditLog
 from billing_service.auth import build_authorizer, server_credentials
 from billing_service.changes import ChangeNotifier
 from billing_service.entitlements import EntitlementService
+from billing_service.events.fetch_budget import FetchBudget
 from billing_service.events.service import EventService
+from billing_service.events.transition import SubscriptionWriter
 from billing_service.health import DependencyHealth
 from billing_service.interceptors import GuardInterceptor
+from billing_service.invoices import InvoiceLog
 from billing_service.locks import EventGuard
 from billing_service.metrics import start_http_exporter
 from billing_service.plan_changes import PlanChanges
@@ -56,6 +59,7 @@ class App:
     guard: EventGuard
     entitlements: EntitlementService
     dependencies: DependencyHealth
+    fetch_budget: FetchBudget
 
     async def stop(self, grace: float | None = None) -> None:
         """Refuse new calls, let in-flight ones finish within ``grace``, then close."""
@@ -66,6 +70,7 @@ class App:
         await self.server.stop(self.settings.shutdown_grace_seconds if grace is None else grace)
         await self.stripe.close()
         await self.guard.close()
+        await self.fetch_budget.close()
         await self.entitlements.close()
         self.db.close()
 
@@ -101,7 +106,8 @@ async def start(settings: Settings) -> App:
     entitlements = EntitlementService(db, catalog, redis_url=settings.redis_url)
     changes.subscribe(entitlements.user_changed)
     await entitlements.start()
-    subscriptions = SubscriptionService(db, stripe_api, catalog, changes.user_changed)
+    writer = SubscriptionWriter(db, catalog, changes.user_changed)
+    subscriptions = SubscriptionService(db, stripe_api, catalog, writer)
 
     server = grpc.aio.server(
         interceptors=[GuardInterceptor(authorizer)], options=[("grpc.so_reuseport", 0)]
@@ -112,13 +118,19 @@ async def start(settings: Settings) -> App:
         dedupe_ttl=settings.event_dedupe_ttl_seconds,
         timeout=settings.redis_timeout_seconds,
     )
+    fetch_budget = FetchBudget(
+        settings.stripe_event_fetch_rate,
+        settings.redis_url,
+        timeout=settings.redis_timeout_seconds,
+    )
     events = EventService(
         db,
         catalog,
-        stripe_api,
+        stripe_api.single_attempt(),
         guard,
         lock_wait=settings.event_lock_wait_seconds,
-        on_user_changed=changes.user_changed,
+        on_user_changed=writer.notify,
+        fetch_budget=fetch_budget,
     )
     servicer = BillingServicer(
         subscriptions,
@@ -126,9 +138,8 @@ async def start(settings: Settings) -> App:
         AuditLog(db),
         entitlements,
         plan_changes=PlanChanges(stripe_api, catalog, subscriptions),
-        resync=ResyncService(
-            db, catalog, stripe_api, events, subscriptions, on_user_changed=changes.user_changed
-        ),
+        resync=ResyncService(db, stripe_api, events, subscriptions, writer),
+        invoices=InvoiceLog(db),
     )
     pb_grpc.add_BillingServiceServicer_to_server(servicer, server)
     health_servicer = health_aio.HealthServicer()
@@ -163,6 +174,7 @@ async def start(settings: Settings) -> App:
         guard,
         entitlements,
         dependencies,
+        fetch_budget,
     )
 
 

@@ -83,6 +83,12 @@ SETTINGS: tuple[SettingSpec, ...] = (
     ),
     SettingSpec("BILLING_REDIS_TIMEOUT_SECONDS", "1", "connect/read timeout of one Redis command"),
     SettingSpec(
+        "BILLING_STRIPE_EVENT_FETCH_RATE",
+        "5",
+        "Stripe calls per second that applying events may make, shared by all replicas "
+        "through Redis (else per process); past it: UNAVAILABLE",
+    ),
+    SettingSpec(
         "BILLING_SERVICE_TARGET",
         "",
         "host:port of the service the CLI's `reconcile` and `events replay` call; "
@@ -107,6 +113,13 @@ def _float(env: Mapping[str, str], name: str) -> float:
         return float(raw)
     except ValueError:
         raise SettingsError(f"{name} must be a number, got {raw!r}") from None
+
+
+def _positive(env: Mapping[str, str], name: str) -> float:
+    value = _float(env, name)
+    if value <= 0:
+        raise SettingsError(f"{name} must be greater than 0, got {value:g}")
+    return value
 
 
 def _int(env: Mapping[str, str], name: str) -> int:
@@ -150,6 +163,7 @@ class Settings:
     event_lock_ttl_seconds: float = 30.0
     event_dedupe_ttl_seconds: int = 604800
     redis_timeout_seconds: float = 1.0
+    stripe_event_fetch_rate: float = 5.0
     service_target: str = ""
     reconcile_max_attempts: int = 5
     reconcile_backoff_seconds: float = 1.0
@@ -187,6 +201,7 @@ class Settings:
             event_lock_ttl_seconds=_float(env, "BILLING_EVENT_LOCK_TTL_SECONDS"),
             event_dedupe_ttl_seconds=_int(env, "BILLING_EVENT_DEDUPE_TTL_SECONDS"),
             redis_timeout_seconds=_float(env, "BILLING_REDIS_TIMEOUT_SECONDS"),
+            stripe_event_fetch_rate=_positive(env, "BILLING_STRIPE_EVENT_FETCH_RATE"),
             service_target=text("BILLING_SERVICE_TARGET") or text("BILLING_GRPC_ADDR"),
             reconcile_max_attempts=max(1, _int(env, "BILLING_RECONCILE_MAX_ATTEMPTS")),
             reconcile_backoff_seconds=max(0.0, _float(env, "BILLING_RECONCILE_BACKOFF_SECONDS")),

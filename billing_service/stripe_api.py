@@ -12,7 +12,9 @@ import hashlib
 import json
 import logging
 import uuid
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Mapping
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
 
 import stripe
@@ -63,6 +65,29 @@ def translate_error(exc: stripe.StripeError) -> BillingError:
     return FailedPrecondition(f"Stripe: {exc.user_message or type(exc).__name__}")
 
 
+@dataclass(frozen=True)
+class Answer:
+    """A Stripe object Stripe answered with, and when (Stripe's clock, unix seconds).
+
+    ``stripe_time`` is the response's ``Date`` header: the newest moment the
+    object's state is known to hold. None when the response had no usable one.
+    """
+
+    obj: dict[str, Any]
+    stripe_time: int | None
+
+
+def response_time(headers: Mapping[str, str] | None) -> int | None:
+    """Unix seconds of an HTTP ``Date`` header (None when absent or malformed)."""
+    for name, value in (headers or {}).items():
+        if name.lower() == "date":
+            try:
+                return int(parsedate_to_datetime(value).timestamp())
+            except (TypeError, ValueError, IndexError):
+                return None
+    return None
+
+
 class StripeApi:
     """The Stripe calls this service makes, returning plain dicts."""
 
@@ -75,17 +100,30 @@ class StripeApi:
             max_network_retries=settings.stripe_max_network_retries,
             http_client=self._http,
         )
+        # Fetches made while applying an event run under the customer's lock:
+        # one attempt only, the webhook's own retry is the retry.
+        self._single_attempt = stripe.StripeClient(
+            settings.stripe_secret_key or "sk_test_unset",
+            base_addresses=base,  # type: ignore[arg-type]
+            max_network_retries=0,
+            http_client=self._http,
+        )
 
     async def _call(self, what: str, request: Awaitable[Any]) -> dict[str, Any]:
+        return (await self._call_answer(what, request)).obj
+
+    async def _call_answer(self, what: str, request: Awaitable[Any]) -> Answer:
         try:
-            answer = as_dict(await request)
+            raw = await request
+            answer = as_dict(raw)
         except stripe.StripeError as exc:
             mapped = translate_error(exc)
             metrics.STRIPE_CALLS.labels(what, type(exc).__name__).inc()
             log.warning("stripe %s failed: %s (%s)", what, type(exc).__name__, mapped)
             raise mapped from None
         metrics.STRIPE_CALLS.labels(what, "ok").inc()
-        return answer
+        response = getattr(raw, "last_response", None)
+        return Answer(answer, response_time(getattr(response, "headers", None)))
 
     async def create_customer(self, user_id: str, email: str, request_id: str) -> dict[str, Any]:
         """Create the Stripe customer for ``user_id``."""
@@ -128,12 +166,21 @@ class StripeApi:
             self._client.v1.subscriptions.retrieve_async(subscription_id),
         )
 
-    async def update_subscription(
-        self, subscription_id: str, params: dict[str, Any]
-    ) -> dict[str, Any]:
+    async def retrieve_subscription_once(self, subscription_id: str) -> dict[str, Any]:
+        """Fetch a subscription with one attempt (no SDK retries), for the event path."""
+        return await self._call(
+            "subscriptions.retrieve",
+            self._single_attempt.v1.subscriptions.retrieve_async(subscription_id),
+        )
+
+    def single_attempt(self) -> SingleAttemptFetcher:
+        """This API as the event path's subscription fetcher (no SDK retries)."""
+        return SingleAttemptFetcher(self)
+
+    async def update_subscription(self, subscription_id: str, params: dict[str, Any]) -> Answer:
         """Update a subscription (e.g. ``cancel_at_period_end``)."""
         key = idempotency_key("subscription-update", "")
-        return await self._call(
+        return await self._call_answer(
             "subscriptions.update",
             self._client.v1.subscriptions.update_async(
                 subscription_id,
@@ -142,17 +189,17 @@ class StripeApi:
             ),
         )
 
-    async def cancel_subscription(self, subscription_id: str) -> dict[str, Any]:
+    async def cancel_subscription(self, subscription_id: str) -> Answer:
         """Cancel a subscription now."""
-        return await self._call(
+        return await self._call_answer(
             "subscriptions.cancel",
             self._client.v1.subscriptions.cancel_async(subscription_id),
         )
 
-    async def resume_subscription(self, subscription_id: str) -> dict[str, Any]:
+    async def resume_subscription(self, subscription_id: str) -> Answer:
         """Resume a paused subscription."""
         key = idempotency_key("subscription-resume", "")
-        return await self._call(
+        return await self._call_answer(
             "subscriptions.resume",
             self._client.v1.subscriptions.resume_async(
                 subscription_id, {}, {"idempotency_key": key}
@@ -194,7 +241,7 @@ class StripeApi:
         *,
         proration_date: int | None,
         request_id: str,
-    ) -> dict[str, Any]:
+    ) -> Answer:
         """Move the subscription's item ``item_id`` to ``price_id`` with ``proration_behavior``.
 
         The idempotency key derives from the arguments and the caller's request_id,
@@ -210,7 +257,7 @@ class StripeApi:
             "subscription-price",
             *((subscription_id, price_id, proration_behavior, request_id) if request_id else ()),
         )
-        return await self._call(
+        return await self._call_answer(
             "subscriptions.update",
             self._client.v1.subscriptions.update_async(
                 subscription_id,
@@ -229,3 +276,14 @@ class StripeApi:
     async def close(self) -> None:
         """Close the HTTP session."""
         await self._http.close_async()
+
+
+class SingleAttemptFetcher:
+    """Fetches subscriptions for the event path with one attempt each."""
+
+    def __init__(self, api: StripeApi) -> None:
+        self._api = api
+
+    async def retrieve_subscription(self, subscription_id: str) -> dict[str, Any]:
+        """The subscription as Stripe holds it now (one attempt)."""
+        return await self._api.retrieve_subscription_once(subscription_id)

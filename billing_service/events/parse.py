@@ -25,8 +25,20 @@ SUBSCRIPTION_EVENTS = frozenset(
         "customer.subscription.trial_will_end",
     }
 )
+# Invoice events whose object is the invoice as it now stands (kept in the invoice table).
+# invoice.upcoming has no id and invoice.deleted removes a draft: neither is kept.
 INVOICE_EVENTS = frozenset(
-    {"invoice.paid", "invoice.payment_failed", "invoice.payment_action_required"}
+    {
+        "invoice.created",
+        "invoice.finalized",
+        "invoice.updated",
+        "invoice.paid",
+        "invoice.payment_succeeded",
+        "invoice.payment_failed",
+        "invoice.payment_action_required",
+        "invoice.voided",
+        "invoice.marked_uncollectible",
+    }
 )
 CHECKOUT_COMPLETED = "checkout.session.completed"
 HANDLED_TYPES = SUBSCRIPTION_EVENTS | INVOICE_EVENTS | {CHECKOUT_COMPLETED}
