@@ -3,11 +3,13 @@
 ``SyncCheckoutSession(session_id)`` is called by the success page's backend
 when the user returns from Checkout. It checks the session (complete,
 subscription mode, made by CreateCheckout for a user), then looks up the
-session's own ``checkout.session.completed`` event in Stripe's Events API and
-applies it through ``EventService`` - the ApplyStripeEvent path, with the
-same event id. The webhook of that event, whenever it arrives, is therefore
-a DUPLICATE: one applied change and one audit record whatever the order or
-race. Only when Stripe does not list the event yet is the session's
+session's own ``checkout.session.completed`` event and its subscription's
+``customer.subscription.*`` events in Stripe's Events API and applies them,
+oldest first, through ``EventService`` - the ApplyStripeEvent path, with the
+same event ids (the checkout event links user and customer, the subscription
+events carry the state). Their webhooks, whenever they arrive, are therefore
+DUPLICATEs: one applied change and one audit record whatever the order or
+race. Only when Stripe lists no subscription event yet is the session's
 subscription fetched and stored directly (``store_fetched``, audited with the
 caller and the RPC).
 
@@ -31,7 +33,7 @@ from typing import Any
 
 from billing_service import audit, validation
 from billing_service.errors import FailedPrecondition, InvalidArgument, NotFound
-from billing_service.events.parse import CHECKOUT_COMPLETED
+from billing_service.events.parse import CHECKOUT_COMPLETED, SUBSCRIPTION_EVENTS
 from billing_service.events.service import EventService
 from billing_service.events.transition import SubscriptionWriter
 from billing_service.storage import repository
@@ -43,7 +45,7 @@ from billing_service.subscriptions import SubscriptionService, SubscriptionView
 log = logging.getLogger(__name__)
 
 _SESSION_ID = re.compile(r"^cs_[A-Za-z0-9_]{1,250}$")
-# Pages of checkout.session.completed events (newest first) searched for a session's event.
+# Pages of checkout and subscription events (newest first) searched for a session's events.
 EVENT_SEARCH_PAGES = 5
 
 
@@ -107,20 +109,20 @@ class ResyncService:
         subscription_id = object_id(session.get("subscription"))
         if not subscription_id:
             raise FailedPrecondition("session has no subscription")
-        event = await self._completion_event(session)
-        if event is not None:
+        events = await self._session_events(session, subscription_id)
+        for event in events:
             answer = await self._events.apply(json.dumps(event).encode())
             log.info(
                 "SyncCheckoutSession %s by %s: %s %s -> %s %s",
                 session_id,
                 caller,
-                CHECKOUT_COMPLETED,
+                event.get("type"),
                 event.get("id"),
                 answer.result.outcome,
                 answer.result.reason,
             )
-        else:
-            # Stripe does not list the event (yet): store the subscription itself.
+        if not any(e.get("type") in SUBSCRIPTION_EVENTS for e in events):
+            # Stripe does not list the subscription's events (yet): store it itself.
             snapshot = subscription_snapshot(
                 await self._stripe.retrieve_subscription(subscription_id)
             )
@@ -132,24 +134,28 @@ class ResyncService:
             )
         return await self._subscriptions.get(user_id)
 
-    async def _completion_event(self, session: dict[str, Any]) -> dict[str, Any] | None:
-        """The session's checkout.session.completed event as Stripe lists it (raw), if listed."""
+    async def _session_events(
+        self, session: dict[str, Any], subscription_id: str
+    ) -> list[dict[str, Any]]:
+        """The session's completion event and its subscription's events, raw, oldest first."""
         params: dict[str, Any] = {
-            "type": CHECKOUT_COMPLETED,
+            "types": sorted({CHECKOUT_COMPLETED, *SUBSCRIPTION_EVENTS}),
             "created": {"gte": int(session.get("created") or 0)},
             "limit": 100,
         }
+        wanted = {session.get("id"), subscription_id}
+        found: list[dict[str, Any]] = []
         for _ in range(EVENT_SEARCH_PAGES):
             page = await self._stripe.list_events(params)
             data = [e for e in page.get("data") or [] if isinstance(e, dict)]
             for event in data:
                 obj = (event.get("data") or {}).get("object") or {}
-                if isinstance(obj, dict) and obj.get("id") == session.get("id"):
-                    return event
+                if isinstance(obj, dict) and obj.get("id") in wanted:
+                    found.append(event)
             if not page.get("has_more") or not data:
-                return None
+                break
             params["starting_after"] = data[-1]["id"]
-        return None
+        return found[::-1]
 
     async def reconcile_user(self, user_id: str, caller: str) -> ReconcileResult:
         """Store every subscription Stripe holds for the user's customer; see billing.proto."""
