@@ -69,7 +69,10 @@ class LocalBucket:
 class FetchBudget:
     """Admits Stripe calls made for events at ``rate`` per second across all replicas."""
 
-    def __init__(self, rate: float, redis_url: str = "", *, timeout: float = 1.0) -> None:
+    def __init__(
+        self, rate: float, redis_url: str = "", *, timeout: float = 1.0, key: str = BUCKET_KEY
+    ) -> None:
+        self._key = key
         self._rate = max(rate, 1e-6)
         # One second's worth of calls may go at once; never less than one.
         self._capacity = max(1.0, rate)
@@ -93,7 +96,7 @@ class FetchBudget:
         if self._redis is not None:
             try:
                 taken = await self._redis.eval(
-                    _TAKE, 1, BUCKET_KEY, repr(self._rate), repr(self._capacity)
+                    _TAKE, 1, self._key, repr(self._rate), repr(self._capacity)
                 )
                 return bool(taken)
             except (RedisError, OSError) as exc:
