@@ -1,4 +1,4 @@
-"""Invoices kept from invoice events and served by ListInvoices, over gRPC on SQLite and PostgreSQL."""
+"""Invoices kept from invoice events and served by ListInvoices (gRPC, SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Stripe calls on the event path: none on the steady path, budgeted where the payload cannot decide.
+"""Stripe calls on the event path: none on the steady path, budgeted where payloads cannot decide.
 
 A real service over the Stripe stand-in with a budget of one call
 (BILLING_STRIPE_EVENT_FETCH_RATE far below one per second), its metrics

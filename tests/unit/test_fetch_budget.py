@@ -1,4 +1,4 @@
-"""The Stripe fetch budget of the event path: a local bucket, and one Redis bucket for all replicas."""
+"""The event path's Stripe fetch budget: a local bucket, one Redis bucket for all replicas."""
 
 from __future__ import annotations
 
