@@ -35,7 +35,7 @@ from billing_service import audit, validation
 from billing_service.errors import FailedPrecondition, InvalidArgument, NotFound
 from billing_service.events.parse import CHECKOUT_COMPLETED, SUBSCRIPTION_EVENTS
 from billing_service.events.service import EventService
-from billing_service.events.transition import SubscriptionWriter
+from billing_service.events.writer import SubscriptionWriter
 from billing_service.storage import repository
 from billing_service.storage.database import Database
 from billing_service.stripe_api import StripeApi

@@ -19,7 +19,7 @@ from billing_service.changes import ChangeNotifier
 from billing_service.entitlements import EntitlementService
 from billing_service.events.fetch_budget import FetchBudget
 from billing_service.events.service import EventService
-from billing_service.events.transition import SubscriptionWriter
+from billing_service.events.writer import SubscriptionWriter
 from billing_service.health import DependencyHealth
 from billing_service.interceptors import GuardInterceptor
 from billing_service.invoices import InvoiceLog
@@ -106,7 +106,7 @@ async def start(settings: Settings) -> App:
     entitlements = EntitlementService(db, catalog, redis_url=settings.redis_url)
     changes.subscribe(entitlements.user_changed)
     await entitlements.start()
-    writer = SubscriptionWriter(db, catalog, changes.user_changed)
+    writer = SubscriptionWriter(db, catalog, stripe_api, changes.user_changed)
     subscriptions = SubscriptionService(db, stripe_api, catalog, writer)
 
     server = grpc.aio.server(

@@ -27,7 +27,7 @@ from billing_service.stripe_api import Answer, StripeApi, idempotency_key
 from billing_service.stripe_shapes import subscription_snapshot
 
 if TYPE_CHECKING:
-    from billing_service.events.transition import SubscriptionWriter
+    from billing_service.events.writer import SubscriptionWriter
 
 log = logging.getLogger(__name__)
 

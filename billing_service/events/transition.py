@@ -1,19 +1,11 @@
-"""The one writer of subscription state: lock, ordering, transition rules, audit, change notice.
+"""The one write of a subscription state change: lock, then refuse it or store it with its audit.
 
-Every change to a stored subscription ends here, inside a transaction:
-
-- ApplyStripeEvent (``events/apply.py``) with the event's ``created``;
-- the RPC answers of Cancel, Resume and ChangePlan (``store_answer``), ordered
-  by Stripe's clock at the answer: the response's ``Date`` header;
-- the resyncs from Stripe, SyncCheckoutSession and ReconcileUser
-  (``store_fetched``), which keep the row's ordering time.
-
-Each takes the per-subscription lock (``lock_subscription``: a transaction
-advisory lock on PostgreSQL; SQLite's IMMEDIATE transactions serialize all
-writers), reads the row, asks ``ordering.decide`` and ``lifecycle`` whether it
-may write, and writes the row and its audit record together, or refuses and
-audits the refusal. ``SubscriptionWriter`` runs the RPC and resync writes on
-the database pool and sends the change notice after the commit.
+Every change to a stored subscription ends in ``write_transition``, inside a
+transaction that first took ``lock_subscription`` (a transaction advisory
+lock on PostgreSQL; SQLite's IMMEDIATE transactions serialize all writers):
+ApplyStripeEvent (``events/apply.py``), and the RPC answers and resyncs
+(``events/writer.py``). So a transition Stripe never makes is refused and
+audited the same way wherever it comes from.
 """
 
 from __future__ import annotations
@@ -21,14 +13,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from billing_service import audit
-from billing_service.events.ordering import Decision, decide, state_digest
-from billing_service.lifecycle import Status, parse_status, transition_allowed
+from billing_service.lifecycle import Status, transition_allowed
 from billing_service.plans import Catalog
 from billing_service.storage import repository
 from billing_service.storage.database import Database
-from billing_service.storage.models import Customer, Subscription, utcnow
+from billing_service.storage.models import Subscription, utcnow
 from billing_service.stripe_shapes import SubscriptionSnapshot
-from billing_service.subscriptions import UserChanged, evaluate
+from billing_service.subscriptions import evaluate
 
 ADVISORY_NAMESPACE = 1  # pg_advisory_xact_lock(namespace, hashtext(subscription id))
 
@@ -48,6 +39,8 @@ class Written:
 
     applied: bool
     reason: str = ""
+    # A same-second write disagrees with the answer: only Stripe can say which is last.
+    ask_stripe: bool = False
 
 
 def lock_subscription(db: Database, subscription_id: str) -> None:
@@ -79,7 +72,7 @@ def write_transition(
     tier_before = evaluate(row, catalog, now).tier
     if not transition_allowed(before, after):
         reason = f"refused transition {before.value} -> {after.value}: Stripe never makes it"
-        _audit_unchanged(row, snapshot.id, user_id, cause, tier_before, detail, reason)
+        audit_unchanged(row, snapshot.id, user_id, cause, tier_before, detail, reason)
         return Written(False, reason)
     stored = repository.upsert_subscription(
         snapshot,
@@ -102,7 +95,7 @@ def write_transition(
     return Written(True)
 
 
-def _audit_unchanged(
+def audit_unchanged(
     row: Subscription | None,
     subscription_id: str,
     user_id: str,
@@ -111,6 +104,7 @@ def _audit_unchanged(
     detail: str,
     reason: str,
 ) -> None:
+    """Audit a write that was refused: status and tier stay, the reason says why."""
     status = row.status if row is not None else Status.NONE.value
     audit.append(
         user_id=user_id,
@@ -143,149 +137,3 @@ def row_snapshot(row: Subscription) -> SubscriptionSnapshot:
         canceled_at=row.canceled_at,
         created=int(row.stripe_created),
     )
-
-
-def store_fetched(
-    db: Database,
-    catalog: Catalog,
-    snapshot: SubscriptionSnapshot,
-    user_id: str,
-    cause: audit.Cause,
-    note: str,
-) -> Written:
-    """Store a subscription just fetched from Stripe for ``user_id``; call inside ``Database.run``.
-
-    Writes the row and one audit record only when Stripe's state differs from
-    the stored row; refuses (audited) a transition Stripe never makes, and
-    leaves a subscription stored for another user alone. The row keeps the
-    ordering time of the newest event, so the next Stripe event still applies
-    over a state fetched outside events; the digest is updated, so a
-    same-second event that disagrees makes the engine ask Stripe.
-    """
-    with db.transaction():
-        lock_subscription(db, snapshot.id)
-        row = repository.subscription_by_stripe_id(snapshot.id)
-        if row is not None and row.user_id != user_id:
-            return Written(False, f"{snapshot.id} belongs to another user")
-        plan = plan_of(catalog, snapshot, row)
-        digest = state_digest(snapshot)
-        if row is not None and state_digest(row_snapshot(row)) == digest and row.plan == plan:
-            return Written(False)
-        try:
-            after = parse_status(snapshot.status)
-        except ValueError:
-            return Written(False, f"unknown subscription status {snapshot.status!r}")
-        if snapshot.customer_id:
-            Customer.insert(
-                user_id=user_id, stripe_customer_id=snapshot.customer_id, created_at=utcnow()
-            ).on_conflict_ignore().execute()
-        ordering = Ordering(
-            int(row.last_event_created) if row is not None else 0,
-            str(row.last_event_id) if row is not None else "",
-            digest,
-        )
-        return write_transition(
-            catalog, row, snapshot, after, user_id=user_id, plan=plan, cause=cause,
-            ordering=ordering, detail=note,
-        )  # fmt: skip
-
-
-def store_answer(
-    db: Database,
-    catalog: Catalog,
-    snapshot: SubscriptionSnapshot,
-    user_id: str,
-    cause: audit.Cause,
-    stripe_time: int | None,
-    detail: str,
-) -> Written:
-    """Store Stripe's answer to an RPC, ordered by ``stripe_time``; call inside ``Database.run``.
-
-    The answer is Stripe's state at ``stripe_time`` (its response ``Date``):
-    it is stored with that time as its ordering time, so an event created
-    before it is STALE. When a newer event already wrote the row, the row
-    stays and the refusal is audited. In the same second the answer wins (it
-    is what Stripe said last); a later same-second event that disagrees makes
-    the engine ask Stripe. Without ``stripe_time`` the row keeps its ordering
-    time, and the next event applies over the answer.
-    """
-    with db.transaction():
-        lock_subscription(db, snapshot.id)
-        row = repository.subscription_by_stripe_id(snapshot.id)
-        digest = state_digest(snapshot)
-        tier_before = evaluate(row, catalog, utcnow()).tier
-        if stripe_time is None:
-            ordering = Ordering(
-                int(row.last_event_created) if row is not None else 0,
-                str(row.last_event_id) if row is not None else "",
-                digest,
-            )
-        else:
-            ordering = Ordering(stripe_time, "", digest)
-            decision = decide(
-                stored_created=int(row.last_event_created) if row is not None else None,
-                stored_digest=str(row.last_state_digest) if row is not None else "",
-                event_created=stripe_time,
-                event_digest=digest,
-                authoritative=True,
-            )
-            if decision is Decision.STALE:
-                assert row is not None
-                reason = (
-                    f"Stripe's answer at {stripe_time} is older than the stored state "
-                    f"(set by {row.last_event_id or 'an RPC'} created {row.last_event_created}); "
-                    "kept the stored state"
-                )
-                _audit_unchanged(row, snapshot.id, user_id, cause, tier_before, detail, reason)
-                return Written(False, reason)
-        try:
-            after = parse_status(snapshot.status)
-        except ValueError:
-            return Written(False, f"unknown subscription status {snapshot.status!r}")
-        return write_transition(
-            catalog, row, snapshot, after, user_id=user_id, plan=plan_of(catalog, snapshot, row),
-            cause=cause, ordering=ordering, detail=detail,
-        )  # fmt: skip
-
-
-class SubscriptionWriter:
-    """Runs the RPC and resync writes on the database pool, then sends the change notice."""
-
-    def __init__(
-        self, db: Database, catalog: Catalog, on_user_changed: UserChanged | None = None
-    ) -> None:
-        self._db = db
-        self._catalog = catalog
-        self._on_user_changed = on_user_changed
-
-    async def notify(self, user_id: str) -> None:
-        """Tell listeners (entitlement cache, watchers) that ``user_id`` changed; after commit."""
-        if self._on_user_changed is not None:
-            await self._on_user_changed(user_id)
-
-    async def store_answer(
-        self,
-        snapshot: SubscriptionSnapshot,
-        user_id: str,
-        cause: audit.Cause,
-        stripe_time: int | None,
-        detail: str,
-    ) -> Written:
-        """``store_answer`` on the pool; notifies when the row was written."""
-        written = await self._db.run(
-            store_answer, self._db, self._catalog, snapshot, user_id, cause, stripe_time, detail
-        )
-        if written.applied:
-            await self.notify(user_id)
-        return written
-
-    async def store_fetched(
-        self, snapshot: SubscriptionSnapshot, user_id: str, cause: audit.Cause, note: str
-    ) -> Written:
-        """``store_fetched`` on the pool; notifies when the row was written."""
-        written = await self._db.run(
-            store_fetched, self._db, self._catalog, snapshot, user_id, cause, note
-        )
-        if written.applied:
-            await self.notify(user_id)
-        return written
