@@ -126,7 +126,7 @@ def test_parse_reads_the_envelope() -> None:
     parsed = parse_event(factory.payload(ev))
     assert (parsed.id, parsed.type, parsed.created) == (ev["id"], "invoice.paid", 1234)
     assert parsed.handled and parsed.api_version == factory.CURRENT_API
-    assert len(HANDLED_TYPES) == 10
+    assert len(HANDLED_TYPES) == 16  # 6 subscription, 9 invoice, checkout completed
 
 
 def test_parse_accepts_an_old_created_timestamp() -> None:
