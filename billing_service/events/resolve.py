@@ -26,6 +26,7 @@ draws from the shared ``FetchBudget``; a fetch that fails propagates
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
@@ -139,10 +140,13 @@ class _Known:
     ignored_before: bool = False
 
 
-def _known(subscription_id: str, customer_id: str, invoice_id: str = "") -> _Known:
+def _known(
+    subscription_id: str, customer_id: str, invoice_id: str = "", *, check_ignored: bool = False
+) -> _Known:
     row_user, customer_user = _known_users(subscription_id, customer_id)
     ignored = (
-        not row_user
+        check_ignored
+        and not row_user
         and ProcessedEvent.select(ProcessedEvent.id)
         .where(
             ProcessedEvent.stripe_subscription_id == subscription_id,
@@ -216,7 +220,9 @@ class Resolver:
             return Resolution(reason="checkout session has no subscription")
         customer_id = object_id(obj.get("customer"))
         hints = (_text(obj.get("client_reference_id")), _meta_user(obj.get("metadata")))
-        known = await self._db.run(_known, sub_id, customer_id)
+        known = await self._db.run(
+            functools.partial(_known, sub_id, customer_id, check_ignored=True)
+        )
         if known.ignored_before:
             # Its earlier events could not be tied, so its state was never
             # stored: this checkout ties it, and only Stripe knows the state.
