@@ -89,6 +89,11 @@ SETTINGS: tuple[SettingSpec, ...] = (
         "through Redis (else per process); past it: UNAVAILABLE",
     ),
     SettingSpec(
+        "BILLING_STRIPE_EVENT_FETCH_TIMEOUT_SECONDS",
+        "2",
+        "timeout of one such Stripe call (one attempt, made under the customer's lock)",
+    ),
+    SettingSpec(
         "BILLING_SERVICE_TARGET",
         "",
         "host:port of the service the CLI's `reconcile` and `events replay` call; "
@@ -164,6 +169,7 @@ class Settings:
     event_dedupe_ttl_seconds: int = 604800
     redis_timeout_seconds: float = 1.0
     stripe_event_fetch_rate: float = 5.0
+    stripe_event_fetch_timeout_seconds: float = 2.0
     service_target: str = ""
     reconcile_max_attempts: int = 5
     reconcile_backoff_seconds: float = 1.0
@@ -202,6 +208,9 @@ class Settings:
             event_dedupe_ttl_seconds=_int(env, "BILLING_EVENT_DEDUPE_TTL_SECONDS"),
             redis_timeout_seconds=_float(env, "BILLING_REDIS_TIMEOUT_SECONDS"),
             stripe_event_fetch_rate=_positive(env, "BILLING_STRIPE_EVENT_FETCH_RATE"),
+            stripe_event_fetch_timeout_seconds=_positive(
+                env, "BILLING_STRIPE_EVENT_FETCH_TIMEOUT_SECONDS"
+            ),
             service_target=text("BILLING_SERVICE_TARGET") or text("BILLING_GRPC_ADDR"),
             reconcile_max_attempts=max(1, _int(env, "BILLING_RECONCILE_MAX_ATTEMPTS")),
             reconcile_backoff_seconds=max(0.0, _float(env, "BILLING_RECONCILE_BACKOFF_SECONDS")),

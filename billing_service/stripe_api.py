@@ -101,12 +101,15 @@ class StripeApi:
             http_client=self._http,
         )
         # Fetches made while applying an event run under the customer's lock:
-        # one attempt only, the webhook's own retry is the retry.
+        # one short attempt only, the webhook's own retry is the retry.
+        self._single_attempt_http = stripe.AIOHTTPClient(
+            timeout=settings.stripe_event_fetch_timeout_seconds
+        )
         self._single_attempt = stripe.StripeClient(
             settings.stripe_secret_key or "sk_test_unset",
             base_addresses=base,  # type: ignore[arg-type]
             max_network_retries=0,
-            http_client=self._http,
+            http_client=self._single_attempt_http,
         )
 
     async def _call(self, what: str, request: Awaitable[Any]) -> dict[str, Any]:
@@ -167,7 +170,7 @@ class StripeApi:
         )
 
     async def retrieve_subscription_once(self, subscription_id: str) -> dict[str, Any]:
-        """Fetch a subscription with one attempt (no SDK retries), for the event path."""
+        """Fetch a subscription with one short attempt (no SDK retries), for the event path."""
         return await self._call(
             "subscriptions.retrieve",
             self._single_attempt.v1.subscriptions.retrieve_async(subscription_id),
@@ -274,8 +277,9 @@ class StripeApi:
         )
 
     async def close(self) -> None:
-        """Close the HTTP session."""
+        """Close the HTTP sessions."""
         await self._http.close_async()
+        await self._single_attempt_http.close_async()
 
 
 class SingleAttemptFetcher:

@@ -118,3 +118,43 @@ async def test_only_a_conflict_asks_stripe_and_only_within_the_budget(
     counts = await fetch_counts(budgeted)
     assert counts[("same_second_conflict", "ok")] == 1
     assert counts[("same_second_conflict", "over_budget")] == 1
+
+
+@pytest.fixture(scope="module")
+def short_fetches(
+    tmp_path_factory: pytest.TempPathFactory, stripe_standin: StripeStandIn
+) -> Iterator[ServiceProcess]:
+    """A service whose event-path fetches give up after half a second (Stripe's: 10 s)."""
+    path: Path = tmp_path_factory.mktemp("timeout") / "billing.db"
+    env = service_env(
+        f"sqlite:///{path}",
+        stripe_standin,
+        BILLING_STRIPE_EVENT_FETCH_TIMEOUT_SECONDS="0.5",
+        STRIPE_TIMEOUT_SECONDS="10",
+    )
+    with ServiceProcess(env) as process:
+        yield process
+
+
+async def test_a_hanging_stripe_is_one_short_attempt_then_unavailable(
+    short_fetches: ServiceProcess, stripe_standin: StripeStandIn
+) -> None:
+    async with grpc.aio.insecure_channel(short_fetches.target) as channel:
+        client = EventsClient(pb_grpc.BillingServiceStub(channel))
+        user_id = f"user-{factory.new_id('h')}"
+        sub_id, ev = await conflict(client, stripe_standin, user_id)
+        stripe_standin.delay = 6.0
+        try:
+            with pytest.raises(grpc.aio.AioRpcError) as caught:
+                # Longer than the fetch timeout, shorter than Stripe's own timeout or
+                # two attempts: only a single short attempt answers within it.
+                await client.stub.ApplyStripeEvent(
+                    pb.ApplyStripeEventRequest(payload=factory.payload(ev)), timeout=4
+                )
+        finally:
+            stripe_standin.delay = 0.0
+        assert caught.value.code() == grpc.StatusCode.UNAVAILABLE, caught.value.details()
+        assert stripe_standin.fetches.count(sub_id) == 1  # no SDK retry
+        answer = await client.send(ev)  # Stripe's retry, once Stripe answers again
+        assert answer.outcome == pb.EVENT_OUTCOME_APPLIED
+        assert answer.subscription.status == pb.SUBSCRIPTION_STATUS_PAST_DUE
