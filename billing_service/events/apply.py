@@ -192,12 +192,22 @@ def _apply_state(
         event_created=event.created,
         event_digest=digest,
         authoritative=resolution.authoritative,
+        stored_status=str(row.status) if row is not None else "",
+        event_status=snapshot.status,
     )
     if decision is Decision.ASK_STRIPE:
         assert row is not None
         raise NeedsAuthorityError(str(row.last_event_id))
     if decision is Decision.STALE:
         assert row is not None
+        if event.created == row.last_event_created:
+            return _with(
+                base,
+                Outcome.STALE,
+                f"event created {event.created}, the same second as the stored state "
+                f"(set by {row.last_event_id or 'an RPC'}), is the older: status "
+                f"{row.status} never becomes {snapshot.status}",
+            )
         return _with(
             base,
             Outcome.STALE,

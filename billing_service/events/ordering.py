@@ -2,9 +2,13 @@
 
 Stripe's event ``created`` (whole seconds) orders events for one
 subscription. A newer event applies; an older one is STALE. Two events of
-the same second that carry the same state are harmless; when they disagree
-we cannot tell which came last, so Stripe (the authority) is asked for the
-subscription and its answer is stored.
+the same second that carry the same state are harmless. When they disagree,
+the lifecycle often still tells which came last: a status that cannot follow
+the other (``active`` never becomes ``incomplete``, ``canceled`` never becomes
+anything) must be the earlier one, so the checkout's ``incomplete`` ->
+``active`` in one second needs no Stripe call. Only when each status could
+follow the other (``active`` <-> ``past_due``, or equal statuses) is Stripe
+(the authority) asked for the subscription and its answer stored.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import hashlib
 import json
 from enum import StrEnum
 
+from billing_service.lifecycle import Status, transition_allowed
 from billing_service.stripe_shapes import SubscriptionSnapshot
 
 
@@ -45,11 +50,14 @@ def decide(
     event_created: int,
     event_digest: str,
     authoritative: bool,
+    stored_status: str = "",
+    event_status: str = "",
 ) -> Decision:
     """Decide for one event; ``stored_created`` is None when we hold no row.
 
     ``authoritative`` marks a snapshot just fetched from Stripe: it never
-    needs a second opinion, but an older event still never overwrites.
+    needs a second opinion, but an older event still never overwrites. The
+    statuses settle a same-second disagreement when only one order is possible.
     """
     if stored_created is None or event_created > stored_created:
         return Decision.APPLY
@@ -57,4 +65,19 @@ def decide(
         return Decision.STALE
     if authoritative or event_digest == stored_digest or not stored_digest:
         return Decision.APPLY
+    return same_second_order(stored_status, event_status)
+
+
+def same_second_order(stored_status: str, event_status: str) -> Decision:
+    """APPLY or STALE when the lifecycle allows only one order of two statuses, else ASK_STRIPE."""
+    try:
+        stored, incoming = Status(stored_status), Status(event_status)
+    except ValueError:
+        return Decision.ASK_STRIPE
+    forward = transition_allowed(stored, incoming)
+    backward = transition_allowed(incoming, stored)
+    if forward and not backward:
+        return Decision.APPLY
+    if backward and not forward:
+        return Decision.STALE
     return Decision.ASK_STRIPE

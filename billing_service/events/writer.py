@@ -136,6 +136,8 @@ def store_answer(
                 event_created=stripe_time,
                 event_digest=digest,
                 authoritative=authoritative,
+                stored_status=str(row.status) if row is not None else "",
+                event_status=snapshot.status,
             )
             if decision is Decision.ASK_STRIPE:
                 return Written(False, "same-second conflict with the stored state", True)

@@ -108,6 +108,33 @@ def test_ordering_decisions(
     assert decision is expected
 
 
+@pytest.mark.parametrize(
+    ("stored", "incoming", "expected"),
+    [
+        ("incomplete", "active", Decision.APPLY),  # checkout: created, then paid
+        ("active", "incomplete", Decision.STALE),  # active never becomes incomplete
+        ("active", "canceled", Decision.APPLY),
+        ("canceled", "active", Decision.STALE),
+        ("active", "past_due", Decision.ASK_STRIPE),  # either order is possible
+        ("active", "active", Decision.ASK_STRIPE),  # same status, other fields differ
+        ("", "active", Decision.ASK_STRIPE),
+    ],
+)
+def test_a_same_second_disagreement_is_settled_by_the_lifecycle_when_it_can(
+    stored: str, incoming: str, expected: Decision
+) -> None:
+    decision = decide(
+        stored_created=10,
+        stored_digest="a",
+        event_created=10,
+        event_digest="b",
+        authoritative=False,
+        stored_status=stored,
+        event_status=incoming,
+    )
+    assert decision is expected
+
+
 def test_both_shapes_give_the_same_snapshot_and_digest() -> None:
     args = ("sub_1", "cus_1", "active")
     current = subscription_snapshot(factory.subscription(*args, period_start=1_700_000_000))
