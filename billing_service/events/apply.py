@@ -22,7 +22,12 @@ from enum import StrEnum
 import peewee
 
 from billing_service import audit
-from billing_service.events.ordering import Decision, decide, state_digest
+from billing_service.events.ordering import (
+    Decision,
+    decide,
+    previous_state_digest,
+    state_digest,
+)
 from billing_service.events.parse import StripeEvent
 from billing_service.events.resolve import Resolution
 from billing_service.events.transition import (
@@ -194,6 +199,13 @@ def _apply_state(
         authoritative=resolution.authoritative,
         stored_status=str(row.status) if row is not None else "",
         event_status=snapshot.status,
+        event_is_creation=event.type == "customer.subscription.created"
+        and not resolution.authoritative,
+        previous_digest=(
+            ""
+            if resolution.authoritative
+            else previous_state_digest(event.object, event.previous_attributes)
+        ),
     )
     if decision is Decision.ASK_STRIPE:
         assert row is not None
@@ -205,8 +217,8 @@ def _apply_state(
                 base,
                 Outcome.STALE,
                 f"event created {event.created}, the same second as the stored state "
-                f"(set by {row.last_event_id or 'an RPC'}), is the older: status "
-                f"{row.status} never becomes {snapshot.status}",
+                f"(set by {row.last_event_id or 'an RPC'}), is the older of the two "
+                f"({event.type}, status {snapshot.status} after {row.status})",
             )
         return _with(
             base,

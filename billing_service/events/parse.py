@@ -57,6 +57,8 @@ class StripeEvent:
     created: int
     api_version: str
     object: dict[str, Any]
+    # data.previous_attributes of an *.updated event: the changed fields' values before it.
+    previous_attributes: dict[str, Any] | None = None
 
     @property
     def handled(self) -> bool:
@@ -96,10 +98,12 @@ def parse_event(payload: bytes) -> StripeEvent:
     if not isinstance(obj, dict):
         raise _bad("data.object is missing")
     api_version = raw.get("api_version")
+    previous = data.get("previous_attributes") if isinstance(data, dict) else None
     return StripeEvent(
         id=event_id,
         type=event_type,
         created=created,
         api_version=api_version if isinstance(api_version, str) else "",
         object=obj,
+        previous_attributes=previous if isinstance(previous, dict) else None,
     )

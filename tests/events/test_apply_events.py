@@ -194,6 +194,29 @@ async def test_two_events_in_the_same_second_that_disagree_ask_stripe(
     assert newest.status_after == pb.SUBSCRIPTION_STATUS_PAST_DUE
 
 
+async def test_a_same_second_event_that_says_its_place_needs_no_stripe(
+    client: EventsClient, stripe_standin: StripeStandIn, user_id: str
+) -> None:
+    sub_id, cus = ids()
+    t = factory.BASE_TIME
+    incomplete = factory.subscription(sub_id, cus, "incomplete", user_id=user_id)
+    active = factory.subscription(sub_id, cus, "active", user_id=user_id)
+    period_end = active["items"]["data"][0]["current_period_end"]
+    cancelling = dict(active, cancel_at_period_end=True, cancel_at=period_end)
+    created = factory.event("customer.subscription.created", incomplete, created=t)
+    paid = factory.event("customer.subscription.updated", active, created=t)
+    paid["data"]["previous_attributes"] = {"status": "incomplete"}
+    cancel = factory.event("customer.subscription.updated", cancelling, created=t)
+    cancel["data"]["previous_attributes"] = {"cancel_at_period_end": False, "cancel_at": None}
+    # All in one second, delivered newest first but for the cancel.
+    answers = [await client.send(ev) for ev in (paid, cancel, created)]
+    assert [a.outcome for a in answers] == [APPLIED, APPLIED, STALE]
+    assert "older of the two" in answers[2].reason
+    assert sub_id not in stripe_standin.fetches
+    current = await client.subscription(user_id)
+    assert (current.status, current.cancel_at_period_end) == (pb.SUBSCRIPTION_STATUS_ACTIVE, True)
+
+
 async def test_canceled_back_to_active_is_refused_audited_and_ignored(
     client: EventsClient, user_id: str
 ) -> None:
