@@ -33,6 +33,13 @@ STRIPE_CALLS = Counter(
     "Stripe API calls, by operation and outcome",
     ["call", "outcome"],
 )
+EVENT_FETCHES = Counter(
+    "billing_stripe_event_fetches_total",
+    "Stripe API calls made while applying events, by cause "
+    "(same_second_conflict, untied_subscription, unknown_user) and outcome "
+    "(ok, not_found, failed, over_budget: refused by BILLING_STRIPE_EVENT_FETCH_RATE)",
+    ["cause", "outcome"],
+)
 AUTH_FAILURES = Counter(
     "billing_auth_failures_total", "Calls refused by authentication or authorization", ["code"]
 )

@@ -16,9 +16,12 @@ from billing_service.audit import AuditLog
 from billing_service.auth import build_authorizer, server_credentials
 from billing_service.changes import ChangeNotifier
 from billing_service.entitlements import EntitlementService
+from billing_service.events.fetch_budget import FetchBudget
 from billing_service.events.service import EventService
+from billing_service.events.writer import SubscriptionWriter
 from billing_service.health import DependencyHealth
 from billing_service.interceptors import GuardInterceptor
+from billing_service.invoices import InvoiceLog
 from billing_service.listen import describe_os_error, listen_problem
 from billing_service.locks import EventGuard
 from billing_service.metrics import start_http_exporter
@@ -69,6 +72,7 @@ class App:
     guard: EventGuard
     entitlements: EntitlementService
     dependencies: DependencyHealth
+    fetch_budget: FetchBudget
 
     async def stop(self, grace: float | None = None) -> None:
         """Refuse new calls, let in-flight ones finish within ``grace``, then close."""
@@ -79,6 +83,7 @@ class App:
         await self.server.stop(self.settings.shutdown_grace_seconds if grace is None else grace)
         await self.stripe.close()
         await self.guard.close()
+        await self.fetch_budget.close()
         await self.entitlements.close()
         self.db.close()
 
@@ -116,7 +121,8 @@ async def start(settings: Settings, tracing: Tracing | None = None) -> App:
     entitlements = EntitlementService(db, catalog, redis_url=settings.redis_url)
     changes.subscribe(entitlements.user_changed)
     await entitlements.start()
-    subscriptions = SubscriptionService(db, stripe_api, catalog, changes.user_changed)
+    writer = SubscriptionWriter(db, catalog, stripe_api, changes.user_changed)
+    subscriptions = SubscriptionService(db, stripe_api, catalog, writer)
 
     # The tracing interceptor goes first (outermost): refused calls are traced
     # too, and every log line of a call carries its trace id.
@@ -133,13 +139,19 @@ async def start(settings: Settings, tracing: Tracing | None = None) -> App:
         timeout=settings.redis_timeout_seconds,
         breaker=breaker,
     )
+    fetch_budget = FetchBudget(
+        settings.stripe_event_fetch_rate,
+        settings.redis_url,
+        timeout=settings.redis_timeout_seconds,
+    )
     events = EventService(
         db,
         catalog,
-        stripe_api,
+        stripe_api.single_attempt(),
         guard,
         lock_wait=settings.event_lock_wait_seconds,
-        on_user_changed=changes.user_changed,
+        on_user_changed=writer.notify,
+        fetch_budget=fetch_budget,
     )
     servicer = BillingServicer(
         subscriptions,
@@ -147,9 +159,8 @@ async def start(settings: Settings, tracing: Tracing | None = None) -> App:
         AuditLog(db),
         entitlements,
         plan_changes=PlanChanges(stripe_api, catalog, subscriptions),
-        resync=ResyncService(
-            db, catalog, stripe_api, events, subscriptions, on_user_changed=changes.user_changed
-        ),
+        resync=ResyncService(db, stripe_api, events, subscriptions, writer),
+        invoices=InvoiceLog(db),
         stream_limits=StreamLimiter(settings.watch_max_streams_per_caller),
     )
     pb_grpc.add_BillingServiceServicer_to_server(servicer, server)
@@ -191,6 +202,7 @@ async def start(settings: Settings, tracing: Tracing | None = None) -> App:
         guard,
         entitlements,
         dependencies,
+        fetch_budget,
     )
 
 

@@ -16,11 +16,17 @@ import grpc
 
 from billing_service.audit import AuditLog
 from billing_service.auth import current_caller
-from billing_service.convert import audit_to_proto, subscription_to_proto, timestamp
+from billing_service.convert import (
+    audit_to_proto,
+    invoice_to_proto,
+    subscription_to_proto,
+    timestamp,
+)
 from billing_service.entitlements import EntitlementService
 from billing_service.errors import BillingError
 from billing_service.events.apply import Outcome
 from billing_service.events.service import EventService
+from billing_service.invoices import InvoiceLog
 from billing_service.plan_changes import PlanChanges
 from billing_service.resync import ResyncService
 from billing_service.storage.database import StorageUnavailable
@@ -99,6 +105,7 @@ class BillingServicer(pb_grpc.BillingServiceServicer):
         plan_changes: PlanChanges,
         resync: ResyncService,
         stream_limits: StreamLimiter | None = None,
+        invoices: InvoiceLog,
     ) -> None:
         self._subscriptions = subscriptions
         self._events = events
@@ -107,6 +114,7 @@ class BillingServicer(pb_grpc.BillingServiceServicer):
         self._plan_changes = plan_changes
         self._resync = resync
         self._stream_limits = stream_limits or StreamLimiter()
+        self._invoices = invoices
 
     @rpc_errors
     async def CreateCheckout(
@@ -235,6 +243,18 @@ class BillingServicer(pb_grpc.BillingServiceServicer):
         )
         return pb.ListAuditEventsResponse(
             events=[audit_to_proto(record) for record in records], next_page_token=next_token
+        )
+
+    @rpc_errors
+    async def ListInvoices(
+        self, request: pb.ListInvoicesRequest, context: Context
+    ) -> pb.ListInvoicesResponse:
+        """See billing.proto."""
+        rows, next_token = await self._invoices.list(
+            request.user_id, request.page_size, request.page_token
+        )
+        return pb.ListInvoicesResponse(
+            invoices=[invoice_to_proto(row) for row in rows], next_page_token=next_token
         )
 
     async def CheckEntitlement(

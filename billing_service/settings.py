@@ -98,6 +98,17 @@ SETTINGS: tuple[SettingSpec, ...] = (
         "open WatchEntitlements streams one caller may hold; past it: RESOURCE_EXHAUSTED",
     ),
     SettingSpec(
+        "BILLING_STRIPE_EVENT_FETCH_RATE",
+        "5",
+        "Stripe calls per second that applying events may make, shared by all replicas "
+        "through Redis (else per process); past it: UNAVAILABLE",
+    ),
+    SettingSpec(
+        "BILLING_STRIPE_EVENT_FETCH_TIMEOUT_SECONDS",
+        "2",
+        "timeout of one such Stripe call (one attempt, made under the customer's lock)",
+    ),
+    SettingSpec(
         "BILLING_SERVICE_TARGET",
         "",
         "host:port of the service the CLI's `reconcile` and `events replay` call; "
@@ -122,6 +133,13 @@ def _float(env: Mapping[str, str], name: str) -> float:
         return float(raw)
     except ValueError:
         raise SettingsError(f"{name} must be a number, got {raw!r}") from None
+
+
+def _positive(env: Mapping[str, str], name: str) -> float:
+    value = _float(env, name)
+    if value <= 0:
+        raise SettingsError(f"{name} must be greater than 0, got {value:g}")
+    return value
 
 
 def _int(env: Mapping[str, str], name: str) -> int:
@@ -168,6 +186,8 @@ class Settings:
     redis_timeout_seconds: float = 1.0
     redis_breaker_seconds: float = 10.0
     watch_max_streams_per_caller: int = 64
+    stripe_event_fetch_rate: float = 5.0
+    stripe_event_fetch_timeout_seconds: float = 2.0
     service_target: str = ""
     reconcile_max_attempts: int = 5
     reconcile_backoff_seconds: float = 1.0
@@ -208,6 +228,10 @@ class Settings:
             redis_timeout_seconds=_float(env, "BILLING_REDIS_TIMEOUT_SECONDS"),
             redis_breaker_seconds=max(0.0, _float(env, "BILLING_REDIS_BREAKER_SECONDS")),
             watch_max_streams_per_caller=max(1, _int(env, "BILLING_WATCH_MAX_STREAMS_PER_CALLER")),
+            stripe_event_fetch_rate=_positive(env, "BILLING_STRIPE_EVENT_FETCH_RATE"),
+            stripe_event_fetch_timeout_seconds=_positive(
+                env, "BILLING_STRIPE_EVENT_FETCH_TIMEOUT_SECONDS"
+            ),
             service_target=text("BILLING_SERVICE_TARGET") or text("BILLING_GRPC_ADDR"),
             reconcile_max_attempts=max(1, _int(env, "BILLING_RECONCILE_MAX_ATTEMPTS")),
             reconcile_backoff_seconds=max(0.0, _float(env, "BILLING_RECONCILE_BACKOFF_SECONDS")),

@@ -15,7 +15,9 @@ import json
 import logging
 import ssl
 import uuid
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Mapping
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
 
 import aiohttp
@@ -67,6 +69,29 @@ def translate_error(exc: stripe.StripeError) -> BillingError:
     return FailedPrecondition(f"Stripe: {exc.user_message or type(exc).__name__}")
 
 
+@dataclass(frozen=True)
+class Answer:
+    """A Stripe object Stripe answered with, and when (Stripe's clock, unix seconds).
+
+    ``stripe_time`` is the response's ``Date`` header: the newest moment the
+    object's state is known to hold. None when the response had no usable one.
+    """
+
+    obj: dict[str, Any]
+    stripe_time: int | None
+
+
+def response_time(headers: Mapping[str, str] | None) -> int | None:
+    """Unix seconds of an HTTP ``Date`` header (None when absent or malformed)."""
+    for name, value in (headers or {}).items():
+        if name.lower() == "date":
+            try:
+                return int(parsedate_to_datetime(value).timestamp())
+            except (TypeError, ValueError, IndexError):
+                return None
+    return None
+
+
 class StripeApi:
     """The Stripe calls this service makes, returning plain dicts."""
 
@@ -89,8 +114,22 @@ class StripeApi:
             max_network_retries=settings.stripe_max_network_retries,
             http_client=self._http,
         )
+        # Fetches made while applying an event run under the customer's lock:
+        # one short attempt only, the webhook's own retry is the retry.
+        self._single_attempt_http = stripe.AIOHTTPClient(
+            timeout=settings.stripe_event_fetch_timeout_seconds, session=self._session
+        )
+        self._single_attempt = stripe.StripeClient(
+            settings.stripe_secret_key or "sk_test_unset",
+            base_addresses=base,  # type: ignore[arg-type]
+            max_network_retries=0,
+            http_client=self._single_attempt_http,
+        )
 
     async def _call(self, what: str, request: Awaitable[Any]) -> dict[str, Any]:
+        return (await self._call_answer(what, request)).obj
+
+    async def _call_answer(self, what: str, request: Awaitable[Any]) -> Answer:
         # Never start a Stripe request after the call's deadline; one in flight
         # (SDK retries included) gets only the time that remains.
         left = deadlines.remaining()
@@ -102,7 +141,8 @@ class StripeApi:
         try:
             if left is not None:
                 request = asyncio.wait_for(request, left)
-            answer = as_dict(await request)
+            raw = await request
+            answer = as_dict(raw)
         except TimeoutError:
             metrics.STRIPE_CALLS.labels(what, "deadline_exceeded").inc()
             raise deadlines.DeadlineExceeded(
@@ -114,7 +154,8 @@ class StripeApi:
             log.warning("stripe %s failed: %s (%s)", what, type(exc).__name__, mapped)
             raise mapped from None
         metrics.STRIPE_CALLS.labels(what, "ok").inc()
-        return answer
+        response = getattr(raw, "last_response", None)
+        return Answer(answer, response_time(getattr(response, "headers", None)))
 
     async def create_customer(self, user_id: str, email: str, request_id: str) -> dict[str, Any]:
         """Create the Stripe customer for ``user_id``."""
@@ -157,12 +198,21 @@ class StripeApi:
             self._client.v1.subscriptions.retrieve_async(subscription_id),
         )
 
-    async def update_subscription(
-        self, subscription_id: str, params: dict[str, Any]
-    ) -> dict[str, Any]:
+    async def retrieve_subscription_once(self, subscription_id: str) -> dict[str, Any]:
+        """Fetch a subscription with one short attempt (no SDK retries), for the event path."""
+        return await self._call(
+            "subscriptions.retrieve",
+            self._single_attempt.v1.subscriptions.retrieve_async(subscription_id),
+        )
+
+    def single_attempt(self) -> SingleAttemptFetcher:
+        """This API as the event path's subscription fetcher (no SDK retries)."""
+        return SingleAttemptFetcher(self)
+
+    async def update_subscription(self, subscription_id: str, params: dict[str, Any]) -> Answer:
         """Update a subscription (e.g. ``cancel_at_period_end``)."""
         key = idempotency_key("subscription-update", "")
-        return await self._call(
+        return await self._call_answer(
             "subscriptions.update",
             self._client.v1.subscriptions.update_async(
                 subscription_id,
@@ -171,17 +221,17 @@ class StripeApi:
             ),
         )
 
-    async def cancel_subscription(self, subscription_id: str) -> dict[str, Any]:
+    async def cancel_subscription(self, subscription_id: str) -> Answer:
         """Cancel a subscription now."""
-        return await self._call(
+        return await self._call_answer(
             "subscriptions.cancel",
             self._client.v1.subscriptions.cancel_async(subscription_id),
         )
 
-    async def resume_subscription(self, subscription_id: str) -> dict[str, Any]:
+    async def resume_subscription(self, subscription_id: str) -> Answer:
         """Resume a paused subscription."""
         key = idempotency_key("subscription-resume", "")
-        return await self._call(
+        return await self._call_answer(
             "subscriptions.resume",
             self._client.v1.subscriptions.resume_async(
                 subscription_id, {}, {"idempotency_key": key}
@@ -223,7 +273,7 @@ class StripeApi:
         *,
         proration_date: int | None,
         request_id: str,
-    ) -> dict[str, Any]:
+    ) -> Answer:
         """Move the subscription's item ``item_id`` to ``price_id`` with ``proration_behavior``.
 
         The idempotency key derives from the arguments and the caller's request_id,
@@ -239,7 +289,7 @@ class StripeApi:
             "subscription-price",
             *((subscription_id, price_id, proration_behavior, request_id) if request_id else ()),
         )
-        return await self._call(
+        return await self._call_answer(
             "subscriptions.update",
             self._client.v1.subscriptions.update_async(
                 subscription_id,
@@ -256,7 +306,19 @@ class StripeApi:
         )
 
     async def close(self) -> None:
-        """Close the HTTP session."""
+        """Close the HTTP sessions."""
         await self._http.close_async()
+        await self._single_attempt_http.close_async()
         if self._session is not None:
             await self._session.close()
+
+
+class SingleAttemptFetcher:
+    """Fetches subscriptions for the event path with one attempt each."""
+
+    def __init__(self, api: StripeApi) -> None:
+        self._api = api
+
+    async def retrieve_subscription(self, subscription_id: str) -> dict[str, Any]:
+        """The subscription as Stripe holds it now (one attempt)."""
+        return await self._api.retrieve_subscription_once(subscription_id)

@@ -28,8 +28,20 @@ SUBSCRIPTION_EVENTS = frozenset(
         "customer.subscription.trial_will_end",
     }
 )
+# Invoice events whose object is the invoice as it now stands (kept in the invoice table).
+# invoice.upcoming has no id and invoice.deleted removes a draft: neither is kept.
 INVOICE_EVENTS = frozenset(
-    {"invoice.paid", "invoice.payment_failed", "invoice.payment_action_required"}
+    {
+        "invoice.created",
+        "invoice.finalized",
+        "invoice.updated",
+        "invoice.paid",
+        "invoice.payment_succeeded",
+        "invoice.payment_failed",
+        "invoice.payment_action_required",
+        "invoice.voided",
+        "invoice.marked_uncollectible",
+    }
 )
 CHECKOUT_COMPLETED = "checkout.session.completed"
 HANDLED_TYPES = SUBSCRIPTION_EVENTS | INVOICE_EVENTS | {CHECKOUT_COMPLETED}
@@ -53,6 +65,8 @@ class StripeEvent:
     created: int
     api_version: str
     object: dict[str, Any]
+    # data.previous_attributes of an *.updated event: the changed fields' values before it.
+    previous_attributes: dict[str, Any] | None = None
 
     @property
     def handled(self) -> bool:
@@ -95,10 +109,12 @@ def parse_event(payload: bytes) -> StripeEvent:
     if kind is not None:
         validate.event_object(kind, obj)
     api_version = raw.get("api_version")
+    previous = data.get("previous_attributes") if isinstance(data, dict) else None
     return StripeEvent(
         id=event_id,
         type=event_type,
         created=created,
         api_version=api_version if isinstance(api_version, str) else "",
         object=obj,
+        previous_attributes=previous if isinstance(previous, dict) else None,
     )

@@ -2,7 +2,7 @@
 
 ::
 
-    parse -> Redis "seen"? -> lock(customer) -> processed? -> resolve (may ask Stripe)
+    parse -> Redis "seen"? -> lock(customer) -> processed? -> resolve (from the payload)
           -> apply (one transaction) -> [same-second conflict: ask Stripe, apply again]
           -> unlock -> Redis "seen" marker -> on_user_changed -> answer
 
@@ -24,8 +24,15 @@ from billing_service.events.apply import (
     apply_event,
     duplicate_of,
 )
+from billing_service.events.fetch_budget import FetchBudget
 from billing_service.events.parse import StripeEvent, parse_event
-from billing_service.events.resolve import Resolution, Resolver, SubscriptionFetcher, lock_key
+from billing_service.events.resolve import (
+    CAUSE_CONFLICT,
+    Resolution,
+    Resolver,
+    SubscriptionFetcher,
+    lock_key,
+)
 from billing_service.locks import EventGuard
 from billing_service.plans import Catalog
 from billing_service.storage import repository
@@ -56,10 +63,12 @@ class EventService:
         *,
         lock_wait: float = 10.0,
         on_user_changed: UserChanged | None = None,
+        fetch_budget: FetchBudget | None = None,
     ) -> None:
         self._db = db
         self._catalog = catalog
-        self._resolver = Resolver(db, stripe)
+        # Without a budget (tests of the engine alone) fetches are not limited.
+        self._resolver = Resolver(db, stripe, fetch_budget)
         self._guard = guard
         self._lock_wait = lock_wait
         self._on_user_changed = on_user_changed
@@ -105,7 +114,7 @@ class EventService:
         return result
 
     async def _apply_locked(self, event: StripeEvent) -> ApplyResult:
-        # Checked before resolving, so a retried checkout/invoice event costs no Stripe call.
+        # Checked before resolving: a retried event costs no resolving reads or Stripe call.
         found = await self._db.run(duplicate_of, event.id)
         if found is not None:
             return found
@@ -115,7 +124,7 @@ class EventService:
         except NeedsAuthorityError as conflict:
             assert resolution.snapshot is not None
             sub_id = resolution.snapshot.id
-            fetched = await self._resolver.fetch(sub_id)
+            fetched = await self._resolver.fetch(sub_id, CAUSE_CONFLICT)
             if fetched is None:
                 resolution = Resolution(reason=f"Stripe does not know subscription {sub_id}")
             else:

@@ -570,6 +570,7 @@ class Emulator:
             number=f"{customer['invoice_prefix']}-{customer['next_invoice_sequence']:04d}",
             effective_at=now,
             hosted_invoice_url=f"{self.url_base}/invoice/{invoice['id']}",
+            invoice_pdf=f"{self.url_base}/invoice/{invoice['id']}/pdf",
         )
         invoice["status_transitions"]["finalized_at"] = now
         customer["next_invoice_sequence"] += 1

@@ -283,6 +283,58 @@ class AuditEvent(_message.Message):
     hash: str
     def __init__(self, id: _Optional[int] = ..., user_id: _Optional[str] = ..., stripe_subscription_id: _Optional[str] = ..., stripe_event_id: _Optional[str] = ..., stripe_event_type: _Optional[str] = ..., caller: _Optional[str] = ..., rpc: _Optional[str] = ..., status_before: _Optional[_Union[SubscriptionStatus, str]] = ..., status_after: _Optional[_Union[SubscriptionStatus, str]] = ..., tier_before: _Optional[str] = ..., tier_after: _Optional[str] = ..., detail: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., hash: _Optional[str] = ...) -> None: ...
 
+class ListInvoicesRequest(_message.Message):
+    __slots__ = ("user_id", "page_size", "page_token")
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    user_id: str
+    page_size: int
+    page_token: str
+    def __init__(self, user_id: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListInvoicesResponse(_message.Message):
+    __slots__ = ("invoices", "next_page_token")
+    INVOICES_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    invoices: _containers.RepeatedCompositeFieldContainer[Invoice]
+    next_page_token: str
+    def __init__(self, invoices: _Optional[_Iterable[_Union[Invoice, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class Invoice(_message.Message):
+    __slots__ = ("stripe_invoice_id", "user_id", "stripe_customer_id", "stripe_subscription_id", "status", "amount_due", "amount_paid", "currency", "hosted_invoice_url", "invoice_pdf", "period_start", "period_end", "attempt_count", "next_payment_attempt", "created")
+    STRIPE_INVOICE_ID_FIELD_NUMBER: _ClassVar[int]
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    STRIPE_CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
+    STRIPE_SUBSCRIPTION_ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_DUE_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_PAID_FIELD_NUMBER: _ClassVar[int]
+    CURRENCY_FIELD_NUMBER: _ClassVar[int]
+    HOSTED_INVOICE_URL_FIELD_NUMBER: _ClassVar[int]
+    INVOICE_PDF_FIELD_NUMBER: _ClassVar[int]
+    PERIOD_START_FIELD_NUMBER: _ClassVar[int]
+    PERIOD_END_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_COUNT_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAYMENT_ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    CREATED_FIELD_NUMBER: _ClassVar[int]
+    stripe_invoice_id: str
+    user_id: str
+    stripe_customer_id: str
+    stripe_subscription_id: str
+    status: str
+    amount_due: int
+    amount_paid: int
+    currency: str
+    hosted_invoice_url: str
+    invoice_pdf: str
+    period_start: _timestamp_pb2.Timestamp
+    period_end: _timestamp_pb2.Timestamp
+    attempt_count: int
+    next_payment_attempt: _timestamp_pb2.Timestamp
+    created: _timestamp_pb2.Timestamp
+    def __init__(self, stripe_invoice_id: _Optional[str] = ..., user_id: _Optional[str] = ..., stripe_customer_id: _Optional[str] = ..., stripe_subscription_id: _Optional[str] = ..., status: _Optional[str] = ..., amount_due: _Optional[int] = ..., amount_paid: _Optional[int] = ..., currency: _Optional[str] = ..., hosted_invoice_url: _Optional[str] = ..., invoice_pdf: _Optional[str] = ..., period_start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., period_end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., attempt_count: _Optional[int] = ..., next_payment_attempt: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., created: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
 class SyncCheckoutSessionRequest(_message.Message):
     __slots__ = ("session_id",)
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]

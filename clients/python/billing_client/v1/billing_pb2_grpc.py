@@ -85,6 +85,11 @@ class BillingServiceStub:
                 request_serializer=billing__client_dot_v1_dot_billing__pb2.ListAuditEventsRequest.SerializeToString,
                 response_deserializer=billing__client_dot_v1_dot_billing__pb2.ListAuditEventsResponse.FromString,
                 _registered_method=True)
+        self.ListInvoices = channel.unary_unary(
+                '/billing.v1.BillingService/ListInvoices',
+                request_serializer=billing__client_dot_v1_dot_billing__pb2.ListInvoicesRequest.SerializeToString,
+                response_deserializer=billing__client_dot_v1_dot_billing__pb2.ListInvoicesResponse.FromString,
+                _registered_method=True)
         self.SyncCheckoutSession = channel.unary_unary(
                 '/billing.v1.BillingService/SyncCheckoutSession',
                 request_serializer=billing__client_dot_v1_dot_billing__pb2.SyncCheckoutSessionRequest.SerializeToString,
@@ -202,6 +207,15 @@ class BillingServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListInvoices(self, request, context):
+        """Lists a user's invoices (kept from Stripe's invoice events), newest first
+        by Stripe's invoice creation time, for account and billing-history pages.
+        Errors: INVALID_ARGUMENT (user_id, page_size, page_token).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def SyncCheckoutSession(self, request, context):
         """Called by the success page's backend on return from Checkout: grants the
         user access at once from the completed session and its subscription,
@@ -303,6 +317,11 @@ def add_BillingServiceServicer_to_server(servicer, server):
                     servicer.ListAuditEvents,
                     request_deserializer=billing__client_dot_v1_dot_billing__pb2.ListAuditEventsRequest.FromString,
                     response_serializer=billing__client_dot_v1_dot_billing__pb2.ListAuditEventsResponse.SerializeToString,
+            ),
+            'ListInvoices': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListInvoices,
+                    request_deserializer=billing__client_dot_v1_dot_billing__pb2.ListInvoicesRequest.FromString,
+                    response_serializer=billing__client_dot_v1_dot_billing__pb2.ListInvoicesResponse.SerializeToString,
             ),
             'SyncCheckoutSession': grpc.unary_unary_rpc_method_handler(
                     servicer.SyncCheckoutSession,
@@ -596,6 +615,33 @@ class BillingService:
             '/billing.v1.BillingService/ListAuditEvents',
             billing__client_dot_v1_dot_billing__pb2.ListAuditEventsRequest.SerializeToString,
             billing__client_dot_v1_dot_billing__pb2.ListAuditEventsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListInvoices(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/billing.v1.BillingService/ListInvoices',
+            billing__client_dot_v1_dot_billing__pb2.ListInvoicesRequest.SerializeToString,
+            billing__client_dot_v1_dot_billing__pb2.ListInvoicesResponse.FromString,
             options,
             channel_credentials,
             insecure,
