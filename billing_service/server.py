@@ -30,6 +30,8 @@ from billing_service.settings import Settings
 from billing_service.storage.database import Database, migrate, pending_migrations
 from billing_service.stripe_api import StripeApi
 from billing_service.subscriptions import SubscriptionService
+from billing_service.usage.clock import make_clock
+from billing_service.usage.service import UsageService
 from generated.billing.v1 import billing_pb2 as pb
 from generated.billing.v1 import billing_pb2_grpc as pb_grpc
 
@@ -128,6 +130,13 @@ async def start(settings: Settings) -> App:
         plan_changes=PlanChanges(stripe_api, catalog, subscriptions),
         resync=ResyncService(
             db, catalog, stripe_api, events, subscriptions, on_user_changed=changes.user_changed
+        ),
+        usage=UsageService(
+            db,
+            catalog,
+            entitlements,
+            make_clock(settings.test_clock_file),
+            on_change=entitlements.usage_changed,
         ),
     )
     pb_grpc.add_BillingServiceServicer_to_server(servicer, server)

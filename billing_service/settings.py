@@ -98,6 +98,11 @@ SETTINGS: tuple[SettingSpec, ...] = (
         "1",
         "`reconcile`: first wait between tries (doubling, at most 30 s)",
     ),
+    SettingSpec(
+        "BILLING_TEST_CLOCK_FILE",
+        "",
+        "test only: file holding unix seconds used as 'now' by usage metering; unset: real time",
+    ),
 )
 
 
@@ -160,6 +165,7 @@ class Settings:
     tls_key_file: str = ""
     tls_client_ca_file: str = ""
     metrics_addr: str = ""
+    test_clock_file: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -197,6 +203,7 @@ class Settings:
             tls_key_file=text("BILLING_TLS_KEY_FILE"),
             tls_client_ca_file=text("BILLING_TLS_CLIENT_CA_FILE"),
             metrics_addr=text("BILLING_METRICS_ADDR"),
+            test_clock_file=text("BILLING_TEST_CLOCK_FILE"),
         )
 
     @property

@@ -1,0 +1,213 @@
+"""Usage RPCs: ConsumeUsage, RefundUsage, GetUsage and the meter part of CheckEntitlement.
+
+The plan and its period come from the entitlement cache (the subscription row
+it holds, re-evaluated at the usage clock's "now"), the counting from the
+ledger (``usage.ledger``), which is the truth.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from billing_service import validation
+from billing_service.entitlements import EntitlementService
+from billing_service.plans import Catalog
+from billing_service.storage import repository
+from billing_service.storage.database import Database
+from billing_service.subscriptions import evaluate
+from billing_service.usage import ledger, requests
+from billing_service.usage.clock import Clock
+from billing_service.usage.limits import MeterLimit
+from billing_service.usage.models import UsageRecord
+from billing_service.usage.period import Period, usage_period
+from generated.billing.v1 import billing_pb2 as pb
+
+log = logging.getLogger(__name__)
+
+# Called after a consumption or refund changed a meter: (user_id, meter usage after it).
+UsageChanged = Callable[[str, pb.MeterUsage], None]
+
+
+def meter_usage(
+    meter: str, used: int, limit: MeterLimit, start: datetime, end: datetime
+) -> pb.MeterUsage:
+    """The MeterUsage message of one meter in one period."""
+    message = pb.MeterUsage(
+        meter=meter,
+        used=used,
+        limit=limit.included,
+        remaining=0 if limit.unlimited else max(0, limit.included - used),
+        unlimited=limit.unlimited,
+        overage_billed=limit.bills_overage,
+    )
+    message.period_start.CopyFrom(_ts(start))
+    message.period_end.CopyFrom(_ts(end))
+    return message
+
+
+def _reason(record: UsageRecord) -> str:
+    if record.unlimited:
+        return f"meter {record.meter!r} is unlimited on this plan"
+    if not record.allowed:
+        left = max(0, record.limit - record.used_after)
+        return f"refused: {record.quantity} requested, {left} of {record.limit} left in the period"
+    if record.overage:
+        return f"counted; {record.overage} past the included {record.limit}, billed as overage"
+    return "counted"
+
+
+def consume_response(record: UsageRecord, *, replayed: bool) -> pb.ConsumeUsageResponse:
+    """The ConsumeUsage answer stored in ``record``."""
+    response = pb.ConsumeUsageResponse(
+        allowed=record.allowed,
+        used=record.used_after,
+        limit=record.limit,
+        remaining=0 if record.unlimited else max(0, record.limit - record.used_after),
+        overage=record.overage,
+        unlimited=record.unlimited,
+        replayed=replayed,
+        reason=_reason(record),
+    )
+    response.period_start.CopyFrom(_ts(record.period_start))
+    response.period_end.CopyFrom(_ts(record.period_end))
+    return response
+
+
+def _ts(value: datetime) -> Timestamp:
+    ts = Timestamp()
+    ts.FromDatetime(value.replace(tzinfo=UTC))
+    return ts
+
+
+def _naive(value: datetime) -> datetime:
+    return value.astimezone(UTC).replace(tzinfo=None)
+
+
+class UsageService:
+    """Usage metering for one process over the shared ledger."""
+
+    def __init__(
+        self,
+        db: Database,
+        catalog: Catalog,
+        entitlements: EntitlementService,
+        clock: Clock,
+        on_change: UsageChanged | None = None,
+    ) -> None:
+        self._db = db
+        self._catalog = catalog
+        self._entitlements = entitlements
+        self._clock = clock
+        self._on_change = on_change
+
+    async def period(self, user_id: str) -> Period:
+        """The user's usage period now, and the plan whose limits apply in it."""
+        entry = await self._entitlements.entry(user_id)
+        now = self._clock()
+        grant = evaluate(entry.row, self._catalog, now)
+        return usage_period(entry.row, grant, self._catalog, now)
+
+    async def consume(
+        self,
+        user_id: str,
+        meter: str,
+        quantity: int,
+        key: str,
+        occurred_at: datetime | None,
+    ) -> pb.ConsumeUsageResponse:
+        """Check and count ``quantity`` units of ``meter`` for ``user_id`` (idempotent on key)."""
+        validation.user_id(user_id)
+        meter = requests.meter(self._catalog, meter)
+        requests.quantity(quantity)
+        requests.idempotency_key(key)
+        when = requests.occurred_at(
+            None if occurred_at is None else _naive(occurred_at), self._clock()
+        )
+        period = await self.period(user_id)
+        limit = period.plan.limit(meter)
+        customer = ""
+        if limit.bills_overage:
+            link = await self._db.run(repository.customer_for_user, user_id)
+            customer = link.stripe_customer_id if link is not None else ""
+        request = ledger.Consumption(
+            user_id=user_id,
+            meter=meter,
+            quantity=quantity,
+            key=key,
+            occurred_at=when,
+            period_start=period.start,
+            period_end=period.end,
+            limit=limit,
+            stripe_customer_id=customer,
+        )
+        record, replayed = await self._db.run(ledger.consume, self._db, request)
+        if not replayed and record.counted:
+            self._announce(record, limit, record.used_after - record.counted)
+        return consume_response(record, replayed=replayed)
+
+    def _announce(self, record: UsageRecord, limit: MeterLimit, before: int) -> None:
+        """Tell watchers when this change crossed the meter's limit (either way)."""
+        if self._on_change is None or limit.unlimited:
+            return
+        after = record.used_after
+        if (before < limit.included) != (after < limit.included):
+            self._on_change(
+                record.user_id,
+                meter_usage(record.meter, after, limit, record.period_start, record.period_end),
+            )
+
+    async def refund(self, user_id: str, meter: str, key: str) -> pb.RefundUsageResponse:
+        """Give back the units of the consumption ``key``, once."""
+        validation.user_id(user_id)
+        meter = requests.meter(self._catalog, meter)
+        requests.idempotency_key(key)
+        result = await self._db.run(ledger.refund, self._db, user_id, meter, key)
+        record = result.record
+        limit = MeterLimit(included=record.limit, unlimited=record.unlimited)
+        usage = meter_usage(meter, result.used, limit, record.period_start, record.period_end)
+        if result.refunded_now:
+            self._announce_refund(user_id, usage, record.counted)
+        return pb.RefundUsageResponse(
+            refunded=record.counted if result.refunded_now else 0,
+            already_refunded=record.refunded_at is not None and not result.refunded_now,
+            usage=usage,
+        )
+
+    def _announce_refund(self, user_id: str, usage: pb.MeterUsage, counted: int) -> None:
+        if self._on_change is None or usage.unlimited:
+            return
+        if usage.used < usage.limit <= usage.used + counted:
+            self._on_change(user_id, usage)
+
+    async def usage(self, user_id: str, meter: str) -> pb.GetUsageResponse:
+        """Usage of ``meter`` (every meter when empty) in the user's current period."""
+        validation.user_id(user_id)
+        meters = (
+            [requests.meter(self._catalog, meter)] if meter else sorted(self._catalog.all_meters)
+        )
+        period = await self.period(user_id)
+        used = await self._db.run(ledger.used_in, user_id, meters, period.end)
+        return pb.GetUsageResponse(
+            user_id=user_id,
+            tier=period.plan.name,
+            meters=[
+                meter_usage(m, used.get(m, 0), period.plan.limit(m), period.start, period.end)
+                for m in meters
+            ],
+        )
+
+    async def check(self, user_id: str, meter: str, quantity: int) -> tuple[bool, pb.MeterUsage]:
+        """Whether ``quantity`` more units of ``meter`` would be allowed now; consumes nothing."""
+        validation.user_id(user_id)
+        meter = requests.meter(self._catalog, meter)
+        requests.quantity(quantity or 1)
+        period = await self.period(user_id)
+        used = await self._db.run(ledger.used_in, user_id, [meter], period.end)
+        limit = period.plan.limit(meter)
+        current = used.get(meter, 0)
+        usage = meter_usage(meter, current, limit, period.start, period.end)
+        return limit.admits(current, quantity or 1), usage
