@@ -134,7 +134,6 @@ async def start(settings: Settings) -> App:
         usage=UsageService(
             db,
             catalog,
-            entitlements,
             make_clock(settings.test_clock_file),
             on_change=entitlements.usage_changed,
         ),

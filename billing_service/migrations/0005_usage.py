@@ -25,12 +25,12 @@ def up(migrator, db):  # type: ignore[no-untyped-def]
         id = AutoField()
         user_id = CharField(max_length=255)
         meter = CharField(max_length=64)
-        period_end = DateTimeField()
         period_start = DateTimeField()
+        period_end = DateTimeField()
         used = BigIntegerField(default=0)
 
         class Meta:
-            indexes = ((("user_id", "meter", "period_end"), True),)
+            indexes = ((("user_id", "meter", "period_start"), True),)
 
     class UsageRecord(Base):
         id = AutoField()

@@ -48,11 +48,11 @@ class Refund:
     refunded_now: bool
 
 
-def _counter_where(user_id: str, meter: str, period_end: datetime) -> object:
+def _counter_where(user_id: str, meter: str, period_start: datetime) -> object:
     return (
         (UsageCounter.user_id == user_id)
         & (UsageCounter.meter == meter)
-        & (UsageCounter.period_end == period_end)
+        & (UsageCounter.period_start == period_start)
     )
 
 
@@ -61,30 +61,35 @@ def _lock_counter(db: Database, user_id: str, meter: str, start: datetime, end: 
     UsageCounter.insert(
         user_id=user_id, meter=meter, period_start=start, period_end=end, used=0
     ).on_conflict_ignore().execute()
-    query = UsageCounter.select(UsageCounter.used).where(_counter_where(user_id, meter, end))
+    query = UsageCounter.select(UsageCounter.used).where(_counter_where(user_id, meter, start))
     if db.is_postgres:
         query = query.for_update()
     return int(query.scalar() or 0)
 
 
 def _same_request(record: UsageRecord, request: Consumption) -> UsageRecord:
-    if (record.user_id, record.meter, record.quantity) != (
-        request.user_id,
-        request.meter,
-        request.quantity,
+    found = replay(request.user_id, request.meter, request.quantity, request.key)
+    assert found is not None
+    return found
+
+
+def replay(user_id: str, meter: str, quantity: int, key: str) -> UsageRecord | None:
+    """The stored answer for ``key``, if any; FAILED_PRECONDITION when it was another request."""
+    found = UsageRecord.get_or_none(UsageRecord.idempotency_key == key)
+    if found is not None and (found.user_id, found.meter, found.quantity) != (
+        user_id,
+        meter,
+        quantity,
     ):
         raise FailedPrecondition(
             "idempotency_key: already used for a different consumption "
             "(another user_id, meter or quantity)"
         )
-    return record
+    return found
 
 
 def consume(db: Database, request: Consumption) -> tuple[UsageRecord, bool]:
     """Check and consume atomically; returns the record and True when it is a replay."""
-    found = UsageRecord.get_or_none(UsageRecord.idempotency_key == request.key)
-    if found is not None:
-        return _same_request(found, request), True
     try:
         with db.transaction():
             used = _lock_counter(
@@ -125,7 +130,7 @@ def _write(request: Consumption, used: int) -> UsageRecord:
     )
     if counted:
         UsageCounter.update(used=UsageCounter.used + counted).where(
-            _counter_where(request.user_id, request.meter, request.period_end)
+            _counter_where(request.user_id, request.meter, request.period_start)
         ).execute()
     if overage:
         UsageReport.create(
@@ -155,7 +160,7 @@ def refund(db: Database, user_id: str, meter: str, key: str) -> Refund:
             return Refund(record, used, refunded_now=False)
         UsageRecord.update(refunded_at=utcnow()).where(UsageRecord.id == record.id).execute()
         UsageCounter.update(used=UsageCounter.used - record.counted).where(
-            _counter_where(user_id, meter, record.period_end)
+            _counter_where(user_id, meter, record.period_start)
         ).execute()
         # Overage not yet reported is not billed; once sent, Stripe keeps it (see docs/usage.md).
         UsageReport.update(state="canceled").where(
@@ -164,11 +169,11 @@ def refund(db: Database, user_id: str, meter: str, key: str) -> Refund:
         return Refund(UsageRecord.get(UsageRecord.id == record.id), used - record.counted, True)
 
 
-def used_in(user_id: str, meters: list[str], period_end: datetime) -> dict[str, int]:
-    """Units counted per meter of ``meters`` in the period ending at ``period_end``."""
+def used_in(user_id: str, meters: list[str], period_start: datetime) -> dict[str, int]:
+    """Units counted per meter of ``meters`` in the period starting at ``period_start``."""
     rows = UsageCounter.select(UsageCounter.meter, UsageCounter.used).where(
         (UsageCounter.user_id == user_id)
         & (UsageCounter.meter.in_(meters))
-        & (UsageCounter.period_end == period_end)
+        & (UsageCounter.period_start == period_start)
     )
     return {row.meter: int(row.used) for row in rows}

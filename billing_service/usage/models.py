@@ -23,17 +23,17 @@ from billing_service.storage.models import BaseModel, utcnow
 
 
 class UsageCounter(BaseModel):
-    """Units counted for one user's meter in one period (keyed by the period's end)."""
+    """Units counted for one user's meter in one period (keyed by the period's start)."""
 
     id = AutoField()
     user_id = CharField(max_length=255)
     meter = CharField(max_length=64)
-    period_end = DateTimeField()
     period_start = DateTimeField()
+    period_end = DateTimeField()
     used = BigIntegerField(default=0)
 
     class Meta:
-        indexes = ((("user_id", "meter", "period_end"), True),)
+        indexes = ((("user_id", "meter", "period_start"), True),)
 
 
 class UsageRecord(BaseModel):

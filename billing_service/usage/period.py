@@ -8,8 +8,9 @@
   the plan (the renewal webhook is late) rolls forward by whole months, so usage
   resets at the boundary without waiting for any event.
 
-Counters are keyed by the period's end: it is the bound every stored row and
-every cache record carries, so all replicas agree on the key.
+Counters are keyed by the period's start: a rolled-forward period starts at
+the old end, exactly where Stripe's renewal starts the next one, so the
+renewal webhook corrects the end without resetting the usage counted meanwhile.
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """Usage RPCs: ConsumeUsage, RefundUsage, GetUsage and the meter part of CheckEntitlement.
 
-The plan and its period come from the entitlement cache (the subscription row
-it holds, re-evaluated at the usage clock's "now"), the counting from the
-ledger (``usage.ledger``), which is the truth.
+Each call reads the user's current subscription row, evaluates its grant at
+the usage clock's "now" and counts in the ledger (``usage.ledger``), all in
+one call on a database thread: the plan, the period and the count come from
+the same committed state, whichever replica answers.
 """
 
 from __future__ import annotations
@@ -14,14 +15,13 @@ from datetime import UTC, datetime
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from billing_service import validation
-from billing_service.entitlements import EntitlementService
 from billing_service.plans import Catalog
 from billing_service.storage import repository
 from billing_service.storage.database import Database
 from billing_service.subscriptions import evaluate
 from billing_service.usage import ledger, requests
 from billing_service.usage.clock import Clock
-from billing_service.usage.limits import MeterLimit
+from billing_service.usage.limits import NOT_INCLUDED, MeterLimit
 from billing_service.usage.models import UsageRecord
 from billing_service.usage.period import Period, usage_period
 from generated.billing.v1 import billing_pb2 as pb
@@ -94,22 +94,49 @@ class UsageService:
         self,
         db: Database,
         catalog: Catalog,
-        entitlements: EntitlementService,
         clock: Clock,
         on_change: UsageChanged | None = None,
     ) -> None:
         self._db = db
         self._catalog = catalog
-        self._entitlements = entitlements
         self._clock = clock
         self._on_change = on_change
 
+    def period_now(self, user_id: str) -> Period:
+        """The user's usage period now and the plan whose limits apply (on a db thread)."""
+        row = repository.current_subscription(user_id)
+        now = self._clock()
+        return usage_period(row, evaluate(row, self._catalog, now), self._catalog, now)
+
     async def period(self, user_id: str) -> Period:
         """The user's usage period now, and the plan whose limits apply in it."""
-        entry = await self._entitlements.entry(user_id)
-        now = self._clock()
-        grant = evaluate(entry.row, self._catalog, now)
-        return usage_period(entry.row, grant, self._catalog, now)
+        return await self._db.run(self.period_now, user_id)
+
+    def _consume(
+        self, user_id: str, meter: str, quantity: int, key: str, when: datetime
+    ) -> tuple[UsageRecord, bool, MeterLimit]:
+        found = ledger.replay(user_id, meter, quantity, key)
+        if found is not None:
+            return found, True, NOT_INCLUDED
+        period = self.period_now(user_id)
+        limit = period.plan.limit(meter)
+        customer = ""
+        if limit.bills_overage:
+            link = repository.customer_for_user(user_id)
+            customer = link.stripe_customer_id if link is not None else ""
+        request = ledger.Consumption(
+            user_id=user_id,
+            meter=meter,
+            quantity=quantity,
+            key=key,
+            occurred_at=when,
+            period_start=period.start,
+            period_end=period.end,
+            limit=limit,
+            stripe_customer_id=customer,
+        )
+        record, replayed = ledger.consume(self._db, request)
+        return record, replayed, limit
 
     async def consume(
         self,
@@ -127,24 +154,9 @@ class UsageService:
         when = requests.occurred_at(
             None if occurred_at is None else _naive(occurred_at), self._clock()
         )
-        period = await self.period(user_id)
-        limit = period.plan.limit(meter)
-        customer = ""
-        if limit.bills_overage:
-            link = await self._db.run(repository.customer_for_user, user_id)
-            customer = link.stripe_customer_id if link is not None else ""
-        request = ledger.Consumption(
-            user_id=user_id,
-            meter=meter,
-            quantity=quantity,
-            key=key,
-            occurred_at=when,
-            period_start=period.start,
-            period_end=period.end,
-            limit=limit,
-            stripe_customer_id=customer,
+        record, replayed, limit = await self._db.run(
+            self._consume, user_id, meter, quantity, key, when
         )
-        record, replayed = await self._db.run(ledger.consume, self._db, request)
         if not replayed and record.counted:
             self._announce(record, limit, record.used_after - record.counted)
         return consume_response(record, replayed=replayed)
@@ -183,14 +195,17 @@ class UsageService:
         if usage.used < usage.limit <= usage.used + counted:
             self._on_change(user_id, usage)
 
+    def _used_now(self, user_id: str, meters: list[str]) -> tuple[Period, dict[str, int]]:
+        period = self.period_now(user_id)
+        return period, ledger.used_in(user_id, meters, period.start)
+
     async def usage(self, user_id: str, meter: str) -> pb.GetUsageResponse:
         """Usage of ``meter`` (every meter when empty) in the user's current period."""
         validation.user_id(user_id)
         meters = (
             [requests.meter(self._catalog, meter)] if meter else sorted(self._catalog.all_meters)
         )
-        period = await self.period(user_id)
-        used = await self._db.run(ledger.used_in, user_id, meters, period.end)
+        period, used = await self._db.run(self._used_now, user_id, meters)
         return pb.GetUsageResponse(
             user_id=user_id,
             tier=period.plan.name,
@@ -205,8 +220,7 @@ class UsageService:
         validation.user_id(user_id)
         meter = requests.meter(self._catalog, meter)
         requests.quantity(quantity or 1)
-        period = await self.period(user_id)
-        used = await self._db.run(ledger.used_in, user_id, [meter], period.end)
+        period, used = await self._db.run(self._used_now, user_id, [meter])
         limit = period.plan.limit(meter)
         current = used.get(meter, 0)
         usage = meter_usage(meter, current, limit, period.start, period.end)
