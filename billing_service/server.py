@@ -31,6 +31,7 @@ from billing_service.storage.database import Database, migrate, pending_migratio
 from billing_service.stripe_api import StripeApi
 from billing_service.subscriptions import SubscriptionService
 from billing_service.usage.clock import make_clock
+from billing_service.usage.reporter import UsageReporter
 from billing_service.usage.service import UsageService
 from generated.billing.v1 import billing_pb2 as pb
 from generated.billing.v1 import billing_pb2_grpc as pb_grpc
@@ -58,6 +59,7 @@ class App:
     guard: EventGuard
     entitlements: EntitlementService
     dependencies: DependencyHealth
+    usage_reporter: UsageReporter
 
     async def stop(self, grace: float | None = None) -> None:
         """Refuse new calls, let in-flight ones finish within ``grace``, then close."""
@@ -66,6 +68,7 @@ class App:
         # Watch streams never finish on their own; end them so the grace is for unary calls.
         self.entitlements.end_streams()
         await self.server.stop(self.settings.shutdown_grace_seconds if grace is None else grace)
+        await self.usage_reporter.close()
         await self.stripe.close()
         await self.guard.close()
         await self.entitlements.close()
@@ -122,6 +125,7 @@ async def start(settings: Settings) -> App:
         lock_wait=settings.event_lock_wait_seconds,
         on_user_changed=changes.user_changed,
     )
+    usage_clock = make_clock(settings.test_clock_file)
     servicer = BillingServicer(
         subscriptions,
         events,
@@ -134,7 +138,7 @@ async def start(settings: Settings) -> App:
         usage=UsageService(
             db,
             catalog,
-            make_clock(settings.test_clock_file),
+            usage_clock,
             on_change=entitlements.usage_changed,
         ),
     )
@@ -160,6 +164,14 @@ async def start(settings: Settings) -> App:
         health_servicer, db, ("", SERVICE_NAME), redis_url=settings.redis_url
     )
     await dependencies.start()
+    reporter = UsageReporter(
+        db,
+        stripe_api,
+        usage_clock,
+        interval=settings.usage_report_interval_seconds,
+        batch=settings.usage_report_batch,
+    )
+    reporter.start()
     return App(
         settings,
         catalog,
@@ -171,6 +183,7 @@ async def start(settings: Settings) -> App:
         guard,
         entitlements,
         dependencies,
+        reporter,
     )
 
 

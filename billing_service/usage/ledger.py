@@ -12,6 +12,7 @@ record's unique constraint.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -22,6 +23,15 @@ from billing_service.storage.database import Database
 from billing_service.storage.models import utcnow
 from billing_service.usage.limits import MeterLimit
 from billing_service.usage.models import UsageCounter, UsageRecord, UsageReport
+
+_MAX_IDENTIFIER = 100  # Stripe's limit on a meter event identifier
+
+
+def identifier_for(key: str) -> str:
+    """The meter event identifier of a consumption key (Stripe allows 100 characters)."""
+    if len(key) <= _MAX_IDENTIFIER:
+        return key
+    return "usage-" + hashlib.sha256(key.encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -36,6 +46,7 @@ class Consumption:
     period_start: datetime
     period_end: datetime
     limit: MeterLimit
+    now: datetime
     stripe_customer_id: str = ""
 
 
@@ -126,7 +137,7 @@ def _write(request: Consumption, used: int) -> UsageRecord:
         period_start=request.period_start,
         period_end=request.period_end,
         occurred_at=request.occurred_at,
-        created_at=utcnow(),
+        created_at=request.now,
     )
     if counted:
         UsageCounter.update(used=UsageCounter.used + counted).where(
@@ -134,14 +145,14 @@ def _write(request: Consumption, used: int) -> UsageRecord:
         ).execute()
     if overage:
         UsageReport.create(
-            identifier=request.key,
+            identifier=identifier_for(request.key),
             user_id=request.user_id,
             stripe_customer_id=request.stripe_customer_id,
             event_name=limit.event_name,
             value=overage,
             timestamp=int(request.occurred_at.replace(tzinfo=UTC).timestamp()),
-            next_attempt_at=utcnow(),
-            created_at=utcnow(),
+            next_attempt_at=request.now,
+            created_at=request.now,
         )
     return record
 
@@ -164,7 +175,7 @@ def refund(db: Database, user_id: str, meter: str, key: str) -> Refund:
         ).execute()
         # Overage not yet reported is not billed; once sent, Stripe keeps it (see docs/usage.md).
         UsageReport.update(state="canceled").where(
-            (UsageReport.identifier == key) & (UsageReport.state == "pending")
+            (UsageReport.identifier == identifier_for(key)) & (UsageReport.state == "pending")
         ).execute()
         return Refund(UsageRecord.get(UsageRecord.id == record.id), used - record.counted, True)
 

@@ -118,6 +118,7 @@ class UsageService:
         found = ledger.replay(user_id, meter, quantity, key)
         if found is not None:
             return found, True, NOT_INCLUDED
+        now = self._clock()
         period = self.period_now(user_id)
         limit = period.plan.limit(meter)
         customer = ""
@@ -133,6 +134,7 @@ class UsageService:
             period_start=period.start,
             period_end=period.end,
             limit=limit,
+            now=now,
             stripe_customer_id=customer,
         )
         record, replayed = ledger.consume(self._db, request)

@@ -91,12 +91,13 @@ class Usage:
         period_end: int | None = None,
         cancel_at_period_end: bool = False,
         legacy: bool = False,
+        customer: str = "",
     ) -> None:
         """Apply a customer.subscription.updated event setting the subscription's state."""
         start = period_start if period_start is not None else int(time.time()) - 3600
         obj = factory.subscription(
             sub_id,
-            f"cus_{user_id}",
+            customer or f"cus_{user_id}",
             status,
             price=price,
             user_id=user_id,
