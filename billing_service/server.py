@@ -60,6 +60,7 @@ class App:
     entitlements: EntitlementService
     dependencies: DependencyHealth
     usage_reporter: UsageReporter
+    usage: UsageService
 
     async def stop(self, grace: float | None = None) -> None:
         """Refuse new calls, let in-flight ones finish within ``grace``, then close."""
@@ -69,6 +70,7 @@ class App:
         self.entitlements.end_streams()
         await self.server.stop(self.settings.shutdown_grace_seconds if grace is None else grace)
         await self.usage_reporter.close()
+        await self.usage.close()
         await self.stripe.close()
         await self.guard.close()
         await self.entitlements.close()
@@ -126,6 +128,7 @@ async def start(settings: Settings) -> App:
         on_user_changed=changes.user_changed,
     )
     usage_clock = make_clock(settings.test_clock_file)
+    usage = UsageService(db, catalog, usage_clock, on_change=entitlements.usage_changed)
     servicer = BillingServicer(
         subscriptions,
         events,
@@ -135,12 +138,7 @@ async def start(settings: Settings) -> App:
         resync=ResyncService(
             db, catalog, stripe_api, events, subscriptions, on_user_changed=changes.user_changed
         ),
-        usage=UsageService(
-            db,
-            catalog,
-            usage_clock,
-            on_change=entitlements.usage_changed,
-        ),
+        usage=usage,
     )
     pb_grpc.add_BillingServiceServicer_to_server(servicer, server)
     health_servicer = health_aio.HealthServicer()
@@ -184,6 +182,7 @@ async def start(settings: Settings) -> App:
         entitlements,
         dependencies,
         reporter,
+        usage,
     )
 
 

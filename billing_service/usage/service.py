@@ -24,6 +24,7 @@ from billing_service.usage.clock import Clock
 from billing_service.usage.limits import NOT_INCLUDED, MeterLimit
 from billing_service.usage.models import UsageRecord
 from billing_service.usage.period import Period, usage_period
+from billing_service.usage.resets import ExhaustedMeters
 from generated.billing.v1 import billing_pb2 as pb
 
 log = logging.getLogger(__name__)
@@ -101,6 +102,17 @@ class UsageService:
         self._catalog = catalog
         self._clock = clock
         self._on_change = on_change
+        self._exhausted = ExhaustedMeters(clock, self._announce_reset)
+
+    async def close(self) -> None:
+        """Stop watching exhausted meters for their period end."""
+        await self._exhausted.close()
+
+    async def _announce_reset(self, user_id: str, meter: str) -> None:
+        if self._on_change is None:
+            return
+        usage = (await self.usage(user_id, meter)).meters[0]
+        self._on_change(user_id, usage)
 
     def period_now(self, user_id: str) -> Period:
         """The user's usage period now and the plan whose limits apply (on a db thread)."""
@@ -169,6 +181,7 @@ class UsageService:
             return
         after = record.used_after
         if (before < limit.included) != (after < limit.included):
+            self._exhausted.reached(record.user_id, record.meter, record.period_end)
             self._on_change(
                 record.user_id,
                 meter_usage(record.meter, after, limit, record.period_start, record.period_end),
@@ -195,6 +208,7 @@ class UsageService:
         if self._on_change is None or usage.unlimited:
             return
         if usage.used < usage.limit <= usage.used + counted:
+            self._exhausted.released(user_id, usage.meter)
             self._on_change(user_id, usage)
 
     def _used_now(self, user_id: str, meters: list[str]) -> tuple[Period, dict[str, int]]:
