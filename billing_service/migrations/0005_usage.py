@@ -28,6 +28,7 @@ def up(migrator, db):  # type: ignore[no-untyped-def]
         period_start = DateTimeField()
         period_end = DateTimeField()
         used = BigIntegerField(default=0)
+        last_delta = BigIntegerField(default=0)
 
         class Meta:
             indexes = ((("user_id", "meter", "period_start"), True),)

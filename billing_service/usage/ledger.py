@@ -70,7 +70,7 @@ def _counter_where(user_id: str, meter: str, period_start: datetime) -> object:
 def _lock_counter(db: Database, user_id: str, meter: str, start: datetime, end: datetime) -> int:
     """Create the counter if needed, lock it, and return its ``used``."""
     UsageCounter.insert(
-        user_id=user_id, meter=meter, period_start=start, period_end=end, used=0
+        user_id=user_id, meter=meter, period_start=start, period_end=end, used=0, last_delta=0
     ).on_conflict_ignore().execute()
     query = UsageCounter.select(UsageCounter.used).where(_counter_where(user_id, meter, start))
     if db.is_postgres:
@@ -102,6 +102,10 @@ def replay(user_id: str, meter: str, quantity: int, key: str) -> UsageRecord | N
 def consume(db: Database, request: Consumption) -> tuple[UsageRecord, bool]:
     """Check and consume atomically; returns the record and True when it is a replay."""
     try:
+        if db.is_postgres:
+            from billing_service.usage.ledger_pg import consume_postgres
+
+            return consume_postgres(db, request), False
         with db.transaction():
             used = _lock_counter(
                 db, request.user_id, request.meter, request.period_start, request.period_end

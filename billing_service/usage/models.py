@@ -31,6 +31,8 @@ class UsageCounter(BaseModel):
     period_start = DateTimeField()
     period_end = DateTimeField()
     used = BigIntegerField(default=0)
+    # Units the newest consumption added (0 when refused): read back by the PostgreSQL upsert.
+    last_delta = BigIntegerField(default=0)
 
     class Meta:
         indexes = ((("user_id", "meter", "period_start"), True),)

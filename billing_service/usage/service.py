@@ -13,15 +13,18 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from google.protobuf.timestamp_pb2 import Timestamp
+from peewee import Case
 
 from billing_service import validation
+from billing_service.lifecycle import TERMINAL
 from billing_service.plans import Catalog
 from billing_service.storage import repository
 from billing_service.storage.database import Database
+from billing_service.storage.models import Subscription
 from billing_service.subscriptions import evaluate
 from billing_service.usage import ledger, requests
 from billing_service.usage.clock import Clock
-from billing_service.usage.limits import NOT_INCLUDED, MeterLimit
+from billing_service.usage.limits import MeterLimit
 from billing_service.usage.models import UsageRecord
 from billing_service.usage.period import Period, usage_period
 from billing_service.usage.resets import ExhaustedMeters
@@ -78,6 +81,20 @@ def consume_response(record: UsageRecord, *, replayed: bool) -> pb.ConsumeUsageR
     return response
 
 
+_TERMINAL = [status.value for status in TERMINAL]
+
+
+def current_subscription(user_id: str) -> Subscription | None:
+    """``repository.current_subscription`` in one query: the newest live row, else the newest."""
+    ended_last = Case(None, [(Subscription.status.in_(_TERMINAL), 1)], 0)
+    return (
+        Subscription.select()
+        .where(Subscription.user_id == user_id)
+        .order_by(ended_last, Subscription.stripe_created.desc(), Subscription.id.desc())
+        .first()
+    )
+
+
 def _ts(value: datetime) -> Timestamp:
     ts = Timestamp()
     ts.FromDatetime(value.replace(tzinfo=UTC))
@@ -116,7 +133,7 @@ class UsageService:
 
     def period_now(self, user_id: str) -> Period:
         """The user's usage period now and the plan whose limits apply (on a db thread)."""
-        row = repository.current_subscription(user_id)
+        row = current_subscription(user_id)
         now = self._clock()
         return usage_period(row, evaluate(row, self._catalog, now), self._catalog, now)
 
@@ -127,9 +144,6 @@ class UsageService:
     def _consume(
         self, user_id: str, meter: str, quantity: int, key: str, when: datetime
     ) -> tuple[UsageRecord, bool, MeterLimit]:
-        found = ledger.replay(user_id, meter, quantity, key)
-        if found is not None:
-            return found, True, NOT_INCLUDED
         now = self._clock()
         period = self.period_now(user_id)
         limit = period.plan.limit(meter)
