@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from peewee import IntegrityError
 
@@ -84,6 +85,14 @@ def _same_request(record: UsageRecord, request: Consumption) -> UsageRecord:
     return found
 
 
+def key_reused() -> FailedPrecondition:
+    """The error for a key already used by another consumption."""
+    return FailedPrecondition(
+        "idempotency_key: already used for a different consumption "
+        "(another user_id, meter or quantity)"
+    )
+
+
 def replay(user_id: str, meter: str, quantity: int, key: str) -> UsageRecord | None:
     """The stored answer for ``key``, if any; FAILED_PRECONDITION when it was another request."""
     found = UsageRecord.get_or_none(UsageRecord.idempotency_key == key)
@@ -92,10 +101,7 @@ def replay(user_id: str, meter: str, quantity: int, key: str) -> UsageRecord | N
         meter,
         quantity,
     ):
-        raise FailedPrecondition(
-            "idempotency_key: already used for a different consumption "
-            "(another user_id, meter or quantity)"
-        )
+        raise key_reused()
     return found
 
 
@@ -122,42 +128,55 @@ def consume(db: Database, request: Consumption) -> tuple[UsageRecord, bool]:
         return _same_request(found, request), True
 
 
-def _write(request: Consumption, used: int) -> UsageRecord:
+def decide(request: Consumption, used: int) -> dict[str, Any]:
+    """The ledger record of ``request`` against ``used`` units already counted (not written)."""
     limit = request.limit
     allowed = limit.admits(used, request.quantity)
     counted = request.quantity if allowed else 0
-    overage = limit.overage_of(used, request.quantity) if allowed else 0
-    record = UsageRecord.create(
-        idempotency_key=request.key,
-        user_id=request.user_id,
-        meter=request.meter,
-        quantity=request.quantity,
-        allowed=allowed,
-        counted=counted,
-        overage=overage,
-        used_after=used + counted,
-        limit=limit.included,
-        unlimited=limit.unlimited,
-        period_start=request.period_start,
-        period_end=request.period_end,
-        occurred_at=request.occurred_at,
-        created_at=request.now,
-    )
-    if counted:
-        UsageCounter.update(used=UsageCounter.used + counted).where(
+    return {
+        "idempotency_key": request.key,
+        "user_id": request.user_id,
+        "meter": request.meter,
+        "quantity": request.quantity,
+        "allowed": allowed,
+        "counted": counted,
+        "overage": limit.overage_of(used, request.quantity) if allowed else 0,
+        "used_after": used + counted,
+        "limit": limit.included,
+        "unlimited": limit.unlimited,
+        "period_start": request.period_start,
+        "period_end": request.period_end,
+        "occurred_at": request.occurred_at,
+        "created_at": request.now,
+    }
+
+
+def report_row(request: Consumption, overage: int) -> dict[str, Any]:
+    """The outbox row reporting ``overage`` units of ``request`` to Stripe (not written)."""
+    return {
+        "identifier": identifier_for(request.key),
+        "user_id": request.user_id,
+        "stripe_customer_id": request.stripe_customer_id,
+        "event_name": request.limit.event_name,
+        "value": overage,
+        "timestamp": int(request.occurred_at.replace(tzinfo=UTC).timestamp()),
+        "state": "pending",
+        "attempts": 0,
+        "next_attempt_at": request.now,
+        "last_error": "",
+        "created_at": request.now,
+    }
+
+
+def _write(request: Consumption, used: int) -> UsageRecord:
+    row = decide(request, used)
+    record = UsageRecord.create(**row)
+    if row["counted"]:
+        UsageCounter.update(used=UsageCounter.used + row["counted"]).where(
             _counter_where(request.user_id, request.meter, request.period_start)
         ).execute()
-    if overage:
-        UsageReport.create(
-            identifier=identifier_for(request.key),
-            user_id=request.user_id,
-            stripe_customer_id=request.stripe_customer_id,
-            event_name=limit.event_name,
-            value=overage,
-            timestamp=int(request.occurred_at.replace(tzinfo=UTC).timestamp()),
-            next_attempt_at=request.now,
-            created_at=request.now,
-        )
+    if row["overage"]:
+        UsageReport.insert(report_row(request, row["overage"])).execute()
     return record
 
 

@@ -18,11 +18,11 @@ from peewee import Case
 from billing_service import validation
 from billing_service.lifecycle import TERMINAL
 from billing_service.plans import Catalog
-from billing_service.storage import repository
 from billing_service.storage.database import Database
 from billing_service.storage.models import Subscription
 from billing_service.subscriptions import evaluate
 from billing_service.usage import ledger, requests
+from billing_service.usage.batch import ConsumeBatcher
 from billing_service.usage.clock import Clock
 from billing_service.usage.limits import MeterLimit
 from billing_service.usage.models import UsageRecord
@@ -95,6 +95,17 @@ def current_subscription(user_id: str) -> Subscription | None:
     )
 
 
+def current_subscriptions(user_ids: list[str]) -> dict[str, Subscription]:
+    """Per user, ``current_subscription``'s answer, for many users in one query."""
+    best: dict[str, tuple[tuple[bool, int, int], Subscription]] = {}
+    for row in Subscription.select().where(Subscription.user_id.in_(user_ids)):
+        rank = (row.status not in _TERMINAL, row.stripe_created, row.id)
+        held = best.get(row.user_id)
+        if held is None or rank > held[0]:
+            best[row.user_id] = (rank, row)
+    return {user: row for user, (_, row) in best.items()}
+
+
 def _ts(value: datetime) -> Timestamp:
     ts = Timestamp()
     ts.FromDatetime(value.replace(tzinfo=UTC))
@@ -120,6 +131,7 @@ class UsageService:
         self._clock = clock
         self._on_change = on_change
         self._exhausted = ExhaustedMeters(clock, self._announce_reset)
+        self._batcher = ConsumeBatcher(db, catalog, self.periods_now, clock)
 
     async def close(self) -> None:
         """Stop watching exhausted meters for their period end."""
@@ -141,30 +153,15 @@ class UsageService:
         """The user's usage period now, and the plan whose limits apply in it."""
         return await self._db.run(self.period_now, user_id)
 
-    def _consume(
-        self, user_id: str, meter: str, quantity: int, key: str, when: datetime
-    ) -> tuple[UsageRecord, bool, MeterLimit]:
-        now = self._clock()
-        period = self.period_now(user_id)
-        limit = period.plan.limit(meter)
-        customer = ""
-        if limit.bills_overage:
-            link = repository.customer_for_user(user_id)
-            customer = link.stripe_customer_id if link is not None else ""
-        request = ledger.Consumption(
-            user_id=user_id,
-            meter=meter,
-            quantity=quantity,
-            key=key,
-            occurred_at=when,
-            period_start=period.start,
-            period_end=period.end,
-            limit=limit,
-            now=now,
-            stripe_customer_id=customer,
-        )
-        record, replayed = ledger.consume(self._db, request)
-        return record, replayed, limit
+    def periods_now(self, user_ids: list[str], now: datetime) -> dict[str, Period]:
+        """Each user's usage period at ``now`` (on a db thread; one query for all)."""
+        rows = current_subscriptions(user_ids)
+        return {
+            user: usage_period(
+                rows.get(user), evaluate(rows.get(user), self._catalog, now), self._catalog, now
+            )
+            for user in user_ids
+        }
 
     async def consume(
         self,
@@ -182,9 +179,7 @@ class UsageService:
         when = requests.occurred_at(
             None if occurred_at is None else _naive(occurred_at), self._clock()
         )
-        record, replayed, limit = await self._db.run(
-            self._consume, user_id, meter, quantity, key, when
-        )
+        record, replayed, limit = await self._batcher.submit(user_id, meter, quantity, key, when)
         if not replayed and record.counted:
             self._announce(record, limit, record.used_after - record.counted)
         return consume_response(record, replayed=replayed)
