@@ -181,6 +181,21 @@ class ConsumeBatcher:
             query = query.for_update()
         return {(c.user_id, c.meter, c.period_start): c for c in query}
 
+    def _write_counters(self, changes: list[tuple[int, int]]) -> None:
+        if not changes:
+            return
+        if self._db.is_postgres and len(changes) > 1:
+            values = ", ".join(["(%s, %s)"] * len(changes))
+            # Only "%s" placeholders are formatted in; the values go as parameters.
+            self._db.db.execute_sql(
+                "UPDATE usage_counter AS c SET used = v.used "  # noqa: S608
+                f"FROM (VALUES {values}) AS v(id, used) WHERE c.id = v.id",
+                [x for change in changes for x in change],
+            )
+            return
+        for counter_id, used in changes:
+            UsageCounter.update(used=used).where(UsageCounter.id == counter_id).execute()
+
     def _decide_and_write(
         self,
         batch: list[Pending],
@@ -189,25 +204,17 @@ class ConsumeBatcher:
         customers: dict[str, str],
         now: datetime,
     ) -> list[_Decided]:
-        keys = sorted({p.key for p in batch})
+        wanted = sorted(
+            {(p.user_id, p.meter, periods[p.user_id].start, periods[p.user_id].end) for p in batch}
+        )
+        counters = self._lock_counters(wanted)
+        # Read the keys under the locks: a key committed meanwhile on the same counter is a replay.
         stored = {
             r.idempotency_key: r
-            for r in UsageRecord.select().where(UsageRecord.idempotency_key.in_(keys))
-        }
-        wanted = sorted(
-            {
-                (p.user_id, p.meter, periods[p.user_id].start, periods[p.user_id].end)
-                for p in batch
-                if p.key not in stored
-            }
-        )
-        counters = self._lock_counters(wanted) if wanted else {}
-        # Re-read under the locks: a key committed meanwhile on the same counter is a replay.
-        if wanted:
-            stored.update(
-                (r.idempotency_key, r)
-                for r in UsageRecord.select().where(UsageRecord.idempotency_key.in_(keys))
+            for r in UsageRecord.select().where(
+                UsageRecord.idempotency_key.in_(sorted({p.key for p in batch}))
             )
+        }
         used = {key: int(c.used) for key, c in counters.items()}
         records: list[dict[str, Any]] = []
         reports: list[dict[str, Any]] = []
@@ -230,9 +237,9 @@ class ConsumeBatcher:
             decided.append(_Decided((record, False, limit)))
         if records:
             UsageRecord.insert_many(records).execute()
-        for key, value in used.items():
-            if value != int(counters[key].used):
-                UsageCounter.update(used=value).where(UsageCounter.id == counters[key].id).execute()
+        self._write_counters(
+            [(counters[k].id, v) for k, v in used.items() if v != int(counters[k].used)]
+        )
         if reports:
             UsageReport.insert_many(reports).execute()
         return decided
