@@ -36,7 +36,8 @@ from typing import Any
 
 import grpc
 
-from bench.entitlements import billing_service, postgres_database, summarize
+from bench.entitlements import postgres_database, summarize
+from devtools.processes import ListeningProcess
 from devtools.redis_server import RedisServer
 from generated.billing.v1 import billing_pb2 as pb
 from generated.billing.v1 import billing_pb2_grpc as pb_grpc
@@ -161,6 +162,22 @@ def load(
     )
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8").rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def commits(url: str) -> int:
+    """Transactions committed in the database so far (pg_stat_database)."""
+    import psycopg2
+
+    with contextlib.closing(psycopg2.connect(url)) as conn, conn.cursor() as cur:
+        cur.execute("SELECT pg_stat_force_next_flush()")
+        cur.execute("SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()")
+        return int(cur.fetchone()[0])
+
+
 def ledger_check(url: str, limit: int) -> dict[str, Any]:
     """Counters vs the ledger: sums, the largest counter, records counted."""
     import psycopg2
@@ -198,22 +215,44 @@ def bench(args: argparse.Namespace, ctx: Any) -> list[dict[str, Any]]:
         bare.start()
         stack.callback(bare.terminate)
         bare_target = f"127.0.0.1:{ready.get(timeout=60)}"
-        service_target = stack.enter_context(billing_service(url, redis_url, plans))
+        service = stack.enter_context(
+            ListeningProcess(
+                ["billing_service.cli", "serve"],
+                {
+                    "BILLING_GRPC_ADDR": "127.0.0.1:0",
+                    "DATABASE_URL": url,
+                    "REDIS_URL": redis_url,
+                    "BILLING_PLANS_FILE": str(plans),
+                    "BILLING_LOG_LEVEL": "WARNING",
+                    "BILLING_SHUTDOWN_GRACE_SECONDS": "1",
+                    "BILLING_INSECURE_NO_AUTH": "true",
+                },
+                ready_line="BILLING_SERVICE_LISTENING",
+            )
+        )
+        service_target = service.target
         scenarios = {
             "spread": [f"bench-usage-{i:06d}" for i in range(args.users)],
             "hot": ["bench-usage-hot"],
         }
         for name, users in scenarios.items():
             before = ledger_check(url, args.limit)
-            b_calls, b_lat, _ = load(bare_target, users, args, ctx)
+            bare_cpu = cpu_seconds(bare.pid or 0)
+            b_calls, b_lat, b_allowed = load(bare_target, users, args, ctx)
+            bare_cpu = cpu_seconds(bare.pid or 0) - bare_cpu
+            cpu_before, commits_before = cpu_seconds(service.proc.pid), commits(url)
             s_calls, s_lat, s_allowed = load(service_target, users, args, ctx)
+            cpu_used = cpu_seconds(service.proc.pid) - cpu_before
+            committed = commits(url) - commits_before
             after = ledger_check(url, args.limit)
             bare_m = summarize(b_calls, b_lat, args.duration)
             service_m = summarize(s_calls, s_lat, args.duration)
             exact = after["exact"] and (after["ledger_sum"] - before["ledger_sum"] == s_allowed)
             print(
                 f"[{name}] bare {bare_m.qps:.0f} QPS, service {service_m.qps:.0f} QPS, "
-                f"exact={exact}",
+                f"CPU ms/call bare {bare_cpu * 1e3 / max(1, b_allowed):.2f} "
+                f"service {cpu_used * 1e3 / max(1, s_allowed):.2f}, "
+                f"{committed / max(1, s_allowed):.3f} commits/call, exact={exact}",
                 flush=True,
             )
             results.append(
@@ -224,6 +263,10 @@ def bench(args: argparse.Namespace, ctx: Any) -> list[dict[str, Any]]:
                     "service": asdict(service_m),
                     "qps_ratio": round(service_m.qps / bare_m.qps, 3),
                     "allowed_answers": s_allowed,
+                    # Over every call of the run (warm-up included): the service's own cost.
+                    "service_cpu_ms_per_call": round(cpu_used * 1e3 / max(1, s_allowed), 3),
+                    "bare_cpu_ms_per_call": round(bare_cpu * 1e3 / max(1, b_allowed), 3),
+                    "pg_commits_per_call": round(committed / max(1, s_allowed), 3),
                     "ledger": after,
                     "exact": exact,
                 }

@@ -35,7 +35,7 @@ from billing_service.usage.period import Period
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 256
-MAX_IN_FLIGHT = 4
+MAX_IN_FLIGHT = 2
 
 Outcome = tuple[UsageRecord, bool, MeterLimit]
 Periods = Callable[[list[str], datetime], dict[str, Period]]
