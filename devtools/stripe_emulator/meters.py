@@ -127,9 +127,26 @@ async def listing(request: web.Request) -> web.StreamResponse:
     )
 
 
+def usage_of(meters: MeterEvents) -> Any:
+    """The emulator's ``metered_usage`` hook: units per event name of a customer in [start, end)."""
+
+    def usage(customer: str, start: int, end: int) -> dict[str, int]:
+        totals: dict[str, int] = {}
+        for event in meters.events.values():
+            if event["payload"].get("stripe_customer_id") != customer:
+                continue
+            if start <= event["timestamp"] < end:
+                value = int(float(event["payload"].get("value", "0")))
+                totals[event["event_name"]] = totals.get(event["event_name"], 0) + value
+        return totals
+
+    return usage
+
+
 def install(app: web.Application) -> None:
     """Add the meter event routes and state to the emulator's application."""
     app[METERS] = MeterEvents()
+    app[EMULATOR].metered_usage = usage_of(app[METERS])
     app.add_routes(
         [
             web.post("/v1/billing/meter_events", create_meter_event),
