@@ -113,3 +113,33 @@ def test_interleavings_across_replicas_never_pass_the_limit_or_count_twice(
     assert all(index in consumed for index, total in refunded.items() if total)
     assert used == expected
     assert 0 <= used <= LIMIT
+
+
+async def test_one_key_raced_for_two_users_on_two_replicas_counts_once(
+    replicas: tuple[str, str],
+) -> None:
+    async with (
+        grpc.aio.insecure_channel(replicas[0]) as ca,
+        grpc.aio.insecure_channel(replicas[1]) as cb,
+    ):
+        a, b = Usage(pb_grpc.BillingServiceStub(ca)), Usage(pb_grpc.BillingServiceStub(cb))
+        users = (f"user-{uuid.uuid4().hex[:10]}", f"user-{uuid.uuid4().hex[:10]}")
+        for _ in range(15):
+            key = uuid.uuid4().hex
+
+            async def attempt(side: Usage, user: str, key: str = key) -> object:
+                try:
+                    return await side.consume(user, 1, key=key)
+                except grpc.aio.AioRpcError as exc:
+                    return exc.code()
+
+            answers = await asyncio.gather(attempt(a, users[0]), attempt(b, users[1]))
+            assert sorted(map(type, answers), key=str) == sorted(
+                [
+                    grpc.StatusCode,
+                    type(answers[0] if hasattr(answers[0], "allowed") else answers[1]),
+                ],
+                key=str,
+            )
+            assert grpc.StatusCode.FAILED_PRECONDITION in answers
+        assert await a.used(users[0]) + await a.used(users[1]) == 15
