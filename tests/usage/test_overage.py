@@ -11,6 +11,7 @@ import json
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -41,6 +42,7 @@ def overage_service(shared_postgres: str, emulator: Any) -> Iterator[ServiceProc
         "STRIPE_API_BASE": emulator.base_url,
         "STRIPE_SECRET_KEY": EMULATOR_KEY,
         "BILLING_USAGE_REPORT_INTERVAL_SECONDS": "0.1",
+        "BILLING_METRICS_ADDR": "127.0.0.1:0",
         "BILLING_LOG_LEVEL": "WARNING",
     }
     with ServiceProcess(env) as process:
@@ -117,6 +119,42 @@ async def test_refunded_overage_not_yet_sent_is_never_reported(
     _fail_next(emulator, 0)
     events = await _events_of(emulator, customer, 1)
     assert [(e["identifier"], e["payload"]["value"]) for e in events] == [(kept, "70")]
+
+
+def _failed_gauge(service: ServiceProcess) -> float:
+    url = f"http://{service.metrics_target}/metrics"
+    with urllib.request.urlopen(url, timeout=5) as answer:
+        text = answer.read().decode()
+    for line in text.splitlines():
+        if line.startswith('billing_usage_reports{state="failed"}'):
+            return float(line.split()[-1])
+    return 0.0
+
+
+async def test_overage_stripe_refuses_is_failed_counted_and_listed(
+    usage: Usage, overage_service: ServiceProcess, shared_postgres: str, user_id: str
+) -> None:
+    # A customer the emulator (Stripe) does not know: the meter event is refused for good.
+    await usage.subscribe(
+        user_id, factory.new_id("sub"), price="price_studio_monthly", customer="cus_unknown1"
+    )
+    await usage.consume(user_id, 10001, meter="tokens")
+    deadline = time.monotonic() + 30
+    while _failed_gauge(overage_service) < 1:
+        if time.monotonic() > deadline:
+            raise AssertionError("the refused overage was never counted as failed")
+        await asyncio.sleep(0.2)
+    result = subprocess.run(
+        [sys.executable, "-m", "billing_service.cli", "usage", "report-status"],
+        env={"DATABASE_URL": shared_postgres, "PATH": ""},
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert f"user={user_id} studio_tokens=1" in result.stdout
+    assert "Stripe refused it" in result.stdout
 
 
 def test_report_status_counts_sent_and_lists_failed(shared_postgres: str, emulator: Any) -> None:
