@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import argparse
 import json
+from datetime import datetime, timedelta
 
 from billing_service.settings import Settings
 from billing_service.storage.database import Database
-from billing_service.usage.models import UsageReport
+from billing_service.storage.models import utcnow
+from billing_service.usage.models import UsageCounter, UsageRecord, UsageReport
 from billing_service.usage.reporter import counts
 
 STATES = ("pending", "failed", "sent", "canceled")
+# Idempotency keys answer retries for at least 35 days (Stripe's meter event window).
+MIN_RETENTION_DAYS = 35
 
 
 def add_usage_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -23,6 +27,14 @@ def add_usage_parser(commands: argparse._SubParsersAction[argparse.ArgumentParse
     )
     status.add_argument("--limit", type=int, default=50, help="failed rows to list (default 50)")
     status.add_argument("--json", action="store_true", help="one JSON object")
+    prune = actions.add_parser(
+        "prune",
+        help="delete consumption records, sent or canceled reports and counters of periods "
+        "ended more than --days ago; their idempotency keys are forgotten",
+    )
+    prune.add_argument(
+        "--days", type=int, default=40, help=f"age in days, at least {MIN_RETENTION_DAYS}"
+    )
 
 
 def _failed(limit: int) -> list[dict[str, object]]:
@@ -47,8 +59,30 @@ def _failed(limit: int) -> list[dict[str, object]]:
     ]
 
 
+def _prune(cutoff: datetime) -> tuple[int, int]:
+    UsageCounter.delete().where(UsageCounter.period_end < cutoff).execute()
+    records = UsageRecord.delete().where(UsageRecord.created_at < cutoff).execute()
+    reports = (
+        UsageReport.delete()
+        .where((UsageReport.created_at < cutoff) & UsageReport.state.in_(("sent", "canceled")))
+        .execute()
+    )
+    return int(records), int(reports)
+
+
 def cmd_usage(settings: Settings, args: argparse.Namespace) -> int:
-    """Run ``usage report-status``."""
+    """Run ``usage report-status`` or ``usage prune``."""
+    if args.usage_command == "prune":
+        if args.days < MIN_RETENTION_DAYS:
+            print(f"billing-service: --days must be at least {MIN_RETENTION_DAYS}")
+            return 2
+        db = Database(settings.database_url, workers=1)
+        try:
+            records, reports = db.call(_prune, utcnow() - timedelta(days=args.days))
+        finally:
+            db.close()
+        print(f"deleted {records} consumption records and {reports} sent or canceled reports")
+        return 0
     db = Database(settings.database_url, workers=1)
     try:
         found = db.call(counts)
