@@ -30,6 +30,7 @@ from billing_service.settings import Settings
 from billing_service.storage.database import Database, migrate, pending_migrations
 from billing_service.stripe_api import StripeApi
 from billing_service.subscriptions import SubscriptionService
+from billing_service.usage.announce import UsageAnnouncer
 from billing_service.usage.clock import make_clock
 from billing_service.usage.reporter import UsageReporter
 from billing_service.usage.service import UsageService
@@ -128,7 +129,19 @@ async def start(settings: Settings) -> App:
         on_user_changed=changes.user_changed,
     )
     usage_clock = make_clock(settings.test_clock_file)
-    usage = UsageService(db, catalog, usage_clock, on_change=entitlements.usage_changed)
+    announcer: UsageAnnouncer | None = None
+    if settings.redis_url:
+        announcer = UsageAnnouncer(
+            settings.redis_url, entitlements.usage_changed, timeout=settings.redis_timeout_seconds
+        )
+        await announcer.start()
+    usage = UsageService(
+        db,
+        catalog,
+        usage_clock,
+        on_change=announcer.announce if announcer is not None else entitlements.usage_changed,
+        announcer=announcer,
+    )
     servicer = BillingServicer(
         subscriptions,
         events,

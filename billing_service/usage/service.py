@@ -22,6 +22,7 @@ from billing_service.storage.database import Database
 from billing_service.storage.models import Subscription
 from billing_service.subscriptions import evaluate
 from billing_service.usage import ledger, requests
+from billing_service.usage.announce import UsageAnnouncer
 from billing_service.usage.batch import ConsumeBatcher
 from billing_service.usage.clock import Clock
 from billing_service.usage.limits import MeterLimit
@@ -125,17 +126,21 @@ class UsageService:
         catalog: Catalog,
         clock: Clock,
         on_change: UsageChanged | None = None,
+        announcer: UsageAnnouncer | None = None,
     ) -> None:
         self._db = db
         self._catalog = catalog
         self._clock = clock
         self._on_change = on_change
+        self._announcer = announcer
         self._exhausted = ExhaustedMeters(clock, self._announce_reset)
         self._batcher = ConsumeBatcher(db, catalog, self.periods_now, clock)
 
     async def close(self) -> None:
-        """Stop watching exhausted meters for their period end."""
+        """Stop watching exhausted meters for their period end; stop announcing."""
         await self._exhausted.close()
+        if self._announcer is not None:
+            await self._announcer.close()
 
     async def _announce_reset(self, user_id: str, meter: str) -> None:
         if self._on_change is None:

@@ -143,3 +143,34 @@ async def test_one_key_raced_for_two_users_on_two_replicas_counts_once(
             )
             assert grpc.StatusCode.FAILED_PRECONDITION in answers
         assert await a.used(users[0]) + await a.used(users[1]) == 15
+
+
+async def test_a_meter_reaching_its_limit_on_a_reaches_watchers_on_b(
+    replicas: tuple[str, str],
+) -> None:
+    from generated.billing.v1 import billing_pb2 as pb
+
+    user = f"user-{uuid.uuid4().hex[:10]}"
+    async with (
+        grpc.aio.insecure_channel(replicas[0]) as ca,
+        grpc.aio.insecure_channel(replicas[1]) as cb,
+    ):
+        a, b = Usage(pb_grpc.BillingServiceStub(ca)), Usage(pb_grpc.BillingServiceStub(cb))
+        stream = b.stub.WatchEntitlements(pb.WatchEntitlementsRequest(user_ids=[user]))
+        assert (await asyncio.wait_for(stream.read(), 15)).snapshot
+        # The listener on B may still be subscribing: announce until one arrives.
+        for _ in range(10):
+            key = uuid.uuid4().hex
+            await a.consume(user, LIMIT, key=key)
+            try:
+                message = await asyncio.wait_for(stream.read(), 2)
+                break
+            except TimeoutError:
+                await a.refund(user, key)
+        else:
+            raise AssertionError("no usage change reached replica B")
+        # A late "back under the limit" from a refund above may come first; skip it.
+        while message.usage.used != LIMIT:
+            message = await asyncio.wait_for(stream.read(), 15)
+        assert message.usage.meter == "api_calls" and message.usage.remaining == 0
+        stream.cancel()
