@@ -38,6 +38,10 @@ from billing_service.stripe_api import StripeApi
 from billing_service.subscriptions import SubscriptionService
 from billing_service.tracing import Tracing
 from billing_service.tracing import from_env as tracing_from_env
+from billing_service.usage.announce import UsageAnnouncer
+from billing_service.usage.clock import make_clock
+from billing_service.usage.reporter import UsageReporter
+from billing_service.usage.service import UsageService
 from generated.billing.v1 import billing_pb2 as pb
 from generated.billing.v1 import billing_pb2_grpc as pb_grpc
 
@@ -73,6 +77,8 @@ class App:
     entitlements: EntitlementService
     dependencies: DependencyHealth
     fetch_budget: FetchBudget
+    usage_reporter: UsageReporter
+    usage: UsageService
 
     async def stop(self, grace: float | None = None) -> None:
         """Refuse new calls, let in-flight ones finish within ``grace``, then close."""
@@ -81,6 +87,8 @@ class App:
         # Watch streams never finish on their own; end them so the grace is for unary calls.
         self.entitlements.end_streams()
         await self.server.stop(self.settings.shutdown_grace_seconds if grace is None else grace)
+        await self.usage_reporter.close()
+        await self.usage.close()
         await self.stripe.close()
         await self.guard.close()
         await self.fetch_budget.close()
@@ -153,6 +161,20 @@ async def start(settings: Settings, tracing: Tracing | None = None) -> App:
         on_user_changed=writer.notify,
         fetch_budget=fetch_budget,
     )
+    usage_clock = make_clock(settings.test_clock_file)
+    announcer: UsageAnnouncer | None = None
+    if settings.redis_url:
+        announcer = UsageAnnouncer(
+            settings.redis_url, entitlements.usage_changed, timeout=settings.redis_timeout_seconds
+        )
+        await announcer.start()
+    usage = UsageService(
+        db,
+        catalog,
+        usage_clock,
+        on_change=announcer.announce if announcer is not None else entitlements.usage_changed,
+        announcer=announcer,
+    )
     servicer = BillingServicer(
         subscriptions,
         events,
@@ -162,6 +184,7 @@ async def start(settings: Settings, tracing: Tracing | None = None) -> App:
         resync=ResyncService(db, stripe_api, events, subscriptions, writer),
         invoices=InvoiceLog(db),
         stream_limits=StreamLimiter(settings.watch_max_streams_per_caller),
+        usage=usage,
     )
     pb_grpc.add_BillingServiceServicer_to_server(servicer, server)
     health_servicer = health_aio.HealthServicer()
@@ -191,6 +214,14 @@ async def start(settings: Settings, tracing: Tracing | None = None) -> App:
         breaker=breaker,
     )
     await dependencies.start()
+    reporter = UsageReporter(
+        db,
+        stripe_api,
+        usage_clock,
+        interval=settings.usage_report_interval_seconds,
+        batch=settings.usage_report_batch,
+    )
+    reporter.start()
     return App(
         settings,
         catalog,
@@ -203,6 +234,8 @@ async def start(settings: Settings, tracing: Tracing | None = None) -> App:
         entitlements,
         dependencies,
         fetch_budget,
+        reporter,
+        usage,
     )
 
 
