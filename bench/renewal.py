@@ -14,6 +14,7 @@ reachable: the service's Stripe base URL is a counter that answers 503.
 from __future__ import annotations
 
 import json
+import os
 import random
 import threading
 from collections.abc import Iterator
@@ -174,9 +175,15 @@ class _Refuse(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    do_GET = do_POST = do_DELETE = _refuse
+    def do_GET(self) -> None:
+        """Refuse."""
+        self._refuse()
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def do_POST(self) -> None:
+        """Refuse."""
+        self._refuse()
+
+    def log_message(self, format: str, *args: Any) -> None:
         """Silence the per-request log."""
 
 
@@ -210,8 +217,6 @@ def stripe_counter() -> Iterator[StripeCounter]:
 def cpu_seconds(pid: int) -> float:
     """User + system CPU seconds of process ``pid`` so far (Linux /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    import os
-
     ticks = os.sysconf("SC_CLK_TCK")
     return (int(fields[11]) + int(fields[12])) / ticks
 

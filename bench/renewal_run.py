@@ -99,7 +99,7 @@ async def _drive(
 
 def _scrape(metrics_target: str) -> dict[str, float]:
     """The service's counters this bench reads, from its /metrics."""
-    with urllib.request.urlopen(f"http://{metrics_target}/metrics", timeout=10) as resp:  # noqa: S310
+    with urllib.request.urlopen(f"http://{metrics_target}/metrics", timeout=10) as resp:
         text = resp.read().decode()
     wanted = {"bench_sql_statements_total": 0.0, "bench_sql_commits_total": 0.0, "applied": 0.0}
     for line in text.splitlines():
@@ -131,7 +131,8 @@ class Meters:
         try:
             with conn.cursor() as cur:
                 cur.execute(
-                    "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+                    "SELECT pid FROM pg_stat_activity"
+                    " WHERE datname = %s AND pid <> pg_backend_pid()",
                     (name,),
                 )
                 return [int(row[0]) for row in cur.fetchall()]

@@ -414,7 +414,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--stream",
         choices=["emulator", "renewal"],
         default="emulator",
-        help="emulator: checkouts made in the emulator; renewal: the renewal wave (bench/renewal.py)",
+        help="emulator: checkouts made in the emulator; renewal: the wave in bench/renewal.py",
     )
     parser.add_argument(
         "--subscriptions", type=int, default=2000, help="renewal: subscriptions in the wave"

@@ -17,6 +17,7 @@ from billing_service.audit import AuditLog
 from billing_service.auth import build_authorizer, server_credentials
 from billing_service.changes import ChangeNotifier
 from billing_service.entitlements import EntitlementService
+from billing_service.events.group_commit import GroupCommitter
 from billing_service.events.service import EventService
 from billing_service.health import DependencyHealth
 from billing_service.interceptors import GuardInterceptor
@@ -56,6 +57,7 @@ class App:
     guard: EventGuard
     entitlements: EntitlementService
     dependencies: DependencyHealth
+    committer: GroupCommitter
 
     async def stop(self, grace: float | None = None) -> None:
         """Refuse new calls, let in-flight ones finish within ``grace``, then close."""
@@ -64,6 +66,7 @@ class App:
         # Watch streams never finish on their own; end them so the grace is for unary calls.
         self.entitlements.end_streams()
         await self.server.stop(self.settings.shutdown_grace_seconds if grace is None else grace)
+        await self.committer.close()
         await self.stripe.close()
         await self.guard.close()
         await self.entitlements.close()
@@ -112,6 +115,11 @@ async def start(settings: Settings) -> App:
         dedupe_ttl=settings.event_dedupe_ttl_seconds,
         timeout=settings.redis_timeout_seconds,
     )
+    committer = GroupCommitter(
+        db,
+        max_batch=settings.event_batch_max,
+        max_wait=settings.event_batch_wait_ms / 1000,
+    )
     events = EventService(
         db,
         catalog,
@@ -119,6 +127,7 @@ async def start(settings: Settings) -> App:
         guard,
         lock_wait=settings.event_lock_wait_seconds,
         on_user_changed=changes.user_changed,
+        committer=committer,
     )
     servicer = BillingServicer(
         subscriptions,
@@ -163,6 +172,7 @@ async def start(settings: Settings) -> App:
         guard,
         entitlements,
         dependencies,
+        committer,
     )
 
 

@@ -83,6 +83,16 @@ SETTINGS: tuple[SettingSpec, ...] = (
     ),
     SettingSpec("BILLING_REDIS_TIMEOUT_SECONDS", "1", "connect/read timeout of one Redis command"),
     SettingSpec(
+        "BILLING_EVENT_BATCH_MAX",
+        "64",
+        "most events one group-commit transaction applies (1: a transaction per event)",
+    ),
+    SettingSpec(
+        "BILLING_EVENT_BATCH_WAIT_MS",
+        "2",
+        "longest a group commit waits for more events before it starts its transaction",
+    ),
+    SettingSpec(
         "BILLING_SERVICE_TARGET",
         "",
         "host:port of the service the CLI's `reconcile` and `events replay` call; "
@@ -150,6 +160,8 @@ class Settings:
     event_lock_ttl_seconds: float = 30.0
     event_dedupe_ttl_seconds: int = 604800
     redis_timeout_seconds: float = 1.0
+    event_batch_max: int = 64
+    event_batch_wait_ms: float = 2.0
     service_target: str = ""
     reconcile_max_attempts: int = 5
     reconcile_backoff_seconds: float = 1.0
@@ -187,6 +199,8 @@ class Settings:
             event_lock_ttl_seconds=_float(env, "BILLING_EVENT_LOCK_TTL_SECONDS"),
             event_dedupe_ttl_seconds=_int(env, "BILLING_EVENT_DEDUPE_TTL_SECONDS"),
             redis_timeout_seconds=_float(env, "BILLING_REDIS_TIMEOUT_SECONDS"),
+            event_batch_max=max(1, _int(env, "BILLING_EVENT_BATCH_MAX")),
+            event_batch_wait_ms=max(0.0, _float(env, "BILLING_EVENT_BATCH_WAIT_MS")),
             service_target=text("BILLING_SERVICE_TARGET") or text("BILLING_GRPC_ADDR"),
             reconcile_max_attempts=max(1, _int(env, "BILLING_RECONCILE_MAX_ATTEMPTS")),
             reconcile_backoff_seconds=max(0.0, _float(env, "BILLING_RECONCILE_BACKOFF_SECONDS")),
