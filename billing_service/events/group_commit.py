@@ -4,21 +4,25 @@
 
     submit(unit) --queue--> writer: take what is queued (up to ``max_batch``,
         waiting at most ``max_wait`` for more) -> one thread hop ->
-        BEGIN; for each unit: SAVEPOINT; unit(); RELEASE (or ROLLBACK TO) ; COMMIT
+        BEGIN; for each unit: SAVEPOINT; apply; RELEASE (or ROLLBACK TO); COMMIT
         -> answer every caller
 
 A unit is "apply one event inside the given transaction": the writer owns
-the transaction, each unit runs in its own savepoint, so a unit that raises
-rolls back only its own writes and its caller gets the exception, while the
-others commit. No caller hears its result before the commit that made it
+the transaction and each unit writes inside its own savepoint
+(``Database.transaction()`` nested in a transaction is one, which is how
+``apply_event`` writes), so a unit that raises rolls back only its own
+writes and its caller gets the exception, while the others commit. The
+writer adds no savepoint of its own (two statements per event): should a
+statement fail outside a unit's savepoint, leaving a PostgreSQL transaction
+unusable, the whole batch fails as below. No caller hears its result before the commit that made it
 durable; when the commit (or the connection) fails, every caller of the
 batch gets StorageUnavailable and nothing of the batch was written, so
 their retries apply the events.
 
 Each caller holds its event's per-customer lock until it has its answer, so
 a batch never holds two events of one customer: ordering per subscription is
-decided exactly as with one transaction per event. On PostgreSQL several
-batches may run at once (``concurrency``, each on its own connection); the
+decided exactly as with one transaction per event. On PostgreSQL up to four
+batches run at once (``concurrency``, each on its own connection); the
 database's locks (unique processed-event id, per-subscription advisory lock,
 per-chain audit heads) keep them apart. SQLite has one writer, so one batch
 at a time.
@@ -68,7 +72,7 @@ class GroupCommitter:
         self._db = db
         self._max_batch = max(1, max_batch)
         self._max_wait = max(0.0, max_wait)
-        writers = concurrency if concurrency is not None else (2 if db.is_postgres else 1)
+        writers = concurrency if concurrency is not None else (4 if db.is_postgres else 1)
         self._concurrency = 1 if not db.is_postgres else max(1, writers)
         self._queue: asyncio.Queue[_Pending[Any]] | None = None
         self._writers: list[asyncio.Task[None]] = []
@@ -145,11 +149,12 @@ class GroupCommitter:
         with self._db.transaction():
             for unit in units:
                 try:
-                    with self._db.db.atomic():
-                        outcomes.append(unit())
+                    outcomes.append(unit())
                 except (peewee.OperationalError, peewee.InterfaceError):
                     raise  # the connection or the transaction is gone: the batch fails
                 except Exception as exc:
+                    if not self._db.transaction_usable():
+                        raise StorageUnavailable("a failed statement outside a savepoint") from exc
                     outcomes.append(_Failed(exc))
         return outcomes
 

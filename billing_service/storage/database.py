@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 import peewee
 from playhouse.db_url import connect
 from playhouse.migrations import Runner
+from psycopg2 import extensions as psycopg2_extensions
 
 from billing_service.storage.models import database as database_proxy
 
@@ -164,6 +165,13 @@ class Database:
         else:
             with self.db.atomic():
                 yield
+
+    def transaction_usable(self) -> bool:
+        """False when this thread's PostgreSQL transaction is aborted by a failed statement."""
+        if not self.is_postgres:
+            return True  # SQLite rolls back only the failed statement
+        conn = self.db.connection()
+        return bool(conn.info.transaction_status != psycopg2_extensions.TRANSACTION_STATUS_INERROR)
 
     def ping(self) -> None:
         """Raise StorageUnavailable unless the database answers ``SELECT 1``."""
