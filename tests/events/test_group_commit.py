@@ -1,8 +1,9 @@
-"""Group commit on a real SQLite database: shared transaction, savepoint per unit, answer after commit."""
+"""Group commit on a real SQLite database: one commit, a savepoint per unit, answers after it."""
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -55,7 +56,7 @@ async def test_concurrent_units_share_one_commit_and_a_failing_one_rolls_back_al
     batches_before = REGISTRY.get_sample_value(BATCHES) or 0.0
     users = [f"u{i}" for i in range(10)]
     results = await asyncio.gather(
-        *(committer.submit(lambda u=u: link(db, u, fail=u == "u3")) for u in users),
+        *(committer.submit(functools.partial(link, db, u, fail=u == "u3")) for u in users),
         return_exceptions=True,
     )
     await committer.close()
