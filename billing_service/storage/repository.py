@@ -104,5 +104,5 @@ def upsert_subscription(
         .returning(Subscription)
     )
     for row in query.execute():
-        return row  # type: ignore[no-any-return]
+        return row
     raise RuntimeError(f"upsert of {snapshot.id} returned no row")
