@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -92,8 +93,12 @@ class GroupCommitter:
     def _start(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         self._queue = asyncio.Queue()
+        # A fresh context: the writers outlive the call that started them, so they
+        # must not carry its context variables (its deadline, its log fields).
         self._writers = [
-            asyncio.create_task(self._write_forever(), name=f"group-commit-{i}")
+            loop.create_task(
+                self._write_forever(), name=f"group-commit-{i}", context=contextvars.Context()
+            )
             for i in range(self._concurrency)
         ]
 

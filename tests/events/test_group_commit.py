@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pytest
 from prometheus_client import REGISTRY
@@ -16,6 +18,7 @@ from billing_service.storage.database import Database, migrate
 from billing_service.storage.models import Customer
 
 BATCHES = "billing_event_group_commit_size_count"
+T = TypeVar("T")
 
 
 @pytest.fixture
@@ -92,3 +95,33 @@ async def test_a_unit_is_not_applied_twice_when_the_same_user_is_linked_again(
     assert first == "w"
     assert isinstance(second, Exception)
     assert committed_users(db) == {"w"}
+
+
+CALLER: contextvars.ContextVar[str] = contextvars.ContextVar("caller", default="")
+
+
+class RecordingDatabase(Database):
+    """A Database that remembers the context each ``run`` was called in."""
+
+    seen: list[str]
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """Record the caller context variable, then run as usual."""
+        self.seen.append(CALLER.get())
+        return await super().run(fn, *args)
+
+
+async def test_the_writer_does_not_run_in_the_context_of_the_call_that_started_it(
+    tmp_path: Path,
+) -> None:
+    # The first caller's context (its deadline, its log fields) must not leak into
+    # every later batch.
+    db = RecordingDatabase(f"sqlite:///{tmp_path / 'billing.db'}", workers=1)
+    db.seen = []
+    migrate(db.db)
+    committer = GroupCommitter(db, max_batch=1, max_wait=0)
+    CALLER.set("first-call")
+    assert await committer.submit(lambda: link(db, "x")) == "x"
+    await committer.close()
+    db.close()
+    assert db.seen == [""]
