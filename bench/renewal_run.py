@@ -67,6 +67,8 @@ class Phase:
     statements_per_delivery: float = 0.0
     stripe_calls: int = 0
     ratio: float = 0.0
+    # Events per group-commit transaction, on average (0: none committed).
+    mean_batch: float = 0.0
 
 
 async def _drive(
@@ -101,7 +103,13 @@ def _scrape(metrics_target: str) -> dict[str, float]:
     """The service's counters this bench reads, from its /metrics."""
     with urllib.request.urlopen(f"http://{metrics_target}/metrics", timeout=10) as resp:
         text = resp.read().decode()
-    wanted = {"bench_sql_statements_total": 0.0, "bench_sql_commits_total": 0.0, "applied": 0.0}
+    wanted = {
+        "bench_sql_statements_total": 0.0,
+        "bench_sql_commits_total": 0.0,
+        "billing_event_group_commit_size_sum": 0.0,
+        "billing_event_group_commit_size_count": 0.0,
+        "applied": 0.0,
+    }
     for line in text.splitlines():
         if line.startswith("#"):
             continue
@@ -194,6 +202,9 @@ def _phase(
     }
     delta = {k: after["counters"][k] - before["counters"][k] for k in after["counters"]}
     phase.applied = int(delta["applied"])
+    batches = delta["billing_event_group_commit_size_count"]
+    if batches:
+        phase.mean_batch = round(delta["billing_event_group_commit_size_sum"] / batches, 2)
     phase.statements_per_delivery = round(delta["bench_sql_statements_total"] / len(bodies), 2)
     if phase.applied:
         phase.statements_per_applied = round(delta["bench_sql_statements_total"] / phase.applied, 2)
@@ -345,8 +356,9 @@ def renewal_table(results: list[dict[str, Any]]) -> str:
     """The phases as a Markdown table."""
     lines = [
         "| backend | stream | endpoint | deliveries | events/s | ratio | p50 ms | p99 ms | "
-        "non-2xx | CPU ms/delivery svc / gw / pg | stmts / commits per applied | Stripe calls |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|---|---|---:|",
+        "non-2xx | CPU ms/delivery svc / gw / pg | stmts / commits per applied | Stripe calls | "
+        "events per commit |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---|---|---:|---:|",
     ]
     for result in results:
         for p in result["phases"]:
@@ -361,6 +373,7 @@ def renewal_table(results: list[dict[str, Any]]) -> str:
             lines.append(
                 f"| {p['backend']} | {p['stream']} | {p['endpoint']} | {p['deliveries']} | "
                 f"{p['events_per_second']} | {p['ratio']:.3f} | {p['p50_ms']} | {p['p99_ms']} | "
-                f"{non_2xx} | {cpu_text} | {sql} | {p['stripe_calls']} |"
+                f"{non_2xx} | {cpu_text} | {sql} | {p['stripe_calls']} | "
+                f"{p.get('mean_batch') or '-'} |"
             )
     return "\n".join(lines)
