@@ -70,3 +70,10 @@ def start_http_exporter(addr: str) -> int:
     bound = int(server.server_port)
     log.info("metrics on http://%s:%d/metrics", host, bound)
     return bound
+
+
+GROUP_COMMIT_SIZE = Histogram(
+    "billing_event_group_commit_size",
+    "Events applied per group-commit transaction",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128),
+)

@@ -17,6 +17,7 @@ from billing_service.auth import build_authorizer, server_credentials
 from billing_service.changes import ChangeNotifier
 from billing_service.entitlements import EntitlementService
 from billing_service.events.fetch_budget import FetchBudget
+from billing_service.events.group_commit import GroupCommitter
 from billing_service.events.service import EventService
 from billing_service.events.writer import SubscriptionWriter
 from billing_service.health import DependencyHealth
@@ -79,6 +80,7 @@ class App:
     fetch_budget: FetchBudget
     usage_reporter: UsageReporter
     usage: UsageService
+    committer: GroupCommitter
 
     async def stop(self, grace: float | None = None) -> None:
         """Refuse new calls, let in-flight ones finish within ``grace``, then close."""
@@ -89,6 +91,7 @@ class App:
         await self.server.stop(self.settings.shutdown_grace_seconds if grace is None else grace)
         await self.usage_reporter.close()
         await self.usage.close()
+        await self.committer.close()
         await self.stripe.close()
         await self.guard.close()
         await self.fetch_budget.close()
@@ -152,6 +155,11 @@ async def start(settings: Settings, tracing: Tracing | None = None) -> App:
         settings.redis_url,
         timeout=settings.redis_timeout_seconds,
     )
+    committer = GroupCommitter(
+        db,
+        max_batch=settings.event_batch_max,
+        max_wait=settings.event_batch_wait_ms / 1000,
+    )
     events = EventService(
         db,
         catalog,
@@ -160,6 +168,7 @@ async def start(settings: Settings, tracing: Tracing | None = None) -> App:
         lock_wait=settings.event_lock_wait_seconds,
         on_user_changed=writer.notify,
         fetch_budget=fetch_budget,
+        committer=committer,
     )
     usage_clock = make_clock(settings.test_clock_file)
     announcer: UsageAnnouncer | None = None
@@ -236,6 +245,7 @@ async def start(settings: Settings, tracing: Tracing | None = None) -> App:
         fetch_budget,
         reporter,
         usage,
+        committer,
     )
 
 

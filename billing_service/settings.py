@@ -109,6 +109,16 @@ SETTINGS: tuple[SettingSpec, ...] = (
         "timeout of one such Stripe call (one attempt, made under the customer's lock)",
     ),
     SettingSpec(
+        "BILLING_EVENT_BATCH_MAX",
+        "64",
+        "most events one group-commit transaction applies (1: a transaction per event)",
+    ),
+    SettingSpec(
+        "BILLING_EVENT_BATCH_WAIT_MS",
+        "2",
+        "longest a group commit waits for more events before it starts its transaction",
+    ),
+    SettingSpec(
         "BILLING_SERVICE_TARGET",
         "",
         "host:port of the service the CLI's `reconcile` and `events replay` call; "
@@ -199,6 +209,8 @@ class Settings:
     watch_max_streams_per_caller: int = 64
     stripe_event_fetch_rate: float = 5.0
     stripe_event_fetch_timeout_seconds: float = 2.0
+    event_batch_max: int = 64
+    event_batch_wait_ms: float = 2.0
     service_target: str = ""
     reconcile_max_attempts: int = 5
     reconcile_backoff_seconds: float = 1.0
@@ -246,6 +258,8 @@ class Settings:
             stripe_event_fetch_timeout_seconds=_positive(
                 env, "BILLING_STRIPE_EVENT_FETCH_TIMEOUT_SECONDS"
             ),
+            event_batch_max=max(1, _int(env, "BILLING_EVENT_BATCH_MAX")),
+            event_batch_wait_ms=max(0.0, _float(env, "BILLING_EVENT_BATCH_WAIT_MS")),
             service_target=text("BILLING_SERVICE_TARGET") or text("BILLING_GRPC_ADDR"),
             reconcile_max_attempts=max(1, _int(env, "BILLING_RECONCILE_MAX_ATTEMPTS")),
             reconcile_backoff_seconds=max(0.0, _float(env, "BILLING_RECONCILE_BACKOFF_SECONDS")),

@@ -79,12 +79,16 @@ class NeedsAuthorityError(Exception):
 
 def duplicate_of(event_id: str) -> ApplyResult | None:
     """The DUPLICATE answer when ``event_id`` was already processed, else None."""
-    done = ProcessedEvent.get_or_none(ProcessedEvent.event_id == event_id)
+    return duplicate_result(ProcessedEvent.get_or_none(ProcessedEvent.event_id == event_id))
+
+
+def duplicate_result(done: ProcessedEvent | None) -> ApplyResult | None:
+    """The DUPLICATE answer for a stored processed-event row (None: absent or unfinished)."""
     if done is None or done.outcome == _PENDING:
         return None
     return ApplyResult(
         Outcome.DUPLICATE,
-        event_id,
+        str(done.event_id),
         reason=f"already processed ({done.outcome})",
         user_id=done.user_id,
         subscription_id=done.stripe_subscription_id,

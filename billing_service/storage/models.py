@@ -133,9 +133,20 @@ class AuditRecord(BaseModel):
 
 
 class AuditChainHead(BaseModel):
-    """Single row holding the newest audit hash; locked to serialize appends."""
+    """Head of the global chain that records before per-user chains formed (frozen since 0004).
+
+    Records up to ``last_record_id`` are verified as that one chain.
+    """
 
     id = IntegerField(primary_key=True)
+    last_hash = CharField(max_length=64)
+    last_record_id = BigIntegerField(default=0)
+
+
+class AuditChain(BaseModel):
+    """Head of one user's audit chain: the newest record's hash and id."""
+
+    user_id = CharField(max_length=255, primary_key=True)
     last_hash = CharField(max_length=64)
     last_record_id = BigIntegerField(default=0)
 
@@ -147,4 +158,5 @@ ALL_MODELS: tuple[type[BaseModel], ...] = (
     ProcessedEvent,
     AuditRecord,
     AuditChainHead,
+    AuditChain,
 )
