@@ -16,6 +16,7 @@ from grpc_reflection.v1alpha import reflection
 from billing_service.audit import AuditLog
 from billing_service.auth import build_authorizer, server_credentials
 from billing_service.changes import ChangeNotifier
+from billing_service.checkout import CheckoutService
 from billing_service.entitlements import EntitlementService
 from billing_service.events.service import EventService
 from billing_service.health import DependencyHealth
@@ -101,7 +102,9 @@ async def start(settings: Settings) -> App:
     entitlements = EntitlementService(db, catalog, redis_url=settings.redis_url)
     changes.subscribe(entitlements.user_changed)
     await entitlements.start()
-    subscriptions = SubscriptionService(db, stripe_api, catalog, changes.user_changed)
+    subscriptions = SubscriptionService(
+        db, stripe_api, catalog, changes.user_changed, redirect_hosts=settings.redirect_hosts
+    )
 
     server = grpc.aio.server(
         interceptors=[GuardInterceptor(authorizer)], options=[("grpc.so_reuseport", 0)]
@@ -128,6 +131,9 @@ async def start(settings: Settings) -> App:
         plan_changes=PlanChanges(stripe_api, catalog, subscriptions),
         resync=ResyncService(
             db, catalog, stripe_api, events, subscriptions, on_user_changed=changes.user_changed
+        ),
+        checkout=CheckoutService(
+            db, stripe_api, catalog, subscriptions, redirect_hosts=settings.redirect_hosts
         ),
     )
     pb_grpc.add_BillingServiceServicer_to_server(servicer, server)

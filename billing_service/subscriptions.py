@@ -1,4 +1,4 @@
-"""Subscription RPCs: Checkout, Portal, Get, Cancel and Resume.
+"""Subscription RPCs: Portal, Get, Cancel and Resume (Checkout is ``checkout.py``).
 
 Each operation validates its input first, then talks to Stripe, then stores
 what Stripe answered together with an audit record in one transaction.
@@ -6,22 +6,19 @@ what Stripe answered together with an audit record in one transaction.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from billing_service import audit, validation
-from billing_service.errors import FailedPrecondition, InvalidArgument, NotFound
-from billing_service.lifecycle import LIVE_PAID, TERMINAL, Grant, Status, grant
+from billing_service.errors import FailedPrecondition, NotFound
+from billing_service.lifecycle import TERMINAL, Grant, Status, grant
 from billing_service.plans import FREE_TIER, Catalog
 from billing_service.storage import repository
 from billing_service.storage.database import Database
 from billing_service.storage.models import Subscription, utcnow
-from billing_service.stripe_api import StripeApi, idempotency_key
+from billing_service.stripe_api import StripeApi
 from billing_service.stripe_shapes import SubscriptionSnapshot, subscription_snapshot
 
 log = logging.getLogger(__name__)
@@ -68,21 +65,14 @@ class SubscriptionService:
         stripe_api: StripeApi,
         catalog: Catalog,
         on_user_changed: UserChanged | None = None,
+        *,
+        redirect_hosts: frozenset[str] = frozenset(),
     ) -> None:
         self._db = db
         self._stripe = stripe_api
         self._catalog = catalog
         self._on_user_changed = on_user_changed
-        self._user_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = (
-            weakref.WeakValueDictionary()
-        )
-
-    def _lock(self, user_id: str) -> asyncio.Lock:
-        lock = self._user_locks.get(user_id)
-        if lock is None:
-            lock = asyncio.Lock()
-            self._user_locks[user_id] = lock
-        return lock
+        self._redirect_hosts = redirect_hosts
 
     def _view(self, user_id: str) -> SubscriptionView:
         row = repository.current_subscription(user_id)
@@ -97,66 +87,10 @@ class SubscriptionService:
         validation.user_id(user_id)
         return await self._db.run(self._view, user_id)
 
-    async def create_checkout(
-        self,
-        *,
-        user_id: str,
-        email: str,
-        plan: str,
-        success_url: str,
-        cancel_url: str,
-        request_id: str,
-    ) -> tuple[str, str]:
-        """A Checkout session for ``plan``; returns (checkout_url, session_id)."""
-        validation.user_id(user_id)
-        validation.email(email)
-        if not plan:
-            raise InvalidArgument("plan", "is required")
-        if plan not in self._catalog.plans:
-            known = ", ".join(sorted(self._catalog.plans))
-            raise InvalidArgument("plan", f"unknown plan {plan!r} (known: {known})")
-        validation.url(success_url, "success_url")
-        validation.url(cancel_url, "cancel_url")
-        validation.request_id(request_id)
-        price_id = self._catalog.plans[plan].price_id
-
-        async with self._lock(user_id):
-            view = await self._db.run(self._view, user_id)
-            if view.row is not None and view.status in LIVE_PAID:
-                raise FailedPrecondition(
-                    f"user already has a {view.status.value} subscription; "
-                    "change plans through the customer portal"
-                )
-            customer_id = view.stripe_customer_id or await self._create_customer(
-                user_id, email, request_id
-            )
-        params: dict[str, Any] = {
-            "mode": "subscription",
-            "customer": customer_id,
-            "line_items": [{"price": price_id, "quantity": 1}],
-            "client_reference_id": user_id,
-            "metadata": {"user_id": user_id, "plan": plan},
-            "subscription_data": {"metadata": {"user_id": user_id, "plan": plan}},
-            "allow_promotion_codes": True,
-            "billing_address_collection": "required",
-            "success_url": success_url,
-            "cancel_url": cancel_url,
-        }
-        key = idempotency_key("checkout", user_id, plan, request_id)
-        session = await self._stripe.create_checkout_session(params, key)
-        return str(session.get("url") or ""), str(session["id"])
-
-    async def _create_customer(self, user_id: str, email: str, request_id: str) -> str:
-        customer = await self._stripe.create_customer(user_id, email, request_id)
-        linked = await self._db.run(repository.link_customer, user_id, customer["id"], email)
-        if linked.stripe_customer_id != customer["id"]:
-            log.warning("user already linked to another Stripe customer; using the first link")
-        return str(linked.stripe_customer_id)
-
     async def create_portal(self, user_id: str, return_url: str) -> str:
         """A Customer Portal URL for the user's Stripe customer."""
         validation.user_id(user_id)
-        validation.url(return_url, "return_url")
+        validation.url(return_url, "return_url", self._redirect_hosts)
         view = await self._db.run(self._view, user_id)
         if not view.stripe_customer_id:
             raise NotFound(f"user {user_id!r} has no Stripe customer")
