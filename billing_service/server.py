@@ -17,6 +17,7 @@ from billing_service.audit import AuditLog
 from billing_service.auth import build_authorizer, server_credentials
 from billing_service.changes import ChangeNotifier
 from billing_service.checkout import CheckoutService
+from billing_service.duplicates import DuplicateHandler
 from billing_service.entitlements import EntitlementService
 from billing_service.events.service import EventService
 from billing_service.health import DependencyHealth
@@ -115,6 +116,7 @@ async def start(settings: Settings) -> App:
         dedupe_ttl=settings.event_dedupe_ttl_seconds,
         timeout=settings.redis_timeout_seconds,
     )
+    duplicates = DuplicateHandler(db, stripe_api, subscriptions, catalog.on_duplicate)
     events = EventService(
         db,
         catalog,
@@ -122,6 +124,7 @@ async def start(settings: Settings) -> App:
         guard,
         lock_wait=settings.event_lock_wait_seconds,
         on_user_changed=changes.user_changed,
+        on_duplicate=duplicates.handle,
     )
     servicer = BillingServicer(
         subscriptions,
@@ -130,7 +133,13 @@ async def start(settings: Settings) -> App:
         entitlements,
         plan_changes=PlanChanges(stripe_api, catalog, subscriptions),
         resync=ResyncService(
-            db, catalog, stripe_api, events, subscriptions, on_user_changed=changes.user_changed
+            db,
+            catalog,
+            stripe_api,
+            events,
+            subscriptions,
+            on_user_changed=changes.user_changed,
+            on_duplicate=duplicates.handle,
         ),
         checkout=CheckoutService(
             db, stripe_api, catalog, subscriptions, redirect_hosts=settings.redirect_hosts

@@ -138,7 +138,12 @@ class BillingServicer(pb_grpc.BillingServiceServicer):
     ) -> pb.GetSubscriptionResponse:
         """See billing.proto."""
         view = await self._subscriptions.get(request.user_id)
-        return pb.GetSubscriptionResponse(subscription=subscription_to_proto(view))
+        return pb.GetSubscriptionResponse(
+            subscription=subscription_to_proto(view),
+            other_live_subscriptions=[
+                subscription_to_proto(other) for other in self._subscriptions.other_views(view)
+            ],
+        )
 
     @rpc_errors
     async def CancelSubscription(
@@ -146,7 +151,7 @@ class BillingServicer(pb_grpc.BillingServiceServicer):
     ) -> pb.CancelSubscriptionResponse:
         """See billing.proto."""
         view = await self._subscriptions.cancel(
-            request.user_id, request.at_period_end, caller_of(context)
+            request.user_id, request.at_period_end, caller_of(context), request.subscription_id
         )
         return pb.CancelSubscriptionResponse(subscription=subscription_to_proto(view))
 
@@ -155,7 +160,9 @@ class BillingServicer(pb_grpc.BillingServiceServicer):
         self, request: pb.ResumeSubscriptionRequest, context: Context
     ) -> pb.ResumeSubscriptionResponse:
         """See billing.proto."""
-        view = await self._subscriptions.resume(request.user_id, caller_of(context))
+        view = await self._subscriptions.resume(
+            request.user_id, caller_of(context), request.subscription_id
+        )
         return pb.ResumeSubscriptionResponse(subscription=subscription_to_proto(view))
 
     @rpc_errors
@@ -192,6 +199,7 @@ class BillingServicer(pb_grpc.BillingServiceServicer):
                 request.proration_date.seconds if request.HasField("proration_date") else None
             ),
             caller=caller_of(context),
+            subscription_id=request.subscription_id,
         )
         return pb.ChangePlanResponse(subscription=subscription_to_proto(view))
 
@@ -201,7 +209,10 @@ class BillingServicer(pb_grpc.BillingServiceServicer):
     ) -> pb.PreviewPlanChangeResponse:
         """See billing.proto and billing_service/plan_changes.py."""
         preview = await self._plan_changes.preview(
-            user_id=request.user_id, plan=request.plan, proration=request.proration
+            user_id=request.user_id,
+            plan=request.plan,
+            proration=request.proration,
+            subscription_id=request.subscription_id,
         )
         response = pb.PreviewPlanChangeResponse(
             amount_due=preview.amount_due, currency=preview.currency

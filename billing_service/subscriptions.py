@@ -9,12 +9,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
 
 from billing_service import audit, validation
+from billing_service.best_subscription import choose, is_live
+from billing_service.best_subscription import evaluate as evaluate
 from billing_service.errors import FailedPrecondition, NotFound
-from billing_service.lifecycle import TERMINAL, Grant, Status, grant
-from billing_service.plans import FREE_TIER, Catalog
+from billing_service.lifecycle import TERMINAL, Grant, Status
+from billing_service.plans import Catalog
 from billing_service.storage import repository
 from billing_service.storage.database import Database
 from billing_service.storage.models import Subscription, utcnow
@@ -34,26 +35,13 @@ class SubscriptionView:
     row: Subscription | None
     stripe_customer_id: str
     grant: Grant
+    # The user's other live subscriptions (a duplicate), best first; normally empty.
+    others: tuple[Subscription, ...] = ()
 
     @property
     def status(self) -> Status:
         """The stored status, NONE without a subscription."""
         return Status(self.row.status) if self.row else Status.NONE
-
-
-def evaluate(row: Subscription | None, catalog: Catalog, now: datetime) -> Grant:
-    """The grant of a stored subscription row (free without one)."""
-    if row is None:
-        return Grant(FREE_TIER, None)
-    plan = row.plan if row.plan in catalog.plans else ""
-    return grant(
-        Status(row.status),
-        plan,
-        row.current_period_end,
-        row.cancel_at_period_end,
-        now,
-        catalog.access,
-    )
 
 
 class SubscriptionService:
@@ -75,17 +63,28 @@ class SubscriptionService:
         self._redirect_hosts = redirect_hosts
 
     def _view(self, user_id: str) -> SubscriptionView:
-        row = repository.current_subscription(user_id)
+        choice = choose(repository.relevant_subscriptions(user_id), self._catalog, utcnow())
+        row = choice.best
         customer = repository.customer_for_user(user_id)
         customer_id = (
             row.stripe_customer_id if row else (customer.stripe_customer_id if customer else "")
         )
-        return SubscriptionView(user_id, row, customer_id, evaluate(row, self._catalog, utcnow()))
+        return SubscriptionView(user_id, row, customer_id, choice.grant, choice.others)
 
     async def get(self, user_id: str) -> SubscriptionView:
         """The user's current subscription; status NONE and tier free when there is none."""
         validation.user_id(user_id)
         return await self._db.run(self._view, user_id)
+
+    def other_views(self, view: SubscriptionView) -> list[SubscriptionView]:
+        """A view of each of ``view``'s other live subscriptions, best first."""
+        now = utcnow()
+        return [
+            SubscriptionView(
+                view.user_id, row, str(row.stripe_customer_id), evaluate(row, self._catalog, now)
+            )
+            for row in view.others
+        ]
 
     async def create_portal(self, user_id: str, return_url: str) -> str:
         """A Customer Portal URL for the user's Stripe customer."""
@@ -97,18 +96,58 @@ class SubscriptionService:
         session = await self._stripe.create_portal_session(view.stripe_customer_id, return_url)
         return str(session["url"])
 
-    async def _live_row(self, user_id: str) -> SubscriptionView:
+    def _view_of(self, user_id: str, subscription_id: str) -> SubscriptionView | None:
+        """The view of one of the user's subscriptions (others: the user's other live ones)."""
+        row = repository.subscription_by_stripe_id(subscription_id)
+        if row is None or row.user_id != user_id:
+            return None
+        choice = choose(repository.relevant_subscriptions(user_id), self._catalog, utcnow())
+        others = tuple(o for o in (choice.best, *choice.others) if o is not None and o.id != row.id)
+        return SubscriptionView(
+            user_id,
+            row,
+            str(row.stripe_customer_id),
+            evaluate(row, self._catalog, utcnow()),
+            tuple(o for o in others if is_live(o)),
+        )
+
+    async def target(self, user_id: str, subscription_id: str) -> SubscriptionView:
+        """The subscription a Cancel/Resume/ChangePlan call acts on.
+
+        ``subscription_id`` names one of the user's subscriptions; empty means the
+        user's only live one, and is refused (naming every live id) when there are
+        several, so a duplicate is never acted on by guess.
+        """
+        validation.user_id(user_id)
+        if subscription_id:
+            validation.subscription_id(subscription_id)
+            found = await self._db.run(self._view_of, user_id, subscription_id)
+            if found is None:
+                raise NotFound(f"user {user_id!r} has no subscription {subscription_id!r}")
+            return found
         view = await self._db.run(self._view, user_id)
+        if view.others:
+            live = [row for row in (view.row, *view.others) if row is not None and is_live(row)]
+            ids = ", ".join(str(row.stripe_subscription_id) for row in live)
+            raise FailedPrecondition(
+                f"user {user_id!r} has {len(live)} live subscriptions ({ids}); "
+                "name one in subscription_id"
+            )
+        return view
+
+    async def _live_row(self, user_id: str, subscription_id: str) -> SubscriptionView:
+        view = await self.target(user_id, subscription_id)
         if view.row is None:
             raise NotFound(f"user {user_id!r} has no subscription")
         if view.status in TERMINAL:
             raise FailedPrecondition(f"subscription is already {view.status.value}")
         return view
 
-    async def cancel(self, user_id: str, at_period_end: bool, caller: str) -> SubscriptionView:
+    async def cancel(
+        self, user_id: str, at_period_end: bool, caller: str, subscription_id: str = ""
+    ) -> SubscriptionView:
         """Cancel now or at period end; stores Stripe's answer with an audit record."""
-        validation.user_id(user_id)
-        view = await self._live_row(user_id)
+        view = await self._live_row(user_id, subscription_id)
         assert view.row is not None
         sub_id = view.row.stripe_subscription_id
         if at_period_end:
@@ -121,10 +160,11 @@ class SubscriptionService:
             view, subscription_snapshot(answer), caller, "CancelSubscription"
         )
 
-    async def resume(self, user_id: str, caller: str) -> SubscriptionView:
+    async def resume(
+        self, user_id: str, caller: str, subscription_id: str = ""
+    ) -> SubscriptionView:
         """Undo a cancel at period end (or resume a paused subscription)."""
-        validation.user_id(user_id)
-        view = await self._live_row(user_id)
+        view = await self._live_row(user_id, subscription_id)
         assert view.row is not None
         sub_id = view.row.stripe_subscription_id
         if view.status is Status.PAUSED:
@@ -152,7 +192,8 @@ class SubscriptionService:
         def write() -> SubscriptionView:
             with self._db.transaction():
                 repository.upsert_subscription(snapshot, before.user_id, plan)
-                after = self._view(before.user_id)
+                after = self._view_of(before.user_id, snapshot.id)
+                assert after is not None
                 audit.append(
                     user_id=before.user_id,
                     stripe_subscription_id=snapshot.id,

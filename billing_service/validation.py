@@ -11,6 +11,7 @@ from billing_service.errors import InvalidArgument
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _MAX_ID = 255
 _MAX_URL = 2048
+_SUBSCRIPTION_ID = re.compile(r"^sub_[A-Za-z0-9_]{1,251}$")
 # A DNS name: dot-separated labels of letters, digits and inner hyphens.
 _LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
 _HOST = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*$")
@@ -82,6 +83,13 @@ def _is_ip(host: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def subscription_id(value: str, field: str = "subscription_id") -> str:
+    """A Stripe subscription id (sub_...)."""
+    if not _SUBSCRIPTION_ID.match(value):
+        raise InvalidArgument(field, "must be a Stripe subscription id (sub_...)")
+    return value
 
 
 def request_id(value: str, field: str = "request_id") -> str:

@@ -95,7 +95,8 @@ async def test_same_request_id_with_another_parameter_is_refused_naming_it(
 ) -> None:
     first = await create(stub, user_id, f"req1-{user_id}")
     details = await expect_code(
-        create(stub, user_id, f"req1-{user_id}", **{field: value}), grpc.StatusCode.FAILED_PRECONDITION
+        create(stub, user_id, f"req1-{user_id}", **{field: value}),
+        grpc.StatusCode.FAILED_PRECONDITION,
     )
     assert field in details and "request_id" in details
     # Nothing new was opened: the first session is still the user's only payable one.
