@@ -13,7 +13,8 @@ After the commit, ``DuplicateHandler.handle`` logs at WARNING, counts
 
 - ``flag`` (default): nothing more. Both stay stored and visible
   (``other_live_subscription_ids``); a person decides, and cancels one by id.
-- ``cancel_newest``: the newest live subscription (by Stripe ``created``) is
+- ``cancel_newest``: the newest live subscription (by Stripe ``created``, then
+  the order we stored them) is
   canceled at Stripe now with ``prorate=true`` and ``invoice_now=true`` (the
   unused time is credited on a final invoice), and Stripe's answer is stored
   with an audit record naming the policy. This runs after the event's
@@ -78,7 +79,8 @@ def _newest_live(user_id: str) -> Subscription | None:
     rows = repository.live_subscriptions(user_id)
     if len(rows) < 2:
         return None
-    return max(rows, key=lambda row: (row.stripe_created, str(row.stripe_subscription_id)))
+    # Within one Stripe second, the one we stored last is the newer.
+    return max(rows, key=lambda row: (row.stripe_created, row.id))
 
 
 class DuplicateHandler:
