@@ -6,7 +6,7 @@ Over gRPC against the emulator, on SQLite and PostgreSQL.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import grpc
@@ -15,7 +15,9 @@ import stripe
 
 from generated.billing.v1 import billing_pb2 as pb
 from generated.billing.v1 import billing_pb2_grpc as pb_grpc
+from tests.conftest import EMULATOR_KEY
 from tests.support.flows import CALLER, checkout, expect_code, stripe_client
+from tests.support.processes import ServiceProcess
 
 VALID: dict[str, str] = {
     "email": "a@example.com",
@@ -171,3 +173,45 @@ async def test_portal_return_url_follows_the_same_rules(
         grpc.StatusCode.INVALID_ARGUMENT,
     )
     assert details.startswith("return_url:")
+
+
+@pytest.fixture(scope="module")
+def restricted(tmp_path_factory: pytest.TempPathFactory, emulator: Any) -> Iterator[ServiceProcess]:
+    """A service that only lets Stripe redirect to app.example.com and *.example.org."""
+    path = tmp_path_factory.mktemp("restricted") / "billing.db"
+    env = {
+        "DATABASE_URL": f"sqlite:///{path}",
+        "STRIPE_API_BASE": emulator.base_url,
+        "STRIPE_SECRET_KEY": EMULATOR_KEY,
+        "BILLING_REDIRECT_HOSTS": "app.example.com,*.example.org",
+    }
+    with ServiceProcess(env) as process:
+        yield process
+
+
+@pytest.mark.parametrize(
+    ("field", "url", "allowed"),
+    [
+        ("success_url", "https://app.example.com/ok", True),
+        ("success_url", "https://APP.example.com/ok", True),
+        ("cancel_url", "https://shop.example.org/back", True),
+        ("success_url", "https://evil.example/ok", False),
+        ("cancel_url", "https://example.org/back", False),
+        ("cancel_url", "https://app.example.com.evil.example/", False),
+        ("return_url", "https://evil.example/account", False),
+    ],
+)
+async def test_redirect_hosts_allow_list(
+    restricted: ServiceProcess, user_id: str, field: str, url: str, allowed: bool
+) -> None:
+    async with grpc.aio.insecure_channel(restricted.target) as channel:
+        stub = pb_grpc.BillingServiceStub(channel)
+        if field == "return_url":
+            call = stub.CreatePortal(pb.CreatePortalRequest(user_id=user_id, return_url=url))
+        else:
+            call = create(stub, user_id, **{field: url})
+        if allowed:
+            assert (await call).session_id.startswith("cs_")
+            return
+        details = await expect_code(call, grpc.StatusCode.INVALID_ARGUMENT)
+        assert details.startswith(f"{field}:") and "BILLING_REDIRECT_HOSTS" in details

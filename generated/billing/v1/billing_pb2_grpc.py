@@ -228,13 +228,14 @@ class BillingServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ChangePlan(self, request, context):
-        """Moves the user's live subscription to `plan` (upgrade or downgrade) with
-        Stripe's proration behaviour, stores what Stripe answered and writes an
-        audit record naming the caller.
-        Errors: INVALID_ARGUMENT (user_id, plan, proration, request_id), NOT_FOUND
-        (no subscription), FAILED_PRECONDITION (already on `plan`, or the
-        subscription is not live: incomplete, canceled, paused...), UNAVAILABLE,
-        INTERNAL.
+        """Moves the user's live subscription (or the one named by subscription_id)
+        to `plan` (upgrade or downgrade) with Stripe's proration behaviour, stores
+        what Stripe answered and writes an audit record naming the caller.
+        Errors: INVALID_ARGUMENT (user_id, plan, proration, request_id,
+        subscription_id), NOT_FOUND (no subscription), FAILED_PRECONDITION
+        (already on `plan`, or the subscription is not live: incomplete,
+        canceled, paused...; several live subscriptions and no subscription_id),
+        UNAVAILABLE, INTERNAL.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
