@@ -6,6 +6,7 @@ Over gRPC against the emulator, on SQLite and PostgreSQL.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -60,6 +61,15 @@ async def test_a_new_checkout_expires_the_users_older_open_sessions(
         {"customer": str(customer), "status": "open"}
     )
     assert [s.id for s in listed.data] == [second.session_id]
+
+
+async def test_concurrent_checkouts_of_one_user_leave_one_payable_session(
+    stub: pb_grpc.BillingServiceStub, client: stripe.StripeClient, user_id: str
+) -> None:
+    await checkout(stub, user_id, "pro")  # the customer exists: the race is about sessions
+    sessions = await asyncio.gather(*(checkout(stub, user_id, "studio") for _ in range(4)))
+    statuses = [await session_status(client, s.session_id) for s in sessions]
+    assert statuses.count("open") == 1, statuses
 
 
 async def test_an_expired_session_cannot_be_paid(

@@ -223,6 +223,16 @@ async def test_acting_without_subscription_id_is_refused_naming_every_live_id(
     # Nothing was canceled at Stripe.
     for sub_id in (first_id, second_id):
         assert (await client.v1.subscriptions.retrieve_async(sub_id)).status == "active"
+    # Naming one works: the pro subscription previews a move to studio.
+    preview = await stub.PreviewPlanChange(
+        pb.PreviewPlanChangeRequest(user_id=user_id, plan="studio", subscription_id=first_id),
+        timeout=10,
+    )
+    assert preview.amount_due > 0
+    same_plan = stub.PreviewPlanChange(
+        pb.PreviewPlanChangeRequest(user_id=user_id, plan="studio", subscription_id=second_id)
+    )
+    assert "already on plan" in await expect_code(same_plan, grpc.StatusCode.FAILED_PRECONDITION)
 
 
 async def test_canceling_one_of_two_keeps_access_from_the_other(
