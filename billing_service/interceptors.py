@@ -15,7 +15,7 @@ from typing import Any
 
 import grpc
 
-from billing_service import metrics
+from billing_service import deadlines, metrics
 from billing_service.auth import Authorizer, current_caller
 
 log = logging.getLogger(__name__)
@@ -52,12 +52,17 @@ def _final_code(context: Any, error: BaseException | None) -> grpc.StatusCode:
     return grpc.StatusCode.UNKNOWN
 
 
-def _wrap(handler: Any, method: str, before: Around) -> Any:
-    """``handler`` with ``before(method, context)`` run first and metrics recorded after."""
+def _wrap(handler: Any, method: str, before: Around, default_deadline: float | None) -> Any:
+    """``handler`` with ``before(method, context)`` run first and metrics recorded after.
+
+    The call's deadline (the caller's, else ``default_deadline`` for unary
+    calls; streams get none) is set for the work it starts (deadlines.py).
+    """
 
     def measure_unary(fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
         async def unary(request: Any, context: Any) -> Any:
             started, error = time.perf_counter(), None
+            deadlines.begin(context.time_remaining(), default_deadline)
             try:
                 await before(method, context)
                 return await fn(request, context)
@@ -73,6 +78,7 @@ def _wrap(handler: Any, method: str, before: Around) -> Any:
     def measure_stream(fn: Callable[..., Any]) -> Callable[..., AsyncIterator[Any]]:
         async def stream(request: Any, context: Any) -> AsyncIterator[Any]:
             started, error = time.perf_counter(), None
+            deadlines.begin(context.time_remaining(), None)
             try:
                 await before(method, context)
                 result = fn(request, context)
@@ -118,8 +124,9 @@ def _wrap(handler: Any, method: str, before: Around) -> Any:
 class GuardInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
     """Authenticates and authorizes each call, then records its metrics."""
 
-    def __init__(self, authorizer: Authorizer) -> None:
+    def __init__(self, authorizer: Authorizer, default_deadline: float | None = None) -> None:
         self._authorizer = authorizer
+        self._default_deadline = default_deadline
         # Wrapped handlers by method: wrapping once keeps per-call cost to a dict lookup.
         self._wrapped: dict[str, tuple[Any, Any]] = {}
 
@@ -136,6 +143,6 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         cached = self._wrapped.get(method)
         if cached is not None and cached[0] is handler:
             return cached[1]
-        wrapped = _wrap(handler, method, self._authorizer.check)
+        wrapped = _wrap(handler, method, self._authorizer.check, self._default_deadline)
         self._wrapped[method] = (handler, wrapped)
         return wrapped

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio  # type: ignore[attr-defined]
-from grpc_reflection.v1alpha import reflection
 
 from billing_service.audit import AuditLog
 from billing_service.auth import build_authorizer, server_credentials
@@ -26,18 +25,29 @@ from billing_service.locks import EventGuard
 from billing_service.metrics import start_http_exporter
 from billing_service.plan_changes import PlanChanges
 from billing_service.plans import Catalog, load_catalog
+from billing_service.reflection import enable_reflection
 from billing_service.resync import ResyncService
 from billing_service.servicer import BillingServicer
 from billing_service.settings import Settings
 from billing_service.storage.database import Database, migrate, pending_migrations
 from billing_service.stripe_api import StripeApi
 from billing_service.subscriptions import SubscriptionService
+from billing_service.tracing import Tracing
+from billing_service.tracing import from_env as tracing_from_env
 from generated.billing.v1 import billing_pb2 as pb
 from generated.billing.v1 import billing_pb2_grpc as pb_grpc
 
 log = logging.getLogger(__name__)
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["BillingService"].full_name
+# Accept the keepalive pings billing-client channels send (every 60 s, even
+# between calls, to keep idle watch streams honest); gRPC's default would
+# answer them with GOAWAY "too_many_pings".
+SERVER_OPTIONS = [
+    ("grpc.so_reuseport", 0),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.min_recv_ping_interval_without_data_ms", 30_000),
+]
 
 
 class StartupError(RuntimeError):
@@ -88,8 +98,8 @@ def prepare_database(settings: Settings) -> Database:
     return db
 
 
-async def start(settings: Settings) -> App:
-    """Build the server from ``settings`` and start serving."""
+async def start(settings: Settings, tracing: Tracing | None = None) -> App:
+    """Build the server from ``settings`` and start serving (traced into ``tracing``, if any)."""
     catalog = load_catalog(settings.plans_file)
     authorizer = build_authorizer(
         settings.grpc_addr, settings.auth_policy_file, settings.insecure_no_auth
@@ -98,7 +108,9 @@ async def start(settings: Settings) -> App:
         settings.tls_cert_file, settings.tls_key_file, settings.tls_client_ca_file
     )
     db = prepare_database(settings)
-    stripe_api = StripeApi(settings)
+    stripe_api = StripeApi(
+        settings, trace_config=tracing.aiohttp_client_trace_config() if tracing else None
+    )
     changes = ChangeNotifier()
     entitlements = EntitlementService(db, catalog, redis_url=settings.redis_url)
     changes.subscribe(entitlements.user_changed)
@@ -107,9 +119,13 @@ async def start(settings: Settings) -> App:
         db, stripe_api, catalog, changes.user_changed, redirect_hosts=settings.redirect_hosts
     )
 
-    server = grpc.aio.server(
-        interceptors=[GuardInterceptor(authorizer)], options=[("grpc.so_reuseport", 0)]
-    )
+    # The tracing interceptor goes first (outermost): refused calls are traced
+    # too, and every log line of a call carries its trace id.
+    interceptors = [
+        *(tracing.grpc_server_interceptors() if tracing else ()),
+        GuardInterceptor(authorizer, default_deadline=settings.default_deadline_seconds),
+    ]
+    server = grpc.aio.server(interceptors=interceptors, options=SERVER_OPTIONS)
     guard = EventGuard(
         settings.redis_url,
         lock_ttl=settings.event_lock_ttl_seconds,
@@ -148,13 +164,8 @@ async def start(settings: Settings) -> App:
     pb_grpc.add_BillingServiceServicer_to_server(servicer, server)
     health_servicer = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection(
-        (
-            SERVICE_NAME,
-            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-            reflection.SERVICE_NAME,
-        ),
-        server,
+    enable_reflection(
+        (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name), server
     )
     if credentials is None:
         port = server.add_insecure_port(settings.grpc_addr)
@@ -183,7 +194,8 @@ async def start(settings: Settings) -> App:
 
 async def serve(settings: Settings) -> None:
     """Serve until SIGTERM or SIGINT, then shut down gracefully."""
-    app = await start(settings)
+    tracing = tracing_from_env("billing-service")
+    app = await start(settings, tracing)
     if settings.metrics_addr:
         metrics_port = start_http_exporter(settings.metrics_addr)
         metrics_host = settings.metrics_addr.rsplit(":", 1)[0]
@@ -201,3 +213,5 @@ async def serve(settings: Settings) -> None:
     log.info("shutting down: in-flight calls get %.1fs", settings.shutdown_grace_seconds)
     await app.stop()
     log.info("stopped")
+    if tracing is not None:
+        tracing.shutdown()

@@ -50,6 +50,11 @@ SETTINGS: tuple[SettingSpec, ...] = (
     ),
     SettingSpec("STRIPE_MAX_NETWORK_RETRIES", "2", "retries of failed Stripe requests"),
     SettingSpec("STRIPE_TIMEOUT_SECONDS", "10", "timeout of one Stripe request"),
+    SettingSpec(
+        "BILLING_DEFAULT_DEADLINE_SECONDS",
+        "60",
+        "deadline of a unary call whose caller set none (no Stripe or database work starts after)",
+    ),
     SettingSpec("BILLING_SHUTDOWN_GRACE_SECONDS", "10", "time in-flight calls get on SIGTERM"),
     SettingSpec("BILLING_DB_WORKERS", "8", "threads (and pooled connections) for database work"),
     SettingSpec("BILLING_LOG_LEVEL", "INFO", "log level: DEBUG, INFO, WARNING, ERROR"),
@@ -151,6 +156,7 @@ class Settings:
     plans_file: Path = Path("plans.example.toml")
     stripe_max_network_retries: int = 2
     stripe_timeout_seconds: float = 10.0
+    default_deadline_seconds: float = 60.0
     shutdown_grace_seconds: float = 10.0
     db_workers: int = 8
     log_level: str = "INFO"
@@ -189,6 +195,7 @@ class Settings:
             plans_file=Path(text("BILLING_PLANS_FILE")),
             stripe_max_network_retries=_int(env, "STRIPE_MAX_NETWORK_RETRIES"),
             stripe_timeout_seconds=_float(env, "STRIPE_TIMEOUT_SECONDS"),
+            default_deadline_seconds=_float(env, "BILLING_DEFAULT_DEADLINE_SECONDS"),
             shutdown_grace_seconds=_float(env, "BILLING_SHUTDOWN_GRACE_SECONDS"),
             db_workers=max(1, _int(env, "BILLING_DB_WORKERS")),
             log_level=text("BILLING_LOG_LEVEL").upper(),

@@ -8,16 +8,20 @@ messages never contain the API key.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import inspect
 import json
 import logging
+import ssl
 import uuid
 from collections.abc import Awaitable
 from typing import Any, TypeVar
 
+import aiohttp
 import stripe
 
-from billing_service import metrics
+from billing_service import deadlines, metrics
 from billing_service.errors import (
     BillingError,
     FailedPrecondition,
@@ -68,8 +72,18 @@ def translate_error(exc: stripe.StripeError) -> BillingError:
 class StripeApi:
     """The Stripe calls this service makes, returning plain dicts."""
 
-    def __init__(self, settings: Settings) -> None:
-        self._http = stripe.AIOHTTPClient(timeout=settings.stripe_timeout_seconds)
+    def __init__(self, settings: Settings, trace_config: aiohttp.TraceConfig | None = None) -> None:
+        # With tracing on, our own session carries the trace hooks; it is built
+        # like the SDK's own (TLS verified against Stripe's CA bundle).
+        self._session: aiohttp.ClientSession | None = None
+        if trace_config is not None:
+            tls = ssl.create_default_context(cafile=stripe.ca_bundle_path)
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(ssl=tls), trace_configs=[trace_config]
+            )
+        self._http = stripe.AIOHTTPClient(
+            timeout=settings.stripe_timeout_seconds, session=self._session
+        )
         base = {"api": settings.stripe_api_base} if settings.stripe_api_base else None
         self._client = stripe.StripeClient(
             settings.stripe_secret_key or "sk_test_unset",
@@ -79,8 +93,23 @@ class StripeApi:
         )
 
     async def _call(self, what: str, request: Awaitable[Any]) -> dict[str, Any]:
+        # Never start a Stripe request after the call's deadline; one in flight
+        # (SDK retries included) gets only the time that remains.
+        left = deadlines.remaining()
+        if left is not None and left <= 0:
+            if inspect.iscoroutine(request):
+                request.close()
+            metrics.STRIPE_CALLS.labels(what, "deadline_exceeded").inc()
+            raise deadlines.DeadlineExceeded(f"deadline exceeded before Stripe {what} started")
         try:
+            if left is not None:
+                request = asyncio.wait_for(request, left)
             answer = as_dict(await request)
+        except TimeoutError:
+            metrics.STRIPE_CALLS.labels(what, "deadline_exceeded").inc()
+            raise deadlines.DeadlineExceeded(
+                f"deadline exceeded during Stripe {what} (its idempotency key makes a retry safe)"
+            ) from None
         except stripe.StripeError as exc:
             mapped = translate_error(exc)
             metrics.STRIPE_CALLS.labels(what, type(exc).__name__).inc()
@@ -258,3 +287,5 @@ class StripeApi:
     async def close(self) -> None:
         """Close the HTTP session."""
         await self._http.close_async()
+        if self._session is not None:
+            await self._session.close()

@@ -18,8 +18,10 @@ from typing import Any
 
 from aiohttp import web
 
+from billing_client import Credentials
+from billing_service.tracing import Tracing
 from webhook_gateway.dead_letters import DeadLetterStore, DeadLetterStoreError
-from webhook_gateway.forward import Credentials, Forwarder, Verdict
+from webhook_gateway.forward import Forwarder, Verdict
 from webhook_gateway.metrics import CONTENT_TYPE_LATEST, GatewayMetrics
 from webhook_gateway.settings import GatewaySettings
 from webhook_gateway.verify import Rejection, VerificationError, verify_signature
@@ -32,6 +34,7 @@ SETTINGS_KEY = web.AppKey("settings", GatewaySettings)
 METRICS_KEY = web.AppKey("metrics", GatewayMetrics)
 FORWARDER_KEY = web.AppKey("forwarder", Forwarder)
 DEAD_LETTERS_KEY = web.AppKey("dead_letters", DeadLetterStore)
+TRACING_KEY = web.AppKey[Tracing | None]("tracing")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -164,7 +167,13 @@ async def _forwarder_ctx(app: web.Application) -> AsyncIterator[None]:
         settings.tls_cert_file,
         settings.tls_key_file,
     )
-    forwarder = Forwarder(settings.billing_target, settings.forward_deadline_seconds, credentials)
+    tracing = app[TRACING_KEY]
+    forwarder = Forwarder(
+        settings.billing_target,
+        settings.forward_deadline_seconds,
+        credentials,
+        interceptors=tracing.grpc_client_interceptors() if tracing else (),
+    )
     app[FORWARDER_KEY] = forwarder
     yield
     await forwarder.close()
@@ -177,10 +186,18 @@ async def _dead_letters_ctx(app: web.Application) -> AsyncIterator[None]:
     store.close()
 
 
-def build_app(settings: GatewaySettings) -> web.Application:
-    """The gateway application for ``settings``; resources open on startup."""
-    app = web.Application(middlewares=[json_errors], client_max_size=settings.max_body_bytes)
+def build_app(settings: GatewaySettings, tracing: Tracing | None = None) -> web.Application:
+    """The gateway application for ``settings``; resources open on startup.
+
+    With ``tracing``, each request is a server span (continuing a caller's W3C
+    trace context) and each forward a gRPC client span that carries it on.
+    """
+    middlewares: list[Any] = [json_errors]
+    if tracing is not None:
+        middlewares.insert(0, tracing.aiohttp_middleware())
+    app = web.Application(middlewares=middlewares, client_max_size=settings.max_body_bytes)
     app[SETTINGS_KEY] = settings
+    app[TRACING_KEY] = tracing
     app[METRICS_KEY] = GatewayMetrics()
     app.cleanup_ctx.append(_forwarder_ctx)
     app.cleanup_ctx.append(_dead_letters_ctx)

@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from aiohttp import web
 
 from billing_service import logs
+from billing_service.tracing import Tracing
+from billing_service.tracing import from_env as tracing_from_env
 from webhook_gateway.app import WEBHOOK_PATH, build_app
 from webhook_gateway.settings import GatewaySettings, SettingsError, settings_help
 
@@ -29,9 +31,9 @@ def _bound_port(runner: web.AppRunner) -> int:
     raise RuntimeError("the gateway is not listening")
 
 
-async def serve(settings: GatewaySettings) -> None:
+async def serve(settings: GatewaySettings, tracing: Tracing | None = None) -> None:
     """Serve until SIGTERM or SIGINT, then finish in-flight requests and close."""
-    runner = web.AppRunner(build_app(settings), access_log=None, handle_signals=False)
+    runner = web.AppRunner(build_app(settings, tracing), access_log=None, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port, shutdown_timeout=10.0)
     await site.start()
@@ -80,10 +82,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"billing-gateway: {exc}", file=sys.stderr)
         return 2
-    # The service's JSON log format, with the webhook secrets scrubbed as a second guard.
-    logs.configure(settings.log_level, secrets=(*settings.webhook_secrets, settings.billing_token))
+    # The service's log formats, with the webhook secrets scrubbed as a second guard.
+    logs.configure(
+        settings.log_level,
+        secrets=(*settings.webhook_secrets, settings.billing_token),
+        fmt=settings.log_format,
+    )
     try:
-        asyncio.run(serve(settings))
+        tracing = tracing_from_env("billing-gateway")
+    except SettingsError as exc:
+        print(f"billing-gateway: {exc}", file=sys.stderr)
+        return 2
+    try:
+        asyncio.run(serve(settings, tracing))
     except OSError as exc:
         print(
             f"billing-gateway: cannot start on {settings.host}:{settings.port}: {exc}",
@@ -92,6 +103,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    finally:
+        if tracing is not None:
+            tracing.shutdown()
     return 0
 
 

@@ -52,6 +52,7 @@ SETTINGS: tuple[SettingSpec, ...] = (
         "the billing service's database, where dead letters are written",
     ),
     SettingSpec("GATEWAY_LOG_LEVEL", "INFO", "log level: DEBUG, INFO, WARNING, ERROR"),
+    SettingSpec("GATEWAY_LOG_FORMAT", "json", "log format: json (one object per line) or text"),
 )
 
 
@@ -95,6 +96,7 @@ class GatewaySettings:
     forward_deadline_seconds: float = 10.0
     database_url: str = field(default="sqlite:///billing.db", repr=False)
     log_level: str = "INFO"
+    log_format: str = "json"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> GatewaySettings:
@@ -115,6 +117,9 @@ class GatewaySettings:
             )
         if cert and not text("BILLING_SERVICE_TLS_CA_FILE"):
             raise SettingsError("a client certificate needs BILLING_SERVICE_TLS_CA_FILE")
+        log_format = text("GATEWAY_LOG_FORMAT").lower()
+        if log_format not in ("json", "text"):
+            raise SettingsError(f"GATEWAY_LOG_FORMAT must be json or text, got {log_format!r}")
         return cls(
             host=host,
             port=port,
@@ -129,6 +134,7 @@ class GatewaySettings:
             forward_deadline_seconds=_number(env, "GATEWAY_FORWARD_DEADLINE_SECONDS", 0.05),
             database_url=text("DATABASE_URL"),
             log_level=text("GATEWAY_LOG_LEVEL").upper(),
+            log_format=log_format,
         )
 
 

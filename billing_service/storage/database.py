@@ -22,6 +22,7 @@ import peewee
 from playhouse.db_url import connect
 from playhouse.migrations import Runner
 
+from billing_service import deadlines
 from billing_service.storage.models import database as database_proxy
 
 log = logging.getLogger(__name__)
@@ -128,9 +129,21 @@ class Database:
             raise StorageUnavailable(f"database unavailable: {type(exc).__name__}") from exc
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run ``fn(*args)`` on the database thread pool."""
+        """Run ``fn(*args)`` on the database thread pool, unless the call's deadline passes first.
+
+        Checked again when a thread picks the work up: work that waited in the
+        queue past the deadline is never started (deadlines.py).
+        """
+        at = deadlines.deadline()
+        deadlines.check("database work", at)
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self.call, fn, *args)
+        if at is None:
+            return await loop.run_in_executor(self._executor, self.call, fn, *args)
+        return await loop.run_in_executor(self._executor, self._call_before, at, fn, *args)
+
+    def _call_before(self, at: float, fn: Callable[..., T], *args: Any) -> T:
+        deadlines.check("database work", at)
+        return self.call(fn, *args)
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
