@@ -15,6 +15,8 @@ from grpc_health.v1.health import aio as health_aio  # type: ignore[attr-defined
 from billing_service.audit import AuditLog
 from billing_service.auth import build_authorizer, server_credentials
 from billing_service.changes import ChangeNotifier
+from billing_service.checkout import CheckoutService
+from billing_service.duplicates import DuplicateHandler
 from billing_service.entitlements import EntitlementService
 from billing_service.events.fetch_budget import FetchBudget
 from billing_service.events.group_commit import GroupCommitter
@@ -133,7 +135,11 @@ async def start(settings: Settings, tracing: Tracing | None = None) -> App:
     changes.subscribe(entitlements.user_changed)
     await entitlements.start()
     writer = SubscriptionWriter(db, catalog, stripe_api, changes.user_changed)
-    subscriptions = SubscriptionService(db, stripe_api, catalog, writer)
+    subscriptions = SubscriptionService(
+        db, stripe_api, catalog, writer, redirect_hosts=settings.redirect_hosts
+    )
+    duplicates = DuplicateHandler(db, stripe_api, subscriptions, catalog.on_duplicate)
+    writer.on_duplicate = duplicates.handle
 
     # The tracing interceptor goes first (outermost): refused calls are traced
     # too, and every log line of a call carries its trace id.
@@ -169,6 +175,7 @@ async def start(settings: Settings, tracing: Tracing | None = None) -> App:
         on_user_changed=writer.notify,
         fetch_budget=fetch_budget,
         committer=committer,
+        on_duplicate=duplicates.handle,
     )
     usage_clock = make_clock(settings.test_clock_file)
     announcer: UsageAnnouncer | None = None
@@ -192,6 +199,9 @@ async def start(settings: Settings, tracing: Tracing | None = None) -> App:
         plan_changes=PlanChanges(stripe_api, catalog, subscriptions),
         resync=ResyncService(db, stripe_api, events, subscriptions, writer),
         invoices=InvoiceLog(db),
+        checkout=CheckoutService(
+            db, stripe_api, catalog, subscriptions, redirect_hosts=settings.redirect_hosts
+        ),
         stream_limits=StreamLimiter(settings.watch_max_streams_per_caller),
         usage=usage,
     )

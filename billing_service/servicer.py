@@ -17,6 +17,7 @@ import grpc
 
 from billing_service.audit import AuditLog
 from billing_service.auth import current_caller
+from billing_service.checkout import CheckoutService
 from billing_service.convert import (
     audit_to_proto,
     invoice_to_proto,
@@ -30,6 +31,7 @@ from billing_service.events.service import EventService
 from billing_service.invoices import InvoiceLog
 from billing_service.plan_changes import PlanChanges
 from billing_service.resync import ResyncService
+from billing_service.storage.checkout_requests import CheckoutParams
 from billing_service.storage.database import StorageUnavailable
 from billing_service.stream_limits import StreamLimiter
 from billing_service.subscriptions import SubscriptionService
@@ -106,6 +108,7 @@ class BillingServicer(pb_grpc.BillingServiceServicer):
         *,
         plan_changes: PlanChanges,
         resync: ResyncService,
+        checkout: CheckoutService,
         stream_limits: StreamLimiter | None = None,
         invoices: InvoiceLog,
         usage: UsageService,
@@ -116,6 +119,7 @@ class BillingServicer(pb_grpc.BillingServiceServicer):
         self._entitlements = entitlements
         self._plan_changes = plan_changes
         self._resync = resync
+        self._checkout = checkout
         self._stream_limits = stream_limits or StreamLimiter()
         self._invoices = invoices
         self._usage = usage
@@ -125,14 +129,14 @@ class BillingServicer(pb_grpc.BillingServiceServicer):
         self, request: pb.CreateCheckoutRequest, context: Context
     ) -> pb.CreateCheckoutResponse:
         """See billing.proto."""
-        url, session_id = await self._subscriptions.create_checkout(
+        params = CheckoutParams(
             user_id=request.user_id,
             email=request.email,
             plan=request.plan,
             success_url=request.success_url,
             cancel_url=request.cancel_url,
-            request_id=request.request_id,
         )
+        url, session_id = await self._checkout.create(params, request.request_id)
         return pb.CreateCheckoutResponse(checkout_url=url, session_id=session_id)
 
     @rpc_errors
@@ -149,7 +153,12 @@ class BillingServicer(pb_grpc.BillingServiceServicer):
     ) -> pb.GetSubscriptionResponse:
         """See billing.proto."""
         view = await self._subscriptions.get(request.user_id)
-        return pb.GetSubscriptionResponse(subscription=subscription_to_proto(view))
+        return pb.GetSubscriptionResponse(
+            subscription=subscription_to_proto(view),
+            other_live_subscriptions=[
+                subscription_to_proto(other) for other in self._subscriptions.other_views(view)
+            ],
+        )
 
     @rpc_errors
     async def CancelSubscription(
@@ -157,7 +166,7 @@ class BillingServicer(pb_grpc.BillingServiceServicer):
     ) -> pb.CancelSubscriptionResponse:
         """See billing.proto."""
         view = await self._subscriptions.cancel(
-            request.user_id, request.at_period_end, caller_of(context)
+            request.user_id, request.at_period_end, caller_of(context), request.subscription_id
         )
         return pb.CancelSubscriptionResponse(subscription=subscription_to_proto(view))
 
@@ -166,7 +175,9 @@ class BillingServicer(pb_grpc.BillingServiceServicer):
         self, request: pb.ResumeSubscriptionRequest, context: Context
     ) -> pb.ResumeSubscriptionResponse:
         """See billing.proto."""
-        view = await self._subscriptions.resume(request.user_id, caller_of(context))
+        view = await self._subscriptions.resume(
+            request.user_id, caller_of(context), request.subscription_id
+        )
         return pb.ResumeSubscriptionResponse(subscription=subscription_to_proto(view))
 
     @rpc_errors
@@ -203,6 +214,7 @@ class BillingServicer(pb_grpc.BillingServiceServicer):
                 request.proration_date.seconds if request.HasField("proration_date") else None
             ),
             caller=caller_of(context),
+            subscription_id=request.subscription_id,
         )
         return pb.ChangePlanResponse(subscription=subscription_to_proto(view))
 
@@ -212,7 +224,10 @@ class BillingServicer(pb_grpc.BillingServiceServicer):
     ) -> pb.PreviewPlanChangeResponse:
         """See billing.proto and billing_service/plan_changes.py."""
         preview = await self._plan_changes.preview(
-            user_id=request.user_id, plan=request.plan, proration=request.proration
+            user_id=request.user_id,
+            plan=request.plan,
+            proration=request.proration,
+            subscription_id=request.subscription_id,
         )
         response = pb.PreviewPlanChangeResponse(
             amount_due=preview.amount_due, currency=preview.currency

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 
 import peewee
@@ -48,6 +48,9 @@ from billing_service.storage.database import Database
 from billing_service.storage.models import ProcessedEvent, Subscription, utcnow
 from billing_service.subscriptions import SubscriptionView, UserChanged, evaluate
 
+# (user_id, subscription that became live, the user's other live ones), after the commit.
+DuplicateFound = Callable[[str, str, tuple[str, ...]], Awaitable[None]]
+
 log = logging.getLogger(__name__)
 
 
@@ -73,6 +76,7 @@ class EventService:
         on_user_changed: UserChanged | None = None,
         fetch_budget: FetchBudget | None = None,
         committer: GroupCommitter | None = None,
+        on_duplicate: DuplicateFound | None = None,
     ) -> None:
         self._db = db
         self._committer = committer or GroupCommitter(db)
@@ -82,6 +86,7 @@ class EventService:
         self._guard = guard
         self._lock_wait = lock_wait
         self._on_user_changed = on_user_changed
+        self._on_duplicate = on_duplicate
 
     async def apply(self, payload: bytes) -> EventAnswer:
         """Apply one event from its raw payload; see billing.proto ApplyStripeEvent."""
@@ -120,8 +125,12 @@ class EventService:
             async with self._guard.hold(lock_key(event), self._lock_wait):
                 answer = await self._apply_locked(event)
         await self._guard.mark_seen(event.id)
-        if answer.result.changed and self._on_user_changed is not None:
-            await self._on_user_changed(answer.result.user_id)
+        result = answer.result
+        if result.changed and self._on_user_changed is not None:
+            await self._on_user_changed(result.user_id)
+        if result.duplicates and self._on_duplicate is not None:
+            # Committed and unlocked: the policy's Stripe call holds nothing.
+            await self._on_duplicate(result.user_id, result.subscription_id, result.duplicates)
         return answer
 
     async def _apply_locked(self, event: StripeEvent) -> EventAnswer:

@@ -23,6 +23,7 @@ from typing import Any, Protocol
 from billing_service import audit
 from billing_service.errors import BillingError
 from billing_service.events.ordering import Decision, decide, state_digest
+from billing_service.events.service import DuplicateFound
 from billing_service.events.transition import (
     Ordering,
     Written,
@@ -174,11 +175,19 @@ class SubscriptionWriter:
         self._catalog = catalog
         self._authority = authority
         self._on_user_changed = on_user_changed
+        # Set once the duplicate policy exists (it cancels through the services this writer serves).
+        self.on_duplicate: DuplicateFound | None = None
 
     async def notify(self, user_id: str) -> None:
         """Tell listeners (entitlement cache, watchers) that ``user_id`` changed; after commit."""
         if self._on_user_changed is not None:
             await self._on_user_changed(user_id)
+
+    async def _after_commit(self, user_id: str, subscription_id: str, written: Written) -> None:
+        if written.applied:
+            await self.notify(user_id)
+        if written.duplicates and self.on_duplicate is not None:
+            await self.on_duplicate(user_id, subscription_id, written.duplicates)
 
     async def store_answer(
         self,
@@ -213,8 +222,7 @@ class SubscriptionWriter:
                 note,
                 True,
             )
-        if written.applied:
-            await self.notify(user_id)
+        await self._after_commit(user_id, snapshot.id, written)
         return written
 
     async def store_fetched(
@@ -224,6 +232,5 @@ class SubscriptionWriter:
         written = await self._db.run(
             store_fetched, self._db, self._catalog, snapshot, user_id, cause, note
         )
-        if written.applied:
-            await self.notify(user_id)
+        await self._after_commit(user_id, snapshot.id, written)
         return written
