@@ -37,7 +37,6 @@ from billing_service.storage.database import Database, StorageUnavailable
 from billing_service.storage.models import Subscription
 from billing_service.storage.models import database as database_proxy
 from billing_service.stripe_api import StripeApi
-from billing_service.stripe_shapes import subscription_snapshot
 from billing_service.subscriptions import SubscriptionService
 
 log = logging.getLogger(__name__)
