@@ -49,6 +49,7 @@ def subscription_to_proto(view: SubscriptionView) -> pb.Subscription:
         stripe_customer_id=view.stripe_customer_id,
         tier=view.grant.tier,
         status=STATUS_TO_PROTO[view.status],
+        other_live_subscription_ids=[str(row.stripe_subscription_id) for row in view.others],
     )
     if row is not None:
         message.stripe_subscription_id = row.stripe_subscription_id

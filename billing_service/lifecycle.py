@@ -91,6 +91,9 @@ NEXT: dict[Status, frozenset[Status]] = {
 
 TERMINAL = frozenset({Status.CANCELED, Status.INCOMPLETE_EXPIRED})
 
+# Statuses in which Stripe bills (or may bill) the subscription: two of these is a duplicate.
+LIVE = frozenset(_LIVE)
+
 # Statuses that block a second Checkout: the user already pays (or owes) for a plan.
 LIVE_PAID = frozenset({Status.TRIALING, Status.ACTIVE, Status.PAST_DUE, Status.UNPAID})
 

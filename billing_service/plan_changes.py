@@ -75,8 +75,8 @@ class PlanChanges:
             raise InvalidArgument("plan", f"unknown plan {plan!r} (known: {known})")
         return self._catalog.plans[plan]
 
-    async def _target(self, user_id: str, plan: Plan) -> _Target:
-        view = await self._subscriptions.get(user_id)
+    async def _target(self, user_id: str, plan: Plan, subscription_id: str) -> _Target:
+        view = await self._subscriptions.target(user_id, subscription_id)
         row = view.row
         if row is None:
             raise NotFound(f"user {user_id!r} has no subscription")
@@ -107,13 +107,14 @@ class PlanChanges:
         request_id: str,
         proration_date: int | None,
         caller: str,
+        subscription_id: str = "",
     ) -> SubscriptionView:
         """Move the user's live subscription to ``plan``; see billing.proto ChangePlan."""
         validation.user_id(user_id)
         target_plan = self._plan(plan)
         behavior = proration_behavior(proration)
         validation.request_id(request_id)
-        target = await self._target(user_id, target_plan)
+        target = await self._target(user_id, target_plan, subscription_id)
         assert target.view.row is not None
         answer = await self._stripe.change_subscription_price(
             str(target.view.row.stripe_subscription_id),
@@ -128,12 +129,14 @@ class PlanChanges:
             target.view, subscription_snapshot(answer), caller, "ChangePlan", detail
         )
 
-    async def preview(self, *, user_id: str, plan: str, proration: int) -> PlanChangePreview:
+    async def preview(
+        self, *, user_id: str, plan: str, proration: int, subscription_id: str = ""
+    ) -> PlanChangePreview:
         """What ChangePlan would bill; see billing.proto PreviewPlanChange."""
         validation.user_id(user_id)
         target_plan = self._plan(plan)
         behavior = proration_behavior(proration)
-        target = await self._target(user_id, target_plan)
+        target = await self._target(user_id, target_plan, subscription_id)
         assert target.view.row is not None
         invoice = await self._stripe.preview_invoice(
             {

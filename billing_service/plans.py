@@ -13,6 +13,7 @@ import re
 import tomllib
 from dataclasses import dataclass
 from datetime import timedelta
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,13 @@ class AccessPolicy:
     past_due_grace: timedelta | None = None
 
 
+class OnDuplicate(StrEnum):
+    """``[checkout] on_duplicate``: what to do when a user has two live subscriptions."""
+
+    FLAG = "flag"
+    CANCEL_NEWEST = "cancel_newest"
+
+
 @dataclass(frozen=True)
 class Catalog:
     """Every paid plan plus the free tier, indexed by name and by price id."""
@@ -50,6 +58,7 @@ class Catalog:
     free: Plan
     plans: dict[str, Plan]
     access: AccessPolicy
+    on_duplicate: OnDuplicate = OnDuplicate.FLAG
 
     def plan(self, name: str) -> Plan:
         """The plan (or the free tier) called ``name``; KeyError when unknown."""
@@ -135,7 +144,23 @@ def parse_catalog(data: dict[str, Any]) -> Catalog:
     if not isinstance(grace_hours, int | float) or grace_hours < 0:
         raise CatalogError("access.past_due_grace_hours must be a non-negative number")
     grace = timedelta(hours=grace_hours) if grace_hours else None
-    return Catalog(free=free, plans=plans, access=AccessPolicy(past_due_grace=grace))
+    return Catalog(
+        free=free,
+        plans=plans,
+        access=AccessPolicy(past_due_grace=grace),
+        on_duplicate=_on_duplicate(data.get("checkout", {})),
+    )
+
+
+def _on_duplicate(raw: Any) -> OnDuplicate:
+    if not isinstance(raw, dict):
+        raise CatalogError("checkout must be a table")
+    value = raw.get("on_duplicate", OnDuplicate.FLAG.value)
+    try:
+        return OnDuplicate(value)
+    except ValueError:
+        choices = " or ".join(repr(p.value) for p in OnDuplicate)
+        raise CatalogError(f"checkout.on_duplicate must be {choices}") from None
 
 
 def load_catalog(path: Path) -> Catalog:

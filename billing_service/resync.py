@@ -37,7 +37,7 @@ from billing_service.errors import FailedPrecondition, InvalidArgument, NotFound
 from billing_service.events.apply import _ADVISORY_NAMESPACE  # one lock namespace for both
 from billing_service.events.ordering import state_digest
 from billing_service.events.parse import CHECKOUT_COMPLETED
-from billing_service.events.service import EventService
+from billing_service.events.service import DuplicateFound, EventService
 from billing_service.events.transition import Ordering, write_transition
 from billing_service.lifecycle import parse_status
 from billing_service.plans import Catalog
@@ -70,6 +70,8 @@ class Stored:
 
     changed: bool
     reason: str = ""
+    # The user's other live subscriptions when this write made a second one live.
+    duplicates: tuple[str, ...] = ()
 
 
 def _row_snapshot(row: Subscription) -> SubscriptionSnapshot:
@@ -138,7 +140,7 @@ def store_fetched(
             ),
             detail=note,
         )
-        return Stored(written.applied, written.reason)
+        return Stored(written.applied, written.reason, written.duplicates)
 
 
 @dataclass(frozen=True)
@@ -176,6 +178,7 @@ class ResyncService:
         events: EventService,
         subscriptions: SubscriptionService,
         on_user_changed: UserChanged | None = None,
+        on_duplicate: DuplicateFound | None = None,
     ) -> None:
         self._db = db
         self._catalog = catalog
@@ -183,6 +186,7 @@ class ResyncService:
         self._events = events
         self._subscriptions = subscriptions
         self._on_user_changed = on_user_changed
+        self._on_duplicate = on_duplicate
 
     async def sync_checkout_session(self, session_id: str, caller: str) -> SubscriptionView:
         """Grant access from a completed Checkout session now; see billing.proto."""
@@ -231,7 +235,12 @@ class ResyncService:
             )
             if stored.changed and self._on_user_changed is not None:
                 await self._on_user_changed(user_id)
+            await self._duplicates(user_id, snapshot.id, stored)
         return await self._subscriptions.get(user_id)
+
+    async def _duplicates(self, user_id: str, subscription_id: str, stored: Stored) -> None:
+        if stored.duplicates and self._on_duplicate is not None:
+            await self._on_duplicate(user_id, subscription_id, stored.duplicates)
 
     async def _completion_event(self, session: dict[str, Any]) -> dict[str, Any] | None:
         """The session's checkout.session.completed event as Stripe lists it (raw), if listed."""
@@ -260,6 +269,7 @@ class ResyncService:
             raise NotFound(f"user {user_id!r} has no Stripe customer")
         listed = await self._stripe.list_subscriptions(str(customer.stripe_customer_id))
         changed = 0
+        found: list[tuple[str, Stored]] = []
         for raw in reversed(listed):  # oldest first, so the audit trail reads in order
             snapshot = subscription_snapshot(as_dict(raw))
             stored = await self._db.run(
@@ -276,7 +286,10 @@ class ResyncService:
                     "ReconcileUser %s: %s not stored: %s", user_id, snapshot.id, stored.reason
                 )
             changed += stored.changed
+            found.append((snapshot.id, stored))
         if changed and self._on_user_changed is not None:
             await self._on_user_changed(user_id)
+        for subscription_id, stored in found:
+            await self._duplicates(user_id, subscription_id, stored)
         view = await self._subscriptions.get(user_id)
         return ReconcileResult(view, len(listed), changed)

@@ -15,6 +15,8 @@ from grpc_health.v1.health import aio as health_aio  # type: ignore[attr-defined
 from billing_service.audit import AuditLog
 from billing_service.auth import build_authorizer, server_credentials
 from billing_service.changes import ChangeNotifier
+from billing_service.checkout import CheckoutService
+from billing_service.duplicates import DuplicateHandler
 from billing_service.entitlements import EntitlementService
 from billing_service.events.service import EventService
 from billing_service.health import DependencyHealth
@@ -113,7 +115,9 @@ async def start(settings: Settings, tracing: Tracing | None = None) -> App:
     entitlements = EntitlementService(db, catalog, redis_url=settings.redis_url)
     changes.subscribe(entitlements.user_changed)
     await entitlements.start()
-    subscriptions = SubscriptionService(db, stripe_api, catalog, changes.user_changed)
+    subscriptions = SubscriptionService(
+        db, stripe_api, catalog, changes.user_changed, redirect_hosts=settings.redirect_hosts
+    )
 
     # The tracing interceptor goes first (outermost): refused calls are traced
     # too, and every log line of a call carries its trace id.
@@ -128,6 +132,7 @@ async def start(settings: Settings, tracing: Tracing | None = None) -> App:
         dedupe_ttl=settings.event_dedupe_ttl_seconds,
         timeout=settings.redis_timeout_seconds,
     )
+    duplicates = DuplicateHandler(db, stripe_api, subscriptions, catalog.on_duplicate)
     events = EventService(
         db,
         catalog,
@@ -135,6 +140,7 @@ async def start(settings: Settings, tracing: Tracing | None = None) -> App:
         guard,
         lock_wait=settings.event_lock_wait_seconds,
         on_user_changed=changes.user_changed,
+        on_duplicate=duplicates.handle,
     )
     servicer = BillingServicer(
         subscriptions,
@@ -143,7 +149,16 @@ async def start(settings: Settings, tracing: Tracing | None = None) -> App:
         entitlements,
         plan_changes=PlanChanges(stripe_api, catalog, subscriptions),
         resync=ResyncService(
-            db, catalog, stripe_api, events, subscriptions, on_user_changed=changes.user_changed
+            db,
+            catalog,
+            stripe_api,
+            events,
+            subscriptions,
+            on_user_changed=changes.user_changed,
+            on_duplicate=duplicates.handle,
+        ),
+        checkout=CheckoutService(
+            db, stripe_api, catalog, subscriptions, redirect_hosts=settings.redirect_hosts
         ),
     )
     pb_grpc.add_BillingServiceServicer_to_server(servicer, server)

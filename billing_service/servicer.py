@@ -16,6 +16,7 @@ import grpc
 
 from billing_service.audit import AuditLog
 from billing_service.auth import current_caller
+from billing_service.checkout import CheckoutService
 from billing_service.convert import audit_to_proto, subscription_to_proto, timestamp
 from billing_service.entitlements import EntitlementService
 from billing_service.errors import BillingError
@@ -23,6 +24,7 @@ from billing_service.events.apply import Outcome
 from billing_service.events.service import EventService
 from billing_service.plan_changes import PlanChanges
 from billing_service.resync import ResyncService
+from billing_service.storage.checkout_requests import CheckoutParams
 from billing_service.storage.database import StorageUnavailable
 from billing_service.subscriptions import SubscriptionService
 from generated.billing.v1 import billing_pb2 as pb
@@ -97,6 +99,7 @@ class BillingServicer(pb_grpc.BillingServiceServicer):
         *,
         plan_changes: PlanChanges,
         resync: ResyncService,
+        checkout: CheckoutService,
     ) -> None:
         self._subscriptions = subscriptions
         self._events = events
@@ -104,20 +107,21 @@ class BillingServicer(pb_grpc.BillingServiceServicer):
         self._entitlements = entitlements
         self._plan_changes = plan_changes
         self._resync = resync
+        self._checkout = checkout
 
     @rpc_errors
     async def CreateCheckout(
         self, request: pb.CreateCheckoutRequest, context: Context
     ) -> pb.CreateCheckoutResponse:
         """See billing.proto."""
-        url, session_id = await self._subscriptions.create_checkout(
+        params = CheckoutParams(
             user_id=request.user_id,
             email=request.email,
             plan=request.plan,
             success_url=request.success_url,
             cancel_url=request.cancel_url,
-            request_id=request.request_id,
         )
+        url, session_id = await self._checkout.create(params, request.request_id)
         return pb.CreateCheckoutResponse(checkout_url=url, session_id=session_id)
 
     @rpc_errors
@@ -134,7 +138,12 @@ class BillingServicer(pb_grpc.BillingServiceServicer):
     ) -> pb.GetSubscriptionResponse:
         """See billing.proto."""
         view = await self._subscriptions.get(request.user_id)
-        return pb.GetSubscriptionResponse(subscription=subscription_to_proto(view))
+        return pb.GetSubscriptionResponse(
+            subscription=subscription_to_proto(view),
+            other_live_subscriptions=[
+                subscription_to_proto(other) for other in self._subscriptions.other_views(view)
+            ],
+        )
 
     @rpc_errors
     async def CancelSubscription(
@@ -142,7 +151,7 @@ class BillingServicer(pb_grpc.BillingServiceServicer):
     ) -> pb.CancelSubscriptionResponse:
         """See billing.proto."""
         view = await self._subscriptions.cancel(
-            request.user_id, request.at_period_end, caller_of(context)
+            request.user_id, request.at_period_end, caller_of(context), request.subscription_id
         )
         return pb.CancelSubscriptionResponse(subscription=subscription_to_proto(view))
 
@@ -151,7 +160,9 @@ class BillingServicer(pb_grpc.BillingServiceServicer):
         self, request: pb.ResumeSubscriptionRequest, context: Context
     ) -> pb.ResumeSubscriptionResponse:
         """See billing.proto."""
-        view = await self._subscriptions.resume(request.user_id, caller_of(context))
+        view = await self._subscriptions.resume(
+            request.user_id, caller_of(context), request.subscription_id
+        )
         return pb.ResumeSubscriptionResponse(subscription=subscription_to_proto(view))
 
     @rpc_errors
@@ -188,6 +199,7 @@ class BillingServicer(pb_grpc.BillingServiceServicer):
                 request.proration_date.seconds if request.HasField("proration_date") else None
             ),
             caller=caller_of(context),
+            subscription_id=request.subscription_id,
         )
         return pb.ChangePlanResponse(subscription=subscription_to_proto(view))
 
@@ -197,7 +209,10 @@ class BillingServicer(pb_grpc.BillingServiceServicer):
     ) -> pb.PreviewPlanChangeResponse:
         """See billing.proto and billing_service/plan_changes.py."""
         preview = await self._plan_changes.preview(
-            user_id=request.user_id, plan=request.plan, proration=request.proration
+            user_id=request.user_id,
+            plan=request.plan,
+            proration=request.proration,
+            subscription_id=request.subscription_id,
         )
         response = pb.PreviewPlanChangeResponse(
             amount_due=preview.amount_due, currency=preview.currency

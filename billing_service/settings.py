@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from billing_service import validation
+
 
 class SettingsError(ValueError):
     """A setting has a value the service cannot use."""
@@ -71,6 +73,12 @@ SETTINGS: tuple[SettingSpec, ...] = (
         "BILLING_TLS_CLIENT_CA_FILE", "", "CA bundle for client certificates; set: mTLS required"
     ),
     SettingSpec("BILLING_METRICS_ADDR", "", "host:port serving Prometheus /metrics; unset: off"),
+    SettingSpec(
+        "BILLING_REDIRECT_HOSTS",
+        "",
+        "comma-separated hosts (or *.domain) allowed in success_url, cancel_url and "
+        "return_url; unset: any host",
+    ),
     SettingSpec(
         "BILLING_EVENT_LOCK_WAIT_SECONDS",
         "10",
@@ -166,6 +174,7 @@ class Settings:
     tls_key_file: str = ""
     tls_client_ca_file: str = ""
     metrics_addr: str = ""
+    redirect_hosts: frozenset[str] = frozenset()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -204,6 +213,7 @@ class Settings:
             tls_key_file=text("BILLING_TLS_KEY_FILE"),
             tls_client_ca_file=text("BILLING_TLS_CLIENT_CA_FILE"),
             metrics_addr=text("BILLING_METRICS_ADDR"),
+            redirect_hosts=redirect_hosts(text("BILLING_REDIRECT_HOSTS")),
         )
 
     @property
@@ -215,6 +225,18 @@ class Settings:
 def comma_separated(raw: str) -> tuple[str, ...]:
     """The non-empty, stripped items of a comma-separated setting."""
     return tuple(item.strip() for item in raw.split(",") if item.strip())
+
+
+def redirect_hosts(raw: str) -> frozenset[str]:
+    """BILLING_REDIRECT_HOSTS as lowercase hosts or ``*.domain``; SettingsError names a bad one."""
+    hosts = frozenset(item.lower() for item in comma_separated(raw))
+    for host in hosts:
+        name = host[2:] if host.startswith("*.") else host
+        if not validation.is_host(name):
+            raise SettingsError(
+                f"BILLING_REDIRECT_HOSTS entry {host!r} is not a host name (or *.domain)"
+            )
+    return hosts
 
 
 def settings_help(specs: tuple[SettingSpec, ...] = SETTINGS) -> str:

@@ -54,7 +54,9 @@ def translate_error(exc: stripe.StripeError) -> BillingError:
         # Stripe's message quotes part of the key: never pass it on.
         return Internal("Stripe rejected the service's API key (check STRIPE_SECRET_KEY)")
     if isinstance(exc, stripe.IdempotencyError):
-        return FailedPrecondition("request_id was already used with different parameters")
+        return FailedPrecondition(
+            "Stripe refused a repeated idempotency key with different parameters"
+        )
     if isinstance(exc, stripe.InvalidRequestError):
         message = exc.user_message or "Stripe rejected the request"
         if exc.code == "resource_missing":
@@ -121,7 +123,9 @@ class StripeApi:
         params: dict[str, Any] = {"metadata": {"user_id": user_id}}
         if email:
             params["email"] = email
-        key = idempotency_key("customer", user_id, request_id)
+        # The email is part of the key: a retry with another email must not hit
+        # Stripe's "same key, different parameters" error.
+        key = idempotency_key("customer", user_id, email, request_id)
         return await self._call(
             "customers.create",
             self._client.v1.customers.create_async(params, {"idempotency_key": key}),  # type: ignore[arg-type]
@@ -132,6 +136,28 @@ class StripeApi:
         return await self._call(
             "checkout.sessions.create",
             self._client.v1.checkout.sessions.create_async(params, {"idempotency_key": key}),  # type: ignore[arg-type]
+        )
+
+    async def list_open_checkout_sessions(self, customer_id: str) -> list[dict[str, Any]]:
+        """Every open Checkout session of ``customer_id``, newest first."""
+        params: dict[str, Any] = {"customer": customer_id, "status": "open", "limit": 100}
+        found: list[dict[str, Any]] = []
+        while True:
+            page = await self._call(
+                "checkout.sessions.list",
+                self._client.v1.checkout.sessions.list_async(params),  # type: ignore[arg-type]
+            )
+            data = [as_dict(session) for session in page.get("data") or []]
+            found.extend(data)
+            if not page.get("has_more") or not data:
+                return found
+            params["starting_after"] = data[-1]["id"]
+
+    async def expire_checkout_session(self, session_id: str) -> dict[str, Any]:
+        """Expire an open Checkout session: it can no longer be paid."""
+        return await self._call(
+            "checkout.sessions.expire",
+            self._client.v1.checkout.sessions.expire_async(session_id),
         )
 
     async def retrieve_checkout_session(self, session_id: str) -> dict[str, Any]:
@@ -171,11 +197,14 @@ class StripeApi:
             ),
         )
 
-    async def cancel_subscription(self, subscription_id: str) -> dict[str, Any]:
-        """Cancel a subscription now."""
+    async def cancel_subscription(
+        self, subscription_id: str, *, prorate: bool = False
+    ) -> dict[str, Any]:
+        """Cancel a subscription now; ``prorate`` credits the unused time and invoices it now."""
+        params: dict[str, Any] = {"prorate": True, "invoice_now": True} if prorate else {}
         return await self._call(
             "subscriptions.cancel",
-            self._client.v1.subscriptions.cancel_async(subscription_id),
+            self._client.v1.subscriptions.cancel_async(subscription_id, params),  # type: ignore[arg-type]
         )
 
     async def resume_subscription(self, subscription_id: str) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Subscription RPCs: Checkout, Portal, Get, Cancel and Resume.
+"""Subscription RPCs: Portal, Get, Cancel and Resume (Checkout is ``checkout.py``).
 
 Each operation validates its input first, then talks to Stripe, then stores
 what Stripe answered together with an audit record in one transaction.
@@ -6,22 +6,20 @@ what Stripe answered together with an audit record in one transaction.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
 
 from billing_service import audit, validation
-from billing_service.errors import FailedPrecondition, InvalidArgument, NotFound
-from billing_service.lifecycle import LIVE_PAID, TERMINAL, Grant, Status, grant
-from billing_service.plans import FREE_TIER, Catalog
+from billing_service.best_subscription import choose, is_live
+from billing_service.best_subscription import evaluate as evaluate
+from billing_service.errors import FailedPrecondition, NotFound
+from billing_service.lifecycle import TERMINAL, Grant, Status
+from billing_service.plans import Catalog
 from billing_service.storage import repository
 from billing_service.storage.database import Database
 from billing_service.storage.models import Subscription, utcnow
-from billing_service.stripe_api import StripeApi, idempotency_key
+from billing_service.stripe_api import StripeApi
 from billing_service.stripe_shapes import SubscriptionSnapshot, subscription_snapshot
 
 log = logging.getLogger(__name__)
@@ -37,26 +35,13 @@ class SubscriptionView:
     row: Subscription | None
     stripe_customer_id: str
     grant: Grant
+    # The user's other live subscriptions (a duplicate), best first; normally empty.
+    others: tuple[Subscription, ...] = ()
 
     @property
     def status(self) -> Status:
         """The stored status, NONE without a subscription."""
         return Status(self.row.status) if self.row else Status.NONE
-
-
-def evaluate(row: Subscription | None, catalog: Catalog, now: datetime) -> Grant:
-    """The grant of a stored subscription row (free without one)."""
-    if row is None:
-        return Grant(FREE_TIER, None)
-    plan = row.plan if row.plan in catalog.plans else ""
-    return grant(
-        Status(row.status),
-        plan,
-        row.current_period_end,
-        row.cancel_at_period_end,
-        now,
-        catalog.access,
-    )
 
 
 class SubscriptionService:
@@ -68,113 +53,101 @@ class SubscriptionService:
         stripe_api: StripeApi,
         catalog: Catalog,
         on_user_changed: UserChanged | None = None,
+        *,
+        redirect_hosts: frozenset[str] = frozenset(),
     ) -> None:
         self._db = db
         self._stripe = stripe_api
         self._catalog = catalog
         self._on_user_changed = on_user_changed
-        self._user_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = (
-            weakref.WeakValueDictionary()
-        )
-
-    def _lock(self, user_id: str) -> asyncio.Lock:
-        lock = self._user_locks.get(user_id)
-        if lock is None:
-            lock = asyncio.Lock()
-            self._user_locks[user_id] = lock
-        return lock
+        self._redirect_hosts = redirect_hosts
 
     def _view(self, user_id: str) -> SubscriptionView:
-        row = repository.current_subscription(user_id)
+        choice = choose(repository.relevant_subscriptions(user_id), self._catalog, utcnow())
+        row = choice.best
         customer = repository.customer_for_user(user_id)
         customer_id = (
             row.stripe_customer_id if row else (customer.stripe_customer_id if customer else "")
         )
-        return SubscriptionView(user_id, row, customer_id, evaluate(row, self._catalog, utcnow()))
+        return SubscriptionView(user_id, row, customer_id, choice.grant, choice.others)
 
     async def get(self, user_id: str) -> SubscriptionView:
         """The user's current subscription; status NONE and tier free when there is none."""
         validation.user_id(user_id)
         return await self._db.run(self._view, user_id)
 
-    async def create_checkout(
-        self,
-        *,
-        user_id: str,
-        email: str,
-        plan: str,
-        success_url: str,
-        cancel_url: str,
-        request_id: str,
-    ) -> tuple[str, str]:
-        """A Checkout session for ``plan``; returns (checkout_url, session_id)."""
-        validation.user_id(user_id)
-        validation.email(email)
-        if not plan:
-            raise InvalidArgument("plan", "is required")
-        if plan not in self._catalog.plans:
-            known = ", ".join(sorted(self._catalog.plans))
-            raise InvalidArgument("plan", f"unknown plan {plan!r} (known: {known})")
-        validation.url(success_url, "success_url")
-        validation.url(cancel_url, "cancel_url")
-        validation.request_id(request_id)
-        price_id = self._catalog.plans[plan].price_id
-
-        async with self._lock(user_id):
-            view = await self._db.run(self._view, user_id)
-            if view.row is not None and view.status in LIVE_PAID:
-                raise FailedPrecondition(
-                    f"user already has a {view.status.value} subscription; "
-                    "change plans through the customer portal"
-                )
-            customer_id = view.stripe_customer_id or await self._create_customer(
-                user_id, email, request_id
+    def other_views(self, view: SubscriptionView) -> list[SubscriptionView]:
+        """A view of each of ``view``'s other live subscriptions, best first."""
+        now = utcnow()
+        return [
+            SubscriptionView(
+                view.user_id, row, str(row.stripe_customer_id), evaluate(row, self._catalog, now)
             )
-        params: dict[str, Any] = {
-            "mode": "subscription",
-            "customer": customer_id,
-            "line_items": [{"price": price_id, "quantity": 1}],
-            "client_reference_id": user_id,
-            "metadata": {"user_id": user_id, "plan": plan},
-            "subscription_data": {"metadata": {"user_id": user_id, "plan": plan}},
-            "allow_promotion_codes": True,
-            "billing_address_collection": "required",
-            "success_url": success_url,
-            "cancel_url": cancel_url,
-        }
-        key = idempotency_key("checkout", user_id, plan, request_id)
-        session = await self._stripe.create_checkout_session(params, key)
-        return str(session.get("url") or ""), str(session["id"])
-
-    async def _create_customer(self, user_id: str, email: str, request_id: str) -> str:
-        customer = await self._stripe.create_customer(user_id, email, request_id)
-        linked = await self._db.run(repository.link_customer, user_id, customer["id"], email)
-        if linked.stripe_customer_id != customer["id"]:
-            log.warning("user already linked to another Stripe customer; using the first link")
-        return str(linked.stripe_customer_id)
+            for row in view.others
+        ]
 
     async def create_portal(self, user_id: str, return_url: str) -> str:
         """A Customer Portal URL for the user's Stripe customer."""
         validation.user_id(user_id)
-        validation.url(return_url, "return_url")
+        validation.url(return_url, "return_url", self._redirect_hosts)
         view = await self._db.run(self._view, user_id)
         if not view.stripe_customer_id:
             raise NotFound(f"user {user_id!r} has no Stripe customer")
         session = await self._stripe.create_portal_session(view.stripe_customer_id, return_url)
         return str(session["url"])
 
-    async def _live_row(self, user_id: str) -> SubscriptionView:
+    def _view_of(self, user_id: str, subscription_id: str) -> SubscriptionView | None:
+        """The view of one of the user's subscriptions (others: the user's other live ones)."""
+        row = repository.subscription_by_stripe_id(subscription_id)
+        if row is None or row.user_id != user_id:
+            return None
+        choice = choose(repository.relevant_subscriptions(user_id), self._catalog, utcnow())
+        others = tuple(o for o in (choice.best, *choice.others) if o is not None and o.id != row.id)
+        return SubscriptionView(
+            user_id,
+            row,
+            str(row.stripe_customer_id),
+            evaluate(row, self._catalog, utcnow()),
+            tuple(o for o in others if is_live(o)),
+        )
+
+    async def target(self, user_id: str, subscription_id: str) -> SubscriptionView:
+        """The subscription a Cancel/Resume/ChangePlan call acts on.
+
+        ``subscription_id`` names one of the user's subscriptions; empty means the
+        user's only live one, and is refused (naming every live id) when there are
+        several, so a duplicate is never acted on by guess.
+        """
+        validation.user_id(user_id)
+        if subscription_id:
+            validation.subscription_id(subscription_id)
+            found = await self._db.run(self._view_of, user_id, subscription_id)
+            if found is None:
+                raise NotFound(f"user {user_id!r} has no subscription {subscription_id!r}")
+            return found
         view = await self._db.run(self._view, user_id)
+        if view.others:
+            live = [row for row in (view.row, *view.others) if row is not None and is_live(row)]
+            ids = ", ".join(str(row.stripe_subscription_id) for row in live)
+            raise FailedPrecondition(
+                f"user {user_id!r} has {len(live)} live subscriptions ({ids}); "
+                "name one in subscription_id"
+            )
+        return view
+
+    async def _live_row(self, user_id: str, subscription_id: str) -> SubscriptionView:
+        view = await self.target(user_id, subscription_id)
         if view.row is None:
             raise NotFound(f"user {user_id!r} has no subscription")
         if view.status in TERMINAL:
             raise FailedPrecondition(f"subscription is already {view.status.value}")
         return view
 
-    async def cancel(self, user_id: str, at_period_end: bool, caller: str) -> SubscriptionView:
+    async def cancel(
+        self, user_id: str, at_period_end: bool, caller: str, subscription_id: str = ""
+    ) -> SubscriptionView:
         """Cancel now or at period end; stores Stripe's answer with an audit record."""
-        validation.user_id(user_id)
-        view = await self._live_row(user_id)
+        view = await self._live_row(user_id, subscription_id)
         assert view.row is not None
         sub_id = view.row.stripe_subscription_id
         if at_period_end:
@@ -187,10 +160,11 @@ class SubscriptionService:
             view, subscription_snapshot(answer), caller, "CancelSubscription"
         )
 
-    async def resume(self, user_id: str, caller: str) -> SubscriptionView:
+    async def resume(
+        self, user_id: str, caller: str, subscription_id: str = ""
+    ) -> SubscriptionView:
         """Undo a cancel at period end (or resume a paused subscription)."""
-        validation.user_id(user_id)
-        view = await self._live_row(user_id)
+        view = await self._live_row(user_id, subscription_id)
         assert view.row is not None
         sub_id = view.row.stripe_subscription_id
         if view.status is Status.PAUSED:
@@ -218,7 +192,8 @@ class SubscriptionService:
         def write() -> SubscriptionView:
             with self._db.transaction():
                 repository.upsert_subscription(snapshot, before.user_id, plan)
-                after = self._view(before.user_id)
+                after = self._view_of(before.user_id, snapshot.id)
+                assert after is not None
                 audit.append(
                     user_id=before.user_id,
                     stripe_subscription_id=snapshot.id,

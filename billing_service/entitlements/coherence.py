@@ -225,7 +225,8 @@ class RedisCoherence:
         return f"{self._prefix}gen:{user_id}"
 
     def _l2_key(self, user_id: str) -> str:
-        return f"{self._prefix}val:{user_id}"
+        # val2: records hold every row that can answer (several with a duplicate).
+        return f"{self._prefix}val2:{user_id}"
 
     async def l2_get(self, users: Sequence[str]) -> tuple[L2Tag, dict[str, str]] | None:
         """Current tags of ``users`` and the L2 records valid under them (None: Redis down)."""

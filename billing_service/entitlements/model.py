@@ -1,27 +1,28 @@
 """What a user is entitled to, derived from the one access policy, and the answers built from it.
 
 Everything here is pure: no I/O, no clock reads (``now`` is passed in).
-``Entry`` is what the in-process cache holds per user: the subscription row
-the answer came from, the Grant computed from it by ``subscriptions.evaluate``
-and the responses prebuilt for the hot path. An entry is valid until
-``expires_at`` (the Grant's ``access_until``): after it the same row is
-evaluated again, so a cancel-at-period-end user drops to free with no event.
+``Entry`` is what the in-process cache holds per user: the user's rows that
+can answer (``best_subscription.relevant``: normally one), the best of them
+and its Grant (``best_subscription.choose``) and the responses prebuilt for
+the hot path. An entry is valid until ``expires_at`` (the earliest
+``access_until`` among those rows): after it the same rows are evaluated
+again, so a cancel-at-period-end user drops to free (or to their other live
+subscription) with no event.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
+from billing_service.best_subscription import choose, relevant
 from billing_service.convert import STATUS_TO_PROTO, timestamp
-from billing_service.lifecycle import TERMINAL, Grant, Status
+from billing_service.lifecycle import Status
 from billing_service.plans import Catalog
 from billing_service.storage.models import Subscription
-from billing_service.subscriptions import evaluate
 from generated.billing.v1 import billing_pb2 as pb
 
-_TERMINAL_VALUES = frozenset(s.value for s in TERMINAL)
 _EPOCH = datetime(1970, 1, 1)
 _US = timedelta(microseconds=1)
 
@@ -72,16 +73,31 @@ def epoch_seconds(value: datetime | None) -> float:
 class Entry:
     """One user's cached entitlements; immutable once built."""
 
-    __slots__ = ("_full", "checks", "expires_at", "grant", "row", "status", "user_id")
+    __slots__ = (
+        "_full",
+        "checks",
+        "expires_at",
+        "grant",
+        "others",
+        "row",
+        "rows",
+        "status",
+        "user_id",
+    )
 
-    def __init__(self, user_id: str, row: Subscription | None, grant: Grant, book: ResponseBook):
+    def __init__(
+        self, user_id: str, rows: tuple[Subscription, ...], book: ResponseBook, now: datetime
+    ):
+        choice = choose(rows, book.catalog, now)
         self.user_id = user_id
-        self.row = row
-        self.grant = grant
-        self.status = Status(row.status) if row is not None else Status.NONE
-        self.expires_at = epoch_seconds(grant.access_until)
+        self.rows = rows
+        self.row = choice.best
+        self.grant = choice.grant
+        self.others = tuple(str(o.stripe_subscription_id) for o in choice.others)
+        self.status = Status(self.row.status) if self.row is not None else Status.NONE
+        self.expires_at = epoch_seconds(choice.valid_until)
         self.checks: Mapping[str, pb.CheckEntitlementResponse] = book.by_tier.get(
-            grant.tier, book.by_tier[book.catalog.free.name]
+            self.grant.tier, book.by_tier[book.catalog.free.name]
         )
         self._full: pb.GetEntitlementsResponse | None = None
 
@@ -100,6 +116,8 @@ class Entry:
                 status=STATUS_TO_PROTO[self.status],
                 features=sorted(plan.features),
                 monthly_limit=plan.monthly_limit,
+                stripe_subscription_id=str(self.row.stripe_subscription_id) if self.row else "",
+                other_live_subscription_ids=self.others,
             )
             until = timestamp(self.grant.access_until)
             if until is not None:
@@ -108,58 +126,65 @@ class Entry:
         return self._full
 
     def same_answer(self, other: Entry) -> bool:
-        """True when both entries give the same answers (tier, status, access_until)."""
-        return (self.grant, self.status) == (other.grant, other.status)
+        """True when both entries give the same answers (tier, status, access_until, others)."""
+        return (self.grant, self.status, self.others) == (other.grant, other.status, other.others)
 
 
-def build_entry(user_id: str, row: Subscription | None, book: ResponseBook, now: datetime) -> Entry:
-    """The entry for ``row`` (None: no subscription) at ``now`` (naive UTC)."""
-    return Entry(user_id, row, evaluate(row, book.catalog, now), book)
+def build_entry(
+    user_id: str,
+    rows: Sequence[Subscription] | Subscription | None,
+    book: ResponseBook,
+    now: datetime,
+) -> Entry:
+    """The entry for the user's ``rows`` (one row; None: no subscription) at ``now`` (naive UTC)."""
+    if rows is None:
+        rows = ()
+    elif isinstance(rows, Subscription):
+        rows = (rows,)
+    return Entry(user_id, tuple(rows), book, now)
 
 
-def is_current_over(candidate: Subscription, best: Subscription) -> bool:
-    """True when ``candidate`` matters more than ``best`` (repository.current_subscription order).
-
-    A live subscription beats an ended one; among equals the newest by
-    (stripe_created, id) wins.
-    """
-    cand_live = candidate.status not in _TERMINAL_VALUES
-    best_live = best.status not in _TERMINAL_VALUES
-    if cand_live != best_live:
-        return cand_live
-    return (candidate.stripe_created, candidate.id) > (best.stripe_created, best.id)
-
-
-def pick_current(rows: Iterable[Subscription]) -> dict[str, Subscription]:
-    """Per user, the subscription that matters now, as ``repository.current_subscription``."""
-    best: dict[str, Subscription] = {}
+def pick_current(rows: Iterable[Subscription]) -> dict[str, list[Subscription]]:
+    """Per user, the rows that can answer for them (``best_subscription.relevant``)."""
+    by_user: dict[str, list[Subscription]] = {}
     for row in rows:
-        held = best.get(row.user_id)
-        if held is None or is_current_over(row, held):
-            best[row.user_id] = row
-    return best
+        by_user.setdefault(str(row.user_id), []).append(row)
+    return {user: relevant(user_rows) for user, user_rows in by_user.items()}
 
 
-# Fields an L2 (Redis) record keeps: exactly what ``evaluate`` and the answers read.
-def encode_row(row: Subscription | None) -> str:
+# Fields an L2 (Redis) record keeps: exactly what ``choose`` and the answers read.
+def encode_rows(rows: Sequence[Subscription]) -> str:
     """A compact text form of the fields the answer depends on ("-" without a row)."""
-    if row is None:
+    if not rows:
         return "-"
+    return ";".join(_encode(row) for row in rows)
+
+
+def _encode(row: Subscription) -> str:
     end = "" if row.current_period_end is None else str((row.current_period_end - _EPOCH) // _US)
-    return f"{row.status}|{int(bool(row.cancel_at_period_end))}|{end}|{row.plan}"
-
-
-def decode_row(user_id: str, text: str) -> Subscription | None:
-    """The (unsaved) row ``encode_row`` wrote; ValueError when malformed."""
-    if text == "-":
-        return None
-    status, cancel, end, plan = text.split("|", 3)
-    Status(status)
-    period_end = _EPOCH + int(end) * _US if end else None
-    return Subscription(
-        user_id=user_id,
-        status=status,
-        plan=plan,
-        current_period_end=period_end,
-        cancel_at_period_end=cancel == "1",
+    return (
+        f"{row.status}|{int(bool(row.cancel_at_period_end))}|{end}|{row.plan}|"
+        f"{int(row.stripe_created or 0)}|{row.stripe_subscription_id}"
     )
+
+
+def decode_rows(user_id: str, text: str) -> list[Subscription]:
+    """The (unsaved) rows ``encode_rows`` wrote; ValueError when malformed."""
+    if text == "-":
+        return []
+    rows = []
+    for part in text.split(";"):
+        status, cancel, end, plan, created, sub_id = part.split("|", 5)
+        Status(status)
+        rows.append(
+            Subscription(
+                user_id=user_id,
+                status=status,
+                plan=plan,
+                current_period_end=_EPOCH + int(end) * _US if end else None,
+                cancel_at_period_end=cancel == "1",
+                stripe_created=int(created),
+                stripe_subscription_id=sub_id,
+            )
+        )
+    return rows

@@ -40,8 +40,8 @@ from billing_service.entitlements.model import (
     Entry,
     ResponseBook,
     build_entry,
-    decode_row,
-    encode_row,
+    decode_rows,
+    encode_rows,
     pick_current,
 )
 from billing_service.entitlements.watch import DEFAULT_MAX_PENDING, WatchHub
@@ -65,8 +65,8 @@ WARM_PAGE = 5000
 WARM_RETRY_SECONDS = 1.0
 
 
-def load_current(user_ids: Sequence[str]) -> dict[str, Subscription]:
-    """The current subscription row of each user that has one (needs a connection)."""
+def load_current(user_ids: Sequence[str]) -> dict[str, list[Subscription]]:
+    """The rows that can answer for each user that has one (needs a connection)."""
     rows = Subscription.select().where(Subscription.user_id.in_(list(user_ids)))
     return pick_current(rows)
 
@@ -278,8 +278,8 @@ class EntitlementService:
             if time.time() < entry.expires_at:
                 CACHE_HITS.inc()
                 return entry
-            # Past access_until: the same row, evaluated again, gives the answer now.
-            entry = build_entry(user_id, entry.row, self.book, utcnow())
+            # Past access_until: the same rows, evaluated again, give the answer now.
+            entry = build_entry(user_id, entry.rows, self.book, utcnow())
             self._store(user_id, entry)
             return entry
         if self._known_free(user_id):
@@ -294,7 +294,7 @@ class EntitlementService:
             self._enqueue(user_id, fill)
         entry = await asyncio.shield(fill.future)
         if time.time() >= entry.expires_at:
-            entry = build_entry(user_id, entry.row, self.book, utcnow())
+            entry = build_entry(user_id, entry.rows, self.book, utcnow())
         return entry
 
     def _store(self, user_id: str, entry: Entry) -> None:
@@ -417,8 +417,8 @@ class EntitlementService:
 
     async def _fetch(
         self, users: list[str]
-    ) -> tuple[dict[str, Subscription | None], dict[str, str], L2Tag | None]:
-        rows: dict[str, Subscription | None] = {}
+    ) -> tuple[dict[str, list[Subscription]], dict[str, str], L2Tag | None]:
+        rows: dict[str, list[Subscription]] = {}
         tag: L2Tag | None = None
         missing = users
         if self.coherence is not None:
@@ -427,7 +427,7 @@ class EntitlementService:
                 tag, records = found
                 for user, body in records.items():
                     try:
-                        rows[user] = decode_row(user, body)
+                        rows[user] = decode_rows(user, body)
                     except ValueError:
                         continue
                 L2_HITS.inc(len(rows))
@@ -437,9 +437,9 @@ class EntitlementService:
             loaded = await self._reader.run(load_current, missing)
             DB_LOADS.inc(len(missing))
             for user in missing:
-                row = loaded.get(user)
-                rows[user] = row
-                l2_writes[user] = encode_row(row)
+                user_rows = loaded.get(user, [])
+                rows[user] = user_rows
+                l2_writes[user] = encode_rows(user_rows)
         return rows, l2_writes, tag
 
     # -- watch ---------------------------------------------------------------------------

@@ -12,7 +12,7 @@ finished event answers DUPLICATE; only a failed transaction leaves no trace.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
 import peewee
@@ -53,6 +53,8 @@ class ApplyResult:
     subscription_id: str = ""
     # True when stored subscription state was written (listeners must hear of it).
     changed: bool = False
+    # The user's other live subscriptions when this event made a second one live.
+    duplicates: tuple[str, ...] = ()
 
 
 class NeedsAuthorityError(Exception):
@@ -196,4 +198,4 @@ def _transition(
     )
     if not written.applied:
         return _with(base, Outcome.IGNORED, written.reason)
-    return _with(base, Outcome.APPLIED, "", changed=True)
+    return replace(_with(base, Outcome.APPLIED, "", changed=True), duplicates=written.duplicates)

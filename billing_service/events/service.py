@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 
 from billing_service import metrics
@@ -32,6 +33,9 @@ from billing_service.storage import repository
 from billing_service.storage.database import Database
 from billing_service.storage.models import utcnow
 from billing_service.subscriptions import SubscriptionView, UserChanged, evaluate
+
+# (user_id, subscription that became live, the user's other live ones), after the commit.
+DuplicateFound = Callable[[str, str, tuple[str, ...]], Awaitable[None]]
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +60,7 @@ class EventService:
         *,
         lock_wait: float = 10.0,
         on_user_changed: UserChanged | None = None,
+        on_duplicate: DuplicateFound | None = None,
     ) -> None:
         self._db = db
         self._catalog = catalog
@@ -63,6 +68,7 @@ class EventService:
         self._guard = guard
         self._lock_wait = lock_wait
         self._on_user_changed = on_user_changed
+        self._on_duplicate = on_duplicate
 
     async def apply(self, payload: bytes) -> EventAnswer:
         """Apply one event from its raw payload; see billing.proto ApplyStripeEvent."""
@@ -102,6 +108,9 @@ class EventService:
         await self._guard.mark_seen(event.id)
         if result.changed and self._on_user_changed is not None:
             await self._on_user_changed(result.user_id)
+        if result.duplicates and self._on_duplicate is not None:
+            # Committed and unlocked: the policy's Stripe call holds nothing.
+            await self._on_duplicate(result.user_id, result.subscription_id, result.duplicates)
         return result
 
     async def _apply_locked(self, event: StripeEvent) -> ApplyResult:

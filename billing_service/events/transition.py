@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from billing_service import audit
-from billing_service.lifecycle import Status, transition_allowed
+from billing_service import audit, duplicates
+from billing_service.lifecycle import LIVE, Status, transition_allowed
 from billing_service.plans import Catalog
 from billing_service.storage import repository
 from billing_service.storage.models import Subscription, utcnow
@@ -34,6 +34,8 @@ class Written:
 
     applied: bool
     reason: str = ""
+    # Ids of the user's other live subscriptions when this write made a second one live.
+    duplicates: tuple[str, ...] = ()
 
 
 def write_transition(
@@ -76,6 +78,7 @@ def write_transition(
         event_id=ordering.event_id,
         state_digest=ordering.state_digest,
     )
+    tier_after = evaluate(stored, catalog, now).tier
     audit.append(
         user_id=user_id,
         stripe_subscription_id=snapshot.id,
@@ -83,7 +86,21 @@ def write_transition(
         status_before=before.value,
         status_after=after.value,
         tier_before=tier_before,
-        tier_after=evaluate(stored, catalog, now).tier,
+        tier_after=tier_after,
         detail=detail,
     )
-    return Written(True)
+    if after not in LIVE or before in LIVE:
+        return Written(True)
+    others = duplicates.other_live(user_id, snapshot.id)
+    if others:
+        audit.append(
+            user_id=user_id,
+            stripe_subscription_id=snapshot.id,
+            cause=cause,
+            status_before=after.value,
+            status_after=after.value,
+            tier_before=tier_after,
+            tier_after=tier_after,
+            detail=duplicates.audit_detail(snapshot.id, others),
+        )
+    return Written(True, duplicates=others)

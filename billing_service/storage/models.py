@@ -84,6 +84,22 @@ class ProcessedEvent(BaseModel):
     processed_at = DateTimeField(default=utcnow)
 
 
+class CheckoutRequest(BaseModel):
+    """What a CreateCheckout request_id was used for, and the session it created."""
+
+    id = AutoField()
+    request_id = CharField(max_length=255, unique=True)
+    user_id = CharField(max_length=255, index=True)
+    email = CharField(max_length=320, default="")
+    plan = CharField(max_length=64)
+    success_url = TextField()
+    cancel_url = TextField()
+    # Empty until Stripe answered; a retry with the same parameters then creates it.
+    session_id = CharField(max_length=255, default="")
+    checkout_url = TextField(default="")
+    created_at = DateTimeField(default=utcnow)
+
+
 class AuditRecord(BaseModel):
     """One change to a subscription and its cause; records are hash-chained."""
 
@@ -116,6 +132,7 @@ ALL_MODELS: tuple[type[BaseModel], ...] = (
     Customer,
     Subscription,
     ProcessedEvent,
+    CheckoutRequest,
     AuditRecord,
     AuditChainHead,
 )

@@ -10,11 +10,12 @@ import contextlib
 
 from peewee import IntegrityError
 
-from billing_service.lifecycle import TERMINAL, Status
+from billing_service.best_subscription import relevant
+from billing_service.lifecycle import LIVE, Status
 from billing_service.storage.models import Customer, Subscription, utcnow
 from billing_service.stripe_shapes import SubscriptionSnapshot
 
-_TERMINAL_VALUES = [s.value for s in TERMINAL]
+_LIVE_VALUES = [s.value for s in LIVE]
 
 
 def customer_for_user(user_id: str) -> Customer | None:
@@ -44,19 +45,21 @@ def link_customer(user_id: str, stripe_customer_id: str, email: str = "") -> Cus
     return found
 
 
-def current_subscription(user_id: str) -> Subscription | None:
-    """The user's subscription that matters now: the newest live one, else the newest."""
-    newest_first = (Subscription.stripe_created.desc(), Subscription.id.desc())
-    live = (
-        Subscription.select()
-        .where(Subscription.user_id == user_id, Subscription.status.not_in(_TERMINAL_VALUES))
-        .order_by(*newest_first)
-        .first()
-    )
-    if live is not None:
-        return live
-    return (
-        Subscription.select().where(Subscription.user_id == user_id).order_by(*newest_first).first()
+def relevant_subscriptions(user_id: str) -> list[Subscription]:
+    """The user's rows that can answer for them (``best_subscription.relevant``).
+
+    Every unended subscription, else the newest ended one; chosen in Python
+    so the database's collation never makes it differ from the cache's choice.
+    """
+    return relevant(Subscription.select().where(Subscription.user_id == user_id))
+
+
+def live_subscriptions(user_id: str) -> list[Subscription]:
+    """The user's live rows (trialing, active, past_due, unpaid, paused)."""
+    return list(
+        Subscription.select().where(
+            Subscription.user_id == user_id, Subscription.status.in_(_LIVE_VALUES)
+        )
     )
 
 

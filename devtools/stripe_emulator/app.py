@@ -187,6 +187,11 @@ def _routes() -> list[web.RouteDef]:
         web.get("/v1/prices/{id}", api(_get("prices"))),
         web.post("/v1/checkout/sessions", api(lambda m, p, _: e.create_checkout_session(m, p))),
         web.get("/v1/checkout/sessions/{id}", api(_get("checkout_sessions"))),
+        web.get("/v1/checkout/sessions", api(lambda m, p, _: e.list_checkout_sessions(m, p))),
+        web.post(
+            "/v1/checkout/sessions/{id}/expire",
+            api(lambda m, p, r: e.expire_checkout_session(m, r["id"], p)),
+        ),
         web.post("/v1/billing_portal/sessions", api(lambda m, p, _: e.create_portal_session(m, p))),
         web.post("/v1/subscriptions", api(lambda m, p, _: e.create_subscription(m, p))),
         web.get("/v1/subscriptions", api(lambda m, p, _: e.list_subscriptions(m, p))),

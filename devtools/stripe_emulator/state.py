@@ -417,6 +417,36 @@ class Emulator:
         )
         return session
 
+    def list_checkout_sessions(self, params: dict[str, Any]) -> JSON:
+        """GET /v1/checkout/sessions, filtered by ``customer``, ``status`` and ``subscription``."""
+        status = params.get("status")
+        if status and status not in ("open", "complete", "expired"):
+            raise StripeError.invalid(
+                "Invalid status: must be one of open, complete or expired", param="status"
+            )
+        wanted = {key: params.get(key) for key in ("customer", "status", "subscription")}
+        rows = [
+            session
+            for session in reversed(self.store.checkout_sessions.values())
+            if all(not value or session.get(key) == value for key, value in wanted.items())
+            and matches_created(session, params.get("created"))
+        ]
+        return paginate(rows, params, "/v1/checkout/sessions")
+
+    def expire_checkout_session(self, session_id: str, params: dict[str, Any]) -> JSON:
+        """POST /v1/checkout/sessions/{id}/expire: an open session can no longer be paid."""
+        _allow(params, set())
+        session = self.store.get("checkout_sessions", session_id)
+        if session["status"] != "open":
+            raise StripeError.invalid(
+                f'Only Checkout Sessions with a status in ["open"] can be expired. '
+                f"Session {session_id} has a status of {session['status']}.",
+                param="session",
+            )
+        session.update(status="expired", url=None)
+        self.emit("checkout.session.expired", session)
+        return session
+
     def complete_checkout(
         self, session_id: str, payment: str | None = None, email: str | None = None
     ) -> JSON:

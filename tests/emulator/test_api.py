@@ -295,3 +295,41 @@ async def test_event_list_pagination_and_filters(client: Any) -> None:
     assert {c.id for c in made} <= {e.data.object.id for e in filtered.data}
     one = await client.v1.events.retrieve_async(page.data[0].id)
     assert one.id == page.data[0].id and one.type == "customer.created"
+
+
+async def test_checkout_sessions_list_by_customer_and_status_and_expire(
+    client: Any, emulator: EmulatorProcess
+) -> None:
+    since = emulator.health()["now"]
+    customer = await client.v1.customers.create_async({"email": "two@example.com"})
+    params = {
+        "mode": "subscription",
+        "customer": customer.id,
+        "line_items": [{"price": PRO, "quantity": 1}],
+        "success_url": "https://app.example.com/ok",
+    }
+    older = await client.v1.checkout.sessions.create_async(params)
+    newer = await client.v1.checkout.sessions.create_async(params)
+    listed = await client.v1.checkout.sessions.list_async(
+        {"customer": customer.id, "status": "open"}
+    )
+    assert [s.id for s in listed.data] == [newer.id, older.id]
+
+    expired = await client.v1.checkout.sessions.expire_async(older.id)
+    assert (expired.status, expired.url) == ("expired", None)
+    still_open = await client.v1.checkout.sessions.list_async(
+        {"customer": customer.id, "status": "open"}
+    )
+    assert [s.id for s in still_open.data] == [newer.id]
+    every = await client.v1.checkout.sessions.list_async({"customer": customer.id})
+    assert {s.id for s in every.data} == {older.id, newer.id}
+    types = [e.type for e in await related_events(client, since, {older.id})]
+    assert types == ["checkout.session.expired"]
+
+    with pytest.raises(stripe.InvalidRequestError, match="can be expired"):
+        await client.v1.checkout.sessions.expire_async(older.id)
+    with pytest.raises(stripe.InvalidRequestError) as bad:
+        await client.v1.checkout.sessions.list_async({"status": "paid"})
+    assert bad.value.param == "status"
+    with pytest.raises(Exception, match="not open"):
+        emulator.complete_checkout(older.id)

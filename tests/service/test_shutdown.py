@@ -34,6 +34,9 @@ class SlowStripe:
             {"id": "cs_test_slow", "object": "checkout.session", "url": "https://pay.example/cs"}
         )
 
+    async def open_sessions(self, request: web.Request) -> web.Response:
+        return web.json_response({"object": "list", "data": [], "has_more": False})
+
 
 @pytest.fixture
 async def slow_stripe() -> AsyncIterator[tuple[SlowStripe, str]]:
@@ -41,6 +44,7 @@ async def slow_stripe() -> AsyncIterator[tuple[SlowStripe, str]]:
     app = web.Application()
     app.router.add_post("/v1/customers", fake.customers)
     app.router.add_post("/v1/checkout/sessions", fake.sessions)
+    app.router.add_get("/v1/checkout/sessions", fake.open_sessions)
     runner = web.AppRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)

@@ -69,3 +69,23 @@ def test_bad_catalog_fails_at_start_naming_the_entry(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "plans.pro.price_id" in result.stderr
+
+
+def test_redirect_hosts_are_lowercased_and_a_bad_entry_fails_at_start(tmp_path: Path) -> None:
+    settings = Settings.from_env({"BILLING_REDIRECT_HOSTS": "App.Example.com, *.example.org,"})
+    assert settings.redirect_hosts == frozenset({"app.example.com", "*.example.org"})
+    assert Settings.from_env({}).redirect_hosts == frozenset()
+    result = subprocess.run(
+        [sys.executable, "-m", "billing_service.cli", "serve"],
+        cwd=REPO_ROOT,
+        env={
+            "BILLING_REDIRECT_HOSTS": "https://app.example.com/",
+            "DATABASE_URL": f"sqlite:///{tmp_path}/x.db",
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "BILLING_REDIRECT_HOSTS" in result.stderr
+    assert "Traceback" not in result.stderr

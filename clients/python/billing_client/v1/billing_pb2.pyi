@@ -58,7 +58,7 @@ PRORATION_BEHAVIOR_NONE: ProrationBehavior
 PRORATION_BEHAVIOR_ALWAYS_INVOICE: ProrationBehavior
 
 class Subscription(_message.Message):
-    __slots__ = ("user_id", "stripe_customer_id", "stripe_subscription_id", "tier", "status", "current_period_start", "current_period_end", "cancel_at_period_end", "plan", "stripe_price_id", "access_until")
+    __slots__ = ("user_id", "stripe_customer_id", "stripe_subscription_id", "tier", "status", "current_period_start", "current_period_end", "cancel_at_period_end", "plan", "stripe_price_id", "access_until", "other_live_subscription_ids")
     USER_ID_FIELD_NUMBER: _ClassVar[int]
     STRIPE_CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
     STRIPE_SUBSCRIPTION_ID_FIELD_NUMBER: _ClassVar[int]
@@ -70,6 +70,7 @@ class Subscription(_message.Message):
     PLAN_FIELD_NUMBER: _ClassVar[int]
     STRIPE_PRICE_ID_FIELD_NUMBER: _ClassVar[int]
     ACCESS_UNTIL_FIELD_NUMBER: _ClassVar[int]
+    OTHER_LIVE_SUBSCRIPTION_IDS_FIELD_NUMBER: _ClassVar[int]
     user_id: str
     stripe_customer_id: str
     stripe_subscription_id: str
@@ -81,7 +82,8 @@ class Subscription(_message.Message):
     plan: str
     stripe_price_id: str
     access_until: _timestamp_pb2.Timestamp
-    def __init__(self, user_id: _Optional[str] = ..., stripe_customer_id: _Optional[str] = ..., stripe_subscription_id: _Optional[str] = ..., tier: _Optional[str] = ..., status: _Optional[_Union[SubscriptionStatus, str]] = ..., current_period_start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., current_period_end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., cancel_at_period_end: _Optional[bool] = ..., plan: _Optional[str] = ..., stripe_price_id: _Optional[str] = ..., access_until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    other_live_subscription_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, user_id: _Optional[str] = ..., stripe_customer_id: _Optional[str] = ..., stripe_subscription_id: _Optional[str] = ..., tier: _Optional[str] = ..., status: _Optional[_Union[SubscriptionStatus, str]] = ..., current_period_start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., current_period_end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., cancel_at_period_end: _Optional[bool] = ..., plan: _Optional[str] = ..., stripe_price_id: _Optional[str] = ..., access_until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., other_live_subscription_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class CreateCheckoutRequest(_message.Message):
     __slots__ = ("user_id", "email", "plan", "success_url", "cancel_url", "request_id")
@@ -128,18 +130,22 @@ class GetSubscriptionRequest(_message.Message):
     def __init__(self, user_id: _Optional[str] = ...) -> None: ...
 
 class GetSubscriptionResponse(_message.Message):
-    __slots__ = ("subscription",)
+    __slots__ = ("subscription", "other_live_subscriptions")
     SUBSCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    OTHER_LIVE_SUBSCRIPTIONS_FIELD_NUMBER: _ClassVar[int]
     subscription: Subscription
-    def __init__(self, subscription: _Optional[_Union[Subscription, _Mapping]] = ...) -> None: ...
+    other_live_subscriptions: _containers.RepeatedCompositeFieldContainer[Subscription]
+    def __init__(self, subscription: _Optional[_Union[Subscription, _Mapping]] = ..., other_live_subscriptions: _Optional[_Iterable[_Union[Subscription, _Mapping]]] = ...) -> None: ...
 
 class CancelSubscriptionRequest(_message.Message):
-    __slots__ = ("user_id", "at_period_end")
+    __slots__ = ("user_id", "at_period_end", "subscription_id")
     USER_ID_FIELD_NUMBER: _ClassVar[int]
     AT_PERIOD_END_FIELD_NUMBER: _ClassVar[int]
+    SUBSCRIPTION_ID_FIELD_NUMBER: _ClassVar[int]
     user_id: str
     at_period_end: bool
-    def __init__(self, user_id: _Optional[str] = ..., at_period_end: _Optional[bool] = ...) -> None: ...
+    subscription_id: str
+    def __init__(self, user_id: _Optional[str] = ..., at_period_end: _Optional[bool] = ..., subscription_id: _Optional[str] = ...) -> None: ...
 
 class CancelSubscriptionResponse(_message.Message):
     __slots__ = ("subscription",)
@@ -148,10 +154,12 @@ class CancelSubscriptionResponse(_message.Message):
     def __init__(self, subscription: _Optional[_Union[Subscription, _Mapping]] = ...) -> None: ...
 
 class ResumeSubscriptionRequest(_message.Message):
-    __slots__ = ("user_id",)
+    __slots__ = ("user_id", "subscription_id")
     USER_ID_FIELD_NUMBER: _ClassVar[int]
+    SUBSCRIPTION_ID_FIELD_NUMBER: _ClassVar[int]
     user_id: str
-    def __init__(self, user_id: _Optional[str] = ...) -> None: ...
+    subscription_id: str
+    def __init__(self, user_id: _Optional[str] = ..., subscription_id: _Optional[str] = ...) -> None: ...
 
 class ResumeSubscriptionResponse(_message.Message):
     __slots__ = ("subscription",)
@@ -202,20 +210,24 @@ class GetEntitlementsRequest(_message.Message):
     def __init__(self, user_id: _Optional[str] = ...) -> None: ...
 
 class GetEntitlementsResponse(_message.Message):
-    __slots__ = ("tier", "status", "features", "monthly_limit", "access_until", "user_id")
+    __slots__ = ("tier", "status", "features", "monthly_limit", "access_until", "user_id", "stripe_subscription_id", "other_live_subscription_ids")
     TIER_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     FEATURES_FIELD_NUMBER: _ClassVar[int]
     MONTHLY_LIMIT_FIELD_NUMBER: _ClassVar[int]
     ACCESS_UNTIL_FIELD_NUMBER: _ClassVar[int]
     USER_ID_FIELD_NUMBER: _ClassVar[int]
+    STRIPE_SUBSCRIPTION_ID_FIELD_NUMBER: _ClassVar[int]
+    OTHER_LIVE_SUBSCRIPTION_IDS_FIELD_NUMBER: _ClassVar[int]
     tier: str
     status: SubscriptionStatus
     features: _containers.RepeatedScalarFieldContainer[str]
     monthly_limit: int
     access_until: _timestamp_pb2.Timestamp
     user_id: str
-    def __init__(self, tier: _Optional[str] = ..., status: _Optional[_Union[SubscriptionStatus, str]] = ..., features: _Optional[_Iterable[str]] = ..., monthly_limit: _Optional[int] = ..., access_until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., user_id: _Optional[str] = ...) -> None: ...
+    stripe_subscription_id: str
+    other_live_subscription_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, tier: _Optional[str] = ..., status: _Optional[_Union[SubscriptionStatus, str]] = ..., features: _Optional[_Iterable[str]] = ..., monthly_limit: _Optional[int] = ..., access_until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., user_id: _Optional[str] = ..., stripe_subscription_id: _Optional[str] = ..., other_live_subscription_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class WatchEntitlementsRequest(_message.Message):
     __slots__ = ("user_ids",)
@@ -296,18 +308,20 @@ class SyncCheckoutSessionResponse(_message.Message):
     def __init__(self, subscription: _Optional[_Union[Subscription, _Mapping]] = ...) -> None: ...
 
 class ChangePlanRequest(_message.Message):
-    __slots__ = ("user_id", "plan", "proration", "request_id", "proration_date")
+    __slots__ = ("user_id", "plan", "proration", "request_id", "proration_date", "subscription_id")
     USER_ID_FIELD_NUMBER: _ClassVar[int]
     PLAN_FIELD_NUMBER: _ClassVar[int]
     PRORATION_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     PRORATION_DATE_FIELD_NUMBER: _ClassVar[int]
+    SUBSCRIPTION_ID_FIELD_NUMBER: _ClassVar[int]
     user_id: str
     plan: str
     proration: ProrationBehavior
     request_id: str
     proration_date: _timestamp_pb2.Timestamp
-    def __init__(self, user_id: _Optional[str] = ..., plan: _Optional[str] = ..., proration: _Optional[_Union[ProrationBehavior, str]] = ..., request_id: _Optional[str] = ..., proration_date: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    subscription_id: str
+    def __init__(self, user_id: _Optional[str] = ..., plan: _Optional[str] = ..., proration: _Optional[_Union[ProrationBehavior, str]] = ..., request_id: _Optional[str] = ..., proration_date: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., subscription_id: _Optional[str] = ...) -> None: ...
 
 class ChangePlanResponse(_message.Message):
     __slots__ = ("subscription",)
@@ -316,14 +330,16 @@ class ChangePlanResponse(_message.Message):
     def __init__(self, subscription: _Optional[_Union[Subscription, _Mapping]] = ...) -> None: ...
 
 class PreviewPlanChangeRequest(_message.Message):
-    __slots__ = ("user_id", "plan", "proration")
+    __slots__ = ("user_id", "plan", "proration", "subscription_id")
     USER_ID_FIELD_NUMBER: _ClassVar[int]
     PLAN_FIELD_NUMBER: _ClassVar[int]
     PRORATION_FIELD_NUMBER: _ClassVar[int]
+    SUBSCRIPTION_ID_FIELD_NUMBER: _ClassVar[int]
     user_id: str
     plan: str
     proration: ProrationBehavior
-    def __init__(self, user_id: _Optional[str] = ..., plan: _Optional[str] = ..., proration: _Optional[_Union[ProrationBehavior, str]] = ...) -> None: ...
+    subscription_id: str
+    def __init__(self, user_id: _Optional[str] = ..., plan: _Optional[str] = ..., proration: _Optional[_Union[ProrationBehavior, str]] = ..., subscription_id: _Optional[str] = ...) -> None: ...
 
 class PreviewPlanChangeResponse(_message.Message):
     __slots__ = ("amount_due", "currency", "proration_date")

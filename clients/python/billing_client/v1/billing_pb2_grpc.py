@@ -113,11 +113,15 @@ class BillingServiceServicer:
 
     def CreateCheckout(self, request, context):
         """Creates a Stripe Checkout session in subscription mode for `plan`.
-        Reuses the user's Stripe customer when one exists. A retried call with the
-        same request_id returns the same session.
-        Errors: INVALID_ARGUMENT (user_id, email, plan, success_url, cancel_url),
-        FAILED_PRECONDITION (the user already has a live paid subscription),
-        UNAVAILABLE (Stripe unreachable or rate limited), INTERNAL (Stripe auth).
+        Reuses the user's Stripe customer when one exists, and expires the user's
+        other open subscription-mode sessions before answering, so only the
+        newest can be paid. A retried call with the same request_id and the same
+        parameters returns the same session; without request_id every call is new.
+        Errors: INVALID_ARGUMENT (user_id, email, plan, success_url, cancel_url,
+        request_id), FAILED_PRECONDITION (the user already has a live paid
+        subscription; request_id already used with other parameters: the message
+        names the fields), UNAVAILABLE (Stripe unreachable or rate limited),
+        INTERNAL (Stripe auth).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -142,19 +146,24 @@ class BillingServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def CancelSubscription(self, request, context):
-        """Cancels the user's live subscription, now or at the end of the period.
+        """Cancels the user's live subscription (or the one named by
+        subscription_id), now or at the end of the period.
         Stores what Stripe answered and writes an audit record naming the caller.
-        Errors: INVALID_ARGUMENT (user_id), NOT_FOUND (no subscription),
-        FAILED_PRECONDITION (already canceled or ended), UNAVAILABLE, INTERNAL.
+        Errors: INVALID_ARGUMENT (user_id, subscription_id), NOT_FOUND (no
+        subscription, or not the user's), FAILED_PRECONDITION (already canceled
+        or ended; several live subscriptions and no subscription_id: the message
+        names them), UNAVAILABLE, INTERNAL.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ResumeSubscription(self, request, context):
-        """Undoes a cancel at period end.
-        Errors: INVALID_ARGUMENT (user_id), NOT_FOUND (no subscription),
-        FAILED_PRECONDITION (nothing to resume), UNAVAILABLE, INTERNAL.
+        """Undoes a cancel at period end (of the subscription named by
+        subscription_id, or the user's only live one).
+        Errors: INVALID_ARGUMENT (user_id, subscription_id), NOT_FOUND (no
+        subscription), FAILED_PRECONDITION (nothing to resume; several live
+        subscriptions and no subscription_id), UNAVAILABLE, INTERNAL.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -219,13 +228,14 @@ class BillingServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ChangePlan(self, request, context):
-        """Moves the user's live subscription to `plan` (upgrade or downgrade) with
-        Stripe's proration behaviour, stores what Stripe answered and writes an
-        audit record naming the caller.
-        Errors: INVALID_ARGUMENT (user_id, plan, proration, request_id), NOT_FOUND
-        (no subscription), FAILED_PRECONDITION (already on `plan`, or the
-        subscription is not live: incomplete, canceled, paused...), UNAVAILABLE,
-        INTERNAL.
+        """Moves the user's live subscription (or the one named by subscription_id)
+        to `plan` (upgrade or downgrade) with Stripe's proration behaviour, stores
+        what Stripe answered and writes an audit record naming the caller.
+        Errors: INVALID_ARGUMENT (user_id, plan, proration, request_id,
+        subscription_id), NOT_FOUND (no subscription), FAILED_PRECONDITION
+        (already on `plan`, or the subscription is not live: incomplete,
+        canceled, paused...; several live subscriptions and no subscription_id),
+        UNAVAILABLE, INTERNAL.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

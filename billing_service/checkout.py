@@ -1,0 +1,166 @@
+"""CreateCheckout: one open Checkout session per user, and request_ids decided locally.
+
+::
+
+    validate -> [request_id: claim it; used with other parameters -> FAILED_PRECONDITION;
+                 already answered -> that session]
+             -> per-user lock: live subscription? -> customer -> create session
+                -> expire the user's other open subscription-mode sessions -> answer
+
+Without request_id every call is new (a fresh Stripe idempotency key). With
+one, its parameters are stored before Stripe is called, so a repeat with
+other parameters is refused here, naming the field, instead of by Stripe's
+idempotency error. Expiring the older sessions before answering means at
+most one session per user can still be paid; a failed expiry answers
+UNAVAILABLE (the caller's retry expires them again). Two sessions can only
+both be paid through a race across replicas, which the duplicate
+subscription handling covers (docs/events.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import weakref
+from typing import Any
+
+from billing_service import validation
+from billing_service.errors import BillingError, FailedPrecondition, InvalidArgument, Unavailable
+from billing_service.lifecycle import LIVE_PAID
+from billing_service.plans import Catalog
+from billing_service.storage import checkout_requests, repository
+from billing_service.storage.checkout_requests import CheckoutParams
+from billing_service.storage.database import Database
+from billing_service.stripe_api import StripeApi, idempotency_key
+from billing_service.subscriptions import SubscriptionService
+
+log = logging.getLogger(__name__)
+
+
+class CheckoutService:
+    """The CreateCheckout operation behind the gRPC servicer."""
+
+    def __init__(
+        self,
+        db: Database,
+        stripe_api: StripeApi,
+        catalog: Catalog,
+        subscriptions: SubscriptionService,
+        *,
+        redirect_hosts: frozenset[str] = frozenset(),
+    ) -> None:
+        self._db = db
+        self._stripe = stripe_api
+        self._catalog = catalog
+        self._subscriptions = subscriptions
+        self._redirect_hosts = redirect_hosts
+        self._user_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = (
+            weakref.WeakValueDictionary()
+        )
+
+    def _lock(self, user_id: str) -> asyncio.Lock:
+        lock = self._user_locks.get(user_id)
+        if lock is None:
+            lock = asyncio.Lock()
+            self._user_locks[user_id] = lock
+        return lock
+
+    def _validate(self, params: CheckoutParams, request_id: str) -> str:
+        validation.user_id(params.user_id)
+        validation.email(params.email)
+        if not params.plan:
+            raise InvalidArgument("plan", "is required")
+        if params.plan not in self._catalog.plans:
+            known = ", ".join(sorted(self._catalog.plans))
+            raise InvalidArgument("plan", f"unknown plan {params.plan!r} (known: {known})")
+        validation.url(params.success_url, "success_url", self._redirect_hosts)
+        validation.url(params.cancel_url, "cancel_url", self._redirect_hosts)
+        validation.request_id(request_id)
+        return self._catalog.plans[params.plan].price_id
+
+    async def create(self, params: CheckoutParams, request_id: str) -> tuple[str, str]:
+        """A Checkout session for ``params.plan``; returns (checkout_url, session_id)."""
+        price_id = self._validate(params, request_id)
+        if request_id:
+            claimed = await self._db.run(checkout_requests.claim, request_id, params)
+            differing = checkout_requests.differing_fields(claimed, params)
+            if differing:
+                raise FailedPrecondition(
+                    f"request_id {request_id!r} was already used with a different "
+                    f"{', '.join(differing)}; use a new request_id for a new checkout"
+                )
+            if claimed.session_id:
+                return str(claimed.checkout_url), str(claimed.session_id)
+        async with self._lock(params.user_id):
+            view = await self._subscriptions.get(params.user_id)
+            if view.row is not None and view.status in LIVE_PAID:
+                raise FailedPrecondition(
+                    f"user already has a {view.status.value} subscription; "
+                    "change plans through the customer portal"
+                )
+            customer_id = view.stripe_customer_id or await self._create_customer(params, request_id)
+            session = await self._stripe.create_checkout_session(
+                _session_params(params, customer_id, price_id),
+                _checkout_key(params, request_id),
+            )
+            session_id, url = str(session["id"]), str(session.get("url") or "")
+            await self._expire_other_sessions(customer_id, session_id)
+        if request_id:
+            await self._db.run(checkout_requests.record_session, request_id, session_id, url)
+        return url, session_id
+
+    async def _create_customer(self, params: CheckoutParams, request_id: str) -> str:
+        customer = await self._stripe.create_customer(params.user_id, params.email, request_id)
+        linked = await self._db.run(
+            repository.link_customer, params.user_id, customer["id"], params.email
+        )
+        if linked.stripe_customer_id != customer["id"]:
+            log.warning("user already linked to another Stripe customer; using the first link")
+        return str(linked.stripe_customer_id)
+
+    async def _expire_other_sessions(self, customer_id: str, keep: str) -> None:
+        """Expire every open subscription-mode session of the customer but ``keep``."""
+        for session in await self._stripe.list_open_checkout_sessions(customer_id):
+            if session.get("id") == keep or session.get("mode") != "subscription":
+                continue
+            try:
+                await self._stripe.expire_checkout_session(str(session["id"]))
+            except Unavailable:
+                raise
+            except BillingError as exc:
+                # Completed or expired since it was listed: a paid one shows up as a
+                # subscription, which the duplicate detection reports.
+                log.info("checkout session %s not expired: %s", session["id"], exc)
+            else:
+                log.info("expired older checkout session %s", session["id"])
+
+
+def _session_params(params: CheckoutParams, customer_id: str, price_id: str) -> dict[str, Any]:
+    metadata = {"user_id": params.user_id, "plan": params.plan}
+    return {
+        "mode": "subscription",
+        "customer": customer_id,
+        "line_items": [{"price": price_id, "quantity": 1}],
+        "client_reference_id": params.user_id,
+        "metadata": metadata,
+        "subscription_data": {"metadata": metadata},
+        "allow_promotion_codes": True,
+        "billing_address_collection": "required",
+        "success_url": params.success_url,
+        "cancel_url": params.cancel_url,
+    }
+
+
+def _checkout_key(params: CheckoutParams, request_id: str) -> str:
+    """Stripe's idempotency key: from request_id and every parameter, fresh without one."""
+    if not request_id:
+        return idempotency_key("checkout")
+    return idempotency_key(
+        "checkout",
+        request_id,
+        params.user_id,
+        params.email,
+        params.plan,
+        params.success_url,
+        params.cancel_url,
+    )
