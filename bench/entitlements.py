@@ -141,13 +141,13 @@ def postgres_database() -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def billing_service(database_url: str, redis_url: str) -> Iterator[str]:
+def billing_service(database_url: str, redis_url: str, plans: Path = PLANS) -> Iterator[str]:
     """``billing-service serve`` over the database; yields its target."""
     env = {
         "BILLING_GRPC_ADDR": "127.0.0.1:0",
         "DATABASE_URL": database_url,
         "REDIS_URL": redis_url,
-        "BILLING_PLANS_FILE": str(PLANS),
+        "BILLING_PLANS_FILE": str(plans),
         "BILLING_LOG_LEVEL": "WARNING",
         "BILLING_SHUTDOWN_GRACE_SECONDS": "1",
         # Loopback only; the auth interceptor still runs (and is measured) on every call.

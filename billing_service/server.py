@@ -34,6 +34,10 @@ from billing_service.stripe_api import StripeApi
 from billing_service.subscriptions import SubscriptionService
 from billing_service.tracing import Tracing
 from billing_service.tracing import from_env as tracing_from_env
+from billing_service.usage.announce import UsageAnnouncer
+from billing_service.usage.clock import make_clock
+from billing_service.usage.reporter import UsageReporter
+from billing_service.usage.service import UsageService
 from generated.billing.v1 import billing_pb2 as pb
 from generated.billing.v1 import billing_pb2_grpc as pb_grpc
 
@@ -68,6 +72,8 @@ class App:
     guard: EventGuard
     entitlements: EntitlementService
     dependencies: DependencyHealth
+    usage_reporter: UsageReporter
+    usage: UsageService
 
     async def stop(self, grace: float | None = None) -> None:
         """Refuse new calls, let in-flight ones finish within ``grace``, then close."""
@@ -76,6 +82,8 @@ class App:
         # Watch streams never finish on their own; end them so the grace is for unary calls.
         self.entitlements.end_streams()
         await self.server.stop(self.settings.shutdown_grace_seconds if grace is None else grace)
+        await self.usage_reporter.close()
+        await self.usage.close()
         await self.stripe.close()
         await self.guard.close()
         await self.entitlements.close()
@@ -142,6 +150,20 @@ async def start(settings: Settings, tracing: Tracing | None = None) -> App:
         on_user_changed=changes.user_changed,
         on_duplicate=duplicates.handle,
     )
+    usage_clock = make_clock(settings.test_clock_file)
+    announcer: UsageAnnouncer | None = None
+    if settings.redis_url:
+        announcer = UsageAnnouncer(
+            settings.redis_url, entitlements.usage_changed, timeout=settings.redis_timeout_seconds
+        )
+        await announcer.start()
+    usage = UsageService(
+        db,
+        catalog,
+        usage_clock,
+        on_change=announcer.announce if announcer is not None else entitlements.usage_changed,
+        announcer=announcer,
+    )
     servicer = BillingServicer(
         subscriptions,
         events,
@@ -160,6 +182,7 @@ async def start(settings: Settings, tracing: Tracing | None = None) -> App:
         checkout=CheckoutService(
             db, stripe_api, catalog, subscriptions, redirect_hosts=settings.redirect_hosts
         ),
+        usage=usage,
     )
     pb_grpc.add_BillingServiceServicer_to_server(servicer, server)
     health_servicer = health_aio.HealthServicer()
@@ -178,6 +201,14 @@ async def start(settings: Settings, tracing: Tracing | None = None) -> App:
         health_servicer, db, ("", SERVICE_NAME), redis_url=settings.redis_url
     )
     await dependencies.start()
+    reporter = UsageReporter(
+        db,
+        stripe_api,
+        usage_clock,
+        interval=settings.usage_report_interval_seconds,
+        batch=settings.usage_report_batch,
+    )
+    reporter.start()
     return App(
         settings,
         catalog,
@@ -189,6 +220,8 @@ async def start(settings: Settings, tracing: Tracing | None = None) -> App:
         guard,
         entitlements,
         dependencies,
+        reporter,
+        usage,
     )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import grpc
@@ -27,6 +28,7 @@ from billing_service.resync import ResyncService
 from billing_service.storage.checkout_requests import CheckoutParams
 from billing_service.storage.database import StorageUnavailable
 from billing_service.subscriptions import SubscriptionService
+from billing_service.usage.service import UsageService
 from generated.billing.v1 import billing_pb2 as pb
 from generated.billing.v1 import billing_pb2_grpc as pb_grpc
 
@@ -100,6 +102,7 @@ class BillingServicer(pb_grpc.BillingServiceServicer):
         plan_changes: PlanChanges,
         resync: ResyncService,
         checkout: CheckoutService,
+        usage: UsageService,
     ) -> None:
         self._subscriptions = subscriptions
         self._events = events
@@ -108,6 +111,7 @@ class BillingServicer(pb_grpc.BillingServiceServicer):
         self._plan_changes = plan_changes
         self._resync = resync
         self._checkout = checkout
+        self._usage = usage
 
     @rpc_errors
     async def CreateCheckout(
@@ -253,6 +257,8 @@ class BillingServicer(pb_grpc.BillingServiceServicer):
         self, request: pb.CheckEntitlementRequest, context: Context
     ) -> pb.CheckEntitlementResponse:
         """See billing.proto. A cache hit is answered from memory without awaiting anything."""
+        if request.meter:
+            return await self._check_usage(request, context)
         answer = self._entitlements.check_cached(request.user_id, request.feature)
         if answer is not None:
             return answer
@@ -263,6 +269,51 @@ class BillingServicer(pb_grpc.BillingServiceServicer):
         self, request: pb.CheckEntitlementRequest, context: Context
     ) -> pb.CheckEntitlementResponse:
         return await self._entitlements.check(request.user_id, request.feature)
+
+    @rpc_errors
+    async def _check_usage(
+        self, request: pb.CheckEntitlementRequest, context: Context
+    ) -> pb.CheckEntitlementResponse:
+        allowed, usage = await self._usage.check(request.user_id, request.meter, request.quantity)
+        response = pb.CheckEntitlementResponse(allowed=allowed, usage=usage)
+        if request.feature:
+            feature = await self._entitlements.check(request.user_id, request.feature)
+            response.MergeFrom(feature)
+            response.allowed = allowed and feature.allowed
+        else:
+            response.tier = (await self._usage.period(request.user_id)).plan.name
+        left = "unlimited" if usage.unlimited else f"{usage.remaining} of {usage.limit} left"
+        fits = "fits" if allowed else "does not fit"
+        quantity = request.quantity or 1
+        response.reason = "; ".join(
+            part for part in (response.reason, f"{quantity} {usage.meter} {fits} ({left})") if part
+        )
+        return response
+
+    @rpc_errors
+    async def ConsumeUsage(
+        self, request: pb.ConsumeUsageRequest, context: Context
+    ) -> pb.ConsumeUsageResponse:
+        """See billing.proto and docs/usage.md."""
+        return await self._usage.consume(
+            request.user_id,
+            request.meter,
+            request.quantity,
+            request.idempotency_key,
+            request.occurred_at.ToDatetime(UTC) if request.HasField("occurred_at") else None,
+        )
+
+    @rpc_errors
+    async def RefundUsage(
+        self, request: pb.RefundUsageRequest, context: Context
+    ) -> pb.RefundUsageResponse:
+        """See billing.proto and docs/usage.md."""
+        return await self._usage.refund(request.user_id, request.meter, request.idempotency_key)
+
+    @rpc_errors
+    async def GetUsage(self, request: pb.GetUsageRequest, context: Context) -> pb.GetUsageResponse:
+        """See billing.proto and docs/usage.md."""
+        return await self._usage.usage(request.user_id, request.meter)
 
     @rpc_errors
     async def GetEntitlements(

@@ -111,6 +111,17 @@ SETTINGS: tuple[SettingSpec, ...] = (
         "1",
         "`reconcile`: first wait between tries (doubling, at most 30 s)",
     ),
+    SettingSpec(
+        "BILLING_USAGE_REPORT_INTERVAL_SECONDS",
+        "1",
+        "how often each replica sends pending overage to Stripe Billing Meters",
+    ),
+    SettingSpec("BILLING_USAGE_REPORT_BATCH", "100", "overage reports claimed and sent per round"),
+    SettingSpec(
+        "BILLING_TEST_CLOCK_FILE",
+        "",
+        "test only: file holding unix seconds used as 'now' by usage metering; unset: real time",
+    ),
 )
 
 
@@ -175,6 +186,9 @@ class Settings:
     tls_client_ca_file: str = ""
     metrics_addr: str = ""
     redirect_hosts: frozenset[str] = frozenset()
+    test_clock_file: str = ""
+    usage_report_interval_seconds: float = 1.0
+    usage_report_batch: int = 100
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -214,6 +228,11 @@ class Settings:
             tls_client_ca_file=text("BILLING_TLS_CLIENT_CA_FILE"),
             metrics_addr=text("BILLING_METRICS_ADDR"),
             redirect_hosts=redirect_hosts(text("BILLING_REDIRECT_HOSTS")),
+            test_clock_file=text("BILLING_TEST_CLOCK_FILE"),
+            usage_report_interval_seconds=max(
+                0.05, _float(env, "BILLING_USAGE_REPORT_INTERVAL_SECONDS")
+            ),
+            usage_report_batch=max(1, _int(env, "BILLING_USAGE_REPORT_BATCH")),
         )
 
     @property

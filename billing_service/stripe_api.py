@@ -284,6 +284,16 @@ class StripeApi:
             self._client.v1.invoices.create_preview_async(params),  # type: ignore[arg-type]
         )
 
+    async def create_meter_event(self, params: dict[str, Any], key: str) -> dict[str, Any]:
+        """Report usage to a Stripe billing meter (``POST /v1/billing/meter_events``)."""
+        return await self._call(
+            "billing.meter_events.create",
+            self._client.v1.billing.meter_events.create_async(
+                params,  # type: ignore[arg-type]
+                {"idempotency_key": key},
+            ),
+        )
+
     async def close(self) -> None:
         """Close the HTTP session."""
         await self._http.close_async()

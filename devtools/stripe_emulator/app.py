@@ -297,6 +297,7 @@ async def invoice_page(request: web.Request) -> web.StreamResponse:
 def create_app(emulator: Emulator, dispatcher: WebhookDispatcher) -> web.Application:
     """The full application: ``/v1`` API, hosted pages and ``/_emulator`` control routes."""
     from .control import control_routes
+    from .meters import install as install_meters
 
     app = web.Application(middlewares=[api_middleware])
     app[EMULATOR] = emulator
@@ -306,6 +307,7 @@ def create_app(emulator: Emulator, dispatcher: WebhookDispatcher) -> web.Applica
     emulator.pending_webhooks = dispatcher.pending_count
     app.add_routes(_routes())
     app.add_routes(control_routes())
+    install_meters(app)
 
     async def on_startup(_: web.Application) -> None:
         await dispatcher.start()

@@ -105,6 +105,21 @@ class BillingServiceStub:
                 request_serializer=billing__client_dot_v1_dot_billing__pb2.ReconcileUserRequest.SerializeToString,
                 response_deserializer=billing__client_dot_v1_dot_billing__pb2.ReconcileUserResponse.FromString,
                 _registered_method=True)
+        self.ConsumeUsage = channel.unary_unary(
+                '/billing.v1.BillingService/ConsumeUsage',
+                request_serializer=billing__client_dot_v1_dot_billing__pb2.ConsumeUsageRequest.SerializeToString,
+                response_deserializer=billing__client_dot_v1_dot_billing__pb2.ConsumeUsageResponse.FromString,
+                _registered_method=True)
+        self.RefundUsage = channel.unary_unary(
+                '/billing.v1.BillingService/RefundUsage',
+                request_serializer=billing__client_dot_v1_dot_billing__pb2.RefundUsageRequest.SerializeToString,
+                response_deserializer=billing__client_dot_v1_dot_billing__pb2.RefundUsageResponse.FromString,
+                _registered_method=True)
+        self.GetUsage = channel.unary_unary(
+                '/billing.v1.BillingService/GetUsage',
+                request_serializer=billing__client_dot_v1_dot_billing__pb2.GetUsageRequest.SerializeToString,
+                response_deserializer=billing__client_dot_v1_dot_billing__pb2.GetUsageResponse.FromString,
+                _registered_method=True)
 
 
 class BillingServiceServicer:
@@ -261,6 +276,39 @@ class BillingServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ConsumeUsage(self, request, context):
+        """Atomically checks and consumes `quantity` units of a usage meter in the
+        user's current period (docs/usage.md). A hard-limited meter refuses a
+        quantity larger than what remains, whole, counting nothing; an overage
+        meter allows it and reports the units past the included amount to Stripe.
+        The same idempotency_key returns the first answer and counts nothing.
+        Errors: INVALID_ARGUMENT (user_id, meter, quantity, idempotency_key,
+        occurred_at), FAILED_PRECONDITION (idempotency_key already used with
+        another user_id, meter or quantity), UNAVAILABLE (storage).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RefundUsage(self, request, context):
+        """Gives back the units a consumption counted (e.g. the work failed), once;
+        a repeated refund gives nothing more.
+        Errors: INVALID_ARGUMENT (user_id, meter, idempotency_key), NOT_FOUND (no
+        consumption with that key for the user), FAILED_PRECONDITION (the key was
+        consumed on another meter), UNAVAILABLE.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetUsage(self, request, context):
+        """The user's usage of one meter, or of every meter, in the current period.
+        Errors: INVALID_ARGUMENT (user_id, meter), UNAVAILABLE.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_BillingServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -333,6 +381,21 @@ def add_BillingServiceServicer_to_server(servicer, server):
                     servicer.ReconcileUser,
                     request_deserializer=billing__client_dot_v1_dot_billing__pb2.ReconcileUserRequest.FromString,
                     response_serializer=billing__client_dot_v1_dot_billing__pb2.ReconcileUserResponse.SerializeToString,
+            ),
+            'ConsumeUsage': grpc.unary_unary_rpc_method_handler(
+                    servicer.ConsumeUsage,
+                    request_deserializer=billing__client_dot_v1_dot_billing__pb2.ConsumeUsageRequest.FromString,
+                    response_serializer=billing__client_dot_v1_dot_billing__pb2.ConsumeUsageResponse.SerializeToString,
+            ),
+            'RefundUsage': grpc.unary_unary_rpc_method_handler(
+                    servicer.RefundUsage,
+                    request_deserializer=billing__client_dot_v1_dot_billing__pb2.RefundUsageRequest.FromString,
+                    response_serializer=billing__client_dot_v1_dot_billing__pb2.RefundUsageResponse.SerializeToString,
+            ),
+            'GetUsage': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetUsage,
+                    request_deserializer=billing__client_dot_v1_dot_billing__pb2.GetUsageRequest.FromString,
+                    response_serializer=billing__client_dot_v1_dot_billing__pb2.GetUsageResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -714,6 +777,87 @@ class BillingService:
             '/billing.v1.BillingService/ReconcileUser',
             billing__client_dot_v1_dot_billing__pb2.ReconcileUserRequest.SerializeToString,
             billing__client_dot_v1_dot_billing__pb2.ReconcileUserResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ConsumeUsage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/billing.v1.BillingService/ConsumeUsage',
+            billing__client_dot_v1_dot_billing__pb2.ConsumeUsageRequest.SerializeToString,
+            billing__client_dot_v1_dot_billing__pb2.ConsumeUsageResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RefundUsage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/billing.v1.BillingService/RefundUsage',
+            billing__client_dot_v1_dot_billing__pb2.RefundUsageRequest.SerializeToString,
+            billing__client_dot_v1_dot_billing__pb2.RefundUsageResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetUsage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/billing.v1.BillingService/GetUsage',
+            billing__client_dot_v1_dot_billing__pb2.GetUsageRequest.SerializeToString,
+            billing__client_dot_v1_dot_billing__pb2.GetUsageResponse.FromString,
             options,
             channel_credentials,
             insecure,
