@@ -80,6 +80,18 @@ def _merge_metadata(
     return merged
 
 
+def _months_of(price: JSON) -> int:
+    """How many months one period of a recurring price lasts (a year is 12)."""
+    recurring = price.get("recurring") or {}
+    per = 12 if recurring.get("interval") == "year" else 1
+    return per * int(recurring.get("interval_count") or 1)
+
+
+def _sub_months(sub: JSON) -> int:
+    """The period length of a subscription in months, from its first item's price."""
+    return _months_of(sub["items"]["data"][0]["price"])
+
+
 def _price_name(price: JSON) -> str:
     return str(price["nickname"] or price["id"])
 
@@ -113,6 +125,7 @@ class Emulator:
         self.customer_state: dict[str, CustomerState] = {}
         self.checkout_specs: dict[str, CheckoutSpec] = {}
         self._request: tuple[str | None, str | None] = (None, None)
+        self._plan_products: dict[str, JSON] = {}
         for plan in plans:
             self._seed_plan(plan)
         # event_name -> its metered price; usage(customer, start, end) -> {event_name: units}
@@ -132,8 +145,14 @@ class Emulator:
             unit_amount=plan.unit_amount,
             price_id=plan.price_id,
             nickname=plan.name,
+            interval=plan.interval,
         )
-        product["default_price"] = price["id"]
+        if plan.name in self._plan_products:
+            product = self._plan_products[plan.name]
+        else:
+            product["default_price"] = price["id"]
+            self._plan_products[plan.name] = product
+        price["product"] = product["id"]
         self.store.products[product["id"]] = product
         self.store.prices[price["id"]] = price
 
@@ -727,7 +746,8 @@ class Emulator:
             trial_end = now + trial_days * DAY
         trialing = trial_end is not None
         anchor = trial_end if trial_end is not None else now
-        end = anchor if trialing else add_months(anchor, 1)
+        months = _months_of(self.store.prices[line_items[0][0]])
+        end = anchor if trialing else add_months(anchor, months)
         items = [
             self.fx.subscription_item(
                 subscription=sub_id,
@@ -1135,7 +1155,7 @@ class Emulator:
         outcome = self._customer_state(sub["customer"]).payment
         sub["status"] = "active"
         sub["billing_cycle_anchor"] = now
-        self._set_period(sub, now, add_months(now, 1))
+        self._set_period(sub, now, add_months(now, _sub_months(sub)))
         invoice = self._new_invoice(sub, "subscription_cycle", full_period=self._period(sub))
         self.emit("customer.subscription.resumed", sub)
         self.emit(
@@ -1192,7 +1212,7 @@ class Emulator:
                         price=self.store.prices[p],
                         created=now,
                         period_start=now,
-                        period_end=add_months(now, 1),
+                        period_end=add_months(now, _months_of(self.store.prices[items[0][0]])),
                         quantity=q,
                     )
                     for p, q in items
@@ -1204,7 +1224,7 @@ class Emulator:
             return self._new_invoice(
                 sub,
                 "subscription_create",
-                full_period=(now, add_months(now, 1)),
+                full_period=(now, add_months(now, _months_of(self.store.prices[items[0][0]]))),
                 invoice_id=new_id("upcoming_in_"),
                 store=False,
             )
@@ -1237,9 +1257,9 @@ class Emulator:
             )
         next_state = self.sub_state[sub["id"]]
         next_end = (
-            add_months(next_state.anchor, next_state.cycle + 2)
+            add_months(next_state.anchor, (next_state.cycle + 2) * _sub_months(sub))
             if sub["status"] != "trialing"
-            else add_months(end, 1)
+            else add_months(end, _sub_months(sub))
         )
         return self._new_invoice(
             sub,
@@ -1333,7 +1353,7 @@ class Emulator:
                 return
         state.cycle += 1
         start = self._period(sub)[1]
-        self._set_period(sub, start, add_months(state.anchor, state.cycle + 1))
+        self._set_period(sub, start, add_months(state.anchor, (state.cycle + 1) * _sub_months(sub)))
         pending, state.pending_lines = state.pending_lines, []
         invoice = self._new_invoice(
             sub,
