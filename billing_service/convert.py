@@ -32,6 +32,25 @@ def status_to_proto(raw: str) -> pb.SubscriptionStatus:
         return pb.SUBSCRIPTION_STATUS_UNSPECIFIED
 
 
+_INTERVALS = {
+    pb.BILLING_INTERVAL_UNSPECIFIED: "month",
+    pb.BILLING_INTERVAL_MONTH: "month",
+    pb.BILLING_INTERVAL_YEAR: "year",
+}
+
+
+def interval_name(value: int) -> str:
+    """The catalog interval of a BillingInterval (unset: month; unknown numbers: as given)."""
+    return _INTERVALS.get(value, str(value))  # type: ignore[call-overload]
+
+
+def interval_to_proto(name: str) -> pb.BillingInterval:
+    """The BillingInterval of a Stripe/catalog interval name ("" or unknown: UNSPECIFIED)."""
+    return {"month": pb.BILLING_INTERVAL_MONTH, "year": pb.BILLING_INTERVAL_YEAR}.get(
+        name, pb.BILLING_INTERVAL_UNSPECIFIED
+    )
+
+
 def timestamp(value: datetime | None) -> Timestamp | None:
     """A Timestamp from a naive-UTC datetime (None stays None)."""
     if value is None:

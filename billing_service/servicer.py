@@ -18,7 +18,12 @@ import grpc
 from billing_service.audit import AuditLog
 from billing_service.auth import current_caller
 from billing_service.checkout import CheckoutService
-from billing_service.convert import audit_to_proto, subscription_to_proto, timestamp
+from billing_service.convert import (
+    audit_to_proto,
+    interval_name,
+    subscription_to_proto,
+    timestamp,
+)
 from billing_service.entitlements import EntitlementService
 from billing_service.errors import BillingError
 from billing_service.events.apply import Outcome
@@ -124,9 +129,17 @@ class BillingServicer(pb_grpc.BillingServiceServicer):
             plan=request.plan,
             success_url=request.success_url,
             cancel_url=request.cancel_url,
+            interval=interval_name(request.interval),
+            quantity=request.quantity or 1,
+            promotion_code=request.promotion_code,
         )
-        url, session_id = await self._checkout.create(params, request.request_id)
-        return pb.CreateCheckoutResponse(checkout_url=url, session_id=session_id)
+        result = await self._checkout.create(params, request.request_id)
+        return pb.CreateCheckoutResponse(
+            checkout_url=result.checkout_url,
+            session_id=result.session_id,
+            trial_granted=result.trial_days > 0,
+            trial_days=result.trial_days,
+        )
 
     @rpc_errors
     async def CreatePortal(

@@ -138,6 +138,15 @@ class StripeApi:
             self._client.v1.checkout.sessions.create_async(params, {"idempotency_key": key}),  # type: ignore[arg-type]
         )
 
+    async def find_promotion_code(self, code: str) -> dict[str, Any] | None:
+        """The active promotion code customers type as ``code``, if Stripe has one."""
+        page = await self._call(
+            "promotion_codes.list",
+            self._client.v1.promotion_codes.list_async({"code": code, "active": True, "limit": 1}),
+        )
+        data = page.get("data") or []
+        return as_dict(data[0]) if data else None
+
     async def list_open_checkout_sessions(self, customer_id: str) -> list[dict[str, Any]]:
         """Every open Checkout session of ``customer_id``, newest first."""
         params: dict[str, Any] = {"customer": customer_id, "status": "open", "limit": 100}

@@ -37,6 +37,12 @@ class ProrationBehavior(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     PRORATION_BEHAVIOR_CREATE_PRORATIONS: _ClassVar[ProrationBehavior]
     PRORATION_BEHAVIOR_NONE: _ClassVar[ProrationBehavior]
     PRORATION_BEHAVIOR_ALWAYS_INVOICE: _ClassVar[ProrationBehavior]
+
+class BillingInterval(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    BILLING_INTERVAL_UNSPECIFIED: _ClassVar[BillingInterval]
+    BILLING_INTERVAL_MONTH: _ClassVar[BillingInterval]
+    BILLING_INTERVAL_YEAR: _ClassVar[BillingInterval]
 SUBSCRIPTION_STATUS_UNSPECIFIED: SubscriptionStatus
 SUBSCRIPTION_STATUS_NONE: SubscriptionStatus
 SUBSCRIPTION_STATUS_INCOMPLETE: SubscriptionStatus
@@ -56,6 +62,9 @@ PRORATION_BEHAVIOR_UNSPECIFIED: ProrationBehavior
 PRORATION_BEHAVIOR_CREATE_PRORATIONS: ProrationBehavior
 PRORATION_BEHAVIOR_NONE: ProrationBehavior
 PRORATION_BEHAVIOR_ALWAYS_INVOICE: ProrationBehavior
+BILLING_INTERVAL_UNSPECIFIED: BillingInterval
+BILLING_INTERVAL_MONTH: BillingInterval
+BILLING_INTERVAL_YEAR: BillingInterval
 
 class Subscription(_message.Message):
     __slots__ = ("user_id", "stripe_customer_id", "stripe_subscription_id", "tier", "status", "current_period_start", "current_period_end", "cancel_at_period_end", "plan", "stripe_price_id", "access_until", "other_live_subscription_ids")
@@ -86,28 +95,38 @@ class Subscription(_message.Message):
     def __init__(self, user_id: _Optional[str] = ..., stripe_customer_id: _Optional[str] = ..., stripe_subscription_id: _Optional[str] = ..., tier: _Optional[str] = ..., status: _Optional[_Union[SubscriptionStatus, str]] = ..., current_period_start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., current_period_end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., cancel_at_period_end: _Optional[bool] = ..., plan: _Optional[str] = ..., stripe_price_id: _Optional[str] = ..., access_until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., other_live_subscription_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class CreateCheckoutRequest(_message.Message):
-    __slots__ = ("user_id", "email", "plan", "success_url", "cancel_url", "request_id")
+    __slots__ = ("user_id", "email", "plan", "success_url", "cancel_url", "request_id", "interval", "quantity", "promotion_code")
     USER_ID_FIELD_NUMBER: _ClassVar[int]
     EMAIL_FIELD_NUMBER: _ClassVar[int]
     PLAN_FIELD_NUMBER: _ClassVar[int]
     SUCCESS_URL_FIELD_NUMBER: _ClassVar[int]
     CANCEL_URL_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    INTERVAL_FIELD_NUMBER: _ClassVar[int]
+    QUANTITY_FIELD_NUMBER: _ClassVar[int]
+    PROMOTION_CODE_FIELD_NUMBER: _ClassVar[int]
     user_id: str
     email: str
     plan: str
     success_url: str
     cancel_url: str
     request_id: str
-    def __init__(self, user_id: _Optional[str] = ..., email: _Optional[str] = ..., plan: _Optional[str] = ..., success_url: _Optional[str] = ..., cancel_url: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
+    interval: BillingInterval
+    quantity: int
+    promotion_code: str
+    def __init__(self, user_id: _Optional[str] = ..., email: _Optional[str] = ..., plan: _Optional[str] = ..., success_url: _Optional[str] = ..., cancel_url: _Optional[str] = ..., request_id: _Optional[str] = ..., interval: _Optional[_Union[BillingInterval, str]] = ..., quantity: _Optional[int] = ..., promotion_code: _Optional[str] = ...) -> None: ...
 
 class CreateCheckoutResponse(_message.Message):
-    __slots__ = ("checkout_url", "session_id")
+    __slots__ = ("checkout_url", "session_id", "trial_granted", "trial_days")
     CHECKOUT_URL_FIELD_NUMBER: _ClassVar[int]
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    TRIAL_GRANTED_FIELD_NUMBER: _ClassVar[int]
+    TRIAL_DAYS_FIELD_NUMBER: _ClassVar[int]
     checkout_url: str
     session_id: str
-    def __init__(self, checkout_url: _Optional[str] = ..., session_id: _Optional[str] = ...) -> None: ...
+    trial_granted: bool
+    trial_days: int
+    def __init__(self, checkout_url: _Optional[str] = ..., session_id: _Optional[str] = ..., trial_granted: _Optional[bool] = ..., trial_days: _Optional[int] = ...) -> None: ...
 
 class CreatePortalRequest(_message.Message):
     __slots__ = ("user_id", "return_url")
