@@ -192,6 +192,14 @@ class StripeApi:
             self._client.v1.subscriptions.retrieve_async(subscription_id),
         )
 
+    async def retrieve_subscription_discounts(self, subscription_id: str) -> dict[str, Any]:
+        """A subscription with its discounts, their coupons and promotion codes expanded."""
+        expand = ["discounts", "discounts.source.coupon", "discounts.promotion_code"]
+        return await self._call(
+            "subscriptions.retrieve",
+            self._client.v1.subscriptions.retrieve_async(subscription_id, {"expand": expand}),
+        )
+
     async def update_subscription(
         self, subscription_id: str, params: dict[str, Any]
     ) -> dict[str, Any]:

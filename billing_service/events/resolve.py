@@ -46,6 +46,10 @@ class SubscriptionFetcher(Protocol):
         """The subscription as Stripe holds it now."""
         ...
 
+    async def retrieve_subscription_discounts(self, subscription_id: str) -> dict[str, Any]:
+        """The subscription with its discounts expanded."""
+        ...
+
 
 @dataclass(frozen=True)
 class Resolution:
@@ -114,9 +118,21 @@ class Resolver:
     async def fetch(self, subscription_id: str) -> SubscriptionSnapshot | None:
         """The subscription from Stripe; None when Stripe does not know it."""
         try:
-            return subscription_snapshot(await self._stripe.retrieve_subscription(subscription_id))
+            found = subscription_snapshot(await self._stripe.retrieve_subscription(subscription_id))
         except NotFound:
             return None
+        return await self.with_discount(found)
+
+    async def with_discount(self, snapshot: SubscriptionSnapshot) -> SubscriptionSnapshot:
+        """``snapshot`` with its discount read, when it arrived as ids only (newer API shape)."""
+        if not snapshot.discount_pending:
+            return snapshot
+        try:
+            raw = await self._stripe.retrieve_subscription_discounts(snapshot.id)
+        except NotFound:
+            return replace(snapshot, discount_pending=False)
+        expanded = subscription_snapshot(raw)
+        return replace(snapshot, discount=expanded.discount, discount_pending=False)
 
     async def resolve(self, event: StripeEvent) -> Resolution:
         """Tie ``event`` to a user and snapshot (``reason`` says why when it cannot)."""
@@ -127,6 +143,7 @@ class Resolver:
             snapshot = subscription_snapshot(obj)
             if not snapshot.id.startswith("sub_"):
                 return Resolution(reason="the subscription has no id")
+            snapshot = await self.with_discount(snapshot)
             return await self._tie(snapshot, (), authoritative=False)
         if event.type == CHECKOUT_COMPLETED:
             if obj.get("mode") != "subscription":

@@ -57,6 +57,18 @@ async def test_trial_is_granted_once_then_refused(
     sub = await current(stub, user_id)
     assert (sub.status, sub.tier) == (pb.SUBSCRIPTION_STATUS_TRIALING, "team")
     stripe_sub = await client.v1.subscriptions.retrieve_async(sub.stripe_subscription_id)
+    # What a product page needs, without calling Stripe.
+    assert (sub.interval, sub.quantity, sub.unit_amount, sub.currency) == (
+        pb.BILLING_INTERVAL_MONTH,
+        3,
+        1200,
+        "usd",
+    )
+    assert sub.trial_end.seconds == stripe_sub.trial_end
+    entitlements = await stub.GetEntitlements(pb.GetEntitlementsRequest(user_id=user_id), timeout=5)
+    assert (entitlements.tier, entitlements.seats) == ("team", 3)
+    assert entitlements.trial_end.seconds == stripe_sub.trial_end
+    assert not sub.HasField("discount")
     assert stripe_sub.trial_settings is not None
     assert stripe_sub.trial_settings.end_behavior.missing_payment_method == "cancel"
     assert stripe_sub["items"].data[0].quantity == 3
@@ -105,6 +117,8 @@ async def test_yearly_interval_sells_the_yearly_price_and_grants_the_plan(
     await apply_all_events(stub, client)
     sub = await current(stub, user_id)
     assert (sub.plan, sub.tier, sub.stripe_price_id) == ("pro", "pro", "price_pro_yearly")
+    assert (sub.interval, sub.unit_amount, sub.quantity) == (pb.BILLING_INTERVAL_YEAR, 19000, 1)
+    assert not sub.HasField("trial_end")
     assert sub.status == pb.SUBSCRIPTION_STATUS_ACTIVE
     period = sub.current_period_end.seconds - sub.current_period_start.seconds
     assert 365 * DAY <= period <= 366 * DAY
@@ -152,6 +166,10 @@ async def test_promotion_code_is_applied_to_the_session_and_subscription(
         sub.stripe_subscription_id, {"expand": ["discounts"]}
     )
     assert [d.promotion_code for d in stripe_sub.discounts] == [promo.id]  # type: ignore[union-attr]
+    discount = sub.discount
+    assert (discount.name, discount.percent_off, discount.amount_off) == ("Launch", 20.0, 0)
+    assert (discount.promotion_code, discount.coupon_id) == (code, coupon.id)
+    assert discount.end.seconds == stripe_sub.discounts[0].end  # type: ignore[index, union-attr]
 
 
 async def test_request_id_repeat_answers_the_same_trial_and_compares_new_fields(

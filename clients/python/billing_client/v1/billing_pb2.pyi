@@ -67,7 +67,7 @@ BILLING_INTERVAL_MONTH: BillingInterval
 BILLING_INTERVAL_YEAR: BillingInterval
 
 class Subscription(_message.Message):
-    __slots__ = ("user_id", "stripe_customer_id", "stripe_subscription_id", "tier", "status", "current_period_start", "current_period_end", "cancel_at_period_end", "plan", "stripe_price_id", "access_until", "other_live_subscription_ids")
+    __slots__ = ("user_id", "stripe_customer_id", "stripe_subscription_id", "tier", "status", "current_period_start", "current_period_end", "cancel_at_period_end", "plan", "stripe_price_id", "access_until", "other_live_subscription_ids", "interval", "quantity", "unit_amount", "currency", "trial_end", "discount")
     USER_ID_FIELD_NUMBER: _ClassVar[int]
     STRIPE_CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
     STRIPE_SUBSCRIPTION_ID_FIELD_NUMBER: _ClassVar[int]
@@ -80,6 +80,12 @@ class Subscription(_message.Message):
     STRIPE_PRICE_ID_FIELD_NUMBER: _ClassVar[int]
     ACCESS_UNTIL_FIELD_NUMBER: _ClassVar[int]
     OTHER_LIVE_SUBSCRIPTION_IDS_FIELD_NUMBER: _ClassVar[int]
+    INTERVAL_FIELD_NUMBER: _ClassVar[int]
+    QUANTITY_FIELD_NUMBER: _ClassVar[int]
+    UNIT_AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    CURRENCY_FIELD_NUMBER: _ClassVar[int]
+    TRIAL_END_FIELD_NUMBER: _ClassVar[int]
+    DISCOUNT_FIELD_NUMBER: _ClassVar[int]
     user_id: str
     stripe_customer_id: str
     stripe_subscription_id: str
@@ -92,7 +98,31 @@ class Subscription(_message.Message):
     stripe_price_id: str
     access_until: _timestamp_pb2.Timestamp
     other_live_subscription_ids: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, user_id: _Optional[str] = ..., stripe_customer_id: _Optional[str] = ..., stripe_subscription_id: _Optional[str] = ..., tier: _Optional[str] = ..., status: _Optional[_Union[SubscriptionStatus, str]] = ..., current_period_start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., current_period_end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., cancel_at_period_end: _Optional[bool] = ..., plan: _Optional[str] = ..., stripe_price_id: _Optional[str] = ..., access_until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., other_live_subscription_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+    interval: BillingInterval
+    quantity: int
+    unit_amount: int
+    currency: str
+    trial_end: _timestamp_pb2.Timestamp
+    discount: SubscriptionDiscount
+    def __init__(self, user_id: _Optional[str] = ..., stripe_customer_id: _Optional[str] = ..., stripe_subscription_id: _Optional[str] = ..., tier: _Optional[str] = ..., status: _Optional[_Union[SubscriptionStatus, str]] = ..., current_period_start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., current_period_end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., cancel_at_period_end: _Optional[bool] = ..., plan: _Optional[str] = ..., stripe_price_id: _Optional[str] = ..., access_until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., other_live_subscription_ids: _Optional[_Iterable[str]] = ..., interval: _Optional[_Union[BillingInterval, str]] = ..., quantity: _Optional[int] = ..., unit_amount: _Optional[int] = ..., currency: _Optional[str] = ..., trial_end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., discount: _Optional[_Union[SubscriptionDiscount, _Mapping]] = ...) -> None: ...
+
+class SubscriptionDiscount(_message.Message):
+    __slots__ = ("name", "percent_off", "amount_off", "currency", "end", "promotion_code", "coupon_id")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    PERCENT_OFF_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_OFF_FIELD_NUMBER: _ClassVar[int]
+    CURRENCY_FIELD_NUMBER: _ClassVar[int]
+    END_FIELD_NUMBER: _ClassVar[int]
+    PROMOTION_CODE_FIELD_NUMBER: _ClassVar[int]
+    COUPON_ID_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    percent_off: float
+    amount_off: int
+    currency: str
+    end: _timestamp_pb2.Timestamp
+    promotion_code: str
+    coupon_id: str
+    def __init__(self, name: _Optional[str] = ..., percent_off: _Optional[float] = ..., amount_off: _Optional[int] = ..., currency: _Optional[str] = ..., end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., promotion_code: _Optional[str] = ..., coupon_id: _Optional[str] = ...) -> None: ...
 
 class CreateCheckoutRequest(_message.Message):
     __slots__ = ("user_id", "email", "plan", "success_url", "cancel_url", "request_id", "interval", "quantity", "promotion_code")
@@ -235,7 +265,7 @@ class GetEntitlementsRequest(_message.Message):
     def __init__(self, user_id: _Optional[str] = ...) -> None: ...
 
 class GetEntitlementsResponse(_message.Message):
-    __slots__ = ("tier", "status", "features", "monthly_limit", "access_until", "user_id", "stripe_subscription_id", "other_live_subscription_ids")
+    __slots__ = ("tier", "status", "features", "monthly_limit", "access_until", "user_id", "stripe_subscription_id", "other_live_subscription_ids", "seats", "trial_end")
     TIER_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     FEATURES_FIELD_NUMBER: _ClassVar[int]
@@ -244,6 +274,8 @@ class GetEntitlementsResponse(_message.Message):
     USER_ID_FIELD_NUMBER: _ClassVar[int]
     STRIPE_SUBSCRIPTION_ID_FIELD_NUMBER: _ClassVar[int]
     OTHER_LIVE_SUBSCRIPTION_IDS_FIELD_NUMBER: _ClassVar[int]
+    SEATS_FIELD_NUMBER: _ClassVar[int]
+    TRIAL_END_FIELD_NUMBER: _ClassVar[int]
     tier: str
     status: SubscriptionStatus
     features: _containers.RepeatedScalarFieldContainer[str]
@@ -252,7 +284,9 @@ class GetEntitlementsResponse(_message.Message):
     user_id: str
     stripe_subscription_id: str
     other_live_subscription_ids: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, tier: _Optional[str] = ..., status: _Optional[_Union[SubscriptionStatus, str]] = ..., features: _Optional[_Iterable[str]] = ..., monthly_limit: _Optional[int] = ..., access_until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., user_id: _Optional[str] = ..., stripe_subscription_id: _Optional[str] = ..., other_live_subscription_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+    seats: int
+    trial_end: _timestamp_pb2.Timestamp
+    def __init__(self, tier: _Optional[str] = ..., status: _Optional[_Union[SubscriptionStatus, str]] = ..., features: _Optional[_Iterable[str]] = ..., monthly_limit: _Optional[int] = ..., access_until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., user_id: _Optional[str] = ..., stripe_subscription_id: _Optional[str] = ..., other_live_subscription_ids: _Optional[_Iterable[str]] = ..., seats: _Optional[int] = ..., trial_end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class WatchEntitlementsRequest(_message.Message):
     __slots__ = ("user_ids",)
