@@ -27,6 +27,7 @@ from billing_service.plan_changes import PlanChanges
 from billing_service.plans import Catalog, load_catalog
 from billing_service.reflection import enable_reflection
 from billing_service.resync import ResyncService
+from billing_service.seat_changes import SeatChanges
 from billing_service.servicer import BillingServicer
 from billing_service.settings import Settings
 from billing_service.storage.database import Database, migrate, pending_migrations
@@ -170,6 +171,7 @@ async def start(settings: Settings, tracing: Tracing | None = None) -> App:
         AuditLog(db),
         entitlements,
         plan_changes=PlanChanges(stripe_api, catalog, subscriptions),
+        seat_changes=SeatChanges(stripe_api, catalog, subscriptions),
         resync=ResyncService(
             db,
             catalog,

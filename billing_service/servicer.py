@@ -30,6 +30,7 @@ from billing_service.events.apply import Outcome
 from billing_service.events.service import EventService
 from billing_service.plan_changes import PlanChanges
 from billing_service.resync import ResyncService
+from billing_service.seat_changes import SeatChanges
 from billing_service.storage.checkout_requests import CheckoutParams
 from billing_service.storage.database import StorageUnavailable
 from billing_service.subscriptions import SubscriptionService
@@ -105,6 +106,7 @@ class BillingServicer(pb_grpc.BillingServiceServicer):
         entitlements: EntitlementService,
         *,
         plan_changes: PlanChanges,
+        seat_changes: SeatChanges,
         resync: ResyncService,
         checkout: CheckoutService,
         usage: UsageService,
@@ -114,6 +116,7 @@ class BillingServicer(pb_grpc.BillingServiceServicer):
         self._audit = audit_log
         self._entitlements = entitlements
         self._plan_changes = plan_changes
+        self._seat_changes = seat_changes
         self._resync = resync
         self._checkout = checkout
         self._usage = usage
@@ -217,6 +220,7 @@ class BillingServicer(pb_grpc.BillingServiceServicer):
             ),
             caller=caller_of(context),
             subscription_id=request.subscription_id,
+            interval=request.interval,
         )
         return pb.ChangePlanResponse(subscription=subscription_to_proto(view))
 
@@ -230,8 +234,46 @@ class BillingServicer(pb_grpc.BillingServiceServicer):
             plan=request.plan,
             proration=request.proration,
             subscription_id=request.subscription_id,
+            interval=request.interval,
         )
         response = pb.PreviewPlanChangeResponse(
+            amount_due=preview.amount_due, currency=preview.currency
+        )
+        prorated_at = timestamp(preview.proration_date)
+        if prorated_at is not None:
+            response.proration_date.CopyFrom(prorated_at)
+        return response
+
+    @rpc_errors
+    async def UpdateSeats(
+        self, request: pb.UpdateSeatsRequest, context: Context
+    ) -> pb.UpdateSeatsResponse:
+        """See billing.proto and billing_service/seat_changes.py."""
+        view = await self._seat_changes.update(
+            user_id=request.user_id,
+            quantity=request.quantity,
+            proration=request.proration,
+            request_id=request.request_id,
+            proration_date=(
+                request.proration_date.seconds if request.HasField("proration_date") else None
+            ),
+            caller=caller_of(context),
+            subscription_id=request.subscription_id,
+        )
+        return pb.UpdateSeatsResponse(subscription=subscription_to_proto(view))
+
+    @rpc_errors
+    async def PreviewSeatChange(
+        self, request: pb.PreviewSeatChangeRequest, context: Context
+    ) -> pb.PreviewSeatChangeResponse:
+        """See billing.proto and billing_service/seat_changes.py."""
+        preview = await self._seat_changes.preview(
+            user_id=request.user_id,
+            quantity=request.quantity,
+            proration=request.proration,
+            subscription_id=request.subscription_id,
+        )
+        response = pb.PreviewSeatChangeResponse(
             amount_due=preview.amount_due, currency=preview.currency
         )
         prorated_at = timestamp(preview.proration_date)

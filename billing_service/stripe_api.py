@@ -275,15 +275,37 @@ class StripeApi:
         The idempotency key derives from the arguments and the caller's request_id,
         so a retried ChangePlan changes once (a fresh key without request_id).
         """
-        params: dict[str, Any] = {
-            "items": [{"id": item_id, "price": price_id}],
-            "proration_behavior": proration_behavior,
-        }
+        return await self.change_subscription_item(
+            subscription_id,
+            {"id": item_id, "price": price_id},
+            proration_behavior,
+            proration_date=proration_date,
+            request_id=request_id,
+            operation="subscription-price",
+        )
+
+    async def change_subscription_item(
+        self,
+        subscription_id: str,
+        item: dict[str, Any],
+        proration_behavior: str,
+        *,
+        proration_date: int | None,
+        request_id: str,
+        operation: str,
+    ) -> dict[str, Any]:
+        """Update one item (its ``price`` and/or ``quantity``) with ``proration_behavior``.
+
+        The idempotency key derives from the change and the caller's request_id
+        (a fresh one without request_id).
+        """
+        params: dict[str, Any] = {"items": [item], "proration_behavior": proration_behavior}
         if proration_date is not None:
             params["proration_date"] = proration_date
+        change = [str(item[name]) for name in ("price", "quantity") if name in item]
         key = idempotency_key(
-            "subscription-price",
-            *((subscription_id, price_id, proration_behavior, request_id) if request_id else ()),
+            operation,
+            *((subscription_id, *change, proration_behavior, request_id) if request_id else ()),
         )
         return await self._call(
             "subscriptions.update",

@@ -369,20 +369,22 @@ class SyncCheckoutSessionResponse(_message.Message):
     def __init__(self, subscription: _Optional[_Union[Subscription, _Mapping]] = ...) -> None: ...
 
 class ChangePlanRequest(_message.Message):
-    __slots__ = ("user_id", "plan", "proration", "request_id", "proration_date", "subscription_id")
+    __slots__ = ("user_id", "plan", "proration", "request_id", "proration_date", "subscription_id", "interval")
     USER_ID_FIELD_NUMBER: _ClassVar[int]
     PLAN_FIELD_NUMBER: _ClassVar[int]
     PRORATION_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     PRORATION_DATE_FIELD_NUMBER: _ClassVar[int]
     SUBSCRIPTION_ID_FIELD_NUMBER: _ClassVar[int]
+    INTERVAL_FIELD_NUMBER: _ClassVar[int]
     user_id: str
     plan: str
     proration: ProrationBehavior
     request_id: str
     proration_date: _timestamp_pb2.Timestamp
     subscription_id: str
-    def __init__(self, user_id: _Optional[str] = ..., plan: _Optional[str] = ..., proration: _Optional[_Union[ProrationBehavior, str]] = ..., request_id: _Optional[str] = ..., proration_date: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., subscription_id: _Optional[str] = ...) -> None: ...
+    interval: BillingInterval
+    def __init__(self, user_id: _Optional[str] = ..., plan: _Optional[str] = ..., proration: _Optional[_Union[ProrationBehavior, str]] = ..., request_id: _Optional[str] = ..., proration_date: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., subscription_id: _Optional[str] = ..., interval: _Optional[_Union[BillingInterval, str]] = ...) -> None: ...
 
 class ChangePlanResponse(_message.Message):
     __slots__ = ("subscription",)
@@ -391,16 +393,62 @@ class ChangePlanResponse(_message.Message):
     def __init__(self, subscription: _Optional[_Union[Subscription, _Mapping]] = ...) -> None: ...
 
 class PreviewPlanChangeRequest(_message.Message):
-    __slots__ = ("user_id", "plan", "proration", "subscription_id")
+    __slots__ = ("user_id", "plan", "proration", "subscription_id", "interval")
     USER_ID_FIELD_NUMBER: _ClassVar[int]
     PLAN_FIELD_NUMBER: _ClassVar[int]
     PRORATION_FIELD_NUMBER: _ClassVar[int]
     SUBSCRIPTION_ID_FIELD_NUMBER: _ClassVar[int]
+    INTERVAL_FIELD_NUMBER: _ClassVar[int]
     user_id: str
     plan: str
     proration: ProrationBehavior
     subscription_id: str
-    def __init__(self, user_id: _Optional[str] = ..., plan: _Optional[str] = ..., proration: _Optional[_Union[ProrationBehavior, str]] = ..., subscription_id: _Optional[str] = ...) -> None: ...
+    interval: BillingInterval
+    def __init__(self, user_id: _Optional[str] = ..., plan: _Optional[str] = ..., proration: _Optional[_Union[ProrationBehavior, str]] = ..., subscription_id: _Optional[str] = ..., interval: _Optional[_Union[BillingInterval, str]] = ...) -> None: ...
+
+class UpdateSeatsRequest(_message.Message):
+    __slots__ = ("user_id", "quantity", "proration", "request_id", "proration_date", "subscription_id")
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    QUANTITY_FIELD_NUMBER: _ClassVar[int]
+    PRORATION_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    PRORATION_DATE_FIELD_NUMBER: _ClassVar[int]
+    SUBSCRIPTION_ID_FIELD_NUMBER: _ClassVar[int]
+    user_id: str
+    quantity: int
+    proration: ProrationBehavior
+    request_id: str
+    proration_date: _timestamp_pb2.Timestamp
+    subscription_id: str
+    def __init__(self, user_id: _Optional[str] = ..., quantity: _Optional[int] = ..., proration: _Optional[_Union[ProrationBehavior, str]] = ..., request_id: _Optional[str] = ..., proration_date: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., subscription_id: _Optional[str] = ...) -> None: ...
+
+class UpdateSeatsResponse(_message.Message):
+    __slots__ = ("subscription",)
+    SUBSCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    subscription: Subscription
+    def __init__(self, subscription: _Optional[_Union[Subscription, _Mapping]] = ...) -> None: ...
+
+class PreviewSeatChangeRequest(_message.Message):
+    __slots__ = ("user_id", "quantity", "proration", "subscription_id")
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    QUANTITY_FIELD_NUMBER: _ClassVar[int]
+    PRORATION_FIELD_NUMBER: _ClassVar[int]
+    SUBSCRIPTION_ID_FIELD_NUMBER: _ClassVar[int]
+    user_id: str
+    quantity: int
+    proration: ProrationBehavior
+    subscription_id: str
+    def __init__(self, user_id: _Optional[str] = ..., quantity: _Optional[int] = ..., proration: _Optional[_Union[ProrationBehavior, str]] = ..., subscription_id: _Optional[str] = ...) -> None: ...
+
+class PreviewSeatChangeResponse(_message.Message):
+    __slots__ = ("amount_due", "currency", "proration_date")
+    AMOUNT_DUE_FIELD_NUMBER: _ClassVar[int]
+    CURRENCY_FIELD_NUMBER: _ClassVar[int]
+    PRORATION_DATE_FIELD_NUMBER: _ClassVar[int]
+    amount_due: int
+    currency: str
+    proration_date: _timestamp_pb2.Timestamp
+    def __init__(self, amount_due: _Optional[int] = ..., currency: _Optional[str] = ..., proration_date: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class PreviewPlanChangeResponse(_message.Message):
     __slots__ = ("amount_due", "currency", "proration_date")
