@@ -185,6 +185,10 @@ class StripeApi:
             self._client.v1.billing_portal.sessions.create_async(params, {"idempotency_key": key}),  # type: ignore[arg-type]
         )
 
+    async def retrieve_price(self, price_id: str) -> dict[str, Any]:
+        """Fetch a price (``plans check``)."""
+        return await self._call("prices.retrieve", self._client.v1.prices.retrieve_async(price_id))
+
     async def retrieve_subscription(self, subscription_id: str) -> dict[str, Any]:
         """Fetch a subscription (the authority on its state)."""
         return await self._call(
