@@ -8,6 +8,12 @@
   the plan (the renewal webhook is late) rolls forward by whole months, so usage
   resets at the boundary without waiting for any event.
 
+- Limits are monthly: when the billing period is longer than a month (an
+  annual price), the usage period is the month-long slice of it that holds
+  ``now``, anchored at the period start (a start on the 31st gives slices
+  ending on the last day of shorter months, then on the 31st again); the last
+  slice ends with the billing period.
+
 Counters are keyed by the period's start: a rolled-forward period starts at
 the old end, exactly where Stripe's renewal starts the next one, so the
 renewal webhook corrects the end without resetting the usage counted meanwhile.
@@ -57,7 +63,21 @@ def _paid_bounds(row: Subscription, now: datetime) -> tuple[datetime, datetime] 
     while end <= now and months < 1200:
         months += 1
         start, end = end, add_months(anchor, months)
-    return start, end
+    return monthly_slice(start, end, now)
+
+
+def monthly_slice(start: datetime, end: datetime, now: datetime) -> tuple[datetime, datetime]:
+    """The month-long slice of [start, end) holding ``now``; the period itself when not longer.
+
+    Slices are counted from ``start`` (not chained), so the day clamps per
+    month and comes back: Jan 31 -> Feb 28 -> Mar 31.
+    """
+    if end <= add_months(start, 1):
+        return start, end
+    months = 0
+    while add_months(start, months + 1) <= now and months < 1200:
+        months += 1
+    return add_months(start, months), min(end, add_months(start, months + 1))
 
 
 def usage_period(row: Subscription | None, grant: Grant, catalog: Catalog, now: datetime) -> Period:

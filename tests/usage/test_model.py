@@ -13,7 +13,7 @@ from billing_service.lifecycle import Grant
 from billing_service.plans import CatalogError, load_catalog, parse_catalog
 from billing_service.storage.models import Subscription
 from billing_service.usage.limits import DEFAULT_METER, MeterLimit
-from billing_service.usage.period import add_months, calendar_month, usage_period
+from billing_service.usage.period import add_months, calendar_month, monthly_slice, usage_period
 from tests.support.processes import PLANS_FILE
 
 CATALOG = load_catalog(PLANS_FILE)
@@ -116,4 +116,35 @@ def test_free_grant_uses_the_calendar_month_even_with_a_row() -> None:
         datetime(2027, 2, 1),
         datetime(2027, 3, 1),
         "free",
+    )
+
+
+def test_annual_period_is_sliced_into_months_anchored_at_its_start() -> None:
+    start, end = datetime(2027, 1, 31, 12), datetime(2028, 1, 31, 12)
+    row = _row(start, end)
+    grant = Grant("pro", None)
+    feb = usage_period(row, grant, CATALOG, datetime(2027, 2, 15))
+    assert (feb.start, feb.end) == (datetime(2027, 1, 31, 12), datetime(2027, 2, 28, 12))
+    mar = usage_period(row, grant, CATALOG, datetime(2027, 3, 1))
+    assert (mar.start, mar.end) == (datetime(2027, 2, 28, 12), datetime(2027, 3, 31, 12))
+    last = usage_period(row, grant, CATALOG, datetime(2028, 1, 31, 11))
+    assert (last.start, last.end) == (datetime(2027, 12, 31, 12), end)
+
+
+@given(
+    st.datetimes(min_value=datetime(2024, 1, 1), max_value=datetime(2030, 1, 1)),
+    st.integers(min_value=2, max_value=36),
+    st.floats(min_value=0, max_value=1, exclude_max=True),
+)
+def test_monthly_slices_hold_now_and_start_at_whole_months(
+    start: datetime, months: int, where: float
+) -> None:
+    end = add_months(start, months)
+    now = start + (end - start) * where
+    low, high = monthly_slice(start, end, now)
+    assert low <= now < high <= end
+    assert any(low == add_months(start, k) for k in range(months))
+    assert high == min(
+        end,
+        add_months(start, next(k for k in range(months + 1) if add_months(start, k) == low) + 1),
     )
