@@ -22,12 +22,13 @@ renewal webhook corrects the end without resetting the usage counted meanwhile.
 from __future__ import annotations
 
 import calendar
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from billing_service.lifecycle import Grant
 from billing_service.plans import FREE_TIER, Catalog, Plan
 from billing_service.storage.models import Subscription
+from billing_service.usage.limits import MeterLimit
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,16 @@ class Period:
     start: datetime
     end: datetime
     plan: Plan
+    # Seats of the subscription; the limits scale with them when the plan says
+    # limits_per_seat.
+    seats: int = 1
+
+    def limit(self, meter: str) -> MeterLimit:
+        """The plan's limit of ``meter`` in this period, times the seats when per seat."""
+        limit = self.plan.limit(meter)
+        if self.plan.seats.limits_per_seat and self.seats > 1:
+            return replace(limit, included=limit.included * self.seats)
+        return limit
 
 
 def add_months(moment: datetime, months: int) -> datetime:
@@ -85,6 +96,7 @@ def usage_period(row: Subscription | None, grant: Grant, catalog: Catalog, now: 
     if grant.tier != FREE_TIER and row is not None:
         bounds = _paid_bounds(row, now)
         if bounds is not None:
-            return Period(bounds[0], bounds[1], catalog.tier(grant.tier))
+            seats = max(1, int(row.quantity or 1))
+            return Period(bounds[0], bounds[1], catalog.tier(grant.tier), seats)
     start, end = calendar_month(now)
     return Period(start, end, catalog.free)

@@ -67,6 +67,8 @@ async def test_trial_is_granted_once_then_refused(
     assert sub.trial_end.seconds == stripe_sub.trial_end
     entitlements = await stub.GetEntitlements(pb.GetEntitlementsRequest(user_id=user_id), timeout=5)
     assert (entitlements.tier, entitlements.seats) == ("team", 3)
+    usage = await stub.GetUsage(pb.GetUsageRequest(user_id=user_id, meter="units"), timeout=5)
+    assert [m.limit for m in usage.meters] == [3 * 200]  # limits_per_seat: 200 per seat
     assert entitlements.trial_end.seconds == stripe_sub.trial_end
     assert not sub.HasField("discount")
     assert stripe_sub.trial_settings is not None

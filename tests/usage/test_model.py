@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -134,13 +134,14 @@ def test_annual_period_is_sliced_into_months_anchored_at_its_start() -> None:
 @given(
     st.datetimes(min_value=datetime(2024, 1, 1), max_value=datetime(2030, 1, 1)),
     st.integers(min_value=2, max_value=36),
-    st.floats(min_value=0, max_value=1, exclude_max=True),
+    st.integers(min_value=0),
 )
 def test_monthly_slices_hold_now_and_start_at_whole_months(
-    start: datetime, months: int, where: float
+    start: datetime, months: int, offset: int
 ) -> None:
     end = add_months(start, months)
-    now = start + (end - start) * where
+    span = (end - start) // timedelta(microseconds=1)
+    now = start + timedelta(microseconds=offset % span)
     low, high = monthly_slice(start, end, now)
     assert low <= now < high <= end
     assert any(low == add_months(start, k) for k in range(months))
@@ -148,3 +149,17 @@ def test_monthly_slices_hold_now_and_start_at_whole_months(
         end,
         add_months(start, next(k for k in range(months + 1) if add_months(start, k) == low) + 1),
     )
+
+
+def test_per_seat_plans_scale_their_limits_by_the_seats() -> None:
+    team, pro = CATALOG.plan("team"), CATALOG.plan("pro")
+    row = _row(datetime(2027, 1, 1), datetime(2027, 2, 1))
+    row.quantity = 3
+    row.plan = "team"
+    period = usage_period(row, Grant("team", None), CATALOG, datetime(2027, 1, 10))
+    assert period.seats == 3
+    assert period.limit(DEFAULT_METER).included == 3 * team.monthly_limit
+    assert period.limit("exports") == team.limit("exports")  # not included stays 0
+    row.plan = "pro"
+    pro_period = usage_period(row, Grant("pro", None), CATALOG, datetime(2027, 1, 10))
+    assert pro_period.limit(DEFAULT_METER).included == pro.monthly_limit  # not per seat
