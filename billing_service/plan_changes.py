@@ -157,10 +157,11 @@ class PlanChanges:
             proration_date=proration_date,
             request_id=request_id,
         )
-        detail = (
-            f"plan {target.view.row.plan} ({target.view.row.interval or 'month'}) -> "
-            f"{target_plan.name} ({target.interval}); proration_behavior={behavior}"
-        )
+        before, after = str(target.view.row.plan), target_plan.name
+        current = str(target.view.row.interval or Interval.MONTH.value)
+        if current != target.interval:
+            before, after = f"{before} ({current})", f"{after} ({target.interval})"
+        detail = f"plan {before} -> {after}; proration_behavior={behavior}"
         return await self._subscriptions.store_answer(
             target.view, subscription_snapshot(answer), caller, "ChangePlan", detail
         )
