@@ -161,6 +161,7 @@ def verify_chain() -> ChainReport:
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
 _CURSOR_PREFIX = "audit:"
+MAX_RECORD_ID = 1 << 63
 
 
 def encode_page_token(last_id: int) -> str:
@@ -179,7 +180,8 @@ def decode_page_token(token: str) -> int | None:
         last_id = int(raw.removeprefix(_CURSOR_PREFIX))
     except (ValueError, UnicodeDecodeError, binascii.Error):
         raise InvalidArgument("page_token", "is not a token from a previous response") from None
-    if last_id <= 0:
+    # Ids are 64-bit at most; a larger number would overflow the query, not find nothing.
+    if not 0 < last_id < MAX_RECORD_ID:
         raise InvalidArgument("page_token", "is not a token from a previous response")
     return last_id
 

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from billing_service import validation
+from billing_service.deadlines import DeadlineExceeded
 from billing_service.errors import BillingError, FailedPrecondition, InvalidArgument, Unavailable
 from billing_service.lifecycle import LIVE_PAID
 from billing_service.plan_options import CheckoutSettings, Interval
@@ -199,7 +200,7 @@ class CheckoutService:
                 continue
             try:
                 await self._stripe.expire_checkout_session(str(session["id"]))
-            except Unavailable:
+            except (Unavailable, DeadlineExceeded):
                 raise
             except BillingError as exc:
                 # Completed or expired since it was listed: a paid one shows up as a

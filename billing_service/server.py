@@ -21,16 +21,19 @@ from billing_service.entitlements import EntitlementService
 from billing_service.events.service import EventService
 from billing_service.health import DependencyHealth
 from billing_service.interceptors import GuardInterceptor
+from billing_service.listen import describe_os_error, listen_problem
 from billing_service.locks import EventGuard
 from billing_service.metrics import start_http_exporter
 from billing_service.plan_changes import PlanChanges
 from billing_service.plans import Catalog, load_catalog
+from billing_service.redis_breaker import RedisBreaker
 from billing_service.reflection import enable_reflection
 from billing_service.resync import ResyncService
 from billing_service.seat_changes import SeatChanges
 from billing_service.servicer import BillingServicer
 from billing_service.settings import Settings
 from billing_service.storage.database import Database, migrate, pending_migrations
+from billing_service.stream_limits import StreamLimiter
 from billing_service.stripe_api import StripeApi
 from billing_service.subscriptions import SubscriptionService
 from billing_service.tracing import Tracing
@@ -135,11 +138,13 @@ async def start(settings: Settings, tracing: Tracing | None = None) -> App:
         GuardInterceptor(authorizer, default_deadline=settings.default_deadline_seconds),
     ]
     server = grpc.aio.server(interceptors=interceptors, options=SERVER_OPTIONS)
+    breaker = RedisBreaker(settings.redis_breaker_seconds)
     guard = EventGuard(
         settings.redis_url,
         lock_ttl=settings.event_lock_ttl_seconds,
         dedupe_ttl=settings.event_dedupe_ttl_seconds,
         timeout=settings.redis_timeout_seconds,
+        breaker=breaker,
     )
     duplicates = DuplicateHandler(db, stripe_api, subscriptions, catalog.on_duplicate)
     events = EventService(
@@ -185,6 +190,7 @@ async def start(settings: Settings, tracing: Tracing | None = None) -> App:
             db, stripe_api, catalog, subscriptions, redirect_hosts=settings.redirect_hosts
         ),
         usage=usage,
+        stream_limits=StreamLimiter(settings.watch_max_streams_per_caller),
     )
     pb_grpc.add_BillingServiceServicer_to_server(servicer, server)
     health_servicer = health_aio.HealthServicer()
@@ -192,15 +198,26 @@ async def start(settings: Settings, tracing: Tracing | None = None) -> App:
     enable_reflection(
         (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name), server
     )
-    if credentials is None:
-        port = server.add_insecure_port(settings.grpc_addr)
-    else:
-        port = server.add_secure_port(settings.grpc_addr, credentials)
+    try:
+        if credentials is None:
+            port = server.add_insecure_port(settings.grpc_addr)
+        else:
+            port = server.add_secure_port(settings.grpc_addr, credentials)
+    except RuntimeError:
+        port = 0
     if port == 0:
-        raise StartupError(f"cannot listen on {settings.grpc_addr} (BILLING_GRPC_ADDR)")
+        # gRPC says only "failed to bind"; a bind of our own says why.
+        raise StartupError(
+            f"cannot listen on {settings.grpc_addr}: {listen_problem(settings.grpc_addr)} "
+            "(BILLING_GRPC_ADDR)"
+        )
     await server.start()
     dependencies = DependencyHealth(
-        health_servicer, db, ("", SERVICE_NAME), redis_url=settings.redis_url
+        health_servicer,
+        db,
+        ("", SERVICE_NAME),
+        redis_url=settings.redis_url,
+        breaker=breaker,
     )
     await dependencies.start()
     reporter = UsageReporter(
@@ -230,11 +247,18 @@ async def start(settings: Settings, tracing: Tracing | None = None) -> App:
 async def serve(settings: Settings) -> None:
     """Serve until SIGTERM or SIGINT, then shut down gracefully."""
     tracing = tracing_from_env("billing-service")
-    app = await start(settings, tracing)
     if settings.metrics_addr:
-        metrics_port = start_http_exporter(settings.metrics_addr)
+        # First, so a taken metrics address stops the start before anything listens.
+        try:
+            metrics_port = start_http_exporter(settings.metrics_addr)
+        except OSError as exc:
+            raise StartupError(
+                f"cannot listen on {settings.metrics_addr}: {describe_os_error(exc)} "
+                "(BILLING_METRICS_ADDR)"
+            ) from None
         metrics_host = settings.metrics_addr.rsplit(":", 1)[0]
         print(f"BILLING_METRICS_LISTENING {metrics_host}:{metrics_port}", flush=True)
+    app = await start(settings, tracing)
     host = settings.grpc_addr.rsplit(":", 1)[0]
     log.info("billing.v1 gRPC serving on %s:%d", host, app.port)
     # The line tests and tools wait for; it carries the real port when :0 was asked.

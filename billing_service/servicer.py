@@ -33,6 +33,7 @@ from billing_service.resync import ResyncService
 from billing_service.seat_changes import SeatChanges
 from billing_service.storage.checkout_requests import CheckoutParams
 from billing_service.storage.database import StorageUnavailable
+from billing_service.stream_limits import StreamLimiter
 from billing_service.subscriptions import SubscriptionService
 from billing_service.usage.service import UsageService
 from generated.billing.v1 import billing_pb2 as pb
@@ -110,6 +111,7 @@ class BillingServicer(pb_grpc.BillingServiceServicer):
         resync: ResyncService,
         checkout: CheckoutService,
         usage: UsageService,
+        stream_limits: StreamLimiter | None = None,
     ) -> None:
         self._subscriptions = subscriptions
         self._events = events
@@ -120,6 +122,7 @@ class BillingServicer(pb_grpc.BillingServiceServicer):
         self._resync = resync
         self._checkout = checkout
         self._usage = usage
+        self._stream_limits = stream_limits or StreamLimiter()
 
     @rpc_errors
     async def CreateCheckout(
@@ -383,11 +386,12 @@ class BillingServicer(pb_grpc.BillingServiceServicer):
         """See billing.proto; a stream ends with UNAVAILABLE on shutdown, RESOURCE_EXHAUSTED
         when the consumer falls more than the pending limit behind (docs/entitlements.md)."""
         try:
-            stream = self._entitlements.watch(
-                list(request.user_ids), lambda: context.send_initial_metadata(())
-            )
-            async for message in stream:
-                yield message
+            with self._stream_limits.hold(caller_of(context)):
+                stream = self._entitlements.watch(
+                    list(request.user_ids), lambda: context.send_initial_metadata(())
+                )
+                async for message in stream:
+                    yield message
         except BillingError as exc:
             log.info("WatchEntitlements -> %s: %s", exc.code.name, exc)
             await context.abort(exc.code, str(exc))

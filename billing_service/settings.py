@@ -96,6 +96,16 @@ SETTINGS: tuple[SettingSpec, ...] = (
     ),
     SettingSpec("BILLING_REDIS_TIMEOUT_SECONDS", "1", "connect/read timeout of one Redis command"),
     SettingSpec(
+        "BILLING_REDIS_BREAKER_SECONDS",
+        "10",
+        "after a Redis failure, events skip Redis this long (the health probe ends it early)",
+    ),
+    SettingSpec(
+        "BILLING_WATCH_MAX_STREAMS_PER_CALLER",
+        "64",
+        "open WatchEntitlements streams one caller may hold; past it: RESOURCE_EXHAUSTED",
+    ),
+    SettingSpec(
         "BILLING_SERVICE_TARGET",
         "",
         "host:port of the service the CLI's `reconcile` and `events replay` call; "
@@ -175,6 +185,8 @@ class Settings:
     event_lock_ttl_seconds: float = 30.0
     event_dedupe_ttl_seconds: int = 604800
     redis_timeout_seconds: float = 1.0
+    redis_breaker_seconds: float = 10.0
+    watch_max_streams_per_caller: int = 64
     service_target: str = ""
     reconcile_max_attempts: int = 5
     reconcile_backoff_seconds: float = 1.0
@@ -217,6 +229,8 @@ class Settings:
             event_lock_ttl_seconds=_float(env, "BILLING_EVENT_LOCK_TTL_SECONDS"),
             event_dedupe_ttl_seconds=_int(env, "BILLING_EVENT_DEDUPE_TTL_SECONDS"),
             redis_timeout_seconds=_float(env, "BILLING_REDIS_TIMEOUT_SECONDS"),
+            redis_breaker_seconds=max(0.0, _float(env, "BILLING_REDIS_BREAKER_SECONDS")),
+            watch_max_streams_per_caller=max(1, _int(env, "BILLING_WATCH_MAX_STREAMS_PER_CALLER")),
             service_target=text("BILLING_SERVICE_TARGET") or text("BILLING_GRPC_ADDR"),
             reconcile_max_attempts=max(1, _int(env, "BILLING_RECONCILE_MAX_ATTEMPTS")),
             reconcile_backoff_seconds=max(0.0, _float(env, "BILLING_RECONCILE_BACKOFF_SECONDS")),

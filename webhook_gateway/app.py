@@ -4,7 +4,9 @@ POST /webhooks/stripe answers (see docs/gateway.md for every body):
 
 * 200 ``{status, event_id}`` once the billing service is done with the event
   (applied, duplicate, ignored, stale) or it is stored as a dead letter;
-* 400/413 ``{error}`` when the delivery is refused: nothing is forwarded;
+* 400/408/413 ``{error}`` when the delivery is refused: nothing is forwarded
+  (408: the body did not arrive within GATEWAY_BODY_TIMEOUT_SECONDS, and the
+  connection is closed);
 * 503 ``{error}`` when the event may yet be applied: Stripe retries it.
 """
 
@@ -20,6 +22,7 @@ from aiohttp import web
 
 from billing_client import Credentials
 from billing_service.tracing import Tracing
+from webhook_gateway.body import BodyRefused, ClientGone, read_body
 from webhook_gateway.dead_letters import DeadLetterStore, DeadLetterStoreError
 from webhook_gateway.forward import Forwarder, Verdict
 from webhook_gateway.metrics import CONTENT_TYPE_LATEST, GatewayMetrics
@@ -29,6 +32,8 @@ from webhook_gateway.verify import Rejection, VerificationError, verify_signatur
 log = logging.getLogger(__name__)
 
 WEBHOOK_PATH = "/webhooks/stripe"
+# nginx's "client closed request": only ever a metric label, never sent.
+CLIENT_GONE_STATUS = 499
 
 SETTINGS_KEY = web.AppKey("settings", GatewaySettings)
 METRICS_KEY = web.AppKey("metrics", GatewayMetrics)
@@ -48,6 +53,16 @@ def _reject(request: web.Request, status: int, error: str) -> web.Response:
     return _answer(request, status, error, {"error": error})
 
 
+async def _close_after(request: web.Request, response: web.Response) -> None:
+    """Send ``response`` now, then close the connection: a slow body must not hold it."""
+    response.force_close()
+    await response.prepare(request)
+    await response.write_eof()
+    transport = request.transport
+    if transport is not None:
+        transport.close()
+
+
 def _str_field(event: dict[str, Any], name: str) -> str:
     value = event.get(name)
     return value[:255] if isinstance(value, str) else ""
@@ -57,9 +72,18 @@ async def receive_webhook(request: web.Request) -> web.Response:
     """Verify one Stripe delivery, forward it, and answer so Stripe retries only what may pass."""
     settings = request.app[SETTINGS_KEY]
     try:
-        raw = await request.read()
-    except web.HTTPRequestEntityTooLarge:
-        return _reject(request, 413, "body_too_large")
+        raw = await read_body(request, settings.max_body_bytes, settings.body_timeout_seconds)
+    except ClientGone:
+        # A hang-up is the client's business: its own reason, never internal_error.
+        log.debug("client disconnected before its body arrived")
+        request.app[METRICS_KEY].answered(CLIENT_GONE_STATUS, "client_disconnected")
+        return web.Response(status=CLIENT_GONE_STATUS)
+    except BodyRefused as refused:
+        log.info("refused delivery: %s", refused.reason)
+        response = _reject(request, refused.status, refused.reason)
+        if refused.status == 408:
+            await _close_after(request, response)
+        return response
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
