@@ -9,7 +9,9 @@ against the locked values, then write the records, the counters and the
 overage reports, and commit. A hot user's counter is therefore locked once per
 batch instead of once per call. A batch that hits a key inserted meanwhile by
 another replica on another counter (a unique violation) is rolled back whole
-and its requests are applied one at a time by ``ledger.consume``.
+and its requests are applied one at a time by ``ledger.consume``. A call whose
+caller hung up, or whose deadline (``deadlines``) passed while it queued, is
+left out of its batch: nothing is counted for it.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import Any
 
 from peewee import IntegrityError, Tuple
 
+from billing_service import deadlines
 from billing_service.errors import BillingError
 from billing_service.plans import Catalog
 from billing_service.storage.database import Database
@@ -51,6 +54,8 @@ class Pending:
     key: str
     occurred_at: datetime
     future: asyncio.Future[Outcome] = field(repr=False)
+    # The caller's deadline (time.monotonic()); a call past it is not started.
+    deadline: float | None = None
 
 
 @dataclass
@@ -75,7 +80,9 @@ class ConsumeBatcher:
     ) -> Outcome:
         """Queue one consumption; its outcome once its batch committed."""
         loop = asyncio.get_running_loop()
-        pending = Pending(user_id, meter, quantity, key, occurred_at, loop.create_future())
+        pending = Pending(
+            user_id, meter, quantity, key, occurred_at, loop.create_future(), deadlines.deadline()
+        )
         self._queue.append(pending)
         if self._in_flight < MAX_IN_FLIGHT and len(self._queue) == 1:
             loop.call_soon(self._launch)
@@ -88,8 +95,9 @@ class ConsumeBatcher:
             asyncio.get_running_loop().create_task(self._run(batch))
 
     async def _run(self, batch: list[Pending]) -> None:
+        batch = [p for p in batch if not self._expired(p)]
         try:
-            decided = await self._db.run(self._apply, batch)
+            decided = await self._db.run(self._apply, batch) if batch else []
         except Exception as exc:
             decided = [_Decided(error=exc) for _ in batch]
         finally:
@@ -104,6 +112,18 @@ class ConsumeBatcher:
             else:
                 assert result.outcome is not None
                 pending.future.set_result(result.outcome)
+
+    @staticmethod
+    def _expired(pending: Pending) -> bool:
+        """Fail a call whose caller gave up or whose deadline passed while it queued."""
+        if pending.future.done():
+            return True
+        try:
+            deadlines.check("usage consumption", pending.deadline)
+        except deadlines.DeadlineExceeded as exc:
+            pending.future.set_exception(exc)
+            return True
+        return False
 
     # -- on a database thread ----------------------------------------------------------
 
