@@ -17,13 +17,22 @@ import pytest
 import stripe
 
 from billing_service.usage.period import add_months
+from devtools.stripe_emulator.process import EmulatorProcess
 from generated.billing.v1 import billing_pb2 as pb
 from generated.billing.v1 import billing_pb2_grpc as pb_grpc
 from tests.conftest import EMULATOR_KEY
 from tests.support.flows import CALLER, apply_all_events, stripe_client
-from tests.support.processes import ServiceProcess
+from tests.support.processes import PLANS_FILE, ServiceProcess
 
 HOUR = 3600
+
+
+@pytest.fixture(scope="module")
+def emulator() -> Iterator[EmulatorProcess]:
+    """This module's own emulator: its clock moves by weeks (or a year), which would
+    push other modules' real-time objects (meter events) out of a shared one's window."""
+    with EmulatorProcess(PLANS_FILE) as process:
+        yield process
 
 
 @pytest.fixture

@@ -5,18 +5,28 @@ Over gRPC against the emulator (real processes), on SQLite and PostgreSQL.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import grpc
 import pytest
 import stripe
 
+from devtools.stripe_emulator.process import EmulatorProcess
 from generated.billing.v1 import billing_pb2 as pb
 from generated.billing.v1 import billing_pb2_grpc as pb_grpc
 from tests.support.flows import CALLER, apply_all_events, expect_code, stripe_client
+from tests.support.processes import PLANS_FILE
 
 DAY = 86_400
+
+
+@pytest.fixture(scope="module")
+def emulator() -> Iterator[EmulatorProcess]:
+    """This module's own emulator: its clock moves by weeks (or a year), which would
+    push other modules' real-time objects (meter events) out of a shared one's window."""
+    with EmulatorProcess(PLANS_FILE) as process:
+        yield process
 
 
 @pytest.fixture
