@@ -22,13 +22,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
+from dataclasses import dataclass
 from typing import Any
 
 from billing_service import validation
 from billing_service.deadlines import DeadlineExceeded
 from billing_service.errors import BillingError, FailedPrecondition, InvalidArgument, Unavailable
 from billing_service.lifecycle import LIVE_PAID
-from billing_service.plans import Catalog
+from billing_service.plan_options import CheckoutSettings, Interval
+from billing_service.plans import Catalog, Plan
 from billing_service.storage import checkout_requests, repository
 from billing_service.storage.checkout_requests import CheckoutParams
 from billing_service.storage.database import Database
@@ -36,6 +38,27 @@ from billing_service.stripe_api import StripeApi, idempotency_key
 from billing_service.subscriptions import SubscriptionService
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CheckoutResult:
+    """What CreateCheckout answers."""
+
+    checkout_url: str
+    session_id: str
+    # Days of free trial the session starts with (0: none).
+    trial_days: int = 0
+
+
+@dataclass(frozen=True)
+class _Offer:
+    """What the session sells: a plan's price for an interval, seats, trial, promotion."""
+
+    plan: Plan
+    price_id: str
+    quantity: int
+    trial_days: int
+    promotion_code_id: str
 
 
 class CheckoutService:
@@ -66,7 +89,7 @@ class CheckoutService:
             self._user_locks[user_id] = lock
         return lock
 
-    def _validate(self, params: CheckoutParams, request_id: str) -> str:
+    def _validate(self, params: CheckoutParams, request_id: str) -> tuple[Plan, str]:
         validation.user_id(params.user_id)
         validation.email(params.email)
         if not params.plan:
@@ -77,11 +100,25 @@ class CheckoutService:
         validation.url(params.success_url, "success_url", self._redirect_hosts)
         validation.url(params.cancel_url, "cancel_url", self._redirect_hosts)
         validation.request_id(request_id)
-        return self._catalog.plans[params.plan].price_id
+        plan = self._catalog.plans[params.plan]
+        try:
+            price_id = plan.price_for(Interval(params.interval))
+        except ValueError:
+            raise InvalidArgument("interval", "must be MONTH or YEAR") from None
+        if price_id is None:
+            raise InvalidArgument(
+                "interval", f"plan {plan.name!r} has no {params.interval}ly price"
+            )
+        problem = plan.seats.check(params.quantity)
+        if problem:
+            raise InvalidArgument("quantity", problem)
+        if len(params.promotion_code) > 255 or not params.promotion_code.isprintable():
+            raise InvalidArgument("promotion_code", "must be at most 255 printable characters")
+        return plan, price_id
 
-    async def create(self, params: CheckoutParams, request_id: str) -> tuple[str, str]:
-        """A Checkout session for ``params.plan``; returns (checkout_url, session_id)."""
-        price_id = self._validate(params, request_id)
+    async def create(self, params: CheckoutParams, request_id: str) -> CheckoutResult:
+        """A Checkout session for ``params.plan`` at ``params.interval``."""
+        plan, price_id = self._validate(params, request_id)
         if request_id:
             claimed = await self._db.run(checkout_requests.claim, request_id, params)
             differing = checkout_requests.differing_fields(claimed, params)
@@ -91,7 +128,9 @@ class CheckoutService:
                     f"{', '.join(differing)}; use a new request_id for a new checkout"
                 )
             if claimed.session_id:
-                return str(claimed.checkout_url), str(claimed.session_id)
+                return CheckoutResult(
+                    str(claimed.checkout_url), str(claimed.session_id), int(claimed.trial_days)
+                )
         async with self._lock(params.user_id):
             view = await self._subscriptions.get(params.user_id)
             if view.row is not None and view.status in LIVE_PAID:
@@ -99,16 +138,51 @@ class CheckoutService:
                     f"user already has a {view.status.value} subscription; "
                     "change plans through the customer portal"
                 )
-            customer_id = view.stripe_customer_id or await self._create_customer(params, request_id)
+            known_customer = view.stripe_customer_id
+            customer_id = known_customer or await self._create_customer(params, request_id)
+            offer = _Offer(
+                plan=plan,
+                price_id=price_id,
+                quantity=params.quantity,
+                trial_days=await self._trial_days(plan, params.user_id, known_customer),
+                promotion_code_id=await self._promotion_code_id(params.promotion_code),
+            )
             session = await self._stripe.create_checkout_session(
-                _session_params(params, customer_id, price_id),
-                _checkout_key(params, request_id),
+                _session_params(params, customer_id, offer, self._catalog.checkout),
+                _checkout_key(params, request_id, offer.trial_days),
             )
             session_id, url = str(session["id"]), str(session.get("url") or "")
             await self._expire_other_sessions(customer_id, session_id)
         if request_id:
-            await self._db.run(checkout_requests.record_session, request_id, session_id, url)
-        return url, session_id
+            await self._db.run(
+                checkout_requests.record_session, request_id, session_id, url, offer.trial_days
+            )
+        return CheckoutResult(url, session_id, offer.trial_days)
+
+    async def _trial_days(self, plan: Plan, user_id: str, customer_id: str) -> int:
+        """The plan's trial, unless the policy says the user already had one."""
+        if not plan.trial_days:
+            return 0
+        if not self._catalog.checkout.trial_once_per_user:
+            return plan.trial_days
+        if await self._db.run(checkout_requests.had_subscription, user_id):
+            return 0
+        # Stripe also knows subscriptions whose events we have not seen yet.
+        if customer_id and any(
+            checkout_requests.started(sub)
+            for sub in await self._stripe.list_subscriptions(customer_id)
+        ):
+            return 0
+        return plan.trial_days
+
+    async def _promotion_code_id(self, code: str) -> str:
+        """The promo_... id of ``code`` (the code customers type, or already an id)."""
+        if not code or code.startswith("promo_"):
+            return code
+        found = await self._stripe.find_promotion_code(code)
+        if found is None:
+            raise InvalidArgument("promotion_code", f"no active promotion code {code!r}")
+        return str(found["id"])
 
     async def _create_customer(self, params: CheckoutParams, request_id: str) -> str:
         customer = await self._stripe.create_customer(params.user_id, params.email, request_id)
@@ -136,23 +210,45 @@ class CheckoutService:
                 log.info("expired older checkout session %s", session["id"])
 
 
-def _session_params(params: CheckoutParams, customer_id: str, price_id: str) -> dict[str, Any]:
+def _session_params(
+    params: CheckoutParams, customer_id: str, offer: _Offer, settings: CheckoutSettings
+) -> dict[str, Any]:
     metadata = {"user_id": params.user_id, "plan": params.plan}
-    return {
+    subscription_data: dict[str, Any] = {"metadata": metadata}
+    session: dict[str, Any] = {
         "mode": "subscription",
         "customer": customer_id,
-        "line_items": [{"price": price_id, "quantity": 1}],
+        "line_items": [{"price": offer.price_id, "quantity": offer.quantity}],
         "client_reference_id": params.user_id,
         "metadata": metadata,
-        "subscription_data": {"metadata": metadata},
-        "allow_promotion_codes": True,
-        "billing_address_collection": "required",
+        "subscription_data": subscription_data,
+        "billing_address_collection": settings.billing_address_collection.value,
         "success_url": params.success_url,
         "cancel_url": params.cancel_url,
     }
+    if offer.trial_days:
+        subscription_data["trial_period_days"] = offer.trial_days
+        behavior = offer.plan.trial_end_behavior
+        if behavior is not None:
+            subscription_data["trial_settings"] = {
+                "end_behavior": {"missing_payment_method": behavior.value}
+            }
+            session["payment_method_collection"] = "if_required"
+    # Stripe refuses allow_promotion_codes together with discounts.
+    if offer.promotion_code_id:
+        session["discounts"] = [{"promotion_code": offer.promotion_code_id}]
+    elif settings.allow_promotion_codes:
+        session["allow_promotion_codes"] = True
+    if settings.automatic_tax:
+        session["automatic_tax"] = {"enabled": True}
+        # Stripe Tax needs the customer's address on the customer object.
+        session["customer_update"] = {"address": "auto", "name": "auto"}
+    if settings.tax_id_collection:
+        session["tax_id_collection"] = {"enabled": True}
+    return session
 
 
-def _checkout_key(params: CheckoutParams, request_id: str) -> str:
+def _checkout_key(params: CheckoutParams, request_id: str, trial_days: int) -> str:
     """Stripe's idempotency key: from request_id and every parameter, fresh without one."""
     if not request_id:
         return idempotency_key("checkout")
@@ -164,4 +260,8 @@ def _checkout_key(params: CheckoutParams, request_id: str) -> str:
         params.plan,
         params.success_url,
         params.cancel_url,
+        params.interval,
+        str(params.quantity),
+        params.promotion_code,
+        str(trial_days),
     )

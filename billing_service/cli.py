@@ -13,6 +13,7 @@ from billing_service import audit, logs
 from billing_service.auth import AuthConfigError, token_hash
 from billing_service.dead_letter_commands import add_events_parser, cmd_events
 from billing_service.plans import CatalogError
+from billing_service.plans_check import add_plans_parser, cmd_plans
 from billing_service.reconcile import add_reconcile_parser, cmd_reconcile
 from billing_service.server import StartupError, serve
 from billing_service.settings import Settings, SettingsError, settings_help
@@ -79,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_events_parser(commands)
     add_reconcile_parser(commands)
     add_usage_parser(commands)
+    add_plans_parser(commands)
     audit_parser = commands.add_parser("audit", help="operate on the audit trail")
     audit_commands = audit_parser.add_subparsers(dest="audit_command", metavar="ACTION")
     audit_commands.required = True
@@ -104,6 +106,7 @@ HANDLERS = {
     "reconcile": cmd_reconcile,
     "auth": _cmd_auth,
     "usage": cmd_usage,
+    "plans": cmd_plans,
     None: _cmd_serve,
 }
 

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from billing_service.discounts import Discount
 from billing_service.lifecycle import Status
 from billing_service.storage.models import AuditRecord, Invoice
 from billing_service.subscriptions import SubscriptionView
@@ -32,6 +33,25 @@ def status_to_proto(raw: str) -> pb.SubscriptionStatus:
         return pb.SUBSCRIPTION_STATUS_UNSPECIFIED
 
 
+_INTERVALS = {
+    pb.BILLING_INTERVAL_UNSPECIFIED: "month",
+    pb.BILLING_INTERVAL_MONTH: "month",
+    pb.BILLING_INTERVAL_YEAR: "year",
+}
+
+
+def interval_name(value: int) -> str:
+    """The catalog interval of a BillingInterval (unset: month; unknown numbers: as given)."""
+    return _INTERVALS.get(value, str(value))  # type: ignore[call-overload]
+
+
+def interval_to_proto(name: str) -> pb.BillingInterval:
+    """The BillingInterval of a Stripe/catalog interval name ("" or unknown: UNSPECIFIED)."""
+    return {"month": pb.BILLING_INTERVAL_MONTH, "year": pb.BILLING_INTERVAL_YEAR}.get(
+        name, pb.BILLING_INTERVAL_UNSPECIFIED
+    )
+
+
 def timestamp(value: datetime | None) -> Timestamp | None:
     """A Timestamp from a naive-UTC datetime (None stays None)."""
     if value is None:
@@ -56,14 +76,37 @@ def subscription_to_proto(view: SubscriptionView) -> pb.Subscription:
         message.cancel_at_period_end = bool(row.cancel_at_period_end)
         message.plan = row.plan
         message.stripe_price_id = row.price_id
+        message.interval = interval_to_proto(str(row.interval))
+        message.quantity = int(row.quantity)
+        message.unit_amount = int(row.unit_amount)
+        message.currency = str(row.currency)
+        discount = Discount.from_json(str(row.discount))
+        if discount is not None:
+            message.discount.CopyFrom(discount_to_proto(discount))
         for name, value in (
             ("current_period_start", row.current_period_start),
             ("current_period_end", row.current_period_end),
             ("access_until", view.grant.access_until),
+            ("trial_end", row.trial_end),
         ):
             ts = timestamp(value)
             if ts is not None:
                 getattr(message, name).CopyFrom(ts)
+    return message
+
+
+def discount_to_proto(discount: Discount) -> pb.SubscriptionDiscount:
+    """The SubscriptionDiscount message of a stored discount."""
+    message = pb.SubscriptionDiscount(
+        name=discount.name,
+        percent_off=discount.percent_off,
+        amount_off=discount.amount_off,
+        currency=discount.currency,
+        promotion_code=discount.promotion_code,
+        coupon_id=discount.coupon_id,
+    )
+    if discount.end:
+        message.end.FromSeconds(discount.end)
     return message
 
 

@@ -19,6 +19,7 @@ from typing import Any
 from billing_service import validation
 from billing_service.errors import FailedPrecondition, InvalidArgument, NotFound
 from billing_service.lifecycle import LIVE_PAID
+from billing_service.plan_options import Interval
 from billing_service.plans import Catalog, Plan
 from billing_service.stripe_api import StripeApi
 from billing_service.stripe_shapes import from_timestamp, object_id
@@ -56,6 +57,24 @@ class _Target:
     view: SubscriptionView
     plan: Plan
     item_id: str
+    price_id: str
+    interval: str
+
+
+_INTERVALS: dict[int, Interval] = {
+    pb.BILLING_INTERVAL_MONTH: Interval.MONTH,
+    pb.BILLING_INTERVAL_YEAR: Interval.YEAR,
+}
+
+
+def _interval(value: int, current: str) -> Interval:
+    """The requested interval; unset keeps the subscription's (monthly when unknown)."""
+    if value == pb.BILLING_INTERVAL_UNSPECIFIED:
+        return Interval.YEAR if current == Interval.YEAR.value else Interval.MONTH
+    try:
+        return _INTERVALS[value]
+    except KeyError:
+        raise InvalidArgument("interval", f"unknown BillingInterval {value}") from None
 
 
 class PlanChanges:
@@ -76,7 +95,11 @@ class PlanChanges:
             raise InvalidArgument("plan", f"unknown plan {plan!r} (known: {known})")
         return self._catalog.plans[plan]
 
-    async def _target(self, user_id: str, plan: Plan, subscription_id: str) -> _Target:
+    async def _target(
+        self, user_id: str, plan: Plan, subscription_id: str, interval_value: int = 0
+    ) -> _Target:
+        if interval_value not in (pb.BILLING_INTERVAL_UNSPECIFIED, *_INTERVALS):
+            raise InvalidArgument("interval", f"unknown BillingInterval {interval_value}")
         view = await self._subscriptions.target(user_id, subscription_id)
         row = view.row
         if row is None:
@@ -86,8 +109,17 @@ class PlanChanges:
                 f"subscription is {view.status.value}; only trialing, active, past_due "
                 "or unpaid subscriptions change plans"
             )
-        if row.plan == plan.name:
-            raise FailedPrecondition(f"subscription is already on plan {plan.name!r}")
+        interval = _interval(interval_value, str(row.interval))
+        price_id = plan.price_for(interval)
+        if price_id is None:
+            raise InvalidArgument("interval", f"plan {plan.name!r} has no {interval.value}ly price")
+        if row.plan == plan.name and (
+            interval_value == pb.BILLING_INTERVAL_UNSPECIFIED or row.price_id == price_id
+        ):
+            raise FailedPrecondition(
+                f"subscription is already on plan {plan.name!r}"
+                + (f" billed by the {interval.value}" if row.price_id == price_id else "")
+            )
         raw = await self._stripe.retrieve_subscription(str(row.stripe_subscription_id))
         items = raw.get("items", {}).get("data") or []
         if len(items) != 1:
@@ -95,9 +127,9 @@ class PlanChanges:
                 f"subscription has {len(items)} items; only single-item subscriptions change plans"
             )
         item: dict[str, Any] = items[0]
-        if object_id(item.get("price")) == plan.price_id:
+        if object_id(item.get("price")) == price_id:
             raise FailedPrecondition(f"subscription is already on plan {plan.name!r} in Stripe")
-        return _Target(view, plan, str(item["id"]))
+        return _Target(view, plan, str(item["id"]), price_id, interval.value)
 
     async def change(
         self,
@@ -109,42 +141,53 @@ class PlanChanges:
         proration_date: int | None,
         caller: str,
         subscription_id: str = "",
+        interval: int = 0,
     ) -> SubscriptionView:
         """Move the user's live subscription to ``plan``; see billing.proto ChangePlan."""
         validation.user_id(user_id)
         target_plan = self._plan(plan)
         behavior = proration_behavior(proration)
         validation.request_id(request_id)
-        target = await self._target(user_id, target_plan, subscription_id)
+        target = await self._target(user_id, target_plan, subscription_id, interval)
         assert target.view.row is not None
         answer = await self._stripe.change_subscription_price(
             str(target.view.row.stripe_subscription_id),
             target.item_id,
-            target_plan.price_id,
+            target.price_id,
             behavior,
             proration_date=proration_date,
             request_id=request_id,
         )
-        detail = f"plan {target.view.row.plan} -> {target_plan.name}; proration_behavior={behavior}"
+        before, after = str(target.view.row.plan), target_plan.name
+        current = str(target.view.row.interval or Interval.MONTH.value)
+        if current != target.interval:
+            before, after = f"{before} ({current})", f"{after} ({target.interval})"
+        detail = f"plan {before} -> {after}; proration_behavior={behavior}"
         return await self._subscriptions.store_answer(
             target.view, answer, caller, "ChangePlan", detail
         )
 
     async def preview(
-        self, *, user_id: str, plan: str, proration: int, subscription_id: str = ""
+        self,
+        *,
+        user_id: str,
+        plan: str,
+        proration: int,
+        subscription_id: str = "",
+        interval: int = 0,
     ) -> PlanChangePreview:
         """What ChangePlan would bill; see billing.proto PreviewPlanChange."""
         validation.user_id(user_id)
         target_plan = self._plan(plan)
         behavior = proration_behavior(proration)
-        target = await self._target(user_id, target_plan, subscription_id)
+        target = await self._target(user_id, target_plan, subscription_id, interval)
         assert target.view.row is not None
         invoice = await self._stripe.preview_invoice(
             {
                 "customer": str(target.view.row.stripe_customer_id),
                 "subscription": str(target.view.row.stripe_subscription_id),
                 "subscription_details": {
-                    "items": [{"id": target.item_id, "price": target_plan.price_id}],
+                    "items": [{"id": target.item_id, "price": target.price_id}],
                     "proration_behavior": behavior,
                 },
             }

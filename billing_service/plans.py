@@ -18,6 +18,18 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from billing_service.plan_options import (
+    CheckoutSettings,
+    Interval,
+    OptionError,
+    Seats,
+    TrialEndBehavior,
+    parse_checkout,
+    parse_prices,
+    parse_seats,
+    parse_trial,
+    parse_unit_amounts,
+)
 from billing_service.usage.limits import NOT_INCLUDED, LimitError, MeterLimit, parse_limits
 
 FREE_TIER = "free"
@@ -30,7 +42,7 @@ class CatalogError(ValueError):
 
 @dataclass(frozen=True)
 class Plan:
-    """A tier: its Stripe price (none for free), monthly limit and features."""
+    """A tier: its Stripe prices (none for free), monthly limit, features, trial and seats."""
 
     name: str
     price_id: str
@@ -39,6 +51,18 @@ class Plan:
     unit_amount: int = 0
     # Usage meters (``[plans.X.limits]``); always holds the default meter (monthly_limit).
     limits: Mapping[str, MeterLimit] = field(default_factory=dict)
+    # Every price that sells the plan, by interval; prices[MONTH] == price_id.
+    prices: Mapping[Interval, str] = field(default_factory=dict)
+    # Emulator-only amounts per interval (cents); unit_amount is the monthly one.
+    unit_amounts: Mapping[Interval, int] = field(default_factory=dict)
+    trial_days: int = 0
+    # None: Stripe's default (an invoice is created; the subscription goes past_due).
+    trial_end_behavior: TrialEndBehavior | None = None
+    seats: Seats = field(default_factory=Seats)
+
+    def price_for(self, interval: Interval) -> str | None:
+        """The plan's price id for ``interval``, None when it is not sold that way."""
+        return self.prices.get(interval)
 
     def limit(self, meter: str) -> MeterLimit:
         """The plan's limit of ``meter``: a meter the plan does not list is not included (0)."""
@@ -68,6 +92,7 @@ class Catalog:
     plans: dict[str, Plan]
     access: AccessPolicy
     on_duplicate: OnDuplicate = OnDuplicate.FLAG
+    checkout: CheckoutSettings = field(default_factory=CheckoutSettings)
 
     def plan(self, name: str) -> Plan:
         """The plan (or the free tier) called ``name``; KeyError when unknown."""
@@ -80,8 +105,14 @@ class Catalog:
         return self.plans.get(name, self.free)
 
     def plan_for_price(self, price_id: str) -> Plan | None:
-        """The paid plan sold at ``price_id``, if any."""
-        return self._by_price.get(price_id)
+        """The paid plan sold at ``price_id`` (any of its intervals), if any."""
+        found = self._by_price.get(price_id)
+        return found[0] if found else None
+
+    def interval_for_price(self, price_id: str) -> Interval | None:
+        """The interval ``price_id`` bills at, when it is one of the catalog's prices."""
+        found = self._by_price.get(price_id)
+        return found[1] if found else None
 
     @property
     def all_features(self) -> frozenset[str]:
@@ -94,8 +125,12 @@ class Catalog:
         return frozenset().union(self.free.limits, *(p.limits for p in self.plans.values()))
 
     @property
-    def _by_price(self) -> dict[str, Plan]:
-        return {plan.price_id: plan for plan in self.plans.values()}
+    def _by_price(self) -> dict[str, tuple[Plan, Interval]]:
+        return {
+            price: (plan, interval)
+            for plan in self.plans.values()
+            for interval, price in plan.prices.items()
+        }
 
 
 def _features(entry: str, raw: Any) -> frozenset[str]:
@@ -116,20 +151,26 @@ def _paid_plan(name: str, raw: Any) -> Plan:
         raise CatalogError(f"{entry}: plan names are lowercase identifiers other than 'free'")
     if not isinstance(raw, dict):
         raise CatalogError(f"{entry} must be a table")
-    price_id = raw.get("price_id")
-    if not isinstance(price_id, str) or not price_id.startswith("price_"):
-        raise CatalogError(f"{entry}.price_id must be a Stripe price id (price_...)")
-    amount = raw.get("unit_amount", 0)
-    if not isinstance(amount, int) or amount < 0:
-        raise CatalogError(f"{entry}.unit_amount must be a non-negative integer")
     monthly_limit = _limit(entry, raw.get("monthly_limit"))
+    try:
+        prices = parse_prices(entry, raw)
+        amounts = parse_unit_amounts(entry, raw)
+        trial_days, trial_end_behavior = parse_trial(entry, raw)
+        seats = parse_seats(entry, raw)
+    except OptionError as exc:
+        raise CatalogError(str(exc)) from None
     return Plan(
         name=name,
-        price_id=price_id,
+        price_id=prices[Interval.MONTH],
         monthly_limit=monthly_limit,
         features=_features(entry, raw.get("features", [])),
-        unit_amount=amount,
+        unit_amount=amounts[Interval.MONTH],
         limits=_limits(entry, raw, monthly_limit, allow_overage=True),
+        prices=prices,
+        unit_amounts=amounts,
+        trial_days=trial_days,
+        trial_end_behavior=trial_end_behavior,
+        seats=seats,
     )
 
 
@@ -161,21 +202,27 @@ def parse_catalog(data: dict[str, Any]) -> Catalog:
     plans = {name: _paid_plan(name, raw) for name, raw in plans_raw.items()}
     seen: dict[str, str] = {}
     for plan in plans.values():
-        if plan.price_id in seen:
-            raise CatalogError(
-                f"plans.{plan.name}.price_id duplicates plans.{seen[plan.price_id]}.price_id"
-            )
-        seen[plan.price_id] = plan.name
+        for interval, price in plan.prices.items():
+            where = "price_id" if interval is Interval.MONTH else f"prices.{interval.value}"
+            if price in seen:
+                raise CatalogError(f"plans.{plan.name}.{where} duplicates {seen[price]}")
+            seen[price] = f"plans.{plan.name}.{where}"
     access_raw = data.get("access", {})
     grace_hours = access_raw.get("past_due_grace_hours", 0) if isinstance(access_raw, dict) else -1
     if not isinstance(grace_hours, int | float) or grace_hours < 0:
         raise CatalogError("access.past_due_grace_hours must be a non-negative number")
     grace = timedelta(hours=grace_hours) if grace_hours else None
+    checkout_raw = data.get("checkout", {})
+    try:
+        checkout = parse_checkout(checkout_raw if isinstance(checkout_raw, dict) else {})
+    except OptionError as exc:
+        raise CatalogError(str(exc)) from None
     return Catalog(
         free=free,
         plans=plans,
         access=AccessPolicy(past_due_grace=grace),
-        on_duplicate=_on_duplicate(data.get("checkout", {})),
+        on_duplicate=_on_duplicate(checkout_raw),
+        checkout=checkout,
     )
 
 

@@ -33,6 +33,7 @@ from billing_service.plans import Catalog, load_catalog
 from billing_service.redis_breaker import RedisBreaker
 from billing_service.reflection import enable_reflection
 from billing_service.resync import ResyncService
+from billing_service.seat_changes import SeatChanges
 from billing_service.servicer import BillingServicer
 from billing_service.settings import Settings
 from billing_service.storage.database import Database, migrate, pending_migrations
@@ -197,13 +198,14 @@ async def start(settings: Settings, tracing: Tracing | None = None) -> App:
         AuditLog(db),
         entitlements,
         plan_changes=PlanChanges(stripe_api, catalog, subscriptions),
+        seat_changes=SeatChanges(stripe_api, catalog, subscriptions),
         resync=ResyncService(db, stripe_api, events, subscriptions, writer),
         invoices=InvoiceLog(db),
         checkout=CheckoutService(
             db, stripe_api, catalog, subscriptions, redirect_hosts=settings.redirect_hosts
         ),
-        stream_limits=StreamLimiter(settings.watch_max_streams_per_caller),
         usage=usage,
+        stream_limits=StreamLimiter(settings.watch_max_streams_per_caller),
     )
     pb_grpc.add_BillingServiceServicer_to_server(servicer, server)
     health_servicer = health_aio.HealthServicer()

@@ -20,6 +20,7 @@ from billing_service.auth import current_caller
 from billing_service.checkout import CheckoutService
 from billing_service.convert import (
     audit_to_proto,
+    interval_name,
     invoice_to_proto,
     subscription_to_proto,
     timestamp,
@@ -31,6 +32,7 @@ from billing_service.events.service import EventService
 from billing_service.invoices import InvoiceLog
 from billing_service.plan_changes import PlanChanges
 from billing_service.resync import ResyncService
+from billing_service.seat_changes import SeatChanges
 from billing_service.storage.checkout_requests import CheckoutParams
 from billing_service.storage.database import StorageUnavailable
 from billing_service.stream_limits import StreamLimiter
@@ -107,22 +109,24 @@ class BillingServicer(pb_grpc.BillingServiceServicer):
         entitlements: EntitlementService,
         *,
         plan_changes: PlanChanges,
+        seat_changes: SeatChanges,
         resync: ResyncService,
         checkout: CheckoutService,
+        usage: UsageService,
         stream_limits: StreamLimiter | None = None,
         invoices: InvoiceLog,
-        usage: UsageService,
     ) -> None:
         self._subscriptions = subscriptions
         self._events = events
         self._audit = audit_log
         self._entitlements = entitlements
         self._plan_changes = plan_changes
+        self._seat_changes = seat_changes
         self._resync = resync
         self._checkout = checkout
+        self._usage = usage
         self._stream_limits = stream_limits or StreamLimiter()
         self._invoices = invoices
-        self._usage = usage
 
     @rpc_errors
     async def CreateCheckout(
@@ -135,9 +139,17 @@ class BillingServicer(pb_grpc.BillingServiceServicer):
             plan=request.plan,
             success_url=request.success_url,
             cancel_url=request.cancel_url,
+            interval=interval_name(request.interval),
+            quantity=request.quantity or 1,
+            promotion_code=request.promotion_code,
         )
-        url, session_id = await self._checkout.create(params, request.request_id)
-        return pb.CreateCheckoutResponse(checkout_url=url, session_id=session_id)
+        result = await self._checkout.create(params, request.request_id)
+        return pb.CreateCheckoutResponse(
+            checkout_url=result.checkout_url,
+            session_id=result.session_id,
+            trial_granted=result.trial_days > 0,
+            trial_days=result.trial_days,
+        )
 
     @rpc_errors
     async def CreatePortal(
@@ -215,6 +227,7 @@ class BillingServicer(pb_grpc.BillingServiceServicer):
             ),
             caller=caller_of(context),
             subscription_id=request.subscription_id,
+            interval=request.interval,
         )
         return pb.ChangePlanResponse(subscription=subscription_to_proto(view))
 
@@ -228,8 +241,46 @@ class BillingServicer(pb_grpc.BillingServiceServicer):
             plan=request.plan,
             proration=request.proration,
             subscription_id=request.subscription_id,
+            interval=request.interval,
         )
         response = pb.PreviewPlanChangeResponse(
+            amount_due=preview.amount_due, currency=preview.currency
+        )
+        prorated_at = timestamp(preview.proration_date)
+        if prorated_at is not None:
+            response.proration_date.CopyFrom(prorated_at)
+        return response
+
+    @rpc_errors
+    async def UpdateSeats(
+        self, request: pb.UpdateSeatsRequest, context: Context
+    ) -> pb.UpdateSeatsResponse:
+        """See billing.proto and billing_service/seat_changes.py."""
+        view = await self._seat_changes.update(
+            user_id=request.user_id,
+            quantity=request.quantity,
+            proration=request.proration,
+            request_id=request.request_id,
+            proration_date=(
+                request.proration_date.seconds if request.HasField("proration_date") else None
+            ),
+            caller=caller_of(context),
+            subscription_id=request.subscription_id,
+        )
+        return pb.UpdateSeatsResponse(subscription=subscription_to_proto(view))
+
+    @rpc_errors
+    async def PreviewSeatChange(
+        self, request: pb.PreviewSeatChangeRequest, context: Context
+    ) -> pb.PreviewSeatChangeResponse:
+        """See billing.proto and billing_service/seat_changes.py."""
+        preview = await self._seat_changes.preview(
+            user_id=request.user_id,
+            quantity=request.quantity,
+            proration=request.proration,
+            subscription_id=request.subscription_id,
+        )
+        response = pb.PreviewSeatChangeResponse(
             amount_due=preview.amount_due, currency=preview.currency
         )
         prorated_at = timestamp(preview.proration_date)

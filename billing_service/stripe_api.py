@@ -179,6 +179,15 @@ class StripeApi:
             self._client.v1.checkout.sessions.create_async(params, {"idempotency_key": key}),  # type: ignore[arg-type]
         )
 
+    async def find_promotion_code(self, code: str) -> dict[str, Any] | None:
+        """The active promotion code customers type as ``code``, if Stripe has one."""
+        page = await self._call(
+            "promotion_codes.list",
+            self._client.v1.promotion_codes.list_async({"code": code, "active": True, "limit": 1}),
+        )
+        data = page.get("data") or []
+        return as_dict(data[0]) if data else None
+
     async def list_open_checkout_sessions(self, customer_id: str) -> list[dict[str, Any]]:
         """Every open Checkout session of ``customer_id``, newest first."""
         params: dict[str, Any] = {"customer": customer_id, "status": "open", "limit": 100}
@@ -217,11 +226,26 @@ class StripeApi:
             self._client.v1.billing_portal.sessions.create_async(params, {"idempotency_key": key}),  # type: ignore[arg-type]
         )
 
+    async def retrieve_price(self, price_id: str) -> dict[str, Any]:
+        """Fetch a price (``plans check``)."""
+        return await self._call("prices.retrieve", self._client.v1.prices.retrieve_async(price_id))
+
     async def retrieve_subscription(self, subscription_id: str) -> dict[str, Any]:
         """Fetch a subscription (the authority on its state)."""
         return await self._call(
             "subscriptions.retrieve",
             self._client.v1.subscriptions.retrieve_async(subscription_id),
+        )
+
+    async def retrieve_subscription_discounts(
+        self, subscription_id: str, *, single_attempt: bool = False
+    ) -> dict[str, Any]:
+        """A subscription with its discounts, their coupons and promotion codes expanded."""
+        expand = ["discounts", "discounts.source.coupon", "discounts.promotion_code"]
+        client = self._single_attempt if single_attempt else self._client
+        return await self._call(
+            "subscriptions.retrieve",
+            client.v1.subscriptions.retrieve_async(subscription_id, {"expand": expand}),
         )
 
     async def retrieve_subscription_once(self, subscription_id: str) -> dict[str, Any]:
@@ -306,15 +330,37 @@ class StripeApi:
         The idempotency key derives from the arguments and the caller's request_id,
         so a retried ChangePlan changes once (a fresh key without request_id).
         """
-        params: dict[str, Any] = {
-            "items": [{"id": item_id, "price": price_id}],
-            "proration_behavior": proration_behavior,
-        }
+        return await self.change_subscription_item(
+            subscription_id,
+            {"id": item_id, "price": price_id},
+            proration_behavior,
+            proration_date=proration_date,
+            request_id=request_id,
+            operation="subscription-price",
+        )
+
+    async def change_subscription_item(
+        self,
+        subscription_id: str,
+        item: dict[str, Any],
+        proration_behavior: str,
+        *,
+        proration_date: int | None,
+        request_id: str,
+        operation: str,
+    ) -> Answer:
+        """Update one item (its ``price`` and/or ``quantity``) with ``proration_behavior``.
+
+        The idempotency key derives from the change and the caller's request_id
+        (a fresh one without request_id).
+        """
+        params: dict[str, Any] = {"items": [item], "proration_behavior": proration_behavior}
         if proration_date is not None:
             params["proration_date"] = proration_date
+        change = [str(item[name]) for name in ("price", "quantity") if name in item]
         key = idempotency_key(
-            "subscription-price",
-            *((subscription_id, price_id, proration_behavior, request_id) if request_id else ()),
+            operation,
+            *((subscription_id, *change, proration_behavior, request_id) if request_id else ()),
         )
         return await self._call_answer(
             "subscriptions.update",
@@ -359,3 +405,7 @@ class SingleAttemptFetcher:
     async def retrieve_subscription(self, subscription_id: str) -> dict[str, Any]:
         """The subscription as Stripe holds it now (one attempt)."""
         return await self._api.retrieve_subscription_once(subscription_id)
+
+    async def retrieve_subscription_discounts(self, subscription_id: str) -> dict[str, Any]:
+        """The subscription with its discounts expanded (one attempt)."""
+        return await self._api.retrieve_subscription_discounts(subscription_id, single_attempt=True)

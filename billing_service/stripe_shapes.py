@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from billing_service.discounts import Discount, subscription_discount
+
 
 def as_dict(obj: Any) -> dict[str, Any]:
     """A plain dict from a StripeObject (no longer a dict since stripe 8) or a mapping."""
@@ -70,6 +72,15 @@ class SubscriptionSnapshot:
     canceled_at: datetime | None
     created: int
     metadata: dict[str, str] = field(default_factory=dict)
+    # Issue 13: what a product page shows ("" / 0 / None when Stripe did not say).
+    interval: str = ""
+    quantity: int = 1
+    unit_amount: int = 0
+    currency: str = ""
+    trial_end: datetime | None = None
+    discount: Discount | None = None
+    # True when the discount arrived as ids only (fetch with them expanded).
+    discount_pending: bool = False
 
 
 def subscription_snapshot(raw: Any) -> SubscriptionSnapshot:
@@ -97,7 +108,27 @@ def subscription_snapshot(raw: Any) -> SubscriptionSnapshot:
         canceled_at=from_timestamp(sub.get("canceled_at")),
         created=int(sub.get("created") or 0),
         metadata=_metadata(sub.get("metadata")),
+        **_offer(sub, first, price),
     )
+
+
+def _offer(sub: Mapping[str, Any], item: Mapping[str, Any], price: Any) -> dict[str, Any]:
+    """Interval, seats, amount, currency, trial end and discount, in either shape."""
+    price = price if isinstance(price, Mapping) else {}
+    recurring = price.get("recurring")
+    # Current shape: price.recurring.interval; legacy plan objects: plan.interval.
+    interval = recurring.get("interval") if isinstance(recurring, Mapping) else None
+    amount = price.get("unit_amount", price.get("amount"))
+    discount, pending = subscription_discount(sub)
+    return {
+        "interval": str(interval or price.get("interval") or ""),
+        "quantity": int(item.get("quantity") or sub.get("quantity") or 1),
+        "unit_amount": int(amount or 0),
+        "currency": str(sub.get("currency") or price.get("currency") or ""),
+        "trial_end": from_timestamp(sub.get("trial_end")),
+        "discount": discount,
+        "discount_pending": pending,
+    }
 
 
 def invoice_subscription_id(raw: Any) -> str:

@@ -122,12 +122,29 @@ class Entry:
             until = timestamp(self.grant.access_until)
             if until is not None:
                 message.access_until.CopyFrom(until)
+            if self.row is not None and plan.name != catalog.free.name:
+                message.seats = int(self.row.quantity or 1)
+                trial_end = (
+                    timestamp(self.row.trial_end) if self.status is Status.TRIALING else None
+                )
+                if trial_end is not None:
+                    message.trial_end.CopyFrom(trial_end)
             self._full = message
         return self._full
 
     def same_answer(self, other: Entry) -> bool:
-        """True when both entries give the same answers (tier, status, access_until, others)."""
-        return (self.grant, self.status, self.others) == (other.grant, other.status, other.others)
+        """True when both entries give the same answers (tier, status, access_until, others,
+        seats, trial end)."""
+        return (self.grant, self.status, self.others, _offer(self.row)) == (
+            other.grant,
+            other.status,
+            other.others,
+            _offer(other.row),
+        )
+
+
+def _offer(row: Subscription | None) -> tuple[int, datetime | None]:
+    return (int(row.quantity or 1), row.trial_end) if row is not None else (0, None)
 
 
 def build_entry(
@@ -162,9 +179,11 @@ def encode_rows(rows: Sequence[Subscription]) -> str:
 
 def _encode(row: Subscription) -> str:
     end = "" if row.current_period_end is None else str((row.current_period_end - _EPOCH) // _US)
+    trial_end = "" if row.trial_end is None else str((row.trial_end - _EPOCH) // _US)
     return (
         f"{row.status}|{int(bool(row.cancel_at_period_end))}|{end}|{row.plan}|"
-        f"{int(row.stripe_created or 0)}|{row.stripe_subscription_id}"
+        f"{int(row.stripe_created or 0)}|{row.stripe_subscription_id}|"
+        f"{int(row.quantity or 1)}|{trial_end}"
     )
 
 
@@ -174,7 +193,9 @@ def decode_rows(user_id: str, text: str) -> list[Subscription]:
         return []
     rows = []
     for part in text.split(";"):
-        status, cancel, end, plan, created, sub_id = part.split("|", 5)
+        # Records written before issue 13 have six fields (one seat, no trial end).
+        status, cancel, end, plan, created, sub_id, *offer = part.split("|")
+        quantity, trial_end = offer if len(offer) == 2 else ("1", "")
         Status(status)
         rows.append(
             Subscription(
@@ -185,6 +206,8 @@ def decode_rows(user_id: str, text: str) -> list[Subscription]:
                 cancel_at_period_end=cancel == "1",
                 stripe_created=int(created),
                 stripe_subscription_id=sub_id,
+                quantity=int(quantity),
+                trial_end=_EPOCH + int(trial_end) * _US if trial_end else None,
             )
         )
     return rows

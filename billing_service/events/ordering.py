@@ -45,6 +45,12 @@ def state_digest(snapshot: SubscriptionSnapshot) -> str:
         snapshot.cancel_at_period_end,
         str(snapshot.canceled_at),
     ]
+    # Issue 13's fields join only when set, so digests stored before them stay equal.
+    extra = (snapshot.quantity, str(snapshot.trial_end), snapshot.discount)
+    if extra != (1, "None", None):
+        fields.append(
+            json.dumps([*extra[:2], snapshot.discount.to_json() if snapshot.discount else ""])
+        )
     return hashlib.sha256(json.dumps(fields).encode()).hexdigest()
 
 

@@ -61,11 +61,16 @@ class SubscriptionFetcher(Protocol):
         """The subscription as Stripe holds it now."""
         ...
 
+    async def retrieve_subscription_discounts(self, subscription_id: str) -> dict[str, Any]:
+        """The subscription with its discounts expanded."""
+        ...
+
 
 # Causes of Stripe calls on the event path (label of billing_stripe_event_fetches_total).
 CAUSE_CONFLICT = "same_second_conflict"
 CAUSE_UNTIED = "untied_subscription"
 CAUSE_UNKNOWN_USER = "unknown_user"
+CAUSE_DISCOUNT = "discount_ids"
 
 
 @dataclass(frozen=True)
@@ -194,7 +199,31 @@ class Resolver:
             metrics.EVENT_FETCHES.labels(cause, "failed").inc()
             raise
         metrics.EVENT_FETCHES.labels(cause, "ok").inc()
-        return subscription_snapshot(raw)
+        return await self.with_discount(subscription_snapshot(raw))
+
+    async def with_discount(self, snapshot: SubscriptionSnapshot) -> SubscriptionSnapshot:
+        """``snapshot`` with its discount read, when it arrived as ids only (newer API shape).
+
+        Best effort and budgeted like every event-path fetch: the discount is for
+        display, so when Stripe cannot be asked now the snapshot stays pending
+        and the stored discount is kept (``repository.upsert_subscription``);
+        the event itself still applies.
+        """
+        if not snapshot.discount_pending:
+            return snapshot
+        try:
+            if self._budget is not None:
+                await self._budget.take(CAUSE_DISCOUNT)
+            raw = await self._stripe.retrieve_subscription_discounts(snapshot.id)
+        except NotFound:
+            metrics.EVENT_FETCHES.labels(CAUSE_DISCOUNT, "not_found").inc()
+            return replace(snapshot, discount_pending=False)
+        except BillingError:
+            metrics.EVENT_FETCHES.labels(CAUSE_DISCOUNT, "failed").inc()
+            return snapshot
+        metrics.EVENT_FETCHES.labels(CAUSE_DISCOUNT, "ok").inc()
+        expanded = subscription_snapshot(raw)
+        return replace(snapshot, discount=expanded.discount, discount_pending=False)
 
     async def resolve(self, event: StripeEvent) -> Resolution:
         """Tie ``event`` to a user and what it carries (``reason`` says why when it cannot)."""
@@ -205,6 +234,7 @@ class Resolver:
             snapshot = subscription_snapshot(obj)
             if not snapshot.id.startswith("sub_"):
                 return Resolution(reason="the subscription has no id")
+            snapshot = await self.with_discount(snapshot)
             return await self._tie(snapshot, (), authoritative=False)
         if event.type == CHECKOUT_COMPLETED:
             return await self._checkout(obj)

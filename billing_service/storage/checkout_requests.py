@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
-from billing_service.storage.models import CheckoutRequest, utcnow
+from billing_service.storage.models import CheckoutRequest, Subscription, utcnow
+
+# Statuses of a subscription that never started: its user may still get a trial.
+_NEVER_STARTED = ("incomplete", "incomplete_expired")
 
 
 @dataclass(frozen=True)
@@ -20,6 +23,9 @@ class CheckoutParams:
     plan: str
     success_url: str
     cancel_url: str
+    interval: str = "month"
+    quantity: int = 1
+    promotion_code: str = ""
 
 
 def claim(request_id: str, params: CheckoutParams) -> CheckoutRequest:
@@ -31,6 +37,9 @@ def claim(request_id: str, params: CheckoutParams) -> CheckoutRequest:
         plan=params.plan,
         success_url=params.success_url,
         cancel_url=params.cancel_url,
+        interval=params.interval,
+        quantity=params.quantity,
+        promotion_code=params.promotion_code,
         created_at=utcnow(),
     ).on_conflict_ignore().execute()
     return CheckoutRequest.get(CheckoutRequest.request_id == request_id)
@@ -41,8 +50,22 @@ def differing_fields(row: CheckoutRequest, params: CheckoutParams) -> list[str]:
     return [f.name for f in fields(params) if getattr(row, f.name) != getattr(params, f.name)]
 
 
-def record_session(request_id: str, session_id: str, checkout_url: str) -> None:
-    """Remember the session Stripe created for ``request_id``."""
-    CheckoutRequest.update(session_id=session_id, checkout_url=checkout_url).where(
-        CheckoutRequest.request_id == request_id
-    ).execute()
+def record_session(request_id: str, session_id: str, checkout_url: str, trial_days: int) -> None:
+    """Remember the session Stripe created for ``request_id`` and the trial it grants."""
+    CheckoutRequest.update(
+        session_id=session_id, checkout_url=checkout_url, trial_days=trial_days
+    ).where(CheckoutRequest.request_id == request_id).execute()
+
+
+def had_subscription(user_id: str) -> bool:
+    """Whether the user ever had a trial or a paid subscription, as far as we stored."""
+    return (
+        Subscription.select(Subscription.id)
+        .where(Subscription.user_id == user_id, Subscription.status.not_in(_NEVER_STARTED))
+        .exists()
+    )
+
+
+def started(subscription: dict[str, object]) -> bool:
+    """Whether a Stripe subscription was a trial or went past its first payment."""
+    return bool(subscription.get("trial_start")) or subscription.get("status") not in _NEVER_STARTED

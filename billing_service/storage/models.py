@@ -66,6 +66,13 @@ class Subscription(BaseModel):
     last_event_created = BigIntegerField(default=0)
     last_event_id = CharField(max_length=255, default="")
     last_state_digest = CharField(max_length=64, default="")
+    # Issue 13 (migration 0010): what product pages show; discount is JSON ("" = none).
+    interval = CharField(max_length=8, default="")
+    quantity = IntegerField(default=1)
+    unit_amount = BigIntegerField(default=0)
+    currency = CharField(max_length=3, default="")
+    trial_end = DateTimeField(null=True)
+    discount = TextField(default="")
     created_at = DateTimeField(default=utcnow)
     updated_at = DateTimeField(default=utcnow)
 
@@ -122,6 +129,11 @@ class CheckoutRequest(BaseModel):
     plan = CharField(max_length=64)
     success_url = TextField()
     cancel_url = TextField()
+    interval = CharField(max_length=8, default="month")
+    quantity = IntegerField(default=1)
+    promotion_code = CharField(max_length=255, default="")
+    # Trial days granted to the session created for this request_id (0: none).
+    trial_days = IntegerField(default=0)
     # Empty until Stripe answered; a retry with the same parameters then creates it.
     session_id = CharField(max_length=255, default="")
     checkout_url = TextField(default="")

@@ -94,7 +94,15 @@ def upsert_subscription(
         Subscription.canceled_at: snapshot.canceled_at,
         Subscription.stripe_created: snapshot.created,
         Subscription.updated_at: utcnow(),
+        Subscription.interval: snapshot.interval,
+        Subscription.quantity: snapshot.quantity,
+        Subscription.unit_amount: snapshot.unit_amount,
+        Subscription.currency: snapshot.currency,
+        Subscription.trial_end: snapshot.trial_end,
     }
+    # Discount ids we could not read (not expanded) leave the stored discount as it is.
+    if not snapshot.discount_pending:
+        values[Subscription.discount] = snapshot.discount.to_json() if snapshot.discount else ""
     if event_created is not None:
         values[Subscription.last_event_created] = event_created
         values[Subscription.last_event_id] = event_id

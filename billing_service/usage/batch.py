@@ -130,7 +130,7 @@ class ConsumeBatcher:
     def _apply(self, batch: list[Pending]) -> list[_Decided]:
         now = self._clock()
         periods = self._periods(sorted({p.user_id for p in batch}), now)
-        limits = [periods[p.user_id].plan.limit(p.meter) for p in batch]
+        limits = [periods[p.user_id].limit(p.meter) for p in batch]
         customers = self._customers(
             sorted({p.user_id for p, lim in zip(batch, limits, strict=True) if lim.bills_overage})
         )

@@ -240,7 +240,7 @@ class UsageService:
             user_id=user_id,
             tier=period.plan.name,
             meters=[
-                meter_usage(m, used.get(m, 0), period.plan.limit(m), period.start, period.end)
+                meter_usage(m, used.get(m, 0), period.limit(m), period.start, period.end)
                 for m in meters
             ],
         )
@@ -251,7 +251,7 @@ class UsageService:
         meter = requests.meter(self._catalog, meter)
         requests.quantity(quantity or 1)
         period, used = await self._db.run(self._used_now, user_id, [meter])
-        limit = period.plan.limit(meter)
+        limit = period.limit(meter)
         current = used.get(meter, 0)
         usage = meter_usage(meter, current, limit, period.start, period.end)
         return limit.admits(current, quantity or 1), usage

@@ -13,6 +13,7 @@ from urllib.parse import parse_qsl
 
 from aiohttp import web
 
+from . import discounts
 from .errors import StripeError
 from .forms import as_list, parse_pairs
 from .objects import JSON
@@ -65,6 +66,14 @@ def _expand_path(obj: Any, parts: list[str], store: Store) -> None:
             _expand_path(item, rest, store)
         return
     value = obj.get(head)
+    if isinstance(value, list):
+        # A list of expandable ids (e.g. a subscription's ``discounts``).
+        for index, entry in enumerate(value):
+            found = store.lookup(entry) if isinstance(entry, str) else None
+            if found is not None:
+                value[index] = entry = copy.deepcopy(found)
+            _expand_path(entry, rest, store)
+        return
     if isinstance(value, str):
         found = store.lookup(value)
         if found is None:
@@ -211,6 +220,19 @@ def _routes() -> list[web.RouteDef]:
         web.get("/v1/invoices", api(lambda m, p, _: e.list_invoices(m, p))),
         web.get("/v1/invoices/{id}", api(_get("invoices"))),
         web.get("/v1/events", api(lambda m, p, _: e.list_events(m, p))),
+        web.post(
+            "/v1/coupons",
+            api(lambda m, p, _: discounts.create_coupon(m.fx, m.store, m.clock.now(), p)),
+        ),
+        web.get("/v1/coupons/{id}", api(_get("coupons"))),
+        web.post(
+            "/v1/promotion_codes",
+            api(lambda m, p, _: discounts.create_promotion_code(m.fx, m.store, m.clock.now(), p)),
+        ),
+        web.get(
+            "/v1/promotion_codes", api(lambda m, p, _: discounts.list_promotion_codes(m.store, p))
+        ),
+        web.get("/v1/promotion_codes/{id}", api(_get("promotion_codes"))),
         web.get("/v1/events/{id}", api(_get("events"))),
         web.get("/checkout/{id}", checkout_page),
         web.post("/checkout/{id}/pay", checkout_pay),

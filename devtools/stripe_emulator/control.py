@@ -46,13 +46,18 @@ async def health(request: web.Request, _: dict[str, Any]) -> Any:
 
 
 async def complete_checkout(request: web.Request, body: dict[str, Any]) -> Any:
-    """``POST /_emulator/checkout/sessions/{id}/complete`` ``{"payment": "succeed"|"fail"}``."""
+    """``POST /_emulator/checkout/sessions/{id}/complete`` ``{"payment": "succeed"|"fail"}``.
+
+    ``"without_payment_method": true`` completes a trial session without a card
+    (only when the session was created with payment_method_collection=if_required).
+    """
     payment = body.get("payment")
     email = body.get("email")
     return request.app[EMULATOR].complete_checkout(
         request.match_info["id"],
         None if payment is None else str(payment),
         None if email is None else str(email),
+        without_payment_method=bool(body.get("without_payment_method")),
     )
 
 

@@ -9,11 +9,12 @@ from pathlib import Path
 
 @dataclass(frozen=True)
 class PlanSeed:
-    """One ``[plans.NAME]`` table: a monthly USD price with a fixed id."""
+    """One price of a ``[plans.NAME]`` table: a USD price with a fixed id and interval."""
 
     name: str
     price_id: str
     unit_amount: int
+    interval: str = "month"
 
 
 def load_plans(path: Path) -> list[PlanSeed]:
@@ -34,6 +35,7 @@ def load_plans(path: Path) -> list[PlanSeed]:
         if not isinstance(amount, int) or isinstance(amount, bool) or amount < 0:
             raise ValueError(f"{path}: plans.{name}.unit_amount must be a non-negative integer")
         seeds.append(PlanSeed(name=name, price_id=price_id, unit_amount=amount))
+        seeds.extend(_other_prices(path, name, table))
     return seeds
 
 
@@ -67,3 +69,19 @@ def load_meters(path: Path) -> list[MeterSeed]:
             ):
                 seeds[price_id] = MeterSeed(meter, event_name, price_id, amount)
     return list(seeds.values())
+
+
+def _other_prices(path: Path, name: str, table: dict[str, object]) -> list[PlanSeed]:
+    """``[plans.NAME.prices]`` besides the monthly one, priced by ``[plans.NAME.unit_amounts]``."""
+    prices, amounts = table.get("prices", {}), table.get("unit_amounts", {})
+    if not isinstance(prices, dict) or not isinstance(amounts, dict):
+        raise ValueError(f"{path}: plans.{name}.prices and .unit_amounts must be tables")
+    seeds = []
+    for interval, price_id in prices.items():
+        if interval == "month":
+            continue
+        amount = amounts.get(interval, 0)
+        if not isinstance(price_id, str) or not isinstance(amount, int):
+            raise ValueError(f"{path}: plans.{name}.prices.{interval} must be a price id")
+        seeds.append(PlanSeed(name, price_id, amount, interval=str(interval)))
+    return seeds

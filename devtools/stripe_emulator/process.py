@@ -161,10 +161,15 @@ class EmulatorProcess:
         result: dict[str, Any] = self.control("GET", "/health")
         return result
 
-    def complete_checkout(self, session_id: str, payment: str = "succeed") -> dict[str, Any]:
-        """Pay a Checkout Session; returns the completed session."""
+    def complete_checkout(
+        self, session_id: str, payment: str = "succeed", *, without_payment_method: bool = False
+    ) -> dict[str, Any]:
+        """Pay a Checkout Session (or start its trial without a card); returns the session."""
+        body: dict[str, Any] = {"payment": payment}
+        if without_payment_method:
+            body["without_payment_method"] = True
         result: dict[str, Any] = self.control(
-            "POST", f"/checkout/sessions/{session_id}/complete", {"payment": payment}
+            "POST", f"/checkout/sessions/{session_id}/complete", body
         )
         return result
 

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import discounts
 from .clock import DAY, Clock, add_months
 from .errors import StripeError
 from .forms import as_bool, as_int, as_list, as_metadata
@@ -57,6 +58,9 @@ class CheckoutSpec:
     line_items: list[tuple[str, int]]
     subscription_metadata: dict[str, str]
     trial_period_days: int | None
+    missing_payment_method: str = "create_invoice"
+    promotion_code: str | None = None
+    automatic_tax: bool = False
 
 
 def _allow(params: dict[str, Any], allowed: set[str]) -> None:
@@ -78,6 +82,40 @@ def _merge_metadata(
         else:
             merged[key] = value
     return merged
+
+
+def _missing_payment_method(settings: Any, param: str) -> str:
+    """``trial_settings[end_behavior][missing_payment_method]`` (default create_invoice)."""
+    behavior = "create_invoice"
+    if isinstance(settings, dict) and isinstance(settings.get("end_behavior"), dict):
+        behavior = str(settings["end_behavior"].get("missing_payment_method", behavior))
+        if behavior not in ("create_invoice", "pause", "cancel"):
+            raise StripeError.invalid(
+                "Invalid missing_payment_method",
+                param=f"{param}[end_behavior][missing_payment_method]",
+            )
+    return behavior
+
+
+def _enabled(value: Any, param: str) -> bool:
+    """``automatic_tax[enabled]`` style flags."""
+    if value is None:
+        return False
+    if not isinstance(value, dict) or "enabled" not in value:
+        raise StripeError.missing_param(f"{param}[enabled]")
+    return as_bool(value["enabled"], f"{param}[enabled]")
+
+
+def _months_of(price: JSON) -> int:
+    """How many months one period of a recurring price lasts (a year is 12)."""
+    recurring = price.get("recurring") or {}
+    per = 12 if recurring.get("interval") == "year" else 1
+    return per * int(recurring.get("interval_count") or 1)
+
+
+def _sub_months(sub: JSON) -> int:
+    """The period length of a subscription in months, from its first item's price."""
+    return _months_of(sub["items"]["data"][0]["price"])
 
 
 def _price_name(price: JSON) -> str:
@@ -113,6 +151,7 @@ class Emulator:
         self.customer_state: dict[str, CustomerState] = {}
         self.checkout_specs: dict[str, CheckoutSpec] = {}
         self._request: tuple[str | None, str | None] = (None, None)
+        self._plan_products: dict[str, JSON] = {}
         for plan in plans:
             self._seed_plan(plan)
         # event_name -> its metered price; usage(customer, start, end) -> {event_name: units}
@@ -132,8 +171,14 @@ class Emulator:
             unit_amount=plan.unit_amount,
             price_id=plan.price_id,
             nickname=plan.name,
+            interval=plan.interval,
         )
-        product["default_price"] = price["id"]
+        if plan.name in self._plan_products:
+            product = self._plan_products[plan.name]
+        else:
+            product["default_price"] = price["id"]
+            self._plan_products[plan.name] = product
+        price["product"] = product["id"]
         self.store.products[product["id"]] = product
         self.store.prices[price["id"]] = price
 
@@ -390,6 +435,8 @@ class Emulator:
                 "automatic_tax",
                 "tax_id_collection",
                 "ui_mode",
+                "discounts",
+                "payment_method_collection",
             },
         )
         mode = params.get("mode")
@@ -434,6 +481,19 @@ class Emulator:
                 sub_data["trial_period_days"], "subscription_data[trial_period_days]", minimum=1
             )
         promo = params.get("allow_promotion_codes")
+        promotion_code = self._checkout_promotion_code(params.get("discounts"))
+        if promotion_code and promo is not None and as_bool(promo, "allow_promotion_codes"):
+            raise StripeError.invalid(
+                "You may only specify one of these parameters: allow_promotion_codes, discounts.",
+                param="allow_promotion_codes",
+            )
+        collection = params.get("payment_method_collection") or "always"
+        if collection not in ("always", "if_required"):
+            raise StripeError.invalid(
+                "Invalid payment_method_collection", param="payment_method_collection"
+            )
+        automatic_tax = _enabled(params.get("automatic_tax"), "automatic_tax")
+        tax_ids = _enabled(params.get("tax_id_collection"), "tax_id_collection")
         session = self.fx.checkout_session(
             created=self.clock.now(),
             url_base=self.url_base,
@@ -451,6 +511,11 @@ class Emulator:
         )
         if params.get("locale"):
             session["locale"] = params["locale"]
+        session["payment_method_collection"] = collection
+        session["automatic_tax"]["enabled"] = automatic_tax
+        session["tax_id_collection"] = {"enabled": tax_ids, "required": "never"}
+        if promotion_code:
+            session["discounts"] = [{"coupon": None, "promotion_code": promotion_code}]
         self.store.checkout_sessions[session["id"]] = session
         self.checkout_specs[session["id"]] = CheckoutSpec(
             line_items=items,
@@ -458,8 +523,27 @@ class Emulator:
                 sub_data.get("metadata"), "subscription_data[metadata]"
             ),
             trial_period_days=trial_days,
+            missing_payment_method=_missing_payment_method(
+                sub_data.get("trial_settings"), "subscription_data[trial_settings]"
+            ),
+            promotion_code=promotion_code,
+            automatic_tax=automatic_tax,
         )
         return session
+
+    def _checkout_promotion_code(self, raw: Any) -> str | None:
+        """The one promotion code of a session's ``discounts`` parameter, if any."""
+        entries = as_list(raw, "discounts") if raw not in (None, "") else []
+        if len(entries) > 1:
+            raise StripeError.invalid("You may only specify one discount.", param="discounts")
+        if not entries:
+            return None
+        entry = entries[0]
+        if not isinstance(entry, dict) or not entry.get("promotion_code"):
+            raise StripeError.missing_param("discounts[0][promotion_code]")
+        promo_id = str(entry["promotion_code"])
+        discounts.redeemable_promotion_code(self.store, promo_id, "discounts[0][promotion_code]")
+        return promo_id
 
     def list_checkout_sessions(self, params: dict[str, Any]) -> JSON:
         """GET /v1/checkout/sessions, filtered by ``customer``, ``status`` and ``subscription``."""
@@ -492,9 +576,18 @@ class Emulator:
         return session
 
     def complete_checkout(
-        self, session_id: str, payment: str | None = None, email: str | None = None
+        self,
+        session_id: str,
+        payment: str | None = None,
+        email: str | None = None,
+        *,
+        without_payment_method: bool = False,
     ) -> JSON:
-        """What Stripe does when the customer pays a Checkout Session."""
+        """What Stripe does when the customer pays a Checkout Session.
+
+        ``without_payment_method``: the customer skipped the card, which Checkout
+        allows only for a trial with ``payment_method_collection=if_required``.
+        """
         session = self.store.get("checkout_sessions", session_id)
         if session["status"] != "open":
             raise StripeError.invalid(
@@ -515,7 +608,19 @@ class Emulator:
                 self.store.customers[customer["id"]] = customer
                 self.emit("customer.created", customer)
             state = self._customer_state(customer["id"])
-            state.has_payment_method = True
+            skip_card = (
+                without_payment_method
+                and bool(spec.trial_period_days)
+                and session["payment_method_collection"] == "if_required"
+            )
+            if without_payment_method and not skip_card:
+                raise StripeError.invalid(
+                    "This session collects a payment method (no trial, or "
+                    "payment_method_collection=always).",
+                    param="without_payment_method",
+                )
+            if not skip_card:
+                state.has_payment_method = True
             outcome = payment or state.payment
             sub, invoice, paid = self._start_subscription(
                 customer,
@@ -523,6 +628,9 @@ class Emulator:
                 spec.subscription_metadata,
                 trial_days=spec.trial_period_days,
                 outcome=outcome,
+                missing_payment_method=spec.missing_payment_method,
+                promotion_code=spec.promotion_code,
+                automatic_tax=spec.automatic_tax,
             )
             session.update(
                 status="complete",
@@ -721,6 +829,8 @@ class Emulator:
         trial_end: int | None = None,
         outcome: str,
         missing_payment_method: str = "create_invoice",
+        promotion_code: str | None = None,
+        automatic_tax: bool = False,
     ) -> tuple[JSON, JSON, bool]:
         now = self.clock.now()
         sub_id = new_id("sub_")
@@ -728,7 +838,8 @@ class Emulator:
             trial_end = now + trial_days * DAY
         trialing = trial_end is not None
         anchor = trial_end if trial_end is not None else now
-        end = anchor if trialing else add_months(anchor, 1)
+        months = _months_of(self.store.prices[line_items[0][0]])
+        end = anchor if trialing else add_months(anchor, months)
         items = [
             self.fx.subscription_item(
                 subscription=sub_id,
@@ -754,6 +865,17 @@ class Emulator:
             currency=items[0]["price"]["currency"],
             missing_payment_method=missing_payment_method,
         )
+        sub["automatic_tax"]["enabled"] = automatic_tax
+        if promotion_code:
+            discount = discounts.apply_discount(
+                self.fx,
+                self.store,
+                now,
+                promotion_code,
+                customer=customer["id"],
+                subscription=sub_id,
+            )
+            sub["discounts"] = [discount["id"]]
         self.store.subscriptions[sub_id] = sub
         state = SubscriptionState(anchor=anchor, cycle=-1 if trialing else 0)
         self.sub_state[sub_id] = state
@@ -816,15 +938,7 @@ class Emulator:
             trial_end = as_int(params["trial_end"], "trial_end")
             if trial_end <= self.clock.now():
                 raise StripeError.invalid("trial_end must be in the future", param="trial_end")
-        behavior = "create_invoice"
-        settings = params.get("trial_settings")
-        if isinstance(settings, dict) and isinstance(settings.get("end_behavior"), dict):
-            behavior = str(settings["end_behavior"].get("missing_payment_method", behavior))
-            if behavior not in ("create_invoice", "pause", "cancel"):
-                raise StripeError.invalid(
-                    "Invalid missing_payment_method",
-                    param="trial_settings[end_behavior][missing_payment_method]",
-                )
+        behavior = _missing_payment_method(params.get("trial_settings"), "trial_settings")
         state = self._customer_state(customer["id"])
         if params.get("default_payment_method"):
             state.has_payment_method = True
@@ -1136,7 +1250,7 @@ class Emulator:
         outcome = self._customer_state(sub["customer"]).payment
         sub["status"] = "active"
         sub["billing_cycle_anchor"] = now
-        self._set_period(sub, now, add_months(now, 1))
+        self._set_period(sub, now, add_months(now, _sub_months(sub)))
         invoice = self._new_invoice(sub, "subscription_cycle", full_period=self._period(sub))
         self.emit("customer.subscription.resumed", sub)
         self.emit(
@@ -1193,7 +1307,7 @@ class Emulator:
                         price=self.store.prices[p],
                         created=now,
                         period_start=now,
-                        period_end=add_months(now, 1),
+                        period_end=add_months(now, _months_of(self.store.prices[items[0][0]])),
                         quantity=q,
                     )
                     for p, q in items
@@ -1205,7 +1319,7 @@ class Emulator:
             return self._new_invoice(
                 sub,
                 "subscription_create",
-                full_period=(now, add_months(now, 1)),
+                full_period=(now, add_months(now, _months_of(self.store.prices[items[0][0]]))),
                 invoice_id=new_id("upcoming_in_"),
                 store=False,
             )
@@ -1238,9 +1352,9 @@ class Emulator:
             )
         next_state = self.sub_state[sub["id"]]
         next_end = (
-            add_months(next_state.anchor, next_state.cycle + 2)
+            add_months(next_state.anchor, (next_state.cycle + 2) * _sub_months(sub))
             if sub["status"] != "trialing"
-            else add_months(end, 1)
+            else add_months(end, _sub_months(sub))
         )
         return self._new_invoice(
             sub,
@@ -1334,7 +1448,7 @@ class Emulator:
                 return
         state.cycle += 1
         start = self._period(sub)[1]
-        self._set_period(sub, start, add_months(state.anchor, state.cycle + 1))
+        self._set_period(sub, start, add_months(state.anchor, (state.cycle + 1) * _sub_months(sub)))
         pending, state.pending_lines = state.pending_lines, []
         invoice = self._new_invoice(
             sub,

@@ -21,6 +21,8 @@ _TABLES = {
     "si": "subscription_items",
     "in": "invoices",
     "evt": "events",
+    "promo": "promotion_codes",
+    "di": "discounts",
 }
 
 
@@ -36,6 +38,9 @@ class Store:
         self.subscriptions: dict[str, JSON] = {}
         self.invoices: dict[str, JSON] = {}
         self.events: dict[str, JSON] = {}
+        self.coupons: dict[str, JSON] = {}
+        self.promotion_codes: dict[str, JSON] = {}
+        self.discounts: dict[str, JSON] = {}
 
     def table(self, name: str) -> dict[str, JSON]:
         """The table called ``name`` (e.g. ``"customers"``)."""
@@ -66,7 +71,8 @@ class Store:
             return None
         table = _TABLES.get(prefix)
         if table is None:
-            return None
+            # Coupon ids are chosen freely (no prefix).
+            return self.coupons.get(object_id)
         return self.table(table).get(object_id)
 
 

@@ -78,6 +78,10 @@ class StripeAuthority:
         """The current subscription."""
         return self.subscriptions[subscription_id]
 
+    async def retrieve_subscription_discounts(self, subscription_id: str) -> dict[str, Any]:
+        """The current subscription (these histories carry no discounts)."""
+        return self.subscriptions[subscription_id]
+
 
 def build_events(
     history: list[tuple[str, int, bool]], user_id: str

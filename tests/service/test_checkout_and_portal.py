@@ -73,7 +73,7 @@ async def test_one_stripe_customer_per_user(
 async def test_checkout_rejects_bad_fields_by_name(
     stub: pb_grpc.BillingServiceStub, field: str, overrides: dict[str, str]
 ) -> None:
-    request: dict[str, str] = {
+    request: dict[str, Any] = {
         "user_id": "u-valid",
         "email": "a@example.com",
         "plan": "pro",

@@ -36,7 +36,7 @@ async def client(emulator: Any) -> AsyncIterator[stripe.StripeClient]:
 
 
 async def create(
-    stub: pb_grpc.BillingServiceStub, user_id: str, request_id: str = "", **overrides: str
+    stub: pb_grpc.BillingServiceStub, user_id: str, request_id: str = "", **overrides: Any
 ) -> pb.CreateCheckoutResponse:
     request = pb.CreateCheckoutRequest(
         user_id=user_id, request_id=request_id, **{**VALID, **overrides}

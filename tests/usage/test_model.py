@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -13,7 +13,7 @@ from billing_service.lifecycle import Grant
 from billing_service.plans import CatalogError, load_catalog, parse_catalog
 from billing_service.storage.models import Subscription
 from billing_service.usage.limits import DEFAULT_METER, MeterLimit
-from billing_service.usage.period import add_months, calendar_month, usage_period
+from billing_service.usage.period import add_months, calendar_month, monthly_slice, usage_period
 from tests.support.processes import PLANS_FILE
 
 CATALOG = load_catalog(PLANS_FILE)
@@ -117,3 +117,49 @@ def test_free_grant_uses_the_calendar_month_even_with_a_row() -> None:
         datetime(2027, 3, 1),
         "free",
     )
+
+
+def test_annual_period_is_sliced_into_months_anchored_at_its_start() -> None:
+    start, end = datetime(2027, 1, 31, 12), datetime(2028, 1, 31, 12)
+    row = _row(start, end)
+    grant = Grant("pro", None)
+    feb = usage_period(row, grant, CATALOG, datetime(2027, 2, 15))
+    assert (feb.start, feb.end) == (datetime(2027, 1, 31, 12), datetime(2027, 2, 28, 12))
+    mar = usage_period(row, grant, CATALOG, datetime(2027, 3, 1))
+    assert (mar.start, mar.end) == (datetime(2027, 2, 28, 12), datetime(2027, 3, 31, 12))
+    last = usage_period(row, grant, CATALOG, datetime(2028, 1, 31, 11))
+    assert (last.start, last.end) == (datetime(2027, 12, 31, 12), end)
+
+
+@given(
+    st.datetimes(min_value=datetime(2024, 1, 1), max_value=datetime(2030, 1, 1)),
+    st.integers(min_value=2, max_value=36),
+    st.integers(min_value=0),
+)
+def test_monthly_slices_hold_now_and_start_at_whole_months(
+    start: datetime, months: int, offset: int
+) -> None:
+    end = add_months(start, months)
+    span = (end - start) // timedelta(microseconds=1)
+    now = start + timedelta(microseconds=offset % span)
+    low, high = monthly_slice(start, end, now)
+    assert low <= now < high <= end
+    assert any(low == add_months(start, k) for k in range(months))
+    assert high == min(
+        end,
+        add_months(start, next(k for k in range(months + 1) if add_months(start, k) == low) + 1),
+    )
+
+
+def test_per_seat_plans_scale_their_limits_by_the_seats() -> None:
+    team, pro = CATALOG.plan("team"), CATALOG.plan("pro")
+    row = _row(datetime(2027, 1, 1), datetime(2027, 2, 1))
+    row.quantity = 3
+    row.plan = "team"
+    period = usage_period(row, Grant("team", None), CATALOG, datetime(2027, 1, 10))
+    assert period.seats == 3
+    assert period.limit(DEFAULT_METER).included == 3 * team.monthly_limit
+    assert period.limit("exports") == team.limit("exports")  # not included stays 0
+    row.plan = "pro"
+    pro_period = usage_period(row, Grant("pro", None), CATALOG, datetime(2027, 1, 10))
+    assert pro_period.limit(DEFAULT_METER).included == pro.monthly_limit  # not per seat

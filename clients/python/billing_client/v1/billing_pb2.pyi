@@ -37,6 +37,12 @@ class ProrationBehavior(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     PRORATION_BEHAVIOR_CREATE_PRORATIONS: _ClassVar[ProrationBehavior]
     PRORATION_BEHAVIOR_NONE: _ClassVar[ProrationBehavior]
     PRORATION_BEHAVIOR_ALWAYS_INVOICE: _ClassVar[ProrationBehavior]
+
+class BillingInterval(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    BILLING_INTERVAL_UNSPECIFIED: _ClassVar[BillingInterval]
+    BILLING_INTERVAL_MONTH: _ClassVar[BillingInterval]
+    BILLING_INTERVAL_YEAR: _ClassVar[BillingInterval]
 SUBSCRIPTION_STATUS_UNSPECIFIED: SubscriptionStatus
 SUBSCRIPTION_STATUS_NONE: SubscriptionStatus
 SUBSCRIPTION_STATUS_INCOMPLETE: SubscriptionStatus
@@ -56,9 +62,12 @@ PRORATION_BEHAVIOR_UNSPECIFIED: ProrationBehavior
 PRORATION_BEHAVIOR_CREATE_PRORATIONS: ProrationBehavior
 PRORATION_BEHAVIOR_NONE: ProrationBehavior
 PRORATION_BEHAVIOR_ALWAYS_INVOICE: ProrationBehavior
+BILLING_INTERVAL_UNSPECIFIED: BillingInterval
+BILLING_INTERVAL_MONTH: BillingInterval
+BILLING_INTERVAL_YEAR: BillingInterval
 
 class Subscription(_message.Message):
-    __slots__ = ("user_id", "stripe_customer_id", "stripe_subscription_id", "tier", "status", "current_period_start", "current_period_end", "cancel_at_period_end", "plan", "stripe_price_id", "access_until", "other_live_subscription_ids")
+    __slots__ = ("user_id", "stripe_customer_id", "stripe_subscription_id", "tier", "status", "current_period_start", "current_period_end", "cancel_at_period_end", "plan", "stripe_price_id", "access_until", "other_live_subscription_ids", "interval", "quantity", "unit_amount", "currency", "trial_end", "discount")
     USER_ID_FIELD_NUMBER: _ClassVar[int]
     STRIPE_CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
     STRIPE_SUBSCRIPTION_ID_FIELD_NUMBER: _ClassVar[int]
@@ -71,6 +80,12 @@ class Subscription(_message.Message):
     STRIPE_PRICE_ID_FIELD_NUMBER: _ClassVar[int]
     ACCESS_UNTIL_FIELD_NUMBER: _ClassVar[int]
     OTHER_LIVE_SUBSCRIPTION_IDS_FIELD_NUMBER: _ClassVar[int]
+    INTERVAL_FIELD_NUMBER: _ClassVar[int]
+    QUANTITY_FIELD_NUMBER: _ClassVar[int]
+    UNIT_AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    CURRENCY_FIELD_NUMBER: _ClassVar[int]
+    TRIAL_END_FIELD_NUMBER: _ClassVar[int]
+    DISCOUNT_FIELD_NUMBER: _ClassVar[int]
     user_id: str
     stripe_customer_id: str
     stripe_subscription_id: str
@@ -83,31 +98,65 @@ class Subscription(_message.Message):
     stripe_price_id: str
     access_until: _timestamp_pb2.Timestamp
     other_live_subscription_ids: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, user_id: _Optional[str] = ..., stripe_customer_id: _Optional[str] = ..., stripe_subscription_id: _Optional[str] = ..., tier: _Optional[str] = ..., status: _Optional[_Union[SubscriptionStatus, str]] = ..., current_period_start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., current_period_end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., cancel_at_period_end: _Optional[bool] = ..., plan: _Optional[str] = ..., stripe_price_id: _Optional[str] = ..., access_until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., other_live_subscription_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+    interval: BillingInterval
+    quantity: int
+    unit_amount: int
+    currency: str
+    trial_end: _timestamp_pb2.Timestamp
+    discount: SubscriptionDiscount
+    def __init__(self, user_id: _Optional[str] = ..., stripe_customer_id: _Optional[str] = ..., stripe_subscription_id: _Optional[str] = ..., tier: _Optional[str] = ..., status: _Optional[_Union[SubscriptionStatus, str]] = ..., current_period_start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., current_period_end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., cancel_at_period_end: _Optional[bool] = ..., plan: _Optional[str] = ..., stripe_price_id: _Optional[str] = ..., access_until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., other_live_subscription_ids: _Optional[_Iterable[str]] = ..., interval: _Optional[_Union[BillingInterval, str]] = ..., quantity: _Optional[int] = ..., unit_amount: _Optional[int] = ..., currency: _Optional[str] = ..., trial_end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., discount: _Optional[_Union[SubscriptionDiscount, _Mapping]] = ...) -> None: ...
+
+class SubscriptionDiscount(_message.Message):
+    __slots__ = ("name", "percent_off", "amount_off", "currency", "end", "promotion_code", "coupon_id")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    PERCENT_OFF_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_OFF_FIELD_NUMBER: _ClassVar[int]
+    CURRENCY_FIELD_NUMBER: _ClassVar[int]
+    END_FIELD_NUMBER: _ClassVar[int]
+    PROMOTION_CODE_FIELD_NUMBER: _ClassVar[int]
+    COUPON_ID_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    percent_off: float
+    amount_off: int
+    currency: str
+    end: _timestamp_pb2.Timestamp
+    promotion_code: str
+    coupon_id: str
+    def __init__(self, name: _Optional[str] = ..., percent_off: _Optional[float] = ..., amount_off: _Optional[int] = ..., currency: _Optional[str] = ..., end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., promotion_code: _Optional[str] = ..., coupon_id: _Optional[str] = ...) -> None: ...
 
 class CreateCheckoutRequest(_message.Message):
-    __slots__ = ("user_id", "email", "plan", "success_url", "cancel_url", "request_id")
+    __slots__ = ("user_id", "email", "plan", "success_url", "cancel_url", "request_id", "interval", "quantity", "promotion_code")
     USER_ID_FIELD_NUMBER: _ClassVar[int]
     EMAIL_FIELD_NUMBER: _ClassVar[int]
     PLAN_FIELD_NUMBER: _ClassVar[int]
     SUCCESS_URL_FIELD_NUMBER: _ClassVar[int]
     CANCEL_URL_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    INTERVAL_FIELD_NUMBER: _ClassVar[int]
+    QUANTITY_FIELD_NUMBER: _ClassVar[int]
+    PROMOTION_CODE_FIELD_NUMBER: _ClassVar[int]
     user_id: str
     email: str
     plan: str
     success_url: str
     cancel_url: str
     request_id: str
-    def __init__(self, user_id: _Optional[str] = ..., email: _Optional[str] = ..., plan: _Optional[str] = ..., success_url: _Optional[str] = ..., cancel_url: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
+    interval: BillingInterval
+    quantity: int
+    promotion_code: str
+    def __init__(self, user_id: _Optional[str] = ..., email: _Optional[str] = ..., plan: _Optional[str] = ..., success_url: _Optional[str] = ..., cancel_url: _Optional[str] = ..., request_id: _Optional[str] = ..., interval: _Optional[_Union[BillingInterval, str]] = ..., quantity: _Optional[int] = ..., promotion_code: _Optional[str] = ...) -> None: ...
 
 class CreateCheckoutResponse(_message.Message):
-    __slots__ = ("checkout_url", "session_id")
+    __slots__ = ("checkout_url", "session_id", "trial_granted", "trial_days")
     CHECKOUT_URL_FIELD_NUMBER: _ClassVar[int]
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    TRIAL_GRANTED_FIELD_NUMBER: _ClassVar[int]
+    TRIAL_DAYS_FIELD_NUMBER: _ClassVar[int]
     checkout_url: str
     session_id: str
-    def __init__(self, checkout_url: _Optional[str] = ..., session_id: _Optional[str] = ...) -> None: ...
+    trial_granted: bool
+    trial_days: int
+    def __init__(self, checkout_url: _Optional[str] = ..., session_id: _Optional[str] = ..., trial_granted: _Optional[bool] = ..., trial_days: _Optional[int] = ...) -> None: ...
 
 class CreatePortalRequest(_message.Message):
     __slots__ = ("user_id", "return_url")
@@ -216,7 +265,7 @@ class GetEntitlementsRequest(_message.Message):
     def __init__(self, user_id: _Optional[str] = ...) -> None: ...
 
 class GetEntitlementsResponse(_message.Message):
-    __slots__ = ("tier", "status", "features", "monthly_limit", "access_until", "user_id", "stripe_subscription_id", "other_live_subscription_ids")
+    __slots__ = ("tier", "status", "features", "monthly_limit", "access_until", "user_id", "stripe_subscription_id", "other_live_subscription_ids", "seats", "trial_end")
     TIER_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     FEATURES_FIELD_NUMBER: _ClassVar[int]
@@ -225,6 +274,8 @@ class GetEntitlementsResponse(_message.Message):
     USER_ID_FIELD_NUMBER: _ClassVar[int]
     STRIPE_SUBSCRIPTION_ID_FIELD_NUMBER: _ClassVar[int]
     OTHER_LIVE_SUBSCRIPTION_IDS_FIELD_NUMBER: _ClassVar[int]
+    SEATS_FIELD_NUMBER: _ClassVar[int]
+    TRIAL_END_FIELD_NUMBER: _ClassVar[int]
     tier: str
     status: SubscriptionStatus
     features: _containers.RepeatedScalarFieldContainer[str]
@@ -233,7 +284,9 @@ class GetEntitlementsResponse(_message.Message):
     user_id: str
     stripe_subscription_id: str
     other_live_subscription_ids: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, tier: _Optional[str] = ..., status: _Optional[_Union[SubscriptionStatus, str]] = ..., features: _Optional[_Iterable[str]] = ..., monthly_limit: _Optional[int] = ..., access_until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., user_id: _Optional[str] = ..., stripe_subscription_id: _Optional[str] = ..., other_live_subscription_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+    seats: int
+    trial_end: _timestamp_pb2.Timestamp
+    def __init__(self, tier: _Optional[str] = ..., status: _Optional[_Union[SubscriptionStatus, str]] = ..., features: _Optional[_Iterable[str]] = ..., monthly_limit: _Optional[int] = ..., access_until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., user_id: _Optional[str] = ..., stripe_subscription_id: _Optional[str] = ..., other_live_subscription_ids: _Optional[_Iterable[str]] = ..., seats: _Optional[int] = ..., trial_end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class WatchEntitlementsRequest(_message.Message):
     __slots__ = ("user_ids",)
@@ -368,20 +421,22 @@ class SyncCheckoutSessionResponse(_message.Message):
     def __init__(self, subscription: _Optional[_Union[Subscription, _Mapping]] = ...) -> None: ...
 
 class ChangePlanRequest(_message.Message):
-    __slots__ = ("user_id", "plan", "proration", "request_id", "proration_date", "subscription_id")
+    __slots__ = ("user_id", "plan", "proration", "request_id", "proration_date", "subscription_id", "interval")
     USER_ID_FIELD_NUMBER: _ClassVar[int]
     PLAN_FIELD_NUMBER: _ClassVar[int]
     PRORATION_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     PRORATION_DATE_FIELD_NUMBER: _ClassVar[int]
     SUBSCRIPTION_ID_FIELD_NUMBER: _ClassVar[int]
+    INTERVAL_FIELD_NUMBER: _ClassVar[int]
     user_id: str
     plan: str
     proration: ProrationBehavior
     request_id: str
     proration_date: _timestamp_pb2.Timestamp
     subscription_id: str
-    def __init__(self, user_id: _Optional[str] = ..., plan: _Optional[str] = ..., proration: _Optional[_Union[ProrationBehavior, str]] = ..., request_id: _Optional[str] = ..., proration_date: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., subscription_id: _Optional[str] = ...) -> None: ...
+    interval: BillingInterval
+    def __init__(self, user_id: _Optional[str] = ..., plan: _Optional[str] = ..., proration: _Optional[_Union[ProrationBehavior, str]] = ..., request_id: _Optional[str] = ..., proration_date: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., subscription_id: _Optional[str] = ..., interval: _Optional[_Union[BillingInterval, str]] = ...) -> None: ...
 
 class ChangePlanResponse(_message.Message):
     __slots__ = ("subscription",)
@@ -390,16 +445,62 @@ class ChangePlanResponse(_message.Message):
     def __init__(self, subscription: _Optional[_Union[Subscription, _Mapping]] = ...) -> None: ...
 
 class PreviewPlanChangeRequest(_message.Message):
-    __slots__ = ("user_id", "plan", "proration", "subscription_id")
+    __slots__ = ("user_id", "plan", "proration", "subscription_id", "interval")
     USER_ID_FIELD_NUMBER: _ClassVar[int]
     PLAN_FIELD_NUMBER: _ClassVar[int]
     PRORATION_FIELD_NUMBER: _ClassVar[int]
     SUBSCRIPTION_ID_FIELD_NUMBER: _ClassVar[int]
+    INTERVAL_FIELD_NUMBER: _ClassVar[int]
     user_id: str
     plan: str
     proration: ProrationBehavior
     subscription_id: str
-    def __init__(self, user_id: _Optional[str] = ..., plan: _Optional[str] = ..., proration: _Optional[_Union[ProrationBehavior, str]] = ..., subscription_id: _Optional[str] = ...) -> None: ...
+    interval: BillingInterval
+    def __init__(self, user_id: _Optional[str] = ..., plan: _Optional[str] = ..., proration: _Optional[_Union[ProrationBehavior, str]] = ..., subscription_id: _Optional[str] = ..., interval: _Optional[_Union[BillingInterval, str]] = ...) -> None: ...
+
+class UpdateSeatsRequest(_message.Message):
+    __slots__ = ("user_id", "quantity", "proration", "request_id", "proration_date", "subscription_id")
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    QUANTITY_FIELD_NUMBER: _ClassVar[int]
+    PRORATION_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    PRORATION_DATE_FIELD_NUMBER: _ClassVar[int]
+    SUBSCRIPTION_ID_FIELD_NUMBER: _ClassVar[int]
+    user_id: str
+    quantity: int
+    proration: ProrationBehavior
+    request_id: str
+    proration_date: _timestamp_pb2.Timestamp
+    subscription_id: str
+    def __init__(self, user_id: _Optional[str] = ..., quantity: _Optional[int] = ..., proration: _Optional[_Union[ProrationBehavior, str]] = ..., request_id: _Optional[str] = ..., proration_date: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., subscription_id: _Optional[str] = ...) -> None: ...
+
+class UpdateSeatsResponse(_message.Message):
+    __slots__ = ("subscription",)
+    SUBSCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    subscription: Subscription
+    def __init__(self, subscription: _Optional[_Union[Subscription, _Mapping]] = ...) -> None: ...
+
+class PreviewSeatChangeRequest(_message.Message):
+    __slots__ = ("user_id", "quantity", "proration", "subscription_id")
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    QUANTITY_FIELD_NUMBER: _ClassVar[int]
+    PRORATION_FIELD_NUMBER: _ClassVar[int]
+    SUBSCRIPTION_ID_FIELD_NUMBER: _ClassVar[int]
+    user_id: str
+    quantity: int
+    proration: ProrationBehavior
+    subscription_id: str
+    def __init__(self, user_id: _Optional[str] = ..., quantity: _Optional[int] = ..., proration: _Optional[_Union[ProrationBehavior, str]] = ..., subscription_id: _Optional[str] = ...) -> None: ...
+
+class PreviewSeatChangeResponse(_message.Message):
+    __slots__ = ("amount_due", "currency", "proration_date")
+    AMOUNT_DUE_FIELD_NUMBER: _ClassVar[int]
+    CURRENCY_FIELD_NUMBER: _ClassVar[int]
+    PRORATION_DATE_FIELD_NUMBER: _ClassVar[int]
+    amount_due: int
+    currency: str
+    proration_date: _timestamp_pb2.Timestamp
+    def __init__(self, amount_due: _Optional[int] = ..., currency: _Optional[str] = ..., proration_date: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class PreviewPlanChangeResponse(_message.Message):
     __slots__ = ("amount_due", "currency", "proration_date")

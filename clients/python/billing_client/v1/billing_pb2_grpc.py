@@ -105,6 +105,16 @@ class BillingServiceStub:
                 request_serializer=billing__client_dot_v1_dot_billing__pb2.PreviewPlanChangeRequest.SerializeToString,
                 response_deserializer=billing__client_dot_v1_dot_billing__pb2.PreviewPlanChangeResponse.FromString,
                 _registered_method=True)
+        self.UpdateSeats = channel.unary_unary(
+                '/billing.v1.BillingService/UpdateSeats',
+                request_serializer=billing__client_dot_v1_dot_billing__pb2.UpdateSeatsRequest.SerializeToString,
+                response_deserializer=billing__client_dot_v1_dot_billing__pb2.UpdateSeatsResponse.FromString,
+                _registered_method=True)
+        self.PreviewSeatChange = channel.unary_unary(
+                '/billing.v1.BillingService/PreviewSeatChange',
+                request_serializer=billing__client_dot_v1_dot_billing__pb2.PreviewSeatChangeRequest.SerializeToString,
+                response_deserializer=billing__client_dot_v1_dot_billing__pb2.PreviewSeatChangeResponse.FromString,
+                _registered_method=True)
         self.ReconcileUser = channel.unary_unary(
                 '/billing.v1.BillingService/ReconcileUser',
                 request_serializer=billing__client_dot_v1_dot_billing__pb2.ReconcileUserRequest.SerializeToString,
@@ -279,6 +289,27 @@ class BillingServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def UpdateSeats(self, request, context):
+        """Sets the seats (quantity) of the user's live subscription with a
+        proration behaviour; stores Stripe's answer with an audit record naming
+        the caller. Only per-seat plans; within the plan's min_seats..max_seats.
+        Errors: INVALID_ARGUMENT (user_id, quantity, proration, request_id),
+        NOT_FOUND (no subscription), FAILED_PRECONDITION (not live; already that
+        many seats; several live and no subscription_id), UNAVAILABLE.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PreviewSeatChange(self, request, context):
+        """What UpdateSeats with the same arguments would bill, from Stripe's
+        invoice preview; changes nothing.
+        Errors: as UpdateSeats (without request_id).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ReconcileUser(self, request, context):
         """Resyncs one user's subscriptions from Stripe's subscriptions API (every
         status) and stores each that differs from what we hold, with an audit
@@ -395,6 +426,16 @@ def add_BillingServiceServicer_to_server(servicer, server):
                     servicer.PreviewPlanChange,
                     request_deserializer=billing__client_dot_v1_dot_billing__pb2.PreviewPlanChangeRequest.FromString,
                     response_serializer=billing__client_dot_v1_dot_billing__pb2.PreviewPlanChangeResponse.SerializeToString,
+            ),
+            'UpdateSeats': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateSeats,
+                    request_deserializer=billing__client_dot_v1_dot_billing__pb2.UpdateSeatsRequest.FromString,
+                    response_serializer=billing__client_dot_v1_dot_billing__pb2.UpdateSeatsResponse.SerializeToString,
+            ),
+            'PreviewSeatChange': grpc.unary_unary_rpc_method_handler(
+                    servicer.PreviewSeatChange,
+                    request_deserializer=billing__client_dot_v1_dot_billing__pb2.PreviewSeatChangeRequest.FromString,
+                    response_serializer=billing__client_dot_v1_dot_billing__pb2.PreviewSeatChangeResponse.SerializeToString,
             ),
             'ReconcileUser': grpc.unary_unary_rpc_method_handler(
                     servicer.ReconcileUser,
@@ -796,6 +837,60 @@ class BillingService:
             '/billing.v1.BillingService/PreviewPlanChange',
             billing__client_dot_v1_dot_billing__pb2.PreviewPlanChangeRequest.SerializeToString,
             billing__client_dot_v1_dot_billing__pb2.PreviewPlanChangeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateSeats(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/billing.v1.BillingService/UpdateSeats',
+            billing__client_dot_v1_dot_billing__pb2.UpdateSeatsRequest.SerializeToString,
+            billing__client_dot_v1_dot_billing__pb2.UpdateSeatsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PreviewSeatChange(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/billing.v1.BillingService/PreviewSeatChange',
+            billing__client_dot_v1_dot_billing__pb2.PreviewSeatChangeRequest.SerializeToString,
+            billing__client_dot_v1_dot_billing__pb2.PreviewSeatChangeResponse.FromString,
             options,
             channel_credentials,
             insecure,
