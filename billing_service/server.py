@@ -17,8 +17,9 @@ from billing_service.audit import AuditLog
 from billing_service.auth import build_authorizer, server_credentials
 from billing_service.changes import ChangeNotifier
 from billing_service.entitlements import EntitlementService
+from billing_service.entitlements.service import WarmGate
 from billing_service.events.service import EventService
-from billing_service.health import DependencyHealth
+from billing_service.health import DependencyHealth, track_cache_readiness
 from billing_service.interceptors import GuardInterceptor
 from billing_service.locks import EventGuard
 from billing_service.metrics import start_http_exporter
@@ -86,8 +87,12 @@ def prepare_database(settings: Settings) -> Database:
     return db
 
 
-async def start(settings: Settings) -> App:
-    """Build the server from ``settings`` and start serving."""
+async def start(settings: Settings, *, entitlement_warm_gate: WarmGate | None = None) -> App:
+    """Build the server from ``settings`` and start serving.
+
+    ``entitlement_warm_gate`` lets a test hold the entitlement cache's warm-up
+    at a chosen stage (see ``EntitlementService``).
+    """
     catalog = load_catalog(settings.plans_file)
     authorizer = build_authorizer(
         settings.grpc_addr, settings.auth_policy_file, settings.insecure_no_auth
@@ -98,7 +103,12 @@ async def start(settings: Settings) -> App:
     db = prepare_database(settings)
     stripe_api = StripeApi(settings)
     changes = ChangeNotifier()
-    entitlements = EntitlementService(db, catalog, redis_url=settings.redis_url)
+    entitlements = EntitlementService(
+        db,
+        catalog,
+        redis_url=settings.redis_url,
+        warm_gate=entitlement_warm_gate,
+    )
     changes.subscribe(entitlements.user_changed)
     await entitlements.start()
     subscriptions = SubscriptionService(db, stripe_api, catalog, changes.user_changed)
@@ -133,6 +143,7 @@ async def start(settings: Settings) -> App:
     pb_grpc.add_BillingServiceServicer_to_server(servicer, server)
     health_servicer = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    await track_cache_readiness(entitlements, health_servicer)
     reflection.enable_server_reflection(
         (
             SERVICE_NAME,

@@ -1,11 +1,12 @@
 """What a user is entitled to, derived from the one access policy, and the answers built from it.
 
 Everything here is pure: no I/O, no clock reads (``now`` is passed in).
-``Entry`` is what the in-process cache holds per user: the subscription row
-the answer came from, the Grant computed from it by ``subscriptions.evaluate``
-and the responses prebuilt for the hot path. An entry is valid until
-``expires_at`` (the Grant's ``access_until``): after it the same row is
-evaluated again, so a cancel-at-period-end user drops to free with no event.
+``Entry`` is what the in-process cache holds per user: the tier and status
+of the Grant ``subscriptions.evaluate`` computed from the row, the instant it
+ends, and the responses prebuilt for the hot path; nothing of the row itself.
+An entry is valid until ``expires_at`` (the Grant's ``access_until``): after
+it the user is free (``EntryBook.expired``), so a cancel-at-period-end user
+drops to free with no event.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from billing_service.subscriptions import evaluate
 from generated.billing.v1 import billing_pb2 as pb
 
 _TERMINAL_VALUES = frozenset(s.value for s in TERMINAL)
+STATUS_BY_VALUE: dict[str, Status] = {s.value: s for s in Status}
 _EPOCH = datetime(1970, 1, 1)
 _US = timedelta(microseconds=1)
 
@@ -69,52 +71,107 @@ def epoch_seconds(value: datetime | None) -> float:
     return value.replace(tzinfo=UTC).timestamp()
 
 
+def from_epoch_seconds(value: float) -> datetime | None:
+    """The naive-UTC datetime of ``epoch_seconds`` (None for +inf)."""
+    if value == math.inf:
+        return None
+    return datetime.fromtimestamp(value, UTC).replace(tzinfo=None)
+
+
 class Entry:
-    """One user's cached entitlements; immutable once built."""
+    """One answer state: a tier, a status and the instant the tier ends; immutable.
 
-    __slots__ = ("_full", "checks", "expires_at", "grant", "row", "status", "user_id")
+    The cache holds one reference per user. Entries without an end (the
+    great majority: active subscriptions, every free status) are interned by
+    ``ResponseBook.entry``, so a million users share a handful of objects and
+    cost only their dict slot and user id; only a finite ``expires_at`` makes
+    an entry of its own (docs/performance.md, "where the bytes went").
+    """
 
-    def __init__(self, user_id: str, row: Subscription | None, grant: Grant, book: ResponseBook):
-        self.user_id = user_id
-        self.row = row
-        self.grant = grant
-        self.status = Status(row.status) if row is not None else Status.NONE
-        self.expires_at = epoch_seconds(grant.access_until)
-        self.checks: Mapping[str, pb.CheckEntitlementResponse] = book.by_tier.get(
-            grant.tier, book.by_tier[book.catalog.free.name]
-        )
-        self._full: pb.GetEntitlementsResponse | None = None
+    __slots__ = ("checks", "expires_at", "status", "tier")
+
+    def __init__(
+        self,
+        tier: str,
+        status: Status,
+        expires_at: float,
+        checks: Mapping[str, pb.CheckEntitlementResponse],
+    ) -> None:
+        self.tier = tier
+        self.status = status
+        self.expires_at = expires_at
+        self.checks = checks
 
     @property
-    def tier(self) -> str:
-        """The tier granted now."""
-        return self.grant.tier
+    def grant(self) -> Grant:
+        """The Grant this entry was built from."""
+        return Grant(self.tier, from_epoch_seconds(self.expires_at))
 
-    def entitlements(self, catalog: Catalog) -> pb.GetEntitlementsResponse:
-        """The GetEntitlements answer (built on first use, then reused)."""
-        if self._full is None:
-            plan = catalog.tier(self.grant.tier)
-            message = pb.GetEntitlementsResponse(
-                user_id=self.user_id,
-                tier=plan.name,
-                status=STATUS_TO_PROTO[self.status],
-                features=sorted(plan.features),
-                monthly_limit=plan.monthly_limit,
-            )
-            until = timestamp(self.grant.access_until)
-            if until is not None:
-                message.access_until.CopyFrom(until)
-            self._full = message
-        return self._full
+    def entitlements(self, user_id: str, catalog: Catalog) -> pb.GetEntitlementsResponse:
+        """The GetEntitlements answer for ``user_id``."""
+        plan = catalog.tier(self.tier)
+        message = pb.GetEntitlementsResponse(
+            user_id=user_id,
+            tier=plan.name,
+            status=STATUS_TO_PROTO[self.status],
+            features=sorted(plan.features),
+            monthly_limit=plan.monthly_limit,
+        )
+        until = timestamp(from_epoch_seconds(self.expires_at))
+        if until is not None:
+            message.access_until.CopyFrom(until)
+        return message
 
     def same_answer(self, other: Entry) -> bool:
         """True when both entries give the same answers (tier, status, access_until)."""
-        return (self.grant, self.status) == (other.grant, other.status)
+        return (self.tier, self.status, self.expires_at) == (
+            other.tier,
+            other.status,
+            other.expires_at,
+        )
+
+
+class EntryBook:
+    """Builds entries, sharing one object per (tier, status) for entries that never expire."""
+
+    def __init__(self, book: ResponseBook) -> None:
+        self.book = book
+        self._free = book.by_tier[book.catalog.free.name]
+        self._open: dict[tuple[str, Status], Entry] = {}
+
+    def entry(self, tier: str, status: Status, expires_at: float) -> Entry:
+        """The entry for a grant of ``tier`` until ``expires_at`` (+inf: open-ended)."""
+        if expires_at == math.inf:
+            shared = self._open.get((tier, status))
+            if shared is None:
+                shared = self._open[(tier, status)] = Entry(
+                    tier, status, expires_at, self.book.by_tier.get(tier, self._free)
+                )
+            return shared
+        return Entry(tier, status, expires_at, self.book.by_tier.get(tier, self._free))
+
+    def expired(self, entry: Entry) -> Entry:
+        """``entry`` once its ``expires_at`` has passed.
+
+        Every finite ``access_until`` that ``lifecycle.grant`` gives ends in
+        the free tier with no end (grace over, or cancelled at period end), so
+        the stored row need not be kept to evaluate it again.
+        """
+        return self.entry(self.book.catalog.free.name, entry.status, math.inf)
+
+    def from_grant(self, grant: Grant, status: Status) -> Entry:
+        """The entry of ``grant`` for a subscription in ``status``."""
+        return self.entry(grant.tier, status, epoch_seconds(grant.access_until))
+
+    def from_row(self, row: Subscription | None, now: datetime) -> Entry:
+        """The entry for ``row`` (None: no subscription) at ``now`` (naive UTC)."""
+        status = STATUS_BY_VALUE[row.status] if row is not None else Status.NONE
+        return self.from_grant(evaluate(row, self.book.catalog, now), status)
 
 
 def build_entry(user_id: str, row: Subscription | None, book: ResponseBook, now: datetime) -> Entry:
     """The entry for ``row`` (None: no subscription) at ``now`` (naive UTC)."""
-    return Entry(user_id, row, evaluate(row, book.catalog, now), book)
+    return EntryBook(book).from_row(row, now)
 
 
 def is_current_over(candidate: Subscription, best: Subscription) -> bool:

@@ -30,20 +30,24 @@ from billing_service import validation
 from billing_service.entitlements.coherence import L2Tag, RedisCoherence
 from billing_service.entitlements.metrics import (
     CACHE_COMPLETE,
+    CACHE_ENTRIES,
     CACHE_HITS,
     CACHE_MISSES,
+    CACHE_WARMING,
     DB_LOADS,
     INVALIDATIONS,
     L2_HITS,
+    WARM_SECONDS,
 )
 from billing_service.entitlements.model import (
     Entry,
+    EntryBook,
     ResponseBook,
-    build_entry,
     decode_row,
     encode_row,
     pick_current,
 )
+from billing_service.entitlements.warmup import WarmStopped, read_current_entries
 from billing_service.entitlements.watch import DEFAULT_MAX_PENDING, WatchHub
 from billing_service.errors import InvalidArgument
 from billing_service.plans import Catalog
@@ -61,8 +65,15 @@ MAX_WATCHED_USERS = 10_000
 SNAPSHOT_PAGE = 500
 _MAX_FEATURE = 64
 _MAX_USER_ID = 255
-WARM_PAGE = 5000
 WARM_RETRY_SECONDS = 1.0
+DEFAULT_MAX_ENTRIES = 5_000_000
+
+WarmGate = Callable[[str], Awaitable[None]]
+"""Awaited by the warm-up at "read" (before its snapshot) and "merge" (before it is swapped in)."""
+
+
+async def _no_gate(stage: str) -> None:
+    return None
 
 
 def load_current(user_ids: Sequence[str]) -> dict[str, Subscription]:
@@ -87,9 +98,9 @@ def subscribed_users_after(after: str, limit: int) -> list[str]:
 class _Reader:
     """Runs entitlement reads on a thread of their own, so they never queue behind writes."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, name: str = "entitlements-db") -> None:
         self._db = db
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="entitlements-db")
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
 
     def _call(self, fn: Callable[..., T], *args: Any) -> T:
         return self._db.call(fn, *args)
@@ -135,14 +146,19 @@ class EntitlementService:
         catalog: Catalog,
         *,
         redis_url: str = "",
-        max_entries: int = 1_000_000,
+        max_entries: int = DEFAULT_MAX_ENTRIES,
         watch_max_pending: int = DEFAULT_MAX_PENDING,
         lease_seconds: float = 1.5,
+        warm_gate: WarmGate | None = None,
     ) -> None:
         self._db = db
         self._reader = _Reader(db)
+        # Warm-up reads run on their own thread, so misses keep reading through meanwhile.
+        self._warm_reader = _Reader(db, "entitlements-warm")
+        self._warm_gate = warm_gate or _no_gate
         self._catalog = catalog
         self.book = ResponseBook(catalog)
+        self.entry_book = EntryBook(self.book)
         self._entries: dict[str, Entry] = {}
         self._fills: dict[str, _Fill] = {}
         self._batch: _Batch | None = None
@@ -154,7 +170,11 @@ class EntitlementService:
         # database read, unless an invalidation since marked them ``_dirty``.
         self._complete_gen: int | None = None
         self._dirty: set[str] = set()
-        self._free_checks = build_entry("", None, self.book, utcnow()).checks
+        self._free_checks = self.book.by_tier[catalog.free.name]
+        self._no_subscription = self.entry_book.from_row(None, utcnow())
+        # Called with True when complete mode starts, False when it ends (health, readiness).
+        self.complete_listeners: list[Callable[[bool], None]] = []
+        self._last_message: tuple[str, float, Entry, pb.WatchEntitlementsResponse] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self.coherence: RedisCoherence | None = None
         self._lease: RedisCoherence | _LocalLease = _LocalLease()
@@ -183,6 +203,7 @@ class EntitlementService:
         if self.coherence is not None:
             await self.coherence.close()
         self._reader.close()
+        self._warm_reader.close()
 
     def end_streams(self) -> None:
         """End every watch stream with UNAVAILABLE (first step of shutdown)."""
@@ -216,8 +237,7 @@ class EntitlementService:
     def _reset(self) -> None:
         """The lease changed hands: nothing cached or in flight may be served any more."""
         self._entries.clear()
-        self._complete_gen = None
-        CACHE_COMPLETE.set(0)
+        self._set_complete(None)
         for fill in self._fills.values():
             fill.stale = True
         self._fills.clear()
@@ -241,7 +261,7 @@ class EntitlementService:
             if 0 < len(user_id) <= _MAX_USER_ID and self._known_free(user_id):
                 response = self._free_checks.get(feature)
                 if response is not None and user_id.isprintable() and " " not in user_id:
-                    CACHE_HITS.inc()
+                    CACHE_HITS.value += 1
                     return response
             return None
         if time.monotonic() >= self._lease.lease_until:
@@ -250,7 +270,7 @@ class EntitlementService:
             return None
         response = entry.checks.get(feature)
         if response is not None:
-            CACHE_HITS.inc()
+            CACHE_HITS.value += 1
         return response
 
     async def check(self, user_id: str, feature: str) -> pb.CheckEntitlementResponse:
@@ -267,7 +287,7 @@ class EntitlementService:
         """Everything ``user_id`` is entitled to now."""
         validation.user_id(user_id)
         entry = await self.entry(user_id)
-        return entry.entitlements(self._catalog)
+        return entry.entitlements(user_id, self._catalog)
 
     async def entry(self, user_id: str) -> Entry:
         """The user's current entry: from memory when valid, else loaded (batched)."""
@@ -276,15 +296,15 @@ class EntitlementService:
         entry = self._entries.get(user_id) if leased else None
         if entry is not None:
             if time.time() < entry.expires_at:
-                CACHE_HITS.inc()
+                CACHE_HITS.value += 1
                 return entry
-            # Past access_until: the same row, evaluated again, gives the answer now.
-            entry = build_entry(user_id, entry.row, self.book, utcnow())
+            # Past access_until: the grant has ended, whatever the row said.
+            entry = self.entry_book.expired(entry)
             self._store(user_id, entry)
             return entry
         if self._known_free(user_id):
-            CACHE_HITS.inc()
-            return build_entry(user_id, None, self.book, utcnow())
+            CACHE_HITS.value += 1
+            return self._no_subscription
         CACHE_MISSES.inc()
         fill = self._fills.get(user_id) if leased else None
         if fill is None or fill.lease_gen != lease.lease_gen:
@@ -294,14 +314,13 @@ class EntitlementService:
             self._enqueue(user_id, fill)
         entry = await asyncio.shield(fill.future)
         if time.time() >= entry.expires_at:
-            entry = build_entry(user_id, entry.row, self.book, utcnow())
+            entry = self.entry_book.expired(entry)
         return entry
 
     def _store(self, user_id: str, entry: Entry) -> None:
         self._dirty.discard(user_id)
         if len(self._entries) >= self._max_entries:
-            self._complete_gen = None
-            CACHE_COMPLETE.set(0)
+            self._set_complete(None)
             # Drop the oldest tenth; a rare, bounded pause instead of per-hit LRU bookkeeping.
             for key in list(self._entries)[: max(1, self._max_entries // 10)]:
                 del self._entries[key]
@@ -309,49 +328,85 @@ class EntitlementService:
 
     # -- complete mode -------------------------------------------------------------------
 
+    @property
+    def complete(self) -> bool:
+        """True while every subscription is in memory (complete mode)."""
+        return self._complete_gen is not None and self._complete_gen == self._lease.lease_gen
+
+    def _set_complete(self, gen: int | None) -> None:
+        was = self._complete_gen is not None
+        self._complete_gen = gen
+        CACHE_COMPLETE.set(0 if gen is None else 1)
+        if was != (gen is not None):
+            for listener in self.complete_listeners:
+                listener(gen is not None)
+
     async def _keep_warm(self) -> None:
         """Fill the cache with every subscription, again whenever a lease change emptied it."""
         while True:
             lease = self._lease
             leased = time.monotonic() < lease.lease_until
             if leased and self._complete_gen != lease.lease_gen:
+                CACHE_WARMING.set(1)
                 try:
                     await self._warm(lease.lease_gen)
                 except StorageUnavailable as exc:
                     log.warning("entitlement cache not filled (%s); will retry", exc)
+                except Exception:
+                    log.exception("entitlement cache not filled (a bug); will retry")
+                finally:
+                    CACHE_WARMING.set(0)
             await asyncio.sleep(WARM_RETRY_SECONDS)
 
     async def _warm(self, gen: int) -> None:
-        """Load every user's current subscription; on success, enter complete mode."""
+        """Read every user's current subscription; on success, enter complete mode.
+
+        The snapshot is built on its own thread into a new dict while the
+        live cache keeps serving (misses read through). Then, on the loop and
+        in one step: users invalidated since the snapshot started are dropped
+        from it (their entry may predate the change), entries the live cache
+        loaded meanwhile win (they are at least as new), and the result
+        replaces the live cache.
+        """
         started = time.monotonic()
         self._dirty = set()
-        after, loaded = "", 0
-        while True:
-            users = await self._reader.run(subscribed_users_after, after, WARM_PAGE)
-            if not users:
-                break
-            rows = await self._reader.run(load_current, users)
-            if self._lease.lease_gen != gen:
-                return
-            loaded += len(users)
-            if loaded > self._max_entries:
-                log.info("more subscribed users than the cache holds; complete mode off")
-                return
-            now = utcnow()
-            for user in users:
-                # Invalidated (or freshly loaded) since this page was read: not ours to set.
-                if user in self._dirty or user in self._entries:
-                    continue
-                self._entries[user] = build_entry(user, rows.get(user), self.book, now)
-            after = users[-1]
-        if self._lease.lease_gen == gen and time.monotonic() < self._lease.lease_until:
-            self._complete_gen = gen
-            CACHE_COMPLETE.set(1)
-            log.info(
-                "entitlement cache complete: %d subscribed users in %.1fs",
-                loaded,
-                time.monotonic() - started,
+        await self._warm_gate("read")
+        lease = self._lease
+
+        def stale() -> bool:
+            return lease.lease_gen != gen
+
+        try:
+            snapshot = await self._warm_reader.run(
+                read_current_entries, self._db, self.entry_book, utcnow(), stale
             )
+        except WarmStopped:
+            return
+        await self._warm_gate("merge")
+        if lease.lease_gen != gen or time.monotonic() >= lease.lease_until:
+            return
+        built = snapshot.entries
+        if len(built) > self._max_entries:
+            log.warning(
+                "%d subscribed users, more than the cache holds (%d); complete mode off",
+                len(built),
+                self._max_entries,
+            )
+            return
+        for user in self._dirty:
+            built.pop(user, None)
+        built.update(self._entries)
+        self._entries = built
+        self._set_complete(gen)
+        elapsed = time.monotonic() - started
+        WARM_SECONDS.set(elapsed)
+        CACHE_ENTRIES.set(len(built))
+        log.info(
+            "entitlement cache complete: %d subscribed users (%d rows) in %.1fs",
+            len(built),
+            snapshot.rows,
+            elapsed,
+        )
 
     # -- batched loads -------------------------------------------------------------------
 
@@ -400,7 +455,7 @@ class EntitlementService:
         for user, fill in fills:
             entry = built.get(user)
             if entry is None:
-                entry = built[user] = build_entry(user, rows.get(user), self.book, now)
+                entry = built[user] = self.entry_book.from_row(rows.get(user), now)
             if self._fills.get(user) is fill:
                 del self._fills[user]
             lease = self._lease
@@ -467,13 +522,26 @@ class EntitlementService:
             while True:
                 user, changed_at = await sub.next()
                 entry = await self.entry(user)
-                yield self._message(entry, snapshot=False, at=changed_at)
+                yield self._change_message(user, entry, changed_at)
         finally:
             self.hub.unsubscribe(sub)
 
-    def _message(self, entry: Entry, *, snapshot: bool, at: float) -> pb.WatchEntitlementsResponse:
+    def _change_message(
+        self, user: str, entry: Entry, changed_at: float
+    ) -> pb.WatchEntitlementsResponse:
+        # Every stream watching a user sends the same message for one change: build it once.
+        last = self._last_message
+        if last is not None and last[0] == user and last[1] == changed_at and last[2] is entry:
+            return last[3]
+        message = self._message(user, entry, snapshot=False, at=changed_at)
+        self._last_message = (user, changed_at, entry, message)
+        return message
+
+    def _message(
+        self, user: str, entry: Entry, *, snapshot: bool, at: float
+    ) -> pb.WatchEntitlementsResponse:
         message = pb.WatchEntitlementsResponse(snapshot=snapshot)
-        message.entitlements.CopyFrom(entry.entitlements(self._catalog))
+        message.entitlements.CopyFrom(entry.entitlements(user, self._catalog))
         ts = Timestamp()
         ts.FromNanoseconds(int(at * 1e9))
         message.changed_at.CopyFrom(ts)
@@ -485,8 +553,8 @@ class EntitlementService:
                 page = users[start : start + SNAPSHOT_PAGE]
                 entries = await asyncio.gather(*(self.entry(u) for u in page))
                 at = time.time()
-                for entry in entries:
-                    yield self._message(entry, snapshot=True, at=at)
+                for user, entry in zip(page, entries, strict=True):
+                    yield self._message(user, entry, snapshot=True, at=at)
             return
         # Every user with a subscription, a page at a time: memory stays one page.
         after = ""
@@ -498,6 +566,6 @@ class EntitlementService:
             now, at = utcnow(), time.time()
             for user in page:
                 yield self._message(
-                    build_entry(user, rows.get(user), self.book, now), snapshot=True, at=at
+                    user, self.entry_book.from_row(rows.get(user), now), snapshot=True, at=at
                 )
             after = page[-1]

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from billing_service.entitlements.model import (
+    EntryBook,
     ResponseBook,
     build_entry,
     decode_row,
@@ -53,8 +54,9 @@ def test_a_cancelling_subscription_expires_at_period_end_then_is_free() -> None:
     assert entry.tier == "pro"
     assert entry.grant.access_until == end
     assert entry.checks["priority_support"].allowed
-    later = build_entry("u1", entry.row, BOOK, end)
+    later = build_entry("u1", row(current_period_end=end, cancel_at_period_end=True), BOOK, end)
     assert later.tier == "free"
+    assert EntryBook(BOOK).expired(entry).same_answer(later)
     assert later.expires_at == float("inf")
     assert not later.checks["priority_support"].allowed
 
@@ -66,7 +68,7 @@ def test_an_active_subscription_never_expires_by_itself() -> None:
 
 def test_no_subscription_is_free() -> None:
     entry = build_entry("u1", None, BOOK, utcnow())
-    full = entry.entitlements(BOOK.catalog)
+    full = entry.entitlements("u1", BOOK.catalog)
     assert (full.tier, full.monthly_limit, list(full.features)) == ("free", 10, [])
 
 
