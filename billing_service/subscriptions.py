@@ -48,25 +48,12 @@ def evaluate(row: Subscription | None, catalog: Catalog, now: datetime) -> Grant
     """The grant of a stored subscription row (free without one)."""
     if row is None:
         return Grant(FREE_TIER, None)
-    return evaluate_values(
-        Status(row.status), row.plan, row.current_period_end, row.cancel_at_period_end, catalog, now
-    )
-
-
-def evaluate_values(
-    status: Status,
-    plan: str,
-    period_end: datetime | None,
-    cancel_at_period_end: bool,
-    catalog: Catalog,
-    now: datetime,
-) -> Grant:
-    """``evaluate`` of a row given as its fields (the entitlement warm-up reads raw rows)."""
+    plan = row.plan if row.plan in catalog.plans else ""
     return grant(
-        status,
-        plan if plan in catalog.plans else "",
-        period_end,
-        cancel_at_period_end,
+        Status(row.status),
+        plan,
+        row.current_period_end,
+        row.cancel_at_period_end,
         now,
         catalog.access,
     )

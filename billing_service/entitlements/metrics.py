@@ -77,3 +77,7 @@ CACHE_ENTRIES = Gauge(
 WARM_SECONDS = Gauge(
     "billing_entitlement_cache_warm_seconds", "Duration of the last complete fill of the cache"
 )
+WARM_CPU_SECONDS = Gauge(
+    "billing_entitlement_cache_warm_cpu_seconds",
+    "CPU time the last complete fill took on its reading thread (reading and building entries)",
+)

@@ -37,6 +37,7 @@ from billing_service.entitlements.metrics import (
     DB_LOADS,
     INVALIDATIONS,
     L2_HITS,
+    WARM_CPU_SECONDS,
     WARM_SECONDS,
 )
 from billing_service.entitlements.model import (
@@ -400,12 +401,14 @@ class EntitlementService:
         self._set_complete(gen)
         elapsed = time.monotonic() - started
         WARM_SECONDS.set(elapsed)
+        WARM_CPU_SECONDS.set(snapshot.cpu_seconds)
         CACHE_ENTRIES.set(len(built))
         log.info(
-            "entitlement cache complete: %d subscribed users (%d rows) in %.1fs",
+            "entitlement cache complete: %d subscribed users (%d rows) in %.1fs (%.1fs CPU)",
             len(built),
             snapshot.rows,
             elapsed,
+            snapshot.cpu_seconds,
         )
 
     # -- batched loads -------------------------------------------------------------------

@@ -6,8 +6,9 @@ the subscription that matters first (the order of
 ``(stripe_created, id)``), so the first row of each user is the one kept.
 On PostgreSQL the result streams through ``COPY ... TO STDOUT`` (one round
 trip, text rows parsed as they arrive); on SQLite a plain cursor is iterated.
-Each row becomes an ``Entry`` through ``subscriptions.evaluate_values`` (the
-one access policy) and ``EntryBook`` (shared entries), straight into a dict
+Each row becomes an ``Entry`` through ``lifecycle.grant`` (the one access
+policy, applied as ``subscriptions.evaluate`` applies it) and ``EntryBook``
+(shared entries), straight into a dict
 the caller swaps in, so memory holds the entries and nothing else.
 
 This runs on a thread of its own: it never touches the live cache.
@@ -15,15 +16,16 @@ This runs on a thread of its own: it never touches the live cache.
 
 from __future__ import annotations
 
-import codecs
+import io
+import math
+import time
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from billing_service.entitlements.model import STATUS_BY_VALUE, Entry, EntryBook
-from billing_service.lifecycle import TERMINAL
+from billing_service.lifecycle import TERMINAL, grant
 from billing_service.storage.database import Database
-from billing_service.subscriptions import evaluate_values
 
 # Built from the TERMINAL enum, never from input.
 _ENDED = ", ".join(f"'{status.value}'" for status in sorted(TERMINAL))
@@ -38,57 +40,72 @@ class WarmStopped(Exception):
 
 
 class CurrentEntries:
-    """Collects the first row of each user as an Entry; fed row by row."""
+    """Collects the first row of each user as an Entry; fed row by row.
+
+    ``add`` runs a million times per warm-up, so it is written flat: the
+    per-row work is a status lookup, ``lifecycle.grant`` (the one policy, as
+    ``subscriptions.evaluate`` calls it) and a lookup of the shared entry.
+    """
 
     def __init__(self, entries: EntryBook, now: datetime, should_stop: Callable[[], bool]) -> None:
         self.entries: dict[str, Entry] = {}
         self.rows = 0
+        self.cpu_seconds = 0.0
         self._book = entries
-        self._catalog = entries.book.catalog
+        self._plans = entries.book.catalog.plans
+        self._policy = entries.book.catalog.access
         self._now = now
         self._previous = ""
         self._should_stop = should_stop
 
-    def add(self, user: str, status: str, plan: str, end: Any, cancel: Any) -> None:
+    def add(self, user: str, status: str, plan: str, end: Any, cancel: bool) -> None:
         """One row, in CURRENT_ROWS_SQL order; ``end`` is a datetime, ISO text or None."""
         self.rows += 1
         if user == self._previous:
             return  # not the user's current subscription
         self._previous = user
-        if self.rows % 65536 == 0 and self._should_stop():
+        if not self.rows & 0xFFFF and self._should_stop():
             raise WarmStopped
         state = STATUS_BY_VALUE[status]
-        if end is not None and not isinstance(end, datetime):
+        if end.__class__ is str:
             end = datetime.fromisoformat(end)
-        grant = evaluate_values(state, plan, end, bool(cancel), self._catalog, self._now)
-        self.entries[user] = self._book.from_grant(grant, state)
+        granted = grant(
+            state, plan if plan in self._plans else "", end, cancel, self._now, self._policy
+        )
+        until = granted.access_until
+        self.entries[user] = self._book.entry(
+            granted.tier,
+            state,
+            math.inf if until is None else until.replace(tzinfo=UTC).timestamp(),
+        )
 
 
-class _CopySink:
-    """A file-like target for psycopg2's copy_expert: parses each text row as it arrives."""
+class _CopySink(io.TextIOBase):
+    """A text file for psycopg2's copy_expert: each row (one write per row) is parsed at once."""
 
     def __init__(self, into: CurrentEntries) -> None:
-        self._into = into
-        self._decoder = codecs.getincrementaldecoder("utf-8")()
+        super().__init__()
+        self._add = into.add
         self._partial = ""
 
-    def write(self, data: bytes | str) -> int:
-        text = data if isinstance(data, str) else self._decoder.decode(data)
-        lines = (self._partial + text).split("\n")
-        self._partial = lines.pop()
-        add = self._into.add
-        for line in lines:
+    def write(self, text: str) -> int:
+        """Parse the complete rows in ``text``; keep an incomplete tail for the next call."""
+        if self._partial or not text.endswith("\n"):
+            text, self._partial = self._partial + text, ""
+            head, sep, tail = text.rpartition("\n")
+            self._partial = tail
+            if not sep:
+                return len(text)
+            text = head + sep
+        add = self._add
+        for line in text[:-1].split("\n"):
             user, status, plan, end, cancel = line.split("\t")
-            # COPY text format: \N is NULL; user ids and plans never hold tabs or backslashes
-            # (validation.user_id admits printable characters without spaces).
-            add(
-                _unescape(user),
-                status,
-                _unescape(plan),
-                None if end == r"\N" else end,
-                cancel == "t",
-            )
-        return len(data)
+            # COPY text format: \N is NULL, and backslash escapes (which user ids and plan
+            # names, printable without spaces, practically never need) are undone.
+            if "\\" in line:
+                user, plan = _unescape(user), _unescape(plan)
+            add(user, status, plan, None if end == "\\N" else end, cancel == "t")
+        return len(text)
 
 
 def _unescape(field: str) -> str:
@@ -102,18 +119,19 @@ def read_current_entries(
 ) -> CurrentEntries:
     """Every user's current entry at ``now``; needs a connection (run through ``db.call``)."""
     into = CurrentEntries(entries, now, should_stop)
+    started = time.thread_time()
     connection = db.db.connection()
     if db.is_postgres:
         with connection.cursor() as cursor:
             cursor.copy_expert(f"COPY ({CURRENT_ROWS_SQL}) TO STDOUT", _CopySink(into))
-        return into
-    cursor = connection.execute(CURRENT_ROWS_SQL)
-    try:
-        while True:
-            chunk = cursor.fetchmany(10_000)
-            if not chunk:
-                return into
-            for user, status, plan, end, cancel in chunk:
-                into.add(user, status, plan, end, cancel)
-    finally:
-        cursor.close()
+    else:
+        cursor = connection.execute(CURRENT_ROWS_SQL)
+        try:
+            add = into.add
+            while chunk := cursor.fetchmany(10_000):
+                for user, status, plan, end, cancel in chunk:
+                    add(user, status, plan, end, bool(cancel))
+        finally:
+            cursor.close()
+    into.cpu_seconds = time.thread_time() - started
+    return into
