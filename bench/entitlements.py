@@ -162,9 +162,11 @@ def service_env(database_url: str, redis_url: str) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def billing_service(database_url: str, redis_url: str) -> Iterator[MetricsService]:
+def billing_service(
+    database_url: str, redis_url: str, extra: dict[str, str] | None = None
+) -> Iterator[MetricsService]:
     """``billing-service serve`` over the database, once its entitlement cache is complete."""
-    with MetricsService(service_env(database_url, redis_url)) as service:
+    with MetricsService({**service_env(database_url, redis_url), **(extra or {})}) as service:
         wait_complete(service)
         yield service
 
@@ -212,8 +214,8 @@ def bare_answers(n: int) -> dict[str, Mapping[str, pb.CheckEntitlementResponse]]
     return {user: build_entry(user, row, book, now).checks for user, row in by_user.items()}
 
 
-def run_bare(n: int, ready: Any) -> None:
-    """Process entry: serve the bare server; report its port on ``ready``."""
+def run_bare(n: int, ready: Any, loop: str = "") -> None:
+    """Process entry: serve the bare server (on uvloop when ``loop`` says so); report its port."""
 
     async def main() -> None:
         server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
@@ -223,7 +225,12 @@ def run_bare(n: int, ready: Any) -> None:
         ready.put(port)
         await server.wait_for_termination()
 
-    asyncio.run(main())
+    if loop == "uvloop":
+        import uvloop
+
+        uvloop.run(main())
+    else:
+        asyncio.run(main())
 
 
 # -- clients ----------------------------------------------------------------------------
@@ -251,10 +258,10 @@ def run_client(
 ) -> None:
     """Process entry: keep ``inflight`` calls going; report (calls, latencies) of the window."""
 
-    async def main() -> tuple[int, list[float]]:
+    async def main() -> tuple[int, list[float], int]:
         reqs = requests_for(n, seed)
         latencies: list[float] = []
-        calls = 0
+        calls = total = 0
         async with grpc.aio.insecure_channel(target) as channel:
             stub = pb_grpc.BillingServiceStub(channel)
             await channel.channel_ready()
@@ -263,7 +270,7 @@ def run_client(
             end = measure_from + duration
 
             async def worker(offset: int) -> None:
-                nonlocal calls
+                nonlocal calls, total
                 i = offset
                 while True:
                     t0 = time.perf_counter()
@@ -271,13 +278,14 @@ def run_client(
                         return
                     await stub.CheckEntitlement(reqs[i % len(reqs)])
                     t1 = time.perf_counter()
+                    total += 1
                     if t0 >= measure_from and t1 <= end:
                         latencies.append(t1 - t0)
                         calls += 1
                     i += inflight
 
             await asyncio.gather(*(worker(k) for k in range(inflight)))
-        return calls, latencies
+        return calls, latencies, total
 
     out.put(asyncio.run(main()))
 
@@ -290,12 +298,20 @@ class Measurement:
     p50_ms: float
     p99_ms: float
     calls: int
+    cpu_us_per_call: float
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) process ``pid`` has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def load(
-    target: str, args: argparse.Namespace, ctx: Any, duration: float
-) -> tuple[int, list[float]]:
-    """Run the client processes against ``target``; the calls and latencies of the window."""
+    target: str, pid: int, args: argparse.Namespace, ctx: Any, duration: float
+) -> tuple[int, list[float], float]:
+    """Run the client processes against ``target`` (process ``pid``); the calls and latencies
+    of the window, and the server's CPU seconds per call over every call made."""
     out = ctx.Queue()
     procs = [
         ctx.Process(
@@ -304,18 +320,23 @@ def load(
         )
         for k in range(args.clients)
     ]
+    cpu_before = cpu_seconds(pid)
     for proc in procs:
         proc.start()
     results = [out.get() for _ in procs]
+    cpu = cpu_seconds(pid) - cpu_before
     for proc in procs:
         proc.join()
-    return sum(c for c, _ in results), [x for _, xs in results for x in xs]
+    made = sum(t for _, _, t in results)
+    return sum(c for c, _, _ in results), [x for _, xs, _ in results for x in xs], cpu / made
 
 
-def summarize(calls: int, latencies: list[float], seconds: float) -> Measurement:
-    """QPS and percentiles of everything measured."""
+def summarize(calls: int, latencies: list[float], cpu: list[float], seconds: float) -> Measurement:
+    """QPS and percentiles of everything measured; the median round's server CPU per call."""
     q = statistics.quantiles(sorted(latencies), n=100, method="inclusive")
-    return Measurement(calls / seconds, q[49] * 1e3, q[98] * 1e3, calls)
+    return Measurement(
+        calls / seconds, q[49] * 1e3, q[98] * 1e3, calls, round(statistics.median(cpu) * 1e6, 1)
+    )
 
 
 def bench_backend(backend: str, args: argparse.Namespace, ctx: Any) -> dict[str, Any]:
@@ -324,36 +345,50 @@ def bench_backend(backend: str, args: argparse.Namespace, ctx: Any) -> dict[str,
         url, redis_url = stack.enter_context(backend_database(backend))
         loaded, _ = load_population(url, args.users)
         print(f"[{backend}] loaded {args.users} users in {loaded:.1f}s", flush=True)
-        ready = ctx.Queue()
-        bare = ctx.Process(target=run_bare, args=(args.users, ready), daemon=True)
-        bare.start()
-        stack.callback(bare.terminate)
-        targets = {
-            "bare": f"127.0.0.1:{ready.get(timeout=600)}",
-            "service": stack.enter_context(billing_service(url, redis_url)).target,
-        }
-        # Alternating rounds spread any background load on the machine over both servers.
+        targets: dict[str, tuple[str, int]] = {}
+        for name in args.servers.split(","):
+            loop = name.split("-", 1)[1] if "-" in name else ""
+            if name.startswith("bare"):
+                ready = ctx.Queue()
+                bare = ctx.Process(target=run_bare, args=(args.users, ready, loop), daemon=True)
+                bare.start()
+                stack.callback(bare.terminate)
+                targets[name] = (f"127.0.0.1:{ready.get(timeout=600)}", bare.pid)
+            else:
+                env = {"BILLING_EVENT_LOOP": loop} if loop else {}
+                service = stack.enter_context(billing_service(url, redis_url, env))
+                assert service.proc is not None
+                targets[name] = (service.target, service.proc.pid)
+        # Alternating rounds spread any background load on the machine over every server.
         window = args.duration / args.rounds
-        totals: dict[str, tuple[int, list[float]]] = {name: (0, []) for name in targets}
+        totals: dict[str, tuple[int, list[float], list[float]]] = {
+            name: (0, [], []) for name in targets
+        }
         for round_no in range(args.rounds):
-            for name, target in targets.items():
-                calls, lat = load(target, args, ctx, window)
+            for name, (target, pid) in targets.items():
+                calls, lat, cpu = load(target, pid, args, ctx, window)
                 print(
-                    f"[{backend}] round {round_no + 1} {name}: {calls / window:.0f} QPS", flush=True
+                    f"[{backend}] round {round_no + 1} {name}: {calls / window:.0f} QPS, "
+                    f"{cpu * 1e6:.0f} us CPU per call",
+                    flush=True,
                 )
-                totals[name] = (totals[name][0] + calls, totals[name][1] + lat)
-    bare_m = summarize(*totals["bare"], args.duration)
-    service_m = summarize(*totals["service"], args.duration)
-    qps_ratio = service_m.qps / bare_m.qps
-    p99_ratio = service_m.p99_ms / bare_m.p99_ms
+                done, lats, cpus = totals[name]
+                totals[name] = (done + calls, lats + lat, [*cpus, cpu])
+    measured = {name: summarize(*totals[name], args.duration) for name in targets}
+    baseline = measured[next(iter(targets))]
     return {
         "backend": backend if backend == "sqlite" else "postgresql+redis",
         "population_load_s": round(loaded, 1),
-        "bare": asdict(bare_m),
-        "service": asdict(service_m),
-        "qps_ratio": round(qps_ratio, 3),
-        "p99_ratio": round(p99_ratio, 3),
-        "target_met": qps_ratio >= 0.8 and p99_ratio <= 1.5,
+        "baseline": next(iter(targets)),
+        "servers": {
+            name: {
+                **asdict(m),
+                "qps_ratio": round(m.qps / baseline.qps, 3),
+                "p99_ratio": round(m.p99_ms / baseline.p99_ms, 3),
+                "cpu_ratio": round(m.cpu_us_per_call / baseline.cpu_us_per_call, 3),
+            }
+            for name, m in measured.items()
+        },
     }
 
 
@@ -432,16 +467,16 @@ def bench_watch(backend: str, args: argparse.Namespace) -> dict[str, Any]:
 def table(results: list[dict[str, Any]]) -> str:
     """The results as a Markdown table."""
     lines = [
-        "| backend | server | QPS | p50 ms | p99 ms | QPS ratio | p99 ratio |",
-        "|---|---|---:|---:|---:|---:|---:|",
+        "| backend | server | QPS | p50 ms | p99 ms | server CPU µs/call | QPS ratio "
+        "| p99 ratio | CPU ratio |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
-        for name in ("bare", "service"):
-            m = r[name]
-            ratios = f"{r['qps_ratio']:.2f} | {r['p99_ratio']:.2f}" if name == "service" else " | "
+        for name, m in r["servers"].items():
             lines.append(
                 f"| {r['backend']} | {name} | {m['qps']:.0f} | {m['p50_ms']:.2f} | "
-                f"{m['p99_ms']:.2f} | {ratios} |"
+                f"{m['p99_ms']:.2f} | {m['cpu_us_per_call']:.0f} | {m['qps_ratio']:.2f} | "
+                f"{m['p99_ratio']:.2f} | {m['cpu_ratio']:.2f} |"
             )
     return "\n".join(lines)
 
@@ -472,6 +507,12 @@ def main(argv: list[str] | None = None) -> int:
         default=FREE_SHARE,
         help="memory: share of users without a subscription (0: every user subscribed)",
     )
+    parser.add_argument(
+        "--servers",
+        default="bare,service",
+        help="qps: servers in the A/B, the first is the baseline: bare, bare-uvloop, service, "
+        "service-asyncio, service-uvloop (BILLING_EVENT_LOOP)",
+    )
     parser.add_argument("--watch-streams", type=int, default=1000)
     parser.add_argument("--watch-changes", type=int, default=20)
     args = parser.parse_args(argv)
@@ -490,7 +531,7 @@ def main(argv: list[str] | None = None) -> int:
         "rounds": args.rounds,
         "clients": args.clients,
         "inflight_per_client": args.inflight,
-        "target": "service QPS >= 0.8 x bare, service p99 <= 1.5 x bare",
+        "target": "service QPS >= 0.9 x bare, service p99 <= 1.25 x bare",
         "results": results,
         "memory": memory,
         "watch": watch,

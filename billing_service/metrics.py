@@ -49,6 +49,11 @@ def _rpc_children(full_method: str, code: str) -> tuple[Any, Any]:
     return RPCS.labels(method, code), RPC_SECONDS.labels(method)
 
 
+def rpc_children(full_method: str, code: grpc.StatusCode) -> tuple[Any, Any]:
+    """The (call counter, duration histogram) children of one method and status code."""
+    return _rpc_children(full_method, code.name)
+
+
 def observe_rpc(full_method: str, code: grpc.StatusCode, seconds: float) -> None:
     """Count one finished call with its status code and duration."""
     counter, histogram = _rpc_children(full_method, code.name)

@@ -7,6 +7,7 @@ import contextlib
 import logging
 import signal
 from dataclasses import dataclass
+from typing import cast
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -20,7 +21,7 @@ from billing_service.entitlements import EntitlementService
 from billing_service.entitlements.service import WarmGate
 from billing_service.events.service import EventService
 from billing_service.health import DependencyHealth, track_cache_readiness
-from billing_service.interceptors import GuardInterceptor
+from billing_service.interceptors import GuardedServer
 from billing_service.locks import EventGuard
 from billing_service.metrics import start_http_exporter
 from billing_service.plan_changes import PlanChanges
@@ -113,9 +114,9 @@ async def start(settings: Settings, *, entitlement_warm_gate: WarmGate | None = 
     await entitlements.start()
     subscriptions = SubscriptionService(db, stripe_api, catalog, changes.user_changed)
 
-    server = grpc.aio.server(
-        interceptors=[GuardInterceptor(authorizer)], options=[("grpc.so_reuseport", 0)]
-    )
+    # Every servicer is added through the guard: authentication and metrics wrap each
+    # method handler once, at registration (billing_service/interceptors.py).
+    server = GuardedServer(grpc.aio.server(options=[("grpc.so_reuseport", 0)]), authorizer)
     guard = EventGuard(
         settings.redis_url,
         lock_ttl=settings.event_lock_ttl_seconds,
@@ -150,7 +151,7 @@ async def start(settings: Settings, *, entitlement_warm_gate: WarmGate | None = 
             health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
             reflection.SERVICE_NAME,
         ),
-        server,
+        cast(grpc.aio.Server, server),
     )
     if credentials is None:
         port = server.add_insecure_port(settings.grpc_addr)
@@ -168,7 +169,7 @@ async def start(settings: Settings, *, entitlement_warm_gate: WarmGate | None = 
         catalog,
         db,
         stripe_api,
-        server,
+        server.server,
         health_servicer,
         port,
         guard,
