@@ -234,6 +234,12 @@ class BillingServicer(pb_grpc.BillingServiceServicer):
             events=[audit_to_proto(record) for record in records], next_page_token=next_token
         )
 
+    def answer_from_memory(
+        self, request: pb.CheckEntitlementRequest
+    ) -> pb.CheckEntitlementResponse | None:
+        """CheckEntitlement's answer when the cache holds it, else None (no await, no I/O)."""
+        return self._entitlements.check_cached(request.user_id, request.feature)
+
     async def CheckEntitlement(
         self, request: pb.CheckEntitlementRequest, context: Context
     ) -> pb.CheckEntitlementResponse:

@@ -16,6 +16,7 @@ arrives from another replica, and it is never served past ``access_until``.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import math
 import time
@@ -399,6 +400,9 @@ class EntitlementService:
         built.update(self._entries)
         self._entries = built
         self._set_complete(gen)
+        # The cache lives as long as the process: keep the cyclic GC from walking it again
+        # and again (a full collection would visit every entry; docs/performance.md).
+        gc.freeze()
         elapsed = time.monotonic() - started
         WARM_SECONDS.set(elapsed)
         WARM_CPU_SECONDS.set(snapshot.cpu_seconds)
