@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import json
 import multiprocessing as mp
 import os
@@ -434,30 +435,35 @@ def memory_table(rows_: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def bench_watch(backend: str, args: argparse.Namespace) -> dict[str, Any]:
+def bench_watch(backend: str, args: argparse.Namespace, ctx: Any) -> dict[str, Any]:
     """WatchEntitlements fan-out: ``--watch-streams`` streams on one replica."""
     from tests.events import factory
 
-    async def subscribe(stub: pb_grpc.BillingServiceStub, n: int) -> None:
+    def subscribe(target: str, n: int) -> None:
         status = "active" if n % 2 == 0 else "past_due"
         obj = factory.subscription(
             "sub_fanout", "cus_fanout", status, price="price_pro_monthly", user_id="fan-out"
         )
         event = factory.event("customer.subscription.updated", obj)
-        await stub.ApplyStripeEvent(pb.ApplyStripeEventRequest(payload=factory.payload(event)))
+        with grpc.insecure_channel(target) as channel:
+            stub = pb_grpc.BillingServiceStub(channel)
+            stub.ApplyStripeEvent(
+                pb.ApplyStripeEventRequest(payload=factory.payload(event)), timeout=30
+            )
 
     with backend_database(backend) as (url, redis_url):
         load_population(url, args.users)
         with billing_service(url, redis_url) as service:
             assert service.proc is not None
-            result = asyncio.run(
-                watch_fanout(
-                    service.target,
-                    service.proc.pid,
-                    args.watch_streams,
-                    args.watch_changes,
-                    subscribe,
-                )
+            target = service.target
+            result = watch_fanout(
+                target,
+                service.proc.pid,
+                args.watch_streams,
+                args.watch_changes,
+                args.clients,
+                functools.partial(subscribe, target),
+                ctx,
             )
     row = {"backend": backend if backend == "sqlite" else "postgresql+redis", **result}
     print(f"[{backend}] watch: {row}", flush=True)
@@ -520,7 +526,7 @@ def main(argv: list[str] | None = None) -> int:
     backends = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
     parts = set(args.parts.split(","))
     memory = [bench_memory(b, args) for b in backends] if "memory" in parts else []
-    watch = [bench_watch(b, args) for b in backends] if "watch" in parts else []
+    watch = [bench_watch(b, args, ctx) for b in backends] if "watch" in parts else []
     results = [bench_backend(b, args, ctx) for b in backends] if "qps" in parts else []
     report = {
         "command": "python -m bench.entitlements " + " ".join(argv or sys.argv[1:]),

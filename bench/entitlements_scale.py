@@ -6,13 +6,12 @@ Used by ``bench.entitlements`` (``--memory``, ``--watch``); see docs/performance
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import io
 import sqlite3
 import statistics
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -186,47 +185,88 @@ def warm_service(env: dict[str, str]) -> dict[str, float]:
 # -- Watch fan-out ----------------------------------------------------------------------
 
 
-async def watch_fanout(
-    target: str, pid: int, streams: int, changes: int, subscribe: Any
-) -> dict[str, float]:
-    """``streams`` WatchEntitlements streams (all users) on one replica; ``changes`` times,
-    ApplyStripeEvent on a user, then the delay from its answer to each stream's message."""
-    async with grpc.aio.insecure_channel(target) as channel:
-        stub = pb_grpc.BillingServiceStub(channel)
-        await channel.channel_ready()
-        rss_before = rss_bytes(pid)
-        calls = [
-            stub.WatchEntitlements(pb.WatchEntitlementsRequest(user_ids=["fan-out"]))
-            for _ in range(streams)
-        ]
-        arrived: list[asyncio.Queue[float]] = [asyncio.Queue() for _ in range(streams)]
+def run_watchers(
+    target: str, streams: int, changes: int, ready: Any, received: Any, out: Any
+) -> None:
+    """Process entry: ``streams`` WatchEntitlements streams of user "fan-out"; put the wall-clock
+    arrival time of each live change on each stream (``changes`` per stream) on ``out``."""
 
-        async def reader(call: Any, queue: asyncio.Queue[float]) -> None:
-            with contextlib.suppress(grpc.aio.AioRpcError, asyncio.CancelledError):
+    async def main() -> list[list[float]]:
+        arrivals: list[list[float]] = [[] for _ in range(streams)]
+        async with grpc.aio.insecure_channel(target) as channel:
+            stub = pb_grpc.BillingServiceStub(channel)
+            calls = [
+                stub.WatchEntitlements(pb.WatchEntitlementsRequest(user_ids=["fan-out"]))
+                for _ in range(streams)
+            ]
+
+            async def reader(call: Any, times: list[float]) -> None:
                 async for message in call:
                     if not message.snapshot:
-                        queue.put_nowait(time.perf_counter())
+                        times.append(time.time())
+                        with received.get_lock():
+                            received.value += 1
+                        if len(times) == changes:
+                            return
 
-        tasks = [asyncio.create_task(reader(c, q)) for c, q in zip(calls, arrived, strict=True)]
-        for call in calls:
-            await call.initial_metadata()
-        await asyncio.sleep(1.0)
-        rss_open = rss_bytes(pid)
-        delays: list[float] = []
-        for n in range(changes):
-            await subscribe(stub, n)
-            answered = time.perf_counter()
-            for queue in arrived:
-                delays.append(await asyncio.wait_for(queue.get(), 30) - answered)
-        for call in calls:
-            call.cancel()
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+            tasks = [
+                asyncio.create_task(reader(c, t)) for c, t in zip(calls, arrivals, strict=True)
+            ]
+            for call in calls:
+                await call.initial_metadata()
+            ready.put(True)
+            await asyncio.wait_for(asyncio.gather(*tasks), 600)
+            for call in calls:
+                call.cancel()
+        return arrivals
+
+    out.put(asyncio.run(main()))
+
+
+def watch_fanout(
+    target: str,
+    pid: int,
+    streams: int,
+    changes: int,
+    processes: int,
+    subscribe: Callable[[int], None],
+    ctx: Any,
+) -> dict[str, float]:
+    """``streams`` WatchEntitlements streams (user "fan-out") on one replica, spread over
+    ``processes`` client processes; ``changes`` times, ``subscribe(n)`` (ApplyStripeEvent) and the
+    delay from its answer to each stream's message; the server's RSS per open stream."""
+    ready, out = ctx.Queue(), ctx.Queue()
+    received = ctx.Value("l", 0)
+    per = [streams // processes + (1 if k < streams % processes else 0) for k in range(processes)]
+    rss_before = rss_bytes(pid)
+    procs = [
+        ctx.Process(target=run_watchers, args=(target, n, changes, ready, received, out))
+        for n in per
+    ]
+    for proc in procs:
+        proc.start()
+    for _ in procs:
+        ready.get(timeout=300)
+    time.sleep(1.0)
+    rss_open = rss_bytes(pid)
+    answered: list[float] = []
+    for n in range(changes):
+        subscribe(n)
+        answered.append(time.time())
+        deadline = time.monotonic() + 60
+        while received.value < streams * (n + 1):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"change {n} reached {received.value} of {streams} streams")
+            time.sleep(0.001)
+    arrivals = [times for _ in procs for times in out.get(timeout=120)]
+    for proc in procs:
+        proc.join()
+    delays = [times[n] - answered[n] for times in arrivals for n in range(changes)]
     q = statistics.quantiles(sorted(delays), n=100, method="inclusive")
     return {
         "streams": streams,
         "changes": changes,
+        "client_processes": processes,
         "p50_ms": round(q[49] * 1e3, 2),
         "p99_ms": round(q[98] * 1e3, 2),
         "max_ms": round(max(delays) * 1e3, 2),

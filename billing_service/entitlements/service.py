@@ -291,6 +291,17 @@ class EntitlementService:
         entry = await self.entry(user_id)
         return entry.entitlements(user_id, self._catalog)
 
+    def _entry_in_memory(self, user_id: str) -> Entry | None:
+        """The user's cached entry while it may be served, else None (no await)."""
+        entry = self._entries.get(user_id)
+        if (
+            entry is None
+            or time.monotonic() >= self._lease.lease_until
+            or time.time() >= entry.expires_at
+        ):
+            return None
+        return entry
+
     async def entry(self, user_id: str) -> Entry:
         """The user's current entry: from memory when valid, else loaded (batched)."""
         lease = self._lease
@@ -528,7 +539,8 @@ class EntitlementService:
                 yield message
             while True:
                 user, changed_at = await sub.next()
-                entry = await self.entry(user)
+                # A thousand streams watching one user: the first loads, the rest hit memory.
+                entry = self._entry_in_memory(user) or await self.entry(user)
                 yield self._change_message(user, entry, changed_at)
         finally:
             self.hub.unsubscribe(sub)
