@@ -20,7 +20,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import grpc
 
@@ -223,3 +223,8 @@ class GuardedServer:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._server, name)
+
+
+# Libraries choose their asyncio variant by ``isinstance(server, grpc.aio.Server)``
+# (grpc_reflection does); the guard forwards everything else, so it is one.
+cast(Any, grpc.aio.Server).register(GuardedServer)
