@@ -144,13 +144,13 @@ def postgres_database() -> Iterator[str]:
         admin.close()
 
 
-def service_env(database_url: str, redis_url: str) -> dict[str, str]:
+def service_env(database_url: str, redis_url: str, plans: Path = PLANS) -> dict[str, str]:
     """Environment of ``billing-service serve`` over the database."""
     return {
         "BILLING_GRPC_ADDR": "127.0.0.1:0",
         "DATABASE_URL": database_url,
         "REDIS_URL": redis_url,
-        "BILLING_PLANS_FILE": str(PLANS),
+        "BILLING_PLANS_FILE": str(plans),
         "BILLING_LOG_LEVEL": "WARNING",
         "BILLING_SHUTDOWN_GRACE_SECONDS": "1",
         # Loopback only; the auth interceptor still runs (and is measured) on every call.
@@ -332,12 +332,13 @@ def load(
     return sum(c for c, _, _ in results), [x for _, xs, _ in results for x in xs], cpu / made
 
 
-def summarize(calls: int, latencies: list[float], cpu: list[float], seconds: float) -> Measurement:
+def summarize(
+    calls: int, latencies: list[float], seconds: float, cpu: list[float] | None = None
+) -> Measurement:
     """QPS and percentiles of everything measured; the median round's server CPU per call."""
     q = statistics.quantiles(sorted(latencies), n=100, method="inclusive")
-    return Measurement(
-        calls / seconds, q[49] * 1e3, q[98] * 1e3, calls, round(statistics.median(cpu) * 1e6, 1)
-    )
+    cpu_us = round(statistics.median(cpu) * 1e6, 1) if cpu else 0.0
+    return Measurement(calls / seconds, q[49] * 1e3, q[98] * 1e3, calls, cpu_us)
 
 
 def bench_backend(backend: str, args: argparse.Namespace, ctx: Any) -> dict[str, Any]:
@@ -375,7 +376,10 @@ def bench_backend(backend: str, args: argparse.Namespace, ctx: Any) -> dict[str,
                 )
                 done, lats, cpus = totals[name]
                 totals[name] = (done + calls, lats + lat, [*cpus, cpu])
-    measured = {name: summarize(*totals[name], args.duration) for name in targets}
+    measured = {
+        name: summarize(totals[name][0], totals[name][1], args.duration, totals[name][2])
+        for name in targets
+    }
     baseline = measured[next(iter(targets))]
     return {
         "backend": backend if backend == "sqlite" else "postgresql+redis",

@@ -370,6 +370,36 @@ def table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def renewal_main(args: argparse.Namespace, backends: list[str], argv: Sequence[str] | None) -> int:
+    """The renewal-wave stream on each backend; writes bench/results/webhooks_renewal.json."""
+    from bench.renewal_run import bench_renewal, renewal_table
+
+    variants = {"both": [False, True], "full": [True], "subscription-only": [False]}[args.variant]
+    results = [
+        bench_renewal(backend, args.subscriptions, args.concurrency, payload_events)
+        for backend in backends
+        for payload_events in variants
+    ]
+    print(renewal_table(results))
+    for result in results:
+        print(f"[{result['backend']}] {result['stream']}: {result['checks']}")
+    out = RESULTS.with_name("webhooks_renewal.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(
+        json.dumps(
+            {
+                "command": " ".join(["python -m bench.webhooks", *(argv or sys.argv[1:])]),
+                "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+                "results": results,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
+    print(f"wrote {out.relative_to(REPO)}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the bench for the chosen backends."""
     parser = argparse.ArgumentParser(
@@ -380,8 +410,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--backend", choices=["sqlite", "postgres", "both"], default="both")
     parser.add_argument("--users", type=int, default=200, help="subscriptions to create")
     parser.add_argument("--concurrency", type=int, default=32, help="deliveries in flight")
+    parser.add_argument(
+        "--stream",
+        choices=["emulator", "renewal"],
+        default="emulator",
+        help="emulator: checkouts made in the emulator; renewal: the wave in bench/renewal.py",
+    )
+    parser.add_argument(
+        "--subscriptions", type=int, default=2000, help="renewal: subscriptions in the wave"
+    )
+    parser.add_argument(
+        "--variant",
+        choices=["both", "full", "subscription-only"],
+        default="both",
+        help="renewal: with invoice/checkout events, without them, or both",
+    )
     args = parser.parse_args(argv)
     backends = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
+    if args.stream == "renewal":
+        return renewal_main(args, backends, argv)
     rows: list[dict[str, Any]] = []
     for backend in backends:
         runs, check = bench_backend(backend, args.users, args.concurrency)

@@ -1,9 +1,17 @@
-"""The hash-chained audit trail.
+"""The hash-chained audit trail: one chain per user.
 
-Each record stores the hash of the record before it, and its own hash covers
-its content plus that link. Editing or deleting a record breaks the chain at
-that point, which ``verify_chain`` reports. Appends are serialized by locking
-the single ``AuditChainHead`` row inside the caller's transaction.
+Each record stores the hash of the user's record before it, and its own hash
+covers its content (user id included) plus that link; ``audit_chain`` holds
+each user's newest hash and record id. Editing a record breaks its own hash;
+deleting, inserting or reordering records breaks a link; deleting a user's
+newest records leaves the head naming a record that is gone; deleting a
+head leaves its records without one. ``verify_chain`` reports the first of
+these. Appends lock only their user's head row (inside the caller's
+transaction), so writes for different users never wait on each other;
+writes for one user were already serialized by the per-customer lock.
+
+Records written before per-user chains (migration 0004) form one global
+chain ending at ``audit_chain_head`` row 1, verified as before.
 """
 
 from __future__ import annotations
@@ -15,12 +23,10 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-import peewee
-
 from billing_service import validation
 from billing_service.errors import InvalidArgument
 from billing_service.storage.database import Database
-from billing_service.storage.models import AuditChainHead, AuditRecord, utcnow
+from billing_service.storage.models import AuditChain, AuditChainHead, AuditRecord, utcnow
 
 GENESIS_HASH = "0" * 64
 
@@ -84,11 +90,8 @@ def append(
     tier_after: str,
     detail: str = "",
 ) -> AuditRecord:
-    """Append one record; call inside the transaction that makes the change."""
-    head = AuditChainHead.select().where(AuditChainHead.id == 1)
-    if not isinstance(AuditChainHead._meta.database.obj, peewee.SqliteDatabase):
-        head = head.for_update()
-    chain = head.get()
+    """Append one record to the user's chain; call inside the transaction that makes the change."""
+    prev_hash = _lock_head(user_id)
     record = AuditRecord(
         user_id=user_id,
         stripe_subscription_id=stripe_subscription_id,
@@ -102,14 +105,30 @@ def append(
         tier_after=tier_after,
         detail=detail,
         created_at=utcnow(),
-        prev_hash=chain.last_hash,
+        prev_hash=prev_hash,
     )
-    record.hash = record_hash(_hashed_view(record), chain.last_hash)
+    record.hash = record_hash(_hashed_view(record), prev_hash)
     record.save(force_insert=True)
-    AuditChainHead.update(last_hash=record.hash, last_record_id=record.id).where(
-        AuditChainHead.id == 1
+    AuditChain.update(last_hash=record.hash, last_record_id=record.id).where(
+        AuditChain.user_id == user_id
     ).execute()
     return record
+
+
+def _lock_head(user_id: str) -> str:
+    """The user's newest hash, its head row created if new and locked until commit.
+
+    One statement: an upsert that touches the row takes its row lock on
+    PostgreSQL (SQLite's transactions already have a single writer).
+    """
+    query = (
+        AuditChain.insert(user_id=user_id, last_hash=GENESIS_HASH, last_record_id=0)
+        .on_conflict(conflict_target=[AuditChain.user_id], update={AuditChain.user_id: user_id})
+        .returning(AuditChain.last_hash)
+    )
+    for row in query.execute():
+        return str(row.last_hash)
+    raise RuntimeError(f"audit chain head of {user_id!r} not returned")
 
 
 @dataclass(frozen=True)
@@ -129,7 +148,7 @@ class ChainReport:
 def verify_records(
     records: Iterable[AuditRecord], head_hash: str, head_record_id: int = 0
 ) -> ChainReport:
-    """Check hashes and links of ``records`` (in id order) against the chain head.
+    """Check hashes and links of ``records`` (in id order) as one chain ending at the head.
 
     A record whose content was edited fails its own hash; a deleted record
     makes the one after it fail its link; deleting the newest records leaves
@@ -151,16 +170,55 @@ def verify_records(
     return ChainReport(checked)
 
 
+def verify_user_chains(
+    records: Iterable[AuditRecord], heads: dict[str, tuple[str, int]], checked: int = 0
+) -> ChainReport:
+    """Check ``records`` (in id order) as per-user chains ending at ``heads`` (hash, record id).
+
+    Besides edits and broken links, it names a head whose record is missing
+    (the user's newest records deleted) and a user whose head is missing.
+    """
+    last: dict[str, tuple[str, int]] = {}
+    for record in records:
+        user = str(record.user_id)
+        prev = last.get(user, (GENESIS_HASH, 0))[0]
+        if record.prev_hash != prev:
+            return ChainReport(checked, record.id, "does not link to the record before it")
+        if record_hash(_hashed_view(record), prev) != record.hash:
+            return ChainReport(checked, record.id, "content does not match its hash")
+        last[user] = (str(record.hash), int(record.id))
+        checked += 1
+    for user, (head_hash, head_record_id) in sorted(heads.items(), key=lambda h: h[1][1]):
+        if last.get(user, (GENESIS_HASH, 0))[0] != head_hash:
+            return ChainReport(
+                checked, head_record_id or -1, "the chain head names a record that is missing"
+            )
+    for user, (_, newest_id) in sorted(last.items(), key=lambda h: h[1][1]):
+        if user not in heads:
+            return ChainReport(checked, newest_id, "its chain has no head (head deleted)")
+    return ChainReport(checked)
+
+
 def verify_chain() -> ChainReport:
-    """Verify the whole stored chain; call with a database connection open."""
-    head = AuditChainHead.get_by_id(1)
-    records = AuditRecord.select().order_by(AuditRecord.id).iterator()
-    return verify_records(records, head.last_hash, int(head.last_record_id))
+    """Verify the whole stored trail; call with a database connection open."""
+    legacy = AuditChainHead.get_by_id(1)
+    boundary = int(legacy.last_record_id)
+    before = AuditRecord.select().where(AuditRecord.id <= boundary).order_by(AuditRecord.id)
+    report = verify_records(before.iterator(), legacy.last_hash, boundary)
+    if not report.ok:
+        return report
+    heads = {
+        str(h.user_id): (str(h.last_hash), int(h.last_record_id))
+        for h in AuditChain.select().iterator()
+    }
+    after = AuditRecord.select().where(AuditRecord.id > boundary).order_by(AuditRecord.id)
+    return verify_user_chains(after.iterator(), heads, report.checked)
 
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
 _CURSOR_PREFIX = "audit:"
+MAX_RECORD_ID = 1 << 63
 
 
 def encode_page_token(last_id: int) -> str:
@@ -179,7 +237,8 @@ def decode_page_token(token: str) -> int | None:
         last_id = int(raw.removeprefix(_CURSOR_PREFIX))
     except (ValueError, UnicodeDecodeError, binascii.Error):
         raise InvalidArgument("page_token", "is not a token from a previous response") from None
-    if last_id <= 0:
+    # Ids are 64-bit at most; a larger number would overflow the query, not find nothing.
+    if not 0 < last_id < MAX_RECORD_ID:
         raise InvalidArgument("page_token", "is not a token from a previous response")
     return last_id
 

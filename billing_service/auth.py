@@ -20,7 +20,9 @@ from __future__ import annotations
 import contextvars
 import hashlib
 import hmac
+import ipaddress
 import logging
+import socket
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,16 +62,33 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+_POLICY_KEYS = ("callers",)
+_CALLER_KEYS = ("rpcs", "token_sha256")
+
+
+def _known_keys(table: dict[str, Any], known: tuple[str, ...], entry: str) -> None:
+    # A misspelt key (`rpc =`, `token_sha =`) would silently grant or deny nothing.
+    unknown = sorted(set(table) - set(known))
+    if unknown:
+        where = f"{entry}." if entry else ""
+        raise PolicyError(
+            f"unknown key {where}{unknown[0]} in the auth policy (expected {', '.join(known)})"
+        )
+
+
 def parse_policy(data: dict[str, Any]) -> dict[str, CallerPolicy]:
     """Validate a parsed policy document."""
+    _known_keys(data, _POLICY_KEYS, "")
     callers = data.get("callers")
     if not isinstance(callers, dict) or not callers:
         raise PolicyError("callers must be a table with at least one caller")
     result: dict[str, CallerPolicy] = {}
+    owners: dict[str, str] = {}
     for name, raw in callers.items():
         entry = f"callers.{name}"
         if not isinstance(raw, dict):
             raise PolicyError(f"{entry} must be a table")
+        _known_keys(raw, _CALLER_KEYS, entry)
         rpcs = raw.get("rpcs", [])
         if not isinstance(rpcs, list) or not all(isinstance(r, str) for r in rpcs):
             raise PolicyError(f"{entry}.rpcs must be a list of RPC names")
@@ -82,6 +101,14 @@ def parse_policy(data: dict[str, Any]) -> dict[str, CallerPolicy]:
             for h in hashes
         ):
             raise PolicyError(f"{entry}.token_sha256 must be a list of hex SHA-256 digests")
+        for digest in hashes:
+            other = owners.setdefault(digest, name)
+            if other != name:
+                # One token would authenticate as whichever caller is checked first.
+                raise PolicyError(
+                    f"{entry}.token_sha256 lists a hash that callers.{other} lists too: "
+                    "each token must belong to one caller"
+                )
         result[name] = CallerPolicy(name, frozenset(rpcs), tuple(hashes))
     return result
 
@@ -92,6 +119,12 @@ def load_policy(path: Path) -> dict[str, CallerPolicy]:
         return parse_policy(tomllib.loads(path.read_text(encoding="utf-8")))
     except FileNotFoundError:
         raise PolicyError(f"auth policy file {path} does not exist") from None
+    except IsADirectoryError:
+        raise PolicyError(f"auth policy file {path} is a directory, not a file") from None
+    except UnicodeDecodeError:
+        raise PolicyError(f"auth policy file {path} is not UTF-8 text") from None
+    except OSError as exc:
+        raise PolicyError(f"cannot read auth policy file {path}: {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:
         raise PolicyError(f"auth policy file {path} is not valid TOML: {exc}") from None
 
@@ -164,9 +197,26 @@ class AuthConfigError(ValueError):
 
 
 def is_loopback(addr: str) -> bool:
-    """True when host:port ``addr`` listens on a loopback address only."""
+    """True when host:port ``addr`` listens on loopback addresses only, after resolution.
+
+    An address literal must be in 127.0.0.0/8 or be ::1; a name must resolve,
+    and only to such addresses (``127.1.2.3.example`` is a name like any other).
+    """
     host = addr.rsplit(":", 1)[0].strip("[]")
-    return host == "localhost" or host == "::1" or host.startswith("127.")
+    if not host:
+        return False
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        pass
+    try:
+        found = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+    except (OSError, UnicodeError):
+        return False
+    addresses = {info[4][0] for info in found}
+    return bool(addresses) and all(
+        ipaddress.ip_address(str(a).split("%", 1)[0]).is_loopback for a in addresses
+    )
 
 
 def build_authorizer(grpc_addr: str, policy_file: str, insecure_no_auth: bool) -> Authorizer:

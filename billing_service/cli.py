@@ -20,6 +20,7 @@ from billing_service.settings import Settings, SettingsError, settings_help
 from billing_service.storage.database import StorageUnavailable, open_database, redact_url
 from billing_service.storage.database import migrate as run_migrations
 from billing_service.storage.models import database as database_proxy
+from billing_service.usage.commands import add_usage_parser, cmd_usage
 
 
 def _cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
@@ -82,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("migrate", help="apply pending database migrations to DATABASE_URL")
     add_events_parser(commands)
     add_reconcile_parser(commands)
+    add_usage_parser(commands)
     audit_parser = commands.add_parser("audit", help="operate on the audit trail")
     audit_commands = audit_parser.add_subparsers(dest="audit_command", metavar="ACTION")
     audit_commands.required = True
@@ -106,6 +108,7 @@ HANDLERS = {
     "events": cmd_events,
     "reconcile": cmd_reconcile,
     "auth": _cmd_auth,
+    "usage": cmd_usage,
     None: _cmd_serve,
 }
 

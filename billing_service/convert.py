@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from billing_service.lifecycle import Status
-from billing_service.storage.models import AuditRecord
+from billing_service.storage.models import AuditRecord, Invoice
 from billing_service.subscriptions import SubscriptionView
 from generated.billing.v1 import billing_pb2 as pb
 
@@ -86,4 +86,32 @@ def audit_to_proto(record: AuditRecord) -> pb.AuditEvent:
     created = timestamp(record.created_at)
     if created is not None:
         message.created_at.CopyFrom(created)
+    return message
+
+
+def invoice_to_proto(row: Invoice) -> pb.Invoice:
+    """The Invoice message for a kept invoice row."""
+    message = pb.Invoice(
+        stripe_invoice_id=row.stripe_invoice_id,
+        user_id=row.user_id,
+        stripe_customer_id=row.stripe_customer_id,
+        stripe_subscription_id=row.stripe_subscription_id,
+        status=row.status,
+        amount_due=int(row.amount_due),
+        amount_paid=int(row.amount_paid),
+        currency=row.currency,
+        hosted_invoice_url=row.hosted_invoice_url,
+        invoice_pdf=row.invoice_pdf,
+        attempt_count=int(row.attempt_count),
+    )
+    for name, value in (
+        ("period_start", row.period_start),
+        ("period_end", row.period_end),
+        ("next_payment_attempt", row.next_payment_attempt),
+    ):
+        stamp = timestamp(value)
+        if stamp is not None:
+            getattr(message, name).CopyFrom(stamp)
+    if row.stripe_created:
+        message.created.FromSeconds(int(row.stripe_created))
     return message

@@ -6,7 +6,9 @@
 * ``redis`` (only with REDIS_URL): SERVING while Redis answers. The service
   keeps working without Redis (on the database's guarantees), so a Redis
   outage must not take every replica out of rotation; it is reported under
-  its own name, and in ``billing_redis_up``.
+  its own name, and in ``billing_redis_up``. The probe also drives the Redis
+  breaker (redis_breaker.py): a failed ping keeps events off Redis, an
+  answer lets them use it again.
 * ``entitlement-cache``: SERVING while every subscription is in memory
   (complete mode), NOT_SERVING while the cache warms up (or lost its lease).
   Answers are correct either way (misses read the database), so this is for
@@ -25,6 +27,7 @@ import redis.asyncio as aioredis
 from grpc_health.v1 import health_pb2
 from redis.exceptions import RedisError
 
+from billing_service.redis_breaker import RedisBreaker
 from billing_service.storage.database import Database, StorageUnavailable
 
 log = logging.getLogger(__name__)
@@ -69,6 +72,7 @@ class DependencyHealth:
         redis_url: str = "",
         interval: float = 2.0,
         timeout: float = 1.0,
+        breaker: RedisBreaker | None = None,
     ) -> None:
         self._health = health
         self._db = db
@@ -82,6 +86,7 @@ class DependencyHealth:
             if redis_url
             else None
         )
+        self._breaker = breaker
         self._task: asyncio.Task[None] | None = None
         self._last: dict[str, bool] = {}
 
@@ -114,8 +119,13 @@ class DependencyHealth:
         assert self._redis is not None
         try:
             await self._redis.ping()
-        except (RedisError, OSError, TimeoutError):
+        except (RedisError, OSError, TimeoutError) as exc:
+            # Keeps the breaker open while Redis stays silent, so events skip it.
+            if self._breaker is not None:
+                self._breaker.failed("health probe", exc)
             return False
+        if self._breaker is not None:
+            self._breaker.succeeded()
         return True
 
     async def _set(self, name: str, ok: bool, what: str) -> None:

@@ -24,7 +24,7 @@ from typing import Any, cast
 
 import grpc
 
-from billing_service import metrics
+from billing_service import deadlines, metrics
 from billing_service.auth import Authorizer, current_caller
 
 log = logging.getLogger(__name__)
@@ -80,11 +80,19 @@ class _Finish:
         _log_finish(self.method, code, seconds)
 
 
-def wrap_handler(handler: Any, method: str, refusal: Refusal, fast: FastPath | None = None) -> Any:
+def wrap_handler(
+    handler: Any,
+    method: str,
+    refusal: Refusal,
+    fast: FastPath | None = None,
+    default_deadline: float | None = None,
+) -> Any:
     """``handler`` with the policy checked first and its metrics recorded after.
 
     ``fast(request)``, when given, is tried first: its answer (not None) is the
-    response, without the handler's own coroutine.
+    response, without the handler's own coroutine. Otherwise the call's
+    deadline (the caller's, else ``default_deadline`` for unary calls; streams
+    get none) is set for the work it starts (deadlines.py).
     """
     finish = _Finish(method)
     perf_counter = time.perf_counter
@@ -99,6 +107,7 @@ def wrap_handler(handler: Any, method: str, refusal: Refusal, fast: FastPath | N
                     await context.abort(*refused)
                 response = None if fast is None else fast(request)
                 if response is None:
+                    deadlines.begin(context.time_remaining(), default_deadline)
                     response = await fn(request, context)
             except BaseException as exc:
                 finish(_final_code(context, exc), perf_counter() - started)
@@ -112,6 +121,7 @@ def wrap_handler(handler: Any, method: str, refusal: Refusal, fast: FastPath | N
     def measure_stream(fn: Callable[..., Any]) -> Callable[..., AsyncIterator[Any]]:
         async def stream(request: Any, context: Any) -> AsyncIterator[Any]:
             started, error = perf_counter(), None
+            deadlines.begin(context.time_remaining(), None)
             try:
                 refused = refusal(method, context)
                 if refused is not None:
@@ -159,10 +169,12 @@ class _GuardedGeneric(grpc.GenericRpcHandler):  # type: ignore[type-arg]
         inner: grpc.GenericRpcHandler[Any, Any],
         refusal: Refusal,
         fast_paths: Mapping[str, FastPath],
+        default_deadline: float | None = None,
     ) -> None:
         self._inner = inner
         self._refusal = refusal
         self._fast_paths = fast_paths
+        self._default_deadline = default_deadline
         self._wrapped: dict[str, tuple[Any, Any]] = {}
 
     def service(self, handler_call_details: grpc.HandlerCallDetails) -> Any:
@@ -174,7 +186,13 @@ class _GuardedGeneric(grpc.GenericRpcHandler):  # type: ignore[type-arg]
         cached = self._wrapped.get(method)
         if cached is not None and cached[0] is handler:
             return cached[1]
-        wrapped = wrap_handler(handler, method, self._refusal, self._fast_paths.get(method))
+        wrapped = wrap_handler(
+            handler,
+            method,
+            self._refusal,
+            self._fast_paths.get(method),
+            self._default_deadline,
+        )
         self._wrapped[method] = (handler, wrapped)
         return wrapped
 
@@ -182,9 +200,16 @@ class _GuardedGeneric(grpc.GenericRpcHandler):  # type: ignore[type-arg]
 class GuardedServer:
     """A ``grpc.aio.Server`` whose every added method handler is guarded and measured."""
 
-    def __init__(self, server: grpc.aio.Server, authorizer: Authorizer) -> None:
+    def __init__(
+        self,
+        server: grpc.aio.Server,
+        authorizer: Authorizer,
+        *,
+        default_deadline: float | None = None,
+    ) -> None:
         self._server = server
         self._refusal: Refusal = authorizer.refusal
+        self._default_deadline = default_deadline
         self._fast_paths: dict[str, FastPath] = {}
 
     def answer_first(self, method: str, fast: FastPath) -> None:
@@ -196,7 +221,10 @@ class GuardedServer:
     ) -> None:
         """Add ``handlers``, each wrapped."""
         self._server.add_generic_rpc_handlers(
-            tuple(_GuardedGeneric(handler, self._refusal, self._fast_paths) for handler in handlers)
+            tuple(
+                _GuardedGeneric(handler, self._refusal, self._fast_paths, self._default_deadline)
+                for handler in handlers
+            )
         )
 
     def add_registered_method_handlers(
@@ -211,6 +239,7 @@ class GuardedServer:
                     f"/{service_name}/{name}",
                     self._refusal,
                     self._fast_paths.get(f"/{service_name}/{name}"),
+                    self._default_deadline,
                 )
                 for name, handler in method_handlers.items()
             },

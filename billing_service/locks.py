@@ -10,7 +10,9 @@ Redis only makes things faster and calmer; the database holds the
 guarantees (unique processed-event id, advisory/IMMEDIATE transaction
 locks). So a Redis error is logged and the work goes on with the
 in-process lock: nothing is lost or applied twice, replicas merely stop
-queueing behind each other.
+queueing behind each other. After a failure the breaker (redis_breaker.py)
+keeps the guard off Redis for a while, so a Redis that hangs costs one
+timeout, not several per event.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from billing_service.errors import Unavailable
+from billing_service.redis_breaker import RedisBreaker
 
 log = logging.getLogger(__name__)
 
@@ -77,8 +80,10 @@ class EventGuard:
         lock_ttl: float = 30.0,
         dedupe_ttl: int = 604800,
         timeout: float = 1.0,
+        breaker: RedisBreaker | None = None,
     ) -> None:
         self._local = LocalLocks()
+        self.breaker = breaker or RedisBreaker()
         self._lock_ttl_ms = max(1, int(lock_ttl * 1000))
         self._dedupe_ttl = dedupe_ttl
         self._redis: aioredis.Redis | None = None
@@ -92,27 +97,41 @@ class EventGuard:
 
     @property
     def uses_redis(self) -> bool:
-        """True when a Redis URL was configured."""
-        return self._redis is not None
+        """True when Redis is configured and the breaker lets commands through."""
+        return self._redis is not None and not self.breaker.is_open
+
+    def _client(self, purpose: str) -> aioredis.Redis | None:
+        """The Redis client when configured and the breaker is closed, else None."""
+        if self._redis is None or not self.breaker.allows(purpose):
+            return None
+        return self._redis
+
+    def _failed(self, purpose: str, exc: BaseException) -> None:
+        log.warning("redis %s failed (%s); using the database only", purpose, exc)
+        self.breaker.failed(purpose, exc)
 
     async def seen(self, event_id: str) -> bool:
         """True when Redis remembers ``event_id`` as processed (False without or on error)."""
-        if self._redis is None:
+        client = self._client("dedupe_check")
+        if client is None:
             return False
         try:
-            return bool(await self._redis.exists(_SEEN_PREFIX + event_id))
+            found = bool(await client.exists(_SEEN_PREFIX + event_id))
         except (RedisError, OSError) as exc:
-            log.warning("redis dedupe check failed (%s); using the database only", exc)
+            self._failed("dedupe_check", exc)
             return False
+        self.breaker.succeeded()
+        return found
 
     async def mark_seen(self, event_id: str) -> None:
         """Remember ``event_id`` as processed; call only after its transaction committed."""
-        if self._redis is None:
+        client = self._client("dedupe_mark")
+        if client is None:
             return
         try:
-            await self._redis.set(_SEEN_PREFIX + event_id, b"1", ex=self._dedupe_ttl)
+            await client.set(_SEEN_PREFIX + event_id, b"1", ex=self._dedupe_ttl)
         except (RedisError, OSError) as exc:
-            log.warning("redis dedupe marker not written (%s); the database still knows", exc)
+            self._failed("dedupe_mark", exc)
 
     @contextlib.asynccontextmanager
     async def hold(self, key: str, wait: float) -> AsyncIterator[None]:
@@ -132,17 +151,19 @@ class EventGuard:
 
     async def _acquire_redis(self, key: str, deadline: float) -> str | None:
         """The owner token of the Redis lock; None without Redis or when Redis fails."""
-        if self._redis is None:
+        client = self._client("lock")
+        if client is None:
             return None
         loop = asyncio.get_running_loop()
         token = secrets.token_hex(16)
         name = _LOCK_PREFIX + key
         while True:
             try:
-                if await self._redis.set(name, token, nx=True, px=self._lock_ttl_ms):
+                if await client.set(name, token, nx=True, px=self._lock_ttl_ms):
+                    self.breaker.succeeded()
                     return token
             except (RedisError, OSError) as exc:
-                log.warning("redis lock for %s failed (%s); using the database only", key, exc)
+                self._failed(f"lock for {key}", exc)
                 return None
             if loop.time() >= deadline:
                 raise Unavailable(f"lock for {key} not obtained in time; retry")
@@ -150,11 +171,13 @@ class EventGuard:
 
     async def _release_redis(self, key: str, token: str) -> None:
         assert self._redis is not None
+        # Released even while the breaker is open: a lock we hold blocks other replicas.
         try:
             await self._redis.eval(_RELEASE, 1, _LOCK_PREFIX + key, token)
         except (RedisError, OSError) as exc:
             # It expires on its own after the TTL.
             log.warning("redis lock for %s not released (%s)", key, exc)
+            self.breaker.failed("unlock", exc)
 
     async def close(self) -> None:
         """Close the Redis connection pool."""

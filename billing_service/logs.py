@@ -1,8 +1,10 @@
 """Process-wide logging: one JSON object per line, with secrets scrubbed.
 
 Fields beyond the message come from ``extra=`` (event_id, user_id, rpc,
-caller, duration_ms, ...). Every configured secret (Stripe key, webhook
-secrets, tokens) is replaced by ``[redacted]`` wherever it would appear.
+caller, duration_ms, ...), plus ``trace_id`` and ``span_id`` (W3C hex) of the
+OpenTelemetry span current when the record is made, when there is one.
+Every configured secret (Stripe key, webhook secrets, tokens) is replaced by
+``[redacted]`` wherever it would appear.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ import logging
 import sys
 from collections.abc import Iterable
 from datetime import UTC, datetime
+
+from opentelemetry import trace
 
 CONTEXT_FIELDS = ("event_id", "event_type", "user_id", "rpc", "caller", "code", "duration_ms")
 
@@ -52,6 +56,11 @@ class JsonFormatter(logging.Formatter):
             value = getattr(record, name, None)
             if value is not None:
                 entry[name] = value
+        # The span current where the record was made (none unless tracing is on).
+        span = trace.get_current_span().get_span_context()
+        if span.is_valid:
+            entry["trace_id"] = format(span.trace_id, "032x")
+            entry["span_id"] = format(span.span_id, "016x")
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(entry, default=str)

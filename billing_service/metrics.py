@@ -10,7 +10,7 @@ import logging
 from collections.abc import Iterator
 
 import grpc
-from prometheus_client import REGISTRY, Counter, start_http_server
+from prometheus_client import REGISTRY, Counter, Histogram, start_http_server
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -90,6 +90,13 @@ STRIPE_CALLS = Counter(
     "Stripe API calls, by operation and outcome",
     ["call", "outcome"],
 )
+EVENT_FETCHES = Counter(
+    "billing_stripe_event_fetches_total",
+    "Stripe API calls made while applying events, by cause "
+    "(same_second_conflict, untied_subscription, unknown_user) and outcome "
+    "(ok, not_found, failed, over_budget: refused by BILLING_STRIPE_EVENT_FETCH_RATE)",
+    ["cause", "outcome"],
+)
 AUTH_FAILURES = Counter(
     "billing_auth_failures_total", "Calls refused by authentication or authorization", ["code"]
 )
@@ -111,3 +118,10 @@ def start_http_exporter(addr: str) -> int:
     bound = int(server.server_port)
     log.info("metrics on http://%s:%d/metrics", host, bound)
     return bound
+
+
+GROUP_COMMIT_SIZE = Histogram(
+    "billing_event_group_commit_size",
+    "Events applied per group-commit transaction",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128),
+)

@@ -3,9 +3,10 @@
 Both validate, then read the subscription from Stripe (its single item's id
 and current price). ChangePlan updates that item's price with the caller's
 proration behaviour and an idempotency key derived from ``request_id``, then
-stores Stripe's answer with an audit record naming the caller (the
-``customer.subscription.updated`` webhook that follows applies on top, as for
-Cancel/Resume). PreviewPlanChange asks ``POST /v1/invoices/create_preview``
+stores Stripe's answer through the one writer with an audit record naming the
+caller, ordered by Stripe's clock at the answer (an event created before it is
+STALE; the ``customer.subscription.updated`` webhook that follows confirms it).
+PreviewPlanChange asks ``POST /v1/invoices/create_preview``
 what the same change would bill and stores nothing.
 """
 
@@ -20,7 +21,7 @@ from billing_service.errors import FailedPrecondition, InvalidArgument, NotFound
 from billing_service.lifecycle import LIVE_PAID
 from billing_service.plans import Catalog, Plan
 from billing_service.stripe_api import StripeApi
-from billing_service.stripe_shapes import from_timestamp, object_id, subscription_snapshot
+from billing_service.stripe_shapes import from_timestamp, object_id
 from billing_service.subscriptions import SubscriptionService, SubscriptionView
 from generated.billing.v1 import billing_pb2 as pb
 
@@ -125,7 +126,7 @@ class PlanChanges:
         )
         detail = f"plan {target.view.row.plan} -> {target_plan.name}; proration_behavior={behavior}"
         return await self._subscriptions.store_answer(
-            target.view, subscription_snapshot(answer), caller, "ChangePlan", detail
+            target.view, answer, caller, "ChangePlan", detail
         )
 
     async def preview(self, *, user_id: str, plan: str, proration: int) -> PlanChangePreview:

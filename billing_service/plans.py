@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import re
 import tomllib
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+
+from billing_service.usage.limits import NOT_INCLUDED, LimitError, MeterLimit, parse_limits
 
 FREE_TIER = "free"
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
@@ -33,6 +36,12 @@ class Plan:
     monthly_limit: int
     features: frozenset[str]
     unit_amount: int = 0
+    # Usage meters (``[plans.X.limits]``); always holds the default meter (monthly_limit).
+    limits: Mapping[str, MeterLimit] = field(default_factory=dict)
+
+    def limit(self, meter: str) -> MeterLimit:
+        """The plan's limit of ``meter``: a meter the plan does not list is not included (0)."""
+        return self.limits.get(meter, NOT_INCLUDED)
 
 
 @dataclass(frozen=True)
@@ -71,6 +80,11 @@ class Catalog:
         return frozenset().union(self.free.features, *(p.features for p in self.plans.values()))
 
     @property
+    def all_meters(self) -> frozenset[str]:
+        """Every meter any tier names (the default meter included)."""
+        return frozenset().union(self.free.limits, *(p.limits for p in self.plans.values()))
+
+    @property
     def _by_price(self) -> dict[str, Plan]:
         return {plan.price_id: plan for plan in self.plans.values()}
 
@@ -99,13 +113,24 @@ def _paid_plan(name: str, raw: Any) -> Plan:
     amount = raw.get("unit_amount", 0)
     if not isinstance(amount, int) or amount < 0:
         raise CatalogError(f"{entry}.unit_amount must be a non-negative integer")
+    monthly_limit = _limit(entry, raw.get("monthly_limit"))
     return Plan(
         name=name,
         price_id=price_id,
-        monthly_limit=_limit(entry, raw.get("monthly_limit")),
+        monthly_limit=monthly_limit,
         features=_features(entry, raw.get("features", [])),
         unit_amount=amount,
+        limits=_limits(entry, raw, monthly_limit, allow_overage=True),
     )
+
+
+def _limits(
+    entry: str, raw: dict[str, Any], monthly_limit: int, *, allow_overage: bool
+) -> Mapping[str, MeterLimit]:
+    try:
+        return parse_limits(entry, raw.get("limits"), monthly_limit, allow_overage=allow_overage)
+    except LimitError as exc:
+        raise CatalogError(str(exc)) from None
 
 
 def parse_catalog(data: dict[str, Any]) -> Catalog:
@@ -113,11 +138,13 @@ def parse_catalog(data: dict[str, Any]) -> Catalog:
     free_raw = data.get("free", {})
     if not isinstance(free_raw, dict):
         raise CatalogError("free must be a table")
+    free_limit = _limit("free", free_raw.get("monthly_limit", 0))
     free = Plan(
         name=FREE_TIER,
         price_id="",
-        monthly_limit=_limit("free", free_raw.get("monthly_limit", 0)),
+        monthly_limit=free_limit,
         features=_features("free", free_raw.get("features", [])),
+        limits=_limits("free", free_raw, free_limit, allow_overage=False),
     )
     plans_raw = data.get("plans")
     if not isinstance(plans_raw, dict) or not plans_raw:

@@ -13,32 +13,53 @@ from typing import cast
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio  # type: ignore[attr-defined]
-from grpc_reflection.v1alpha import reflection
 
 from billing_service.audit import AuditLog
 from billing_service.auth import build_authorizer, server_credentials
 from billing_service.changes import ChangeNotifier
 from billing_service.entitlements import EntitlementService
 from billing_service.entitlements.service import WarmGate
+from billing_service.events.fetch_budget import FetchBudget
+from billing_service.events.group_commit import GroupCommitter
 from billing_service.events.service import EventService
+from billing_service.events.writer import SubscriptionWriter
 from billing_service.health import DependencyHealth, track_cache_readiness
 from billing_service.interceptors import GuardedServer
+from billing_service.invoices import InvoiceLog
+from billing_service.listen import describe_os_error, listen_problem
 from billing_service.locks import EventGuard
 from billing_service.metrics import start_http_exporter
 from billing_service.plan_changes import PlanChanges
 from billing_service.plans import Catalog, load_catalog
+from billing_service.redis_breaker import RedisBreaker
+from billing_service.reflection import enable_reflection
 from billing_service.resync import ResyncService
 from billing_service.servicer import BillingServicer
 from billing_service.settings import Settings
 from billing_service.storage.database import Database, migrate, pending_migrations
+from billing_service.stream_limits import StreamLimiter
 from billing_service.stripe_api import StripeApi
 from billing_service.subscriptions import SubscriptionService
+from billing_service.tracing import Tracing
+from billing_service.tracing import from_env as tracing_from_env
+from billing_service.usage.announce import UsageAnnouncer
+from billing_service.usage.clock import make_clock
+from billing_service.usage.reporter import UsageReporter
+from billing_service.usage.service import UsageService
 from generated.billing.v1 import billing_pb2 as pb
 from generated.billing.v1 import billing_pb2_grpc as pb_grpc
 
 log = logging.getLogger(__name__)
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["BillingService"].full_name
+# Accept the keepalive pings billing-client channels send (every 60 s, even
+# between calls, to keep idle watch streams honest); gRPC's default would
+# answer them with GOAWAY "too_many_pings".
+SERVER_OPTIONS = [
+    ("grpc.so_reuseport", 0),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.min_recv_ping_interval_without_data_ms", 30_000),
+]
 
 
 class StartupError(RuntimeError):
@@ -59,6 +80,10 @@ class App:
     guard: EventGuard
     entitlements: EntitlementService
     dependencies: DependencyHealth
+    fetch_budget: FetchBudget
+    usage_reporter: UsageReporter
+    usage: UsageService
+    committer: GroupCommitter
 
     async def stop(self, grace: float | None = None) -> None:
         """Refuse new calls, let in-flight ones finish within ``grace``, then close."""
@@ -67,8 +92,12 @@ class App:
         # Watch streams never finish on their own; end them so the grace is for unary calls.
         self.entitlements.end_streams()
         await self.server.stop(self.settings.shutdown_grace_seconds if grace is None else grace)
+        await self.usage_reporter.close()
+        await self.usage.close()
+        await self.committer.close()
         await self.stripe.close()
         await self.guard.close()
+        await self.fetch_budget.close()
         await self.entitlements.close()
         self.db.close()
 
@@ -89,8 +118,13 @@ def prepare_database(settings: Settings) -> Database:
     return db
 
 
-async def start(settings: Settings, *, entitlement_warm_gate: WarmGate | None = None) -> App:
-    """Build the server from ``settings`` and start serving.
+async def start(
+    settings: Settings,
+    tracing: Tracing | None = None,
+    *,
+    entitlement_warm_gate: WarmGate | None = None,
+) -> App:
+    """Build the server from ``settings`` and start serving (traced into ``tracing``, if any).
 
     ``entitlement_warm_gate`` lets a test hold the entitlement cache's warm-up
     at a chosen stage (see ``EntitlementService``).
@@ -103,34 +137,69 @@ async def start(settings: Settings, *, entitlement_warm_gate: WarmGate | None = 
         settings.tls_cert_file, settings.tls_key_file, settings.tls_client_ca_file
     )
     db = prepare_database(settings)
-    stripe_api = StripeApi(settings)
+    stripe_api = StripeApi(
+        settings, trace_config=tracing.aiohttp_client_trace_config() if tracing else None
+    )
     changes = ChangeNotifier()
     entitlements = EntitlementService(
-        db,
-        catalog,
-        redis_url=settings.redis_url,
-        warm_gate=entitlement_warm_gate,
+        db, catalog, redis_url=settings.redis_url, warm_gate=entitlement_warm_gate
     )
     changes.subscribe(entitlements.user_changed)
     await entitlements.start()
-    subscriptions = SubscriptionService(db, stripe_api, catalog, changes.user_changed)
+    writer = SubscriptionWriter(db, catalog, stripe_api, changes.user_changed)
+    subscriptions = SubscriptionService(db, stripe_api, catalog, writer)
 
-    # Every servicer is added through the guard: authentication and metrics wrap each
-    # method handler once, at registration (billing_service/interceptors.py).
-    server = GuardedServer(grpc.aio.server(options=[("grpc.so_reuseport", 0)]), authorizer)
+    # The tracing interceptor (when tracing is on) is the only grpc interceptor, so
+    # refused calls are traced too. Every servicer is added through the guard:
+    # authentication, deadlines and metrics wrap each method handler once, at
+    # registration, not per call (billing_service/interceptors.py).
+    interceptors = list(tracing.grpc_server_interceptors()) if tracing else None
+    server = GuardedServer(
+        grpc.aio.server(interceptors=interceptors, options=SERVER_OPTIONS),
+        authorizer,
+        default_deadline=settings.default_deadline_seconds,
+    )
+    breaker = RedisBreaker(settings.redis_breaker_seconds)
     guard = EventGuard(
         settings.redis_url,
         lock_ttl=settings.event_lock_ttl_seconds,
         dedupe_ttl=settings.event_dedupe_ttl_seconds,
         timeout=settings.redis_timeout_seconds,
+        breaker=breaker,
+    )
+    fetch_budget = FetchBudget(
+        settings.stripe_event_fetch_rate,
+        settings.redis_url,
+        timeout=settings.redis_timeout_seconds,
+    )
+    committer = GroupCommitter(
+        db,
+        max_batch=settings.event_batch_max,
+        max_wait=settings.event_batch_wait_ms / 1000,
     )
     events = EventService(
         db,
         catalog,
-        stripe_api,
+        stripe_api.single_attempt(),
         guard,
         lock_wait=settings.event_lock_wait_seconds,
-        on_user_changed=changes.user_changed,
+        on_user_changed=writer.notify,
+        fetch_budget=fetch_budget,
+        committer=committer,
+    )
+    usage_clock = make_clock(settings.test_clock_file)
+    announcer: UsageAnnouncer | None = None
+    if settings.redis_url:
+        announcer = UsageAnnouncer(
+            settings.redis_url, entitlements.usage_changed, timeout=settings.redis_timeout_seconds
+        )
+        await announcer.start()
+    usage = UsageService(
+        db,
+        catalog,
+        usage_clock,
+        on_change=announcer.announce if announcer is not None else entitlements.usage_changed,
+        announcer=announcer,
     )
     servicer = BillingServicer(
         subscriptions,
@@ -138,9 +207,10 @@ async def start(settings: Settings, *, entitlement_warm_gate: WarmGate | None = 
         AuditLog(db),
         entitlements,
         plan_changes=PlanChanges(stripe_api, catalog, subscriptions),
-        resync=ResyncService(
-            db, catalog, stripe_api, events, subscriptions, on_user_changed=changes.user_changed
-        ),
+        resync=ResyncService(db, stripe_api, events, subscriptions, writer),
+        invoices=InvoiceLog(db),
+        stream_limits=StreamLimiter(settings.watch_max_streams_per_caller),
+        usage=usage,
     )
     # The hot path: a cache hit is answered by the guard's wrapper itself.
     server.answer_first(f"/{SERVICE_NAME}/CheckEntitlement", servicer.answer_from_memory)
@@ -148,25 +218,40 @@ async def start(settings: Settings, *, entitlement_warm_gate: WarmGate | None = 
     health_servicer = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     await track_cache_readiness(entitlements, health_servicer)
-    reflection.enable_server_reflection(
-        (
-            SERVICE_NAME,
-            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-            reflection.SERVICE_NAME,
-        ),
+    enable_reflection(
+        (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name),
         cast(grpc.aio.Server, server),
     )
-    if credentials is None:
-        port = server.add_insecure_port(settings.grpc_addr)
-    else:
-        port = server.add_secure_port(settings.grpc_addr, credentials)
+    try:
+        if credentials is None:
+            port = server.add_insecure_port(settings.grpc_addr)
+        else:
+            port = server.add_secure_port(settings.grpc_addr, credentials)
+    except RuntimeError:
+        port = 0
     if port == 0:
-        raise StartupError(f"cannot listen on {settings.grpc_addr} (BILLING_GRPC_ADDR)")
+        # gRPC says only "failed to bind"; a bind of our own says why.
+        raise StartupError(
+            f"cannot listen on {settings.grpc_addr}: {listen_problem(settings.grpc_addr)} "
+            "(BILLING_GRPC_ADDR)"
+        )
     await server.start()
     dependencies = DependencyHealth(
-        health_servicer, db, ("", SERVICE_NAME), redis_url=settings.redis_url
+        health_servicer,
+        db,
+        ("", SERVICE_NAME),
+        redis_url=settings.redis_url,
+        breaker=breaker,
     )
     await dependencies.start()
+    reporter = UsageReporter(
+        db,
+        stripe_api,
+        usage_clock,
+        interval=settings.usage_report_interval_seconds,
+        batch=settings.usage_report_batch,
+    )
+    reporter.start()
     return App(
         settings,
         catalog,
@@ -178,18 +263,30 @@ async def start(settings: Settings, *, entitlement_warm_gate: WarmGate | None = 
         guard,
         entitlements,
         dependencies,
+        fetch_budget,
+        reporter,
+        usage,
+        committer,
     )
 
 
 async def serve(settings: Settings) -> None:
     """Serve until SIGTERM or SIGINT, then shut down gracefully."""
-    app = await start(settings)
-    # Everything built so far lives as long as the process; the cyclic GC need not walk it.
-    gc.freeze()
+    tracing = tracing_from_env("billing-service")
     if settings.metrics_addr:
-        metrics_port = start_http_exporter(settings.metrics_addr)
+        # First, so a taken metrics address stops the start before anything listens.
+        try:
+            metrics_port = start_http_exporter(settings.metrics_addr)
+        except OSError as exc:
+            raise StartupError(
+                f"cannot listen on {settings.metrics_addr}: {describe_os_error(exc)} "
+                "(BILLING_METRICS_ADDR)"
+            ) from None
         metrics_host = settings.metrics_addr.rsplit(":", 1)[0]
         print(f"BILLING_METRICS_LISTENING {metrics_host}:{metrics_port}", flush=True)
+    app = await start(settings, tracing)
+    # Everything built so far lives as long as the process; the cyclic GC need not walk it.
+    gc.freeze()
     host = settings.grpc_addr.rsplit(":", 1)[0]
     log.info("billing.v1 gRPC serving on %s:%d", host, app.port)
     # The line tests and tools wait for; it carries the real port when :0 was asked.
@@ -203,3 +300,5 @@ async def serve(settings: Settings) -> None:
     log.info("shutting down: in-flight calls get %.1fs", settings.shutdown_grace_seconds)
     await app.stop()
     log.info("stopped")
+    if tracing is not None:
+        tracing.shutdown()

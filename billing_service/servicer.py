@@ -10,21 +10,30 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import grpc
 
 from billing_service.audit import AuditLog
 from billing_service.auth import current_caller
-from billing_service.convert import audit_to_proto, subscription_to_proto, timestamp
+from billing_service.convert import (
+    audit_to_proto,
+    invoice_to_proto,
+    subscription_to_proto,
+    timestamp,
+)
 from billing_service.entitlements import EntitlementService
 from billing_service.errors import BillingError
 from billing_service.events.apply import Outcome
 from billing_service.events.service import EventService
+from billing_service.invoices import InvoiceLog
 from billing_service.plan_changes import PlanChanges
 from billing_service.resync import ResyncService
 from billing_service.storage.database import StorageUnavailable
+from billing_service.stream_limits import StreamLimiter
 from billing_service.subscriptions import SubscriptionService
+from billing_service.usage.service import UsageService
 from generated.billing.v1 import billing_pb2 as pb
 from generated.billing.v1 import billing_pb2_grpc as pb_grpc
 
@@ -97,6 +106,9 @@ class BillingServicer(pb_grpc.BillingServiceServicer):
         *,
         plan_changes: PlanChanges,
         resync: ResyncService,
+        stream_limits: StreamLimiter | None = None,
+        invoices: InvoiceLog,
+        usage: UsageService,
     ) -> None:
         self._subscriptions = subscriptions
         self._events = events
@@ -104,6 +116,9 @@ class BillingServicer(pb_grpc.BillingServiceServicer):
         self._entitlements = entitlements
         self._plan_changes = plan_changes
         self._resync = resync
+        self._stream_limits = stream_limits or StreamLimiter()
+        self._invoices = invoices
+        self._usage = usage
 
     @rpc_errors
     async def CreateCheckout(
@@ -237,16 +252,36 @@ class BillingServicer(pb_grpc.BillingServiceServicer):
     def answer_from_memory(
         self, request: pb.CheckEntitlementRequest
     ) -> pb.CheckEntitlementResponse | None:
-        """CheckEntitlement's answer when the cache holds it, else None (no await, no I/O)."""
+        """CheckEntitlement's answer when the cache holds it, else None (no await, no I/O).
+
+        The guard's wrapper calls this before CheckEntitlement itself; a metered
+        check never comes from here.
+        """
+        if request.meter:
+            return None
         return self._entitlements.check_cached(request.user_id, request.feature)
+
+    @rpc_errors
+    async def ListInvoices(
+        self, request: pb.ListInvoicesRequest, context: Context
+    ) -> pb.ListInvoicesResponse:
+        """See billing.proto."""
+        rows, next_token = await self._invoices.list(
+            request.user_id, request.page_size, request.page_token
+        )
+        return pb.ListInvoicesResponse(
+            invoices=[invoice_to_proto(row) for row in rows], next_page_token=next_token
+        )
 
     async def CheckEntitlement(
         self, request: pb.CheckEntitlementRequest, context: Context
     ) -> pb.CheckEntitlementResponse:
         """See billing.proto. A cache hit is answered from memory without awaiting anything."""
-        answer = self._entitlements.check_cached(request.user_id, request.feature)
+        answer = self.answer_from_memory(request)
         if answer is not None:
             return answer
+        if request.meter:
+            return await self._check_usage(request, context)
         return await self._check_entitlement(request, context)
 
     @rpc_errors
@@ -254,6 +289,51 @@ class BillingServicer(pb_grpc.BillingServiceServicer):
         self, request: pb.CheckEntitlementRequest, context: Context
     ) -> pb.CheckEntitlementResponse:
         return await self._entitlements.check(request.user_id, request.feature)
+
+    @rpc_errors
+    async def _check_usage(
+        self, request: pb.CheckEntitlementRequest, context: Context
+    ) -> pb.CheckEntitlementResponse:
+        allowed, usage = await self._usage.check(request.user_id, request.meter, request.quantity)
+        response = pb.CheckEntitlementResponse(allowed=allowed, usage=usage)
+        if request.feature:
+            feature = await self._entitlements.check(request.user_id, request.feature)
+            response.MergeFrom(feature)
+            response.allowed = allowed and feature.allowed
+        else:
+            response.tier = (await self._usage.period(request.user_id)).plan.name
+        left = "unlimited" if usage.unlimited else f"{usage.remaining} of {usage.limit} left"
+        fits = "fits" if allowed else "does not fit"
+        quantity = request.quantity or 1
+        response.reason = "; ".join(
+            part for part in (response.reason, f"{quantity} {usage.meter} {fits} ({left})") if part
+        )
+        return response
+
+    @rpc_errors
+    async def ConsumeUsage(
+        self, request: pb.ConsumeUsageRequest, context: Context
+    ) -> pb.ConsumeUsageResponse:
+        """See billing.proto and docs/usage.md."""
+        return await self._usage.consume(
+            request.user_id,
+            request.meter,
+            request.quantity,
+            request.idempotency_key,
+            request.occurred_at.ToDatetime(UTC) if request.HasField("occurred_at") else None,
+        )
+
+    @rpc_errors
+    async def RefundUsage(
+        self, request: pb.RefundUsageRequest, context: Context
+    ) -> pb.RefundUsageResponse:
+        """See billing.proto and docs/usage.md."""
+        return await self._usage.refund(request.user_id, request.meter, request.idempotency_key)
+
+    @rpc_errors
+    async def GetUsage(self, request: pb.GetUsageRequest, context: Context) -> pb.GetUsageResponse:
+        """See billing.proto and docs/usage.md."""
+        return await self._usage.usage(request.user_id, request.meter)
 
     @rpc_errors
     async def GetEntitlements(
@@ -268,11 +348,12 @@ class BillingServicer(pb_grpc.BillingServiceServicer):
         """See billing.proto; a stream ends with UNAVAILABLE on shutdown, RESOURCE_EXHAUSTED
         when the consumer falls more than the pending limit behind (docs/entitlements.md)."""
         try:
-            stream = self._entitlements.watch(
-                list(request.user_ids), lambda: context.send_initial_metadata(())
-            )
-            async for message in stream:
-                yield message
+            with self._stream_limits.hold(caller_of(context)):
+                stream = self._entitlements.watch(
+                    list(request.user_ids), lambda: context.send_initial_metadata(())
+                )
+                async for message in stream:
+                    yield message
         except BillingError as exc:
             log.info("WatchEntitlements -> %s: %s", exc.code.name, exc)
             await context.abort(exc.code, str(exc))

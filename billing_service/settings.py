@@ -48,6 +48,11 @@ SETTINGS: tuple[SettingSpec, ...] = (
     ),
     SettingSpec("STRIPE_MAX_NETWORK_RETRIES", "2", "retries of failed Stripe requests"),
     SettingSpec("STRIPE_TIMEOUT_SECONDS", "10", "timeout of one Stripe request"),
+    SettingSpec(
+        "BILLING_DEFAULT_DEADLINE_SECONDS",
+        "60",
+        "deadline of a unary call whose caller set none (no Stripe or database work starts after)",
+    ),
     SettingSpec("BILLING_SHUTDOWN_GRACE_SECONDS", "10", "time in-flight calls get on SIGTERM"),
     SettingSpec("BILLING_DB_WORKERS", "8", "threads (and pooled connections) for database work"),
     SettingSpec("BILLING_LOG_LEVEL", "INFO", "log level: DEBUG, INFO, WARNING, ERROR"),
@@ -83,6 +88,37 @@ SETTINGS: tuple[SettingSpec, ...] = (
     ),
     SettingSpec("BILLING_REDIS_TIMEOUT_SECONDS", "1", "connect/read timeout of one Redis command"),
     SettingSpec(
+        "BILLING_REDIS_BREAKER_SECONDS",
+        "10",
+        "after a Redis failure, events skip Redis this long (the health probe ends it early)",
+    ),
+    SettingSpec(
+        "BILLING_WATCH_MAX_STREAMS_PER_CALLER",
+        "64",
+        "open WatchEntitlements streams one caller may hold; past it: RESOURCE_EXHAUSTED",
+    ),
+    SettingSpec(
+        "BILLING_STRIPE_EVENT_FETCH_RATE",
+        "5",
+        "Stripe calls per second that applying events may make, shared by all replicas "
+        "through Redis (else per process); past it: UNAVAILABLE",
+    ),
+    SettingSpec(
+        "BILLING_STRIPE_EVENT_FETCH_TIMEOUT_SECONDS",
+        "2",
+        "timeout of one such Stripe call (one attempt, made under the customer's lock)",
+    ),
+    SettingSpec(
+        "BILLING_EVENT_BATCH_MAX",
+        "64",
+        "most events one group-commit transaction applies (1: a transaction per event)",
+    ),
+    SettingSpec(
+        "BILLING_EVENT_BATCH_WAIT_MS",
+        "2",
+        "longest a group commit waits for more events before it starts its transaction",
+    ),
+    SettingSpec(
         "BILLING_SERVICE_TARGET",
         "",
         "host:port of the service the CLI's `reconcile` and `events replay` call; "
@@ -97,6 +133,17 @@ SETTINGS: tuple[SettingSpec, ...] = (
         "BILLING_RECONCILE_BACKOFF_SECONDS",
         "1",
         "`reconcile`: first wait between tries (doubling, at most 30 s)",
+    ),
+    SettingSpec(
+        "BILLING_USAGE_REPORT_INTERVAL_SECONDS",
+        "1",
+        "how often each replica sends pending overage to Stripe Billing Meters",
+    ),
+    SettingSpec("BILLING_USAGE_REPORT_BATCH", "100", "overage reports claimed and sent per round"),
+    SettingSpec(
+        "BILLING_TEST_CLOCK_FILE",
+        "",
+        "test only: file holding unix seconds used as 'now' by usage metering; unset: real time",
     ),
     SettingSpec(
         "BILLING_EVENT_LOOP",
@@ -114,6 +161,13 @@ def _float(env: Mapping[str, str], name: str) -> float:
         return float(raw)
     except ValueError:
         raise SettingsError(f"{name} must be a number, got {raw!r}") from None
+
+
+def _positive(env: Mapping[str, str], name: str) -> float:
+    value = _float(env, name)
+    if value <= 0:
+        raise SettingsError(f"{name} must be greater than 0, got {value:g}")
+    return value
 
 
 def _int(env: Mapping[str, str], name: str) -> int:
@@ -157,6 +211,7 @@ class Settings:
     plans_file: Path = Path("plans.example.toml")
     stripe_max_network_retries: int = 2
     stripe_timeout_seconds: float = 10.0
+    default_deadline_seconds: float = 60.0
     shutdown_grace_seconds: float = 10.0
     db_workers: int = 8
     log_level: str = "INFO"
@@ -164,6 +219,12 @@ class Settings:
     event_lock_ttl_seconds: float = 30.0
     event_dedupe_ttl_seconds: int = 604800
     redis_timeout_seconds: float = 1.0
+    redis_breaker_seconds: float = 10.0
+    watch_max_streams_per_caller: int = 64
+    stripe_event_fetch_rate: float = 5.0
+    stripe_event_fetch_timeout_seconds: float = 2.0
+    event_batch_max: int = 64
+    event_batch_wait_ms: float = 2.0
     service_target: str = ""
     reconcile_max_attempts: int = 5
     reconcile_backoff_seconds: float = 1.0
@@ -175,6 +236,9 @@ class Settings:
     tls_client_ca_file: str = ""
     metrics_addr: str = ""
     event_loop: str = "uvloop"
+    test_clock_file: str = ""
+    usage_report_interval_seconds: float = 1.0
+    usage_report_batch: int = 100
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -195,6 +259,7 @@ class Settings:
             plans_file=Path(text("BILLING_PLANS_FILE")),
             stripe_max_network_retries=_int(env, "STRIPE_MAX_NETWORK_RETRIES"),
             stripe_timeout_seconds=_float(env, "STRIPE_TIMEOUT_SECONDS"),
+            default_deadline_seconds=_float(env, "BILLING_DEFAULT_DEADLINE_SECONDS"),
             shutdown_grace_seconds=_float(env, "BILLING_SHUTDOWN_GRACE_SECONDS"),
             db_workers=max(1, _int(env, "BILLING_DB_WORKERS")),
             log_level=text("BILLING_LOG_LEVEL").upper(),
@@ -202,6 +267,14 @@ class Settings:
             event_lock_ttl_seconds=_float(env, "BILLING_EVENT_LOCK_TTL_SECONDS"),
             event_dedupe_ttl_seconds=_int(env, "BILLING_EVENT_DEDUPE_TTL_SECONDS"),
             redis_timeout_seconds=_float(env, "BILLING_REDIS_TIMEOUT_SECONDS"),
+            redis_breaker_seconds=max(0.0, _float(env, "BILLING_REDIS_BREAKER_SECONDS")),
+            watch_max_streams_per_caller=max(1, _int(env, "BILLING_WATCH_MAX_STREAMS_PER_CALLER")),
+            stripe_event_fetch_rate=_positive(env, "BILLING_STRIPE_EVENT_FETCH_RATE"),
+            stripe_event_fetch_timeout_seconds=_positive(
+                env, "BILLING_STRIPE_EVENT_FETCH_TIMEOUT_SECONDS"
+            ),
+            event_batch_max=max(1, _int(env, "BILLING_EVENT_BATCH_MAX")),
+            event_batch_wait_ms=max(0.0, _float(env, "BILLING_EVENT_BATCH_WAIT_MS")),
             service_target=text("BILLING_SERVICE_TARGET") or text("BILLING_GRPC_ADDR"),
             reconcile_max_attempts=max(1, _int(env, "BILLING_RECONCILE_MAX_ATTEMPTS")),
             reconcile_backoff_seconds=max(0.0, _float(env, "BILLING_RECONCILE_BACKOFF_SECONDS")),
@@ -213,6 +286,11 @@ class Settings:
             tls_client_ca_file=text("BILLING_TLS_CLIENT_CA_FILE"),
             metrics_addr=text("BILLING_METRICS_ADDR"),
             event_loop=_choice(env, "BILLING_EVENT_LOOP", EVENT_LOOPS),
+            test_clock_file=text("BILLING_TEST_CLOCK_FILE"),
+            usage_report_interval_seconds=max(
+                0.05, _float(env, "BILLING_USAGE_REPORT_INTERVAL_SECONDS")
+            ),
+            usage_report_batch=max(1, _int(env, "BILLING_USAGE_REPORT_BATCH")),
         )
 
     @property

@@ -8,16 +8,22 @@ messages never contain the API key.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import inspect
 import json
 import logging
+import ssl
 import uuid
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Mapping
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
 
+import aiohttp
 import stripe
 
-from billing_service import metrics
+from billing_service import deadlines, metrics
 from billing_service.errors import (
     BillingError,
     FailedPrecondition,
@@ -63,11 +69,44 @@ def translate_error(exc: stripe.StripeError) -> BillingError:
     return FailedPrecondition(f"Stripe: {exc.user_message or type(exc).__name__}")
 
 
+@dataclass(frozen=True)
+class Answer:
+    """A Stripe object Stripe answered with, and when (Stripe's clock, unix seconds).
+
+    ``stripe_time`` is the response's ``Date`` header: the newest moment the
+    object's state is known to hold. None when the response had no usable one.
+    """
+
+    obj: dict[str, Any]
+    stripe_time: int | None
+
+
+def response_time(headers: Mapping[str, str] | None) -> int | None:
+    """Unix seconds of an HTTP ``Date`` header (None when absent or malformed)."""
+    for name, value in (headers or {}).items():
+        if name.lower() == "date":
+            try:
+                return int(parsedate_to_datetime(value).timestamp())
+            except (TypeError, ValueError, IndexError):
+                return None
+    return None
+
+
 class StripeApi:
     """The Stripe calls this service makes, returning plain dicts."""
 
-    def __init__(self, settings: Settings) -> None:
-        self._http = stripe.AIOHTTPClient(timeout=settings.stripe_timeout_seconds)
+    def __init__(self, settings: Settings, trace_config: aiohttp.TraceConfig | None = None) -> None:
+        # With tracing on, our own session carries the trace hooks; it is built
+        # like the SDK's own (TLS verified against Stripe's CA bundle).
+        self._session: aiohttp.ClientSession | None = None
+        if trace_config is not None:
+            tls = ssl.create_default_context(cafile=stripe.ca_bundle_path)
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(ssl=tls), trace_configs=[trace_config]
+            )
+        self._http = stripe.AIOHTTPClient(
+            timeout=settings.stripe_timeout_seconds, session=self._session
+        )
         base = {"api": settings.stripe_api_base} if settings.stripe_api_base else None
         self._client = stripe.StripeClient(
             settings.stripe_secret_key or "sk_test_unset",
@@ -75,17 +114,48 @@ class StripeApi:
             max_network_retries=settings.stripe_max_network_retries,
             http_client=self._http,
         )
+        # Fetches made while applying an event run under the customer's lock:
+        # one short attempt only, the webhook's own retry is the retry.
+        self._single_attempt_http = stripe.AIOHTTPClient(
+            timeout=settings.stripe_event_fetch_timeout_seconds, session=self._session
+        )
+        self._single_attempt = stripe.StripeClient(
+            settings.stripe_secret_key or "sk_test_unset",
+            base_addresses=base,  # type: ignore[arg-type]
+            max_network_retries=0,
+            http_client=self._single_attempt_http,
+        )
 
     async def _call(self, what: str, request: Awaitable[Any]) -> dict[str, Any]:
+        return (await self._call_answer(what, request)).obj
+
+    async def _call_answer(self, what: str, request: Awaitable[Any]) -> Answer:
+        # Never start a Stripe request after the call's deadline; one in flight
+        # (SDK retries included) gets only the time that remains.
+        left = deadlines.remaining()
+        if left is not None and left <= 0:
+            if inspect.iscoroutine(request):
+                request.close()
+            metrics.STRIPE_CALLS.labels(what, "deadline_exceeded").inc()
+            raise deadlines.DeadlineExceeded(f"deadline exceeded before Stripe {what} started")
         try:
-            answer = as_dict(await request)
+            if left is not None:
+                request = asyncio.wait_for(request, left)
+            raw = await request
+            answer = as_dict(raw)
+        except TimeoutError:
+            metrics.STRIPE_CALLS.labels(what, "deadline_exceeded").inc()
+            raise deadlines.DeadlineExceeded(
+                f"deadline exceeded during Stripe {what} (its idempotency key makes a retry safe)"
+            ) from None
         except stripe.StripeError as exc:
             mapped = translate_error(exc)
             metrics.STRIPE_CALLS.labels(what, type(exc).__name__).inc()
             log.warning("stripe %s failed: %s (%s)", what, type(exc).__name__, mapped)
             raise mapped from None
         metrics.STRIPE_CALLS.labels(what, "ok").inc()
-        return answer
+        response = getattr(raw, "last_response", None)
+        return Answer(answer, response_time(getattr(response, "headers", None)))
 
     async def create_customer(self, user_id: str, email: str, request_id: str) -> dict[str, Any]:
         """Create the Stripe customer for ``user_id``."""
@@ -128,12 +198,21 @@ class StripeApi:
             self._client.v1.subscriptions.retrieve_async(subscription_id),
         )
 
-    async def update_subscription(
-        self, subscription_id: str, params: dict[str, Any]
-    ) -> dict[str, Any]:
+    async def retrieve_subscription_once(self, subscription_id: str) -> dict[str, Any]:
+        """Fetch a subscription with one short attempt (no SDK retries), for the event path."""
+        return await self._call(
+            "subscriptions.retrieve",
+            self._single_attempt.v1.subscriptions.retrieve_async(subscription_id),
+        )
+
+    def single_attempt(self) -> SingleAttemptFetcher:
+        """This API as the event path's subscription fetcher (no SDK retries)."""
+        return SingleAttemptFetcher(self)
+
+    async def update_subscription(self, subscription_id: str, params: dict[str, Any]) -> Answer:
         """Update a subscription (e.g. ``cancel_at_period_end``)."""
         key = idempotency_key("subscription-update", "")
-        return await self._call(
+        return await self._call_answer(
             "subscriptions.update",
             self._client.v1.subscriptions.update_async(
                 subscription_id,
@@ -142,17 +221,17 @@ class StripeApi:
             ),
         )
 
-    async def cancel_subscription(self, subscription_id: str) -> dict[str, Any]:
+    async def cancel_subscription(self, subscription_id: str) -> Answer:
         """Cancel a subscription now."""
-        return await self._call(
+        return await self._call_answer(
             "subscriptions.cancel",
             self._client.v1.subscriptions.cancel_async(subscription_id),
         )
 
-    async def resume_subscription(self, subscription_id: str) -> dict[str, Any]:
+    async def resume_subscription(self, subscription_id: str) -> Answer:
         """Resume a paused subscription."""
         key = idempotency_key("subscription-resume", "")
-        return await self._call(
+        return await self._call_answer(
             "subscriptions.resume",
             self._client.v1.subscriptions.resume_async(
                 subscription_id, {}, {"idempotency_key": key}
@@ -194,7 +273,7 @@ class StripeApi:
         *,
         proration_date: int | None,
         request_id: str,
-    ) -> dict[str, Any]:
+    ) -> Answer:
         """Move the subscription's item ``item_id`` to ``price_id`` with ``proration_behavior``.
 
         The idempotency key derives from the arguments and the caller's request_id,
@@ -210,7 +289,7 @@ class StripeApi:
             "subscription-price",
             *((subscription_id, price_id, proration_behavior, request_id) if request_id else ()),
         )
-        return await self._call(
+        return await self._call_answer(
             "subscriptions.update",
             self._client.v1.subscriptions.update_async(
                 subscription_id,
@@ -226,6 +305,30 @@ class StripeApi:
             self._client.v1.invoices.create_preview_async(params),  # type: ignore[arg-type]
         )
 
+    async def create_meter_event(self, params: dict[str, Any], key: str) -> dict[str, Any]:
+        """Report usage to a Stripe billing meter (``POST /v1/billing/meter_events``)."""
+        return await self._call(
+            "billing.meter_events.create",
+            self._client.v1.billing.meter_events.create_async(
+                params,  # type: ignore[arg-type]
+                {"idempotency_key": key},
+            ),
+        )
+
     async def close(self) -> None:
-        """Close the HTTP session."""
+        """Close the HTTP sessions."""
         await self._http.close_async()
+        await self._single_attempt_http.close_async()
+        if self._session is not None:
+            await self._session.close()
+
+
+class SingleAttemptFetcher:
+    """Fetches subscriptions for the event path with one attempt each."""
+
+    def __init__(self, api: StripeApi) -> None:
+        self._api = api
+
+    async def retrieve_subscription(self, subscription_id: str) -> dict[str, Any]:
+        """The subscription as Stripe holds it now (one attempt)."""
+        return await self._api.retrieve_subscription_once(subscription_id)

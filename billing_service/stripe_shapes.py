@@ -125,3 +125,52 @@ def invoice_subscription_metadata(raw: Any) -> dict[str, str]:
     if isinstance(details, Mapping):
         return _metadata(details.get("metadata"))
     return {}
+
+
+@dataclass(frozen=True)
+class InvoiceSnapshot:
+    """The parts of a Stripe invoice this service keeps, shape-independent."""
+
+    id: str
+    customer_id: str
+    subscription_id: str
+    status: str
+    amount_due: int
+    amount_paid: int
+    currency: str
+    hosted_invoice_url: str
+    invoice_pdf: str
+    period_start: datetime | None
+    period_end: datetime | None
+    attempt_count: int
+    next_payment_attempt: datetime | None
+    created: int
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def _str(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def invoice_snapshot(raw: Any) -> InvoiceSnapshot:
+    """Read an invoice in the current or the pre-2025-03-31 shape."""
+    invoice = as_dict(raw)
+    return InvoiceSnapshot(
+        id=_str(invoice.get("id")),
+        customer_id=object_id(invoice.get("customer")),
+        subscription_id=invoice_subscription_id(invoice),
+        status=_str(invoice.get("status")),
+        amount_due=_int(invoice.get("amount_due")),
+        amount_paid=_int(invoice.get("amount_paid")),
+        currency=_str(invoice.get("currency")),
+        hosted_invoice_url=_str(invoice.get("hosted_invoice_url")),
+        invoice_pdf=_str(invoice.get("invoice_pdf")),
+        period_start=from_timestamp(invoice.get("period_start")),
+        period_end=from_timestamp(invoice.get("period_end")),
+        attempt_count=_int(invoice.get("attempt_count")),
+        next_payment_attempt=from_timestamp(invoice.get("next_payment_attempt")),
+        created=_int(invoice.get("created")),
+    )

@@ -1,7 +1,9 @@
 """Subscription RPCs: Checkout, Portal, Get, Cancel and Resume.
 
 Each operation validates its input first, then talks to Stripe, then stores
-what Stripe answered together with an audit record in one transaction.
+what Stripe answered through the one writer (``events/transition.py``): under
+the subscription's lock, ordered by Stripe's clock at the answer, with an
+audit record, and the change notice after the commit.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from billing_service import audit, validation
 from billing_service.errors import FailedPrecondition, InvalidArgument, NotFound
@@ -21,8 +23,11 @@ from billing_service.plans import FREE_TIER, Catalog
 from billing_service.storage import repository
 from billing_service.storage.database import Database
 from billing_service.storage.models import Subscription, utcnow
-from billing_service.stripe_api import StripeApi, idempotency_key
-from billing_service.stripe_shapes import SubscriptionSnapshot, subscription_snapshot
+from billing_service.stripe_api import Answer, StripeApi, idempotency_key
+from billing_service.stripe_shapes import subscription_snapshot
+
+if TYPE_CHECKING:
+    from billing_service.events.writer import SubscriptionWriter
 
 log = logging.getLogger(__name__)
 
@@ -67,12 +72,12 @@ class SubscriptionService:
         db: Database,
         stripe_api: StripeApi,
         catalog: Catalog,
-        on_user_changed: UserChanged | None = None,
+        writer: SubscriptionWriter,
     ) -> None:
         self._db = db
         self._stripe = stripe_api
         self._catalog = catalog
-        self._on_user_changed = on_user_changed
+        self._writer = writer
         self._user_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = (
             weakref.WeakValueDictionary()
         )
@@ -183,9 +188,7 @@ class SubscriptionService:
             answer = await self._stripe.update_subscription(sub_id, {"cancel_at_period_end": True})
         else:
             answer = await self._stripe.cancel_subscription(sub_id)
-        return await self.store_answer(
-            view, subscription_snapshot(answer), caller, "CancelSubscription"
-        )
+        return await self.store_answer(view, answer, caller, "CancelSubscription")
 
     async def resume(self, user_id: str, caller: str) -> SubscriptionView:
         """Undo a cancel at period end (or resume a paused subscription)."""
@@ -199,43 +202,30 @@ class SubscriptionService:
             answer = await self._stripe.update_subscription(sub_id, {"cancel_at_period_end": False})
         else:
             raise FailedPrecondition("subscription is not set to cancel and is not paused")
-        return await self.store_answer(
-            view, subscription_snapshot(answer), caller, "ResumeSubscription"
-        )
+        return await self.store_answer(view, answer, caller, "ResumeSubscription")
 
     async def store_answer(
         self,
         before: SubscriptionView,
-        snapshot: SubscriptionSnapshot,
+        answer: Answer,
         caller: str,
         rpc: str,
         detail: str | None = None,
     ) -> SubscriptionView:
-        """Store Stripe's answer to ``caller``'s ``rpc`` with one audit record."""
+        """Store Stripe's answer to ``caller``'s ``rpc`` through the one writer; the user's view.
+
+        An event Stripe created after the answer may already have written the
+        row; then the row stays (the refusal is audited) and the view shows it.
+        """
         assert before.row is not None
-        plan = self._plan_for(snapshot, before.row.plan)
-
-        def write() -> SubscriptionView:
-            with self._db.transaction():
-                repository.upsert_subscription(snapshot, before.user_id, plan)
-                after = self._view(before.user_id)
-                audit.append(
-                    user_id=before.user_id,
-                    stripe_subscription_id=snapshot.id,
-                    cause=audit.Cause.call(caller, rpc),
-                    status_before=before.status.value,
-                    status_after=after.status.value,
-                    tier_before=before.grant.tier,
-                    tier_after=after.grant.tier,
-                    detail=detail or f"cancel_at_period_end={snapshot.cancel_at_period_end}",
-                )
-            return after
-
-        after = await self._db.run(write)
-        if self._on_user_changed is not None:
-            await self._on_user_changed(before.user_id)
-        return after
-
-    def _plan_for(self, snapshot: SubscriptionSnapshot, fallback: str) -> str:
-        plan = self._catalog.plan_for_price(snapshot.price_id)
-        return plan.name if plan else fallback
+        snapshot = subscription_snapshot(answer.obj)
+        written = await self._writer.store_answer(
+            snapshot,
+            before.user_id,
+            audit.Cause.call(caller, rpc),
+            answer.stripe_time,
+            detail or f"cancel_at_period_end={snapshot.cancel_at_period_end}",
+        )
+        if not written.applied:
+            log.info("%s answer for %s not stored: %s", rpc, snapshot.id, written.reason)
+        return await self._db.run(self._view, before.user_id)

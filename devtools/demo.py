@@ -3,7 +3,9 @@
 CreateCheckout for pro -> the session is completed in the Stripe emulator ->
 the emulator posts signed webhooks -> the gateway verifies them and calls
 ApplyStripeEvent -> CheckEntitlement says pro -> cancel at period end -> still
-pro -> the emulator clock passes the period end -> free.
+pro -> the emulator clock passes the period end -> free. Before that, usage
+metering (devtools/usage_demo.py): a free user refused past the limit, a studio
+user's overage reported to Stripe Billing Meters and billed on the renewal invoice.
 
 Addresses come from the same defaults and variables as `make run`:
 BILLING_SERVICE_TARGET (127.0.0.1:50051), GATEWAY_ADDR (127.0.0.1:8080) and
@@ -24,6 +26,7 @@ from typing import Any
 
 import grpc
 
+from devtools.usage_demo import run_usage
 from generated.billing.v1 import billing_pb2 as pb
 from generated.billing.v1 import billing_pb2_grpc as pb_grpc
 
@@ -83,9 +86,17 @@ class Demo:
 
     def wait_for(self, what: str, done: Callable[[pb.Subscription], bool]) -> pb.Subscription:
         """Poll GetSubscription until ``done``; the webhooks arrive asynchronously."""
+        return self.wait_for_user(self.user_id, what, done)
+
+    def wait_for_user(
+        self, user_id: str, what: str, done: Callable[[pb.Subscription], bool]
+    ) -> pb.Subscription:
+        """Poll ``user_id``'s subscription until ``done``."""
         deadline = time.monotonic() + WAIT_SECONDS
         while True:
-            current = self.subscription()
+            current = self.stub.GetSubscription(
+                pb.GetSubscriptionRequest(user_id=user_id), timeout=10, metadata=CALLER
+            ).subscription
             if done(current):
                 return current
             if time.monotonic() > deadline:
@@ -109,7 +120,8 @@ class Demo:
             )
 
     def run(self) -> None:
-        """The whole flow."""
+        """The whole flow: usage first, while the emulator clock still matches real time."""
+        run_usage(self)
         self.say(f"CreateCheckout for user {self.user_id}, plan pro")
         self.seen_deliveries = len(
             _http("GET", f"{self.emulator}/_emulator/webhooks/deliveries")["data"]
@@ -129,11 +141,7 @@ class Demo:
         self.detail(f"session {session.session_id}: {session.checkout_url}")
 
         self.say("The customer pays: the emulator completes the Checkout session")
-        _http(
-            "POST",
-            f"{self.emulator}/_emulator/checkout/sessions/{session.session_id}/complete",
-            {"payment": "succeed"},
-        )
+        self.complete_checkout(session.session_id)
         self.say("Stripe (the emulator) posts signed webhooks -> gateway -> ApplyStripeEvent")
         current = self.wait_for("the pro subscription", lambda s: s.tier == "pro")
         self.show_deliveries()
@@ -157,14 +165,30 @@ class Demo:
         now = int(_http("GET", f"{self.emulator}/_emulator/clock")["now"])
         seconds = current.current_period_end.seconds - now + 3600
         self.say(f"The emulator clock advances {seconds // 86400} days, past the period end")
-        _http("POST", f"{self.emulator}/_emulator/clock/advance", {"seconds": seconds})
+        self.advance_clock(seconds)
         current = self.wait_for("the end of the subscription", lambda s: s.tier == "free")
         self.show_deliveries()
         self.detail(f"GetSubscription: {describe(current)}")
         self.say(f"CheckEntitlement({FEATURE})")
         self.expect_entitlement(allowed=False, tier="free")
         self.gateway_summary()
-        print("\ndemo complete: pro -> canceled at period end -> free", flush=True)
+        print(
+            "\ndemo complete: pro -> canceled at period end -> free; "
+            "usage refused at the limit, overage billed",
+            flush=True,
+        )
+
+    def complete_checkout(self, session_id: str) -> None:
+        """Pay a Checkout session in the emulator."""
+        _http(
+            "POST",
+            f"{self.emulator}/_emulator/checkout/sessions/{session_id}/complete",
+            {"payment": "succeed"},
+        )
+
+    def advance_clock(self, seconds: int) -> None:
+        """Move the emulator clock forward."""
+        _http("POST", f"{self.emulator}/_emulator/clock/advance", {"seconds": seconds})
 
     def expect_entitlement(self, allowed: bool, tier: str) -> None:
         """Print CheckEntitlement and fail unless it answers as expected."""

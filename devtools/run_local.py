@@ -51,6 +51,10 @@ def main() -> int:
     signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)
     env = dict(os.environ)
+    # A person reads this terminal: text lines, unless asked otherwise. The
+    # commands themselves default to JSON, for log pipelines.
+    env.setdefault("BILLING_LOG_FORMAT", "text")
+    env.setdefault("GATEWAY_LOG_FORMAT", "text")
     env.setdefault("BILLING_PLANS_FILE", str(REPO_ROOT / "plans.example.toml"))
     if not env.get("BILLING_AUTH_POLICY_FILE"):
         # Development only: the service refuses this on anything but loopback.

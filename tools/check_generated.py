@@ -1,4 +1,4 @@
-"""Fail when generated/ differs from what `make proto` would produce from protos/."""
+"""Fail when clients/python/billing_client/v1 differs from what `make proto` makes of protos/."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 OUTPUTS = ("billing_pb2.py", "billing_pb2.pyi", "billing_pb2_grpc.py")
+PACKAGE = "billing_client/v1"
+CLIENT = ROOT / "clients" / "python"
 
 
 def main() -> int:
@@ -20,7 +22,7 @@ def main() -> int:
                 sys.executable,
                 "-m",
                 "grpc_tools.protoc",
-                "--proto_path=generated=protos",
+                f"--proto_path={PACKAGE}=protos/billing/v1",
                 f"--python_out={tmp}",
                 f"--pyi_out={tmp}",
                 f"--grpc_python_out={tmp}",
@@ -33,15 +35,15 @@ def main() -> int:
             name
             for name in OUTPUTS
             if not filecmp.cmp(
-                Path(tmp, "generated/billing/v1", name),
-                ROOT / "generated/billing/v1" / name,
+                Path(tmp, PACKAGE, name),
+                CLIENT / PACKAGE / name,
                 shallow=False,
             )
         ]
     if stale:
-        print(f"generated/ is stale ({', '.join(stale)}): run `make proto` and commit")
+        print(f"{PACKAGE} is stale ({', '.join(stale)}): run `make proto` and commit")
         return 1
-    print("generated/ is up to date")
+    print(f"{PACKAGE} is up to date")
     return 0
 
 

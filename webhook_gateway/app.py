@@ -4,7 +4,9 @@ POST /webhooks/stripe answers (see docs/gateway.md for every body):
 
 * 200 ``{status, event_id}`` once the billing service is done with the event
   (applied, duplicate, ignored, stale) or it is stored as a dead letter;
-* 400/413 ``{error}`` when the delivery is refused: nothing is forwarded;
+* 400/408/413 ``{error}`` when the delivery is refused: nothing is forwarded
+  (408: the body did not arrive within GATEWAY_BODY_TIMEOUT_SECONDS, and the
+  connection is closed);
 * 503 ``{error}`` when the event may yet be applied: Stripe retries it.
 """
 
@@ -18,8 +20,11 @@ from typing import Any
 
 from aiohttp import web
 
+from billing_client import Credentials
+from billing_service.tracing import Tracing
+from webhook_gateway.body import BodyRefused, ClientGone, read_body
 from webhook_gateway.dead_letters import DeadLetterStore, DeadLetterStoreError
-from webhook_gateway.forward import Credentials, Forwarder, Verdict
+from webhook_gateway.forward import Forwarder, Verdict
 from webhook_gateway.metrics import CONTENT_TYPE_LATEST, GatewayMetrics
 from webhook_gateway.settings import GatewaySettings
 from webhook_gateway.verify import Rejection, VerificationError, verify_signature
@@ -27,11 +32,14 @@ from webhook_gateway.verify import Rejection, VerificationError, verify_signatur
 log = logging.getLogger(__name__)
 
 WEBHOOK_PATH = "/webhooks/stripe"
+# nginx's "client closed request": only ever a metric label, never sent.
+CLIENT_GONE_STATUS = 499
 
 SETTINGS_KEY = web.AppKey("settings", GatewaySettings)
 METRICS_KEY = web.AppKey("metrics", GatewayMetrics)
 FORWARDER_KEY = web.AppKey("forwarder", Forwarder)
 DEAD_LETTERS_KEY = web.AppKey("dead_letters", DeadLetterStore)
+TRACING_KEY = web.AppKey[Tracing | None]("tracing")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -45,6 +53,16 @@ def _reject(request: web.Request, status: int, error: str) -> web.Response:
     return _answer(request, status, error, {"error": error})
 
 
+async def _close_after(request: web.Request, response: web.Response) -> None:
+    """Send ``response`` now, then close the connection: a slow body must not hold it."""
+    response.force_close()
+    await response.prepare(request)
+    await response.write_eof()
+    transport = request.transport
+    if transport is not None:
+        transport.close()
+
+
 def _str_field(event: dict[str, Any], name: str) -> str:
     value = event.get(name)
     return value[:255] if isinstance(value, str) else ""
@@ -54,9 +72,18 @@ async def receive_webhook(request: web.Request) -> web.Response:
     """Verify one Stripe delivery, forward it, and answer so Stripe retries only what may pass."""
     settings = request.app[SETTINGS_KEY]
     try:
-        raw = await request.read()
-    except web.HTTPRequestEntityTooLarge:
-        return _reject(request, 413, "body_too_large")
+        raw = await read_body(request, settings.max_body_bytes, settings.body_timeout_seconds)
+    except ClientGone:
+        # A hang-up is the client's business: its own reason, never internal_error.
+        log.debug("client disconnected before its body arrived")
+        request.app[METRICS_KEY].answered(CLIENT_GONE_STATUS, "client_disconnected")
+        return web.Response(status=CLIENT_GONE_STATUS)
+    except BodyRefused as refused:
+        log.info("refused delivery: %s", refused.reason)
+        response = _reject(request, refused.status, refused.reason)
+        if refused.status == 408:
+            await _close_after(request, response)
+        return response
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -164,7 +191,13 @@ async def _forwarder_ctx(app: web.Application) -> AsyncIterator[None]:
         settings.tls_cert_file,
         settings.tls_key_file,
     )
-    forwarder = Forwarder(settings.billing_target, settings.forward_deadline_seconds, credentials)
+    tracing = app[TRACING_KEY]
+    forwarder = Forwarder(
+        settings.billing_target,
+        settings.forward_deadline_seconds,
+        credentials,
+        interceptors=tracing.grpc_client_interceptors() if tracing else (),
+    )
     app[FORWARDER_KEY] = forwarder
     yield
     await forwarder.close()
@@ -177,10 +210,18 @@ async def _dead_letters_ctx(app: web.Application) -> AsyncIterator[None]:
     store.close()
 
 
-def build_app(settings: GatewaySettings) -> web.Application:
-    """The gateway application for ``settings``; resources open on startup."""
-    app = web.Application(middlewares=[json_errors], client_max_size=settings.max_body_bytes)
+def build_app(settings: GatewaySettings, tracing: Tracing | None = None) -> web.Application:
+    """The gateway application for ``settings``; resources open on startup.
+
+    With ``tracing``, each request is a server span (continuing a caller's W3C
+    trace context) and each forward a gRPC client span that carries it on.
+    """
+    middlewares: list[Any] = [json_errors]
+    if tracing is not None:
+        middlewares.insert(0, tracing.aiohttp_middleware())
+    app = web.Application(middlewares=middlewares, client_max_size=settings.max_body_bytes)
     app[SETTINGS_KEY] = settings
+    app[TRACING_KEY] = tracing
     app[METRICS_KEY] = GatewayMetrics()
     app.cleanup_ctx.append(_forwarder_ctx)
     app.cleanup_ctx.append(_dead_letters_ctx)

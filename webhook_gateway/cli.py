@@ -14,10 +14,18 @@ from collections.abc import Sequence
 from aiohttp import web
 
 from billing_service import logs
-from webhook_gateway.app import WEBHOOK_PATH, build_app
+from billing_service.listen import describe_os_error
+from billing_service.tracing import Tracing
+from billing_service.tracing import from_env as tracing_from_env
+from webhook_gateway.app import METRICS_KEY, WEBHOOK_PATH, build_app
+from webhook_gateway.http_errors import GatewayRunner
 from webhook_gateway.settings import GatewaySettings, SettingsError, settings_help
 
 log = logging.getLogger("webhook_gateway.cli")  # not "__main__" under python -m
+
+
+class ListenError(Exception):
+    """GATEWAY_ADDR cannot be listened on; the message says why."""
 
 
 def _bound_port(runner: web.AppRunner) -> int:
@@ -29,12 +37,27 @@ def _bound_port(runner: web.AppRunner) -> int:
     raise RuntimeError("the gateway is not listening")
 
 
-async def serve(settings: GatewaySettings) -> None:
+async def serve(settings: GatewaySettings, tracing: Tracing | None = None) -> None:
     """Serve until SIGTERM or SIGINT, then finish in-flight requests and close."""
-    runner = web.AppRunner(build_app(settings), access_log=None, handle_signals=False)
+    app = build_app(settings, tracing)
+    runner = GatewayRunner(
+        app,
+        app[METRICS_KEY].answered,
+        access_log=None,
+        handle_signals=False,
+        # body.py decodes Content-Encoding itself, so a bad one is a 400 it can answer.
+        auto_decompress=False,
+    )
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port, shutdown_timeout=10.0)
-    await site.start()
+    try:
+        await site.start()
+    except OSError as exc:
+        await runner.cleanup()
+        raise ListenError(
+            f"cannot listen on {settings.host}:{settings.port}: {describe_os_error(exc)} "
+            "(GATEWAY_ADDR)"
+        ) from None
     port = _bound_port(runner)
     log.info(
         "webhook gateway on http://%s:%d%s -> %s",
@@ -80,18 +103,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"billing-gateway: {exc}", file=sys.stderr)
         return 2
-    # The service's JSON log format, with the webhook secrets scrubbed as a second guard.
-    logs.configure(settings.log_level, secrets=(*settings.webhook_secrets, settings.billing_token))
+    # The service's log formats, with the webhook secrets scrubbed as a second guard.
+    logs.configure(
+        settings.log_level,
+        secrets=(*settings.webhook_secrets, settings.billing_token),
+        fmt=settings.log_format,
+    )
     try:
-        asyncio.run(serve(settings))
-    except OSError as exc:
-        print(
-            f"billing-gateway: cannot start on {settings.host}:{settings.port}: {exc}",
-            file=sys.stderr,
-        )
+        tracing = tracing_from_env("billing-gateway")
+    except SettingsError as exc:
+        print(f"billing-gateway: {exc}", file=sys.stderr)
+        return 2
+    try:
+        asyncio.run(serve(settings, tracing))
+    except ListenError as exc:
+        print(f"billing-gateway: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
+    finally:
+        if tracing is not None:
+            tracing.shutdown()
     return 0
 
 

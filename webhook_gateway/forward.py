@@ -8,13 +8,14 @@ itself after the billing service restarts.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from enum import Enum
-from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from billing_client import Credentials, aio_channel
 from generated.billing.v1 import billing_pb2 as pb
 from generated.billing.v1 import billing_pb2_grpc as pb_grpc
 
@@ -49,24 +50,6 @@ class ForwardResult:
     detail: str = ""
 
 
-@dataclass(frozen=True)
-class Credentials:
-    """How the gateway authenticates to the billing service (see docs/operations.md)."""
-
-    token: str = field(default="", repr=False)
-    tls_ca_file: str = ""
-    tls_cert_file: str = ""
-    tls_key_file: str = ""
-
-    def channel_credentials(self) -> grpc.ChannelCredentials | None:
-        """TLS (mTLS with a client certificate) credentials; None for a plaintext channel."""
-        if not self.tls_ca_file:
-            return None
-        cert = Path(self.tls_cert_file).read_bytes() if self.tls_cert_file else None
-        key = Path(self.tls_key_file).read_bytes() if self.tls_key_file else None
-        return grpc.ssl_channel_credentials(Path(self.tls_ca_file).read_bytes(), key, cert)
-
-
 # Short reconnect backoff: after a billing-service restart the next delivery
 # should find it, not wait out an exponential backoff.
 CHANNEL_OPTIONS = [
@@ -80,19 +63,21 @@ class Forwarder:
     """Calls ApplyStripeEvent and the gRPC health service on one channel."""
 
     def __init__(
-        self, target: str, deadline_seconds: float, credentials: Credentials | None = None
+        self,
+        target: str,
+        deadline_seconds: float,
+        credentials: Credentials | None = None,
+        *,
+        interceptors: Sequence[grpc.aio.ClientInterceptor] = (),
     ) -> None:
         self.target = target
         self.deadline_seconds = deadline_seconds
         credentials = credentials or Credentials()
-        tls = credentials.channel_credentials()
-        if tls is None:
-            self._channel = grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
-        else:
-            self._channel = grpc.aio.secure_channel(target, tls, options=CHANNEL_OPTIONS)
-        self._metadata: tuple[tuple[str, str], ...] = (("x-billing-caller", CALLER),)
-        if credentials.token:
-            self._metadata += (("authorization", f"Bearer {credentials.token}"),)
+        # No channel retries: a delivery that fails is answered 503 and Stripe redelivers it.
+        self._channel = aio_channel(
+            target, credentials, retries=False, options=CHANNEL_OPTIONS, interceptors=interceptors
+        )
+        self._metadata = credentials.metadata(CALLER)
         self._stub = pb_grpc.BillingServiceStub(self._channel)
         self._health = health_pb2_grpc.HealthStub(self._channel)
 

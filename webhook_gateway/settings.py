@@ -45,6 +45,11 @@ SETTINGS: tuple[SettingSpec, ...] = (
         "maximum age of the Stripe-Signature timestamp",
     ),
     SettingSpec("GATEWAY_MAX_BODY_BYTES", "1048576", "largest accepted body (larger: 413)"),
+    SettingSpec(
+        "GATEWAY_BODY_TIMEOUT_SECONDS",
+        "10",
+        "time a delivery's body gets to arrive; slower: 408 and the connection is closed",
+    ),
     SettingSpec("GATEWAY_FORWARD_DEADLINE_SECONDS", "10", "deadline of one ApplyStripeEvent call"),
     SettingSpec(
         "DATABASE_URL",
@@ -52,6 +57,7 @@ SETTINGS: tuple[SettingSpec, ...] = (
         "the billing service's database, where dead letters are written",
     ),
     SettingSpec("GATEWAY_LOG_LEVEL", "INFO", "log level: DEBUG, INFO, WARNING, ERROR"),
+    SettingSpec("GATEWAY_LOG_FORMAT", "json", "log format: json (one object per line) or text"),
 )
 
 
@@ -93,8 +99,10 @@ class GatewaySettings:
     signature_tolerance_seconds: int = 300
     max_body_bytes: int = 1024 * 1024
     forward_deadline_seconds: float = 10.0
+    body_timeout_seconds: float = 10.0
     database_url: str = field(default="sqlite:///billing.db", repr=False)
     log_level: str = "INFO"
+    log_format: str = "json"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> GatewaySettings:
@@ -115,6 +123,9 @@ class GatewaySettings:
             )
         if cert and not text("BILLING_SERVICE_TLS_CA_FILE"):
             raise SettingsError("a client certificate needs BILLING_SERVICE_TLS_CA_FILE")
+        log_format = text("GATEWAY_LOG_FORMAT").lower()
+        if log_format not in ("json", "text"):
+            raise SettingsError(f"GATEWAY_LOG_FORMAT must be json or text, got {log_format!r}")
         return cls(
             host=host,
             port=port,
@@ -127,8 +138,10 @@ class GatewaySettings:
             signature_tolerance_seconds=int(_number(env, "GATEWAY_SIGNATURE_TOLERANCE_SECONDS", 1)),
             max_body_bytes=int(_number(env, "GATEWAY_MAX_BODY_BYTES", 1024)),
             forward_deadline_seconds=_number(env, "GATEWAY_FORWARD_DEADLINE_SECONDS", 0.05),
+            body_timeout_seconds=_number(env, "GATEWAY_BODY_TIMEOUT_SECONDS", 0.05),
             database_url=text("DATABASE_URL"),
             log_level=text("GATEWAY_LOG_LEVEL").upper(),
+            log_format=log_format,
         )
 
 

@@ -232,6 +232,11 @@ class EntitlementService:
         if self.coherence is not None:
             await self.coherence.announce(user_id, changed_at)
 
+    def usage_changed(self, user_id: str, usage: pb.MeterUsage) -> None:
+        """A meter of the user reached its limit or went back under it: tell this process's
+        watchers (usage changes are not announced to other replicas; docs/usage.md)."""
+        self.hub.publish(user_id, time.time(), usage)
+
     def _remote_change(self, user_id: str, changed_at: float) -> None:
         self._invalidate(user_id, "remote")
         self.hub.publish(user_id, changed_at)
@@ -538,10 +543,17 @@ class EntitlementService:
             async for message in self._snapshot(list(dict.fromkeys(user_ids))):
                 yield message
             while True:
-                user, changed_at = await sub.next()
+                user, changed_at, usage = await sub.next()
                 # A thousand streams watching one user: the first loads, the rest hit memory.
                 entry = self._entry_in_memory(user) or await self.entry(user)
-                yield self._change_message(user, entry, changed_at)
+                message = self._change_message(user, entry, changed_at)
+                if usage is not None:
+                    # Usage is this stream's own: add it to a copy, never to the shared message.
+                    own = pb.WatchEntitlementsResponse()
+                    own.CopyFrom(message)
+                    own.usage.CopyFrom(usage)
+                    message = own
+                yield message
         finally:
             self.hub.unsubscribe(sub)
 

@@ -15,6 +15,7 @@ import grpc
 
 from billing_service.entitlements.metrics import WATCH_OVERFLOWS, WATCH_STREAMS
 from billing_service.errors import BillingError
+from generated.billing.v1 import billing_pb2 as pb
 
 DEFAULT_MAX_PENDING = 1000
 
@@ -35,7 +36,9 @@ class TooSlow(StreamEnded):
     code = grpc.StatusCode.RESOURCE_EXHAUSTED
 
 
-_CLOSE = ("", -1.0)
+# (user id, when it changed, the meter usage when the change is a usage one)
+Change = tuple[str, float, pb.MeterUsage | None]
+_CLOSE: Change = ("", -1.0, None)
 
 
 class Subscription:
@@ -43,11 +46,11 @@ class Subscription:
 
     def __init__(self, users: frozenset[str] | None, max_pending: int) -> None:
         self.users = users
-        self._queue: asyncio.Queue[tuple[str, float]] = asyncio.Queue(max_pending + 1)
+        self._queue: asyncio.Queue[Change] = asyncio.Queue(max_pending + 1)
         self._max_pending = max_pending
         self._ended: StreamEnded | None = None
 
-    def offer(self, user_id: str, changed_at: float) -> None:
+    def offer(self, user_id: str, changed_at: float, usage: pb.MeterUsage | None = None) -> None:
         """Queue a change unless this stream does not watch the user; cut off when full."""
         if self._ended is not None or (self.users is not None and user_id not in self.users):
             return
@@ -55,7 +58,7 @@ class Subscription:
             WATCH_OVERFLOWS.inc()
             self.end(TooSlow(f"more than {self._max_pending} changes pending; resubscribe"))
             return
-        self._queue.put_nowait((user_id, changed_at))
+        self._queue.put_nowait((user_id, changed_at, usage))
 
     def end(self, reason: StreamEnded) -> None:
         """End the stream with ``reason`` after it drains nothing more."""
@@ -63,8 +66,8 @@ class Subscription:
             self._ended = reason
             self._queue.put_nowait(_CLOSE)
 
-    async def next(self) -> tuple[str, float]:
-        """The next changed user id and when it changed; raises StreamEnded when ended."""
+    async def next(self) -> Change:
+        """The next change (user id, when, meter usage); raises StreamEnded when ended."""
         if self._ended is not None:
             raise self._ended
         item = await self._queue.get()
@@ -95,10 +98,10 @@ class WatchHub:
         self._subs.discard(sub)
         WATCH_STREAMS.set(len(self._subs))
 
-    def publish(self, user_id: str, changed_at: float) -> None:
-        """Queue a change for every stream watching ``user_id``."""
+    def publish(self, user_id: str, changed_at: float, usage: pb.MeterUsage | None = None) -> None:
+        """Queue a change (a usage change when ``usage`` is set) for streams watching the user."""
         for sub in tuple(self._subs):
-            sub.offer(user_id, changed_at)
+            sub.offer(user_id, changed_at, usage)
 
     def close(self) -> None:
         """End every stream (UNAVAILABLE) and refuse new ones."""

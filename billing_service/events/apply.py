@@ -1,5 +1,9 @@
 """The exactly-once apply: processed-event record, state change and audit record in one transaction.
 
+``apply_in_transaction`` does the work of one event inside a transaction its
+caller opened (``apply_event`` opens one per event; a group-commit layer may
+run several in one); it never commits or rolls back itself.
+
 The event's row in ``processed_event`` is inserted first. Its unique
 ``event_id`` makes a concurrent duplicate block on the index and then fail
 (IntegrityError -> DUPLICATE) without writing anything. On PostgreSQL a
@@ -18,19 +22,29 @@ from enum import StrEnum
 import peewee
 
 from billing_service import audit
-from billing_service.events.ordering import Decision, decide, state_digest
+from billing_service.events.ordering import (
+    Decision,
+    decide,
+    previous_state_digest,
+    state_digest,
+)
 from billing_service.events.parse import StripeEvent
 from billing_service.events.resolve import Resolution
-from billing_service.events.transition import Ordering, write_transition
+from billing_service.events.transition import (
+    Ordering,
+    lock_subscription,
+    plan_of,
+    write_transition,
+)
 from billing_service.lifecycle import parse_status
 from billing_service.plans import Catalog
 from billing_service.storage import repository
 from billing_service.storage.database import Database
+from billing_service.storage.invoices import InvoiceWrite, upsert_invoice
 from billing_service.storage.models import Customer, ProcessedEvent, Subscription, utcnow
-from billing_service.stripe_shapes import SubscriptionSnapshot
+from billing_service.stripe_shapes import InvoiceSnapshot, SubscriptionSnapshot
 
 _PENDING = "pending"
-_ADVISORY_NAMESPACE = 1  # pg_advisory_xact_lock(namespace, hashtext(subscription id))
 
 
 class Outcome(StrEnum):
@@ -65,12 +79,16 @@ class NeedsAuthorityError(Exception):
 
 def duplicate_of(event_id: str) -> ApplyResult | None:
     """The DUPLICATE answer when ``event_id`` was already processed, else None."""
-    done = ProcessedEvent.get_or_none(ProcessedEvent.event_id == event_id)
+    return duplicate_result(ProcessedEvent.get_or_none(ProcessedEvent.event_id == event_id))
+
+
+def duplicate_result(done: ProcessedEvent | None) -> ApplyResult | None:
+    """The DUPLICATE answer for a stored processed-event row (None: absent or unfinished)."""
     if done is None or done.outcome == _PENDING:
         return None
     return ApplyResult(
         Outcome.DUPLICATE,
-        event_id,
+        str(done.event_id),
         reason=f"already processed ({done.outcome})",
         user_id=done.user_id,
         subscription_id=done.stripe_subscription_id,
@@ -88,24 +106,7 @@ def apply_event(
     """
     try:
         with db.transaction():
-            found = duplicate_of(event.id)
-            if found is not None:
-                return found
-            ProcessedEvent.insert(
-                event_id=event.id,
-                event_type=event.type,
-                stripe_created=event.created,
-                outcome=_PENDING,
-                processed_at=utcnow(),
-            ).execute()
-            result = _decide_and_write(db, catalog, event, resolution)
-            ProcessedEvent.update(
-                outcome=result.outcome.value,
-                reason=result.reason,
-                user_id=result.user_id,
-                stripe_subscription_id=result.subscription_id,
-            ).where(ProcessedEvent.event_id == event.id).execute()
-            return result
+            return apply_in_transaction(db, catalog, event, resolution)
     except peewee.IntegrityError:
         # A concurrent delivery of the same event committed first.
         found = duplicate_of(event.id)
@@ -114,28 +115,85 @@ def apply_event(
         return found
 
 
+def apply_in_transaction(
+    db: Database, catalog: Catalog, event: StripeEvent, resolution: Resolution
+) -> ApplyResult:
+    """Apply ``event`` inside the caller's open transaction (see ``apply_event``).
+
+    Raises IntegrityError when a concurrent delivery of the same event holds
+    the processed row, and NeedsAuthorityError; the caller rolls back on both.
+    """
+    found = duplicate_of(event.id)
+    if found is not None:
+        return found
+    ProcessedEvent.insert(
+        event_id=event.id,
+        event_type=event.type,
+        stripe_created=event.created,
+        outcome=_PENDING,
+        processed_at=utcnow(),
+    ).execute()
+    result = _decide_and_write(db, catalog, event, resolution)
+    ProcessedEvent.update(
+        outcome=result.outcome.value,
+        reason=result.reason,
+        user_id=result.user_id,
+        stripe_subscription_id=result.subscription_id,
+    ).where(ProcessedEvent.event_id == event.id).execute()
+    return result
+
+
 def _decide_and_write(
     db: Database, catalog: Catalog, event: StripeEvent, resolution: Resolution
 ) -> ApplyResult:
-    snapshot = resolution.snapshot
-    if snapshot is None or not resolution.tied:
+    sub_id = resolution.concerns
+    if not resolution.tied:
         return ApplyResult(
-            Outcome.IGNORED,
-            event.id,
-            reason=resolution.reason,
-            subscription_id=snapshot.id if snapshot else "",
+            Outcome.IGNORED, event.id, reason=resolution.reason, subscription_id=sub_id
         )
-    if db.is_postgres:
-        db.db.execute_sql(
-            "SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (_ADVISORY_NAMESPACE, snapshot.id)
-        )
-    row = repository.subscription_by_stripe_id(snapshot.id)
+    lock_subscription(db, sub_id)
+    row = repository.subscription_by_stripe_id(sub_id)
     user_id = str(row.user_id) if row is not None else resolution.user_id
     if resolution.customer_id:
         # First link wins on both sides; later events find the user by customer.
         Customer.insert(
             user_id=user_id, stripe_customer_id=resolution.customer_id, created_at=utcnow()
         ).on_conflict_ignore().execute()
+    base = ApplyResult(Outcome.APPLIED, event.id, user_id=user_id, subscription_id=sub_id)
+    if resolution.invoice is not None:
+        return _keep_invoice(event, resolution.invoice, base)
+    snapshot = resolution.snapshot
+    if snapshot is None:
+        # A checkout: the link is its whole effect; the state comes from subscription events.
+        return _with(
+            base,
+            Outcome.APPLIED,
+            f"linked user to customer {resolution.customer_id or '(none)'} and {sub_id}; "
+            "its state comes from its subscription events",
+        )
+    return _apply_state(catalog, event, resolution, snapshot, row, base)
+
+
+def _keep_invoice(event: StripeEvent, invoice: InvoiceSnapshot, base: ApplyResult) -> ApplyResult:
+    written = upsert_invoice(invoice, base.user_id, event_created=event.created, event_id=event.id)
+    if written is InvoiceWrite.STALE:
+        return _with(
+            base,
+            Outcome.STALE,
+            f"invoice {invoice.id}: a newer event already stored it "
+            f"(event created {event.created})",
+        )
+    return _with(base, Outcome.APPLIED, f"invoice {invoice.id} stored ({invoice.status})")
+
+
+def _apply_state(
+    catalog: Catalog,
+    event: StripeEvent,
+    resolution: Resolution,
+    snapshot: SubscriptionSnapshot,
+    row: Subscription | None,
+    base: ApplyResult,
+) -> ApplyResult:
     digest = state_digest(snapshot)
     decision = decide(
         stored_created=int(row.last_event_created) if row is not None else None,
@@ -143,13 +201,29 @@ def _decide_and_write(
         event_created=event.created,
         event_digest=digest,
         authoritative=resolution.authoritative,
+        stored_status=str(row.status) if row is not None else "",
+        event_status=snapshot.status,
+        event_is_creation=event.type == "customer.subscription.created"
+        and not resolution.authoritative,
+        previous_digest=(
+            ""
+            if resolution.authoritative
+            else previous_state_digest(event.object, event.previous_attributes)
+        ),
     )
-    base = ApplyResult(Outcome.APPLIED, event.id, user_id=user_id, subscription_id=snapshot.id)
     if decision is Decision.ASK_STRIPE:
         assert row is not None
         raise NeedsAuthorityError(str(row.last_event_id))
     if decision is Decision.STALE:
         assert row is not None
+        if event.created == row.last_event_created:
+            return _with(
+                base,
+                Outcome.STALE,
+                f"event created {event.created}, the same second as the stored state "
+                f"(set by {row.last_event_id or 'an RPC'}), is the older of the two "
+                f"({event.type}, status {snapshot.status} after {row.status})",
+            )
         return _with(
             base,
             Outcome.STALE,
@@ -178,8 +252,7 @@ def _transition(
         after = parse_status(snapshot.status)
     except ValueError:
         return _with(base, Outcome.IGNORED, f"unknown subscription status {snapshot.status!r}")
-    known = catalog.plan_for_price(snapshot.price_id)
-    plan = known.name if known else (str(row.plan) if row is not None else "")
+    plan = plan_of(catalog, snapshot, row)
     detail = f"event created {event.created}"
     if resolution.note:
         detail += f"; {resolution.note}"

@@ -2,9 +2,17 @@
 
 Stripe's event ``created`` (whole seconds) orders events for one
 subscription. A newer event applies; an older one is STALE. Two events of
-the same second that carry the same state are harmless; when they disagree
-we cannot tell which came last, so Stripe (the authority) is asked for the
-subscription and its answer is stored.
+the same second that carry the same state are harmless. When they disagree,
+the lifecycle often still tells which came last: a status that cannot follow
+the other (``active`` never becomes ``incomplete``, ``canceled`` never becomes
+anything) must be the earlier one, so the checkout's ``incomplete`` ->
+``active`` in one second needs no Stripe call. Only when each status could
+follow the other (``active`` <-> ``past_due``, or equal statuses) and the
+event itself cannot say (below) is Stripe (the authority) asked for the
+subscription and its answer stored. The event can say: a
+``customer.subscription.created`` is the first event of its subscription, so
+older than any stored state; an ``*.updated`` whose ``previous_attributes``
+describe exactly the stored state follows it.
 """
 
 from __future__ import annotations
@@ -12,8 +20,10 @@ from __future__ import annotations
 import hashlib
 import json
 from enum import StrEnum
+from typing import Any
 
-from billing_service.stripe_shapes import SubscriptionSnapshot
+from billing_service.lifecycle import Status, transition_allowed
+from billing_service.stripe_shapes import SubscriptionSnapshot, subscription_snapshot
 
 
 class Decision(StrEnum):
@@ -45,11 +55,19 @@ def decide(
     event_created: int,
     event_digest: str,
     authoritative: bool,
+    stored_status: str = "",
+    event_status: str = "",
+    event_is_creation: bool = False,
+    previous_digest: str = "",
 ) -> Decision:
     """Decide for one event; ``stored_created`` is None when we hold no row.
 
     ``authoritative`` marks a snapshot just fetched from Stripe: it never
-    needs a second opinion, but an older event still never overwrites.
+    needs a second opinion, but an older event still never overwrites. A
+    same-second disagreement is settled, in order, by ``previous_digest`` (the
+    digest of the state just before the event) equal to the stored one, by
+    ``event_is_creation`` (the subscription's first event), and by the statuses
+    when only one order is possible; otherwise Stripe is asked.
     """
     if stored_created is None or event_created > stored_created:
         return Decision.APPLY
@@ -57,4 +75,32 @@ def decide(
         return Decision.STALE
     if authoritative or event_digest == stored_digest or not stored_digest:
         return Decision.APPLY
+    if previous_digest and previous_digest == stored_digest:
+        return Decision.APPLY
+    if event_is_creation:
+        return Decision.STALE
+    return same_second_order(stored_status, event_status)
+
+
+def previous_state_digest(
+    subscription: dict[str, Any], previous_attributes: dict[str, Any] | None
+) -> str:
+    """The digest of the state just before an ``*.updated`` event ("" when it does not say)."""
+    if not previous_attributes:
+        return ""
+    return state_digest(subscription_snapshot({**subscription, **previous_attributes}))
+
+
+def same_second_order(stored_status: str, event_status: str) -> Decision:
+    """APPLY or STALE when the lifecycle allows only one order of two statuses, else ASK_STRIPE."""
+    try:
+        stored, incoming = Status(stored_status), Status(event_status)
+    except ValueError:
+        return Decision.ASK_STRIPE
+    forward = transition_allowed(stored, incoming)
+    backward = transition_allowed(incoming, stored)
+    if forward and not backward:
+        return Decision.APPLY
+    if backward and not forward:
+        return Decision.STALE
     return Decision.ASK_STRIPE

@@ -1,6 +1,8 @@
 """The raw webhook payload -> a typed StripeEvent, or INVALID_ARGUMENT naming what is wrong.
 
-Only the envelope is checked here; what the event means is ``resolve``'s job.
+The envelope is checked here, and the fields of a handled event's object that
+we read are checked by ``validate`` (so content that can never be applied is
+INVALID_ARGUMENT before any write); what the event means is ``resolve``'s job.
 ``created`` is deliberately *not* checked for freshness: Stripe retries for
 up to three days, and freshness belongs to the signature timestamp, which
 the gateway verifies.
@@ -14,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from billing_service.errors import InvalidArgument
+from billing_service.events import validate
 
 SUBSCRIPTION_EVENTS = frozenset(
     {
@@ -25,11 +28,28 @@ SUBSCRIPTION_EVENTS = frozenset(
         "customer.subscription.trial_will_end",
     }
 )
+# Invoice events whose object is the invoice as it now stands (kept in the invoice table).
+# invoice.upcoming has no id and invoice.deleted removes a draft: neither is kept.
 INVOICE_EVENTS = frozenset(
-    {"invoice.paid", "invoice.payment_failed", "invoice.payment_action_required"}
+    {
+        "invoice.created",
+        "invoice.finalized",
+        "invoice.updated",
+        "invoice.paid",
+        "invoice.payment_succeeded",
+        "invoice.payment_failed",
+        "invoice.payment_action_required",
+        "invoice.voided",
+        "invoice.marked_uncollectible",
+    }
 )
 CHECKOUT_COMPLETED = "checkout.session.completed"
 HANDLED_TYPES = SUBSCRIPTION_EVENTS | INVOICE_EVENTS | {CHECKOUT_COMPLETED}
+_OBJECT_KINDS = {
+    **dict.fromkeys(SUBSCRIPTION_EVENTS, "subscription"),
+    **dict.fromkeys(INVOICE_EVENTS, "invoice"),
+    CHECKOUT_COMPLETED: "checkout",
+}
 
 MAX_PAYLOAD_BYTES = 1 << 20
 _EVENT_ID = re.compile(r"^evt_[A-Za-z0-9_]{1,250}$")
@@ -45,6 +65,8 @@ class StripeEvent:
     created: int
     api_version: str
     object: dict[str, Any]
+    # data.previous_attributes of an *.updated event: the changed fields' values before it.
+    previous_attributes: dict[str, Any] | None = None
 
     @property
     def handled(self) -> bool:
@@ -66,6 +88,8 @@ def parse_event(payload: bytes) -> StripeEvent:
         raw = json.loads(payload)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise _bad(f"is not JSON ({exc.__class__.__name__})") from None
+    except RecursionError:
+        raise _bad("is nested too deeply") from None
     if not isinstance(raw, dict):
         raise _bad("is not a JSON object")
     if raw.get("object") != "event":
@@ -76,18 +100,21 @@ def parse_event(payload: bytes) -> StripeEvent:
     event_type = raw.get("type")
     if not isinstance(event_type, str) or not _EVENT_TYPE.match(event_type):
         raise _bad("type is missing or malformed")
-    created = raw.get("created")
-    if isinstance(created, bool) or not isinstance(created, int) or created <= 0:
-        raise _bad("created is not a unix timestamp")
+    created = validate.envelope_created(raw.get("created"))
     data = raw.get("data")
     obj = data.get("object") if isinstance(data, dict) else None
     if not isinstance(obj, dict):
         raise _bad("data.object is missing")
+    kind = _OBJECT_KINDS.get(event_type)
+    if kind is not None:
+        validate.event_object(kind, obj)
     api_version = raw.get("api_version")
+    previous = data.get("previous_attributes") if isinstance(data, dict) else None
     return StripeEvent(
         id=event_id,
         type=event_type,
         created=created,
         api_version=api_version if isinstance(api_version, str) else "",
         object=obj,
+        previous_attributes=previous if isinstance(previous, dict) else None,
     )

@@ -1,37 +1,52 @@
-"""Ties an event to (user, subscription snapshot), fetching from Stripe where the event cannot.
+"""Ties an event to a user and to what it carries, from its own payload; Stripe only when it must.
 
 Who the user is, in order of trust:
 
 1. the user of the subscription row we already hold (a tie never moves);
 2. the checkout session's ``client_reference_id`` or its ``metadata.user_id``;
-3. the subscription's ``metadata.user_id`` (set by CreateCheckout);
+3. the subscription's ``metadata.user_id`` (set by CreateCheckout; invoices
+   carry a copy under ``parent.subscription_details.metadata``);
 4. the user linked to the Stripe customer.
 
-Subscription events carry the subscription itself. Checkout sessions and
-invoices only name it, and invoices say nothing about its status, so for
-those the subscription is fetched from Stripe, the authority. When Stripe is
-unreachable the error propagates (UNAVAILABLE) and nothing is recorded, so
-the caller's retry applies the event.
+What each event carries, with no Stripe call on the steady path:
+
+- ``customer.subscription.*``: the subscription's state;
+- ``checkout.session.completed``: the link user <-> customer <-> subscription;
+  the subscription's state comes from the subscription events;
+- ``invoice.*``: the invoice (kept in the ``invoice`` table); invoices carry
+  no subscription status, which again comes from the subscription events.
+
+Stripe is asked only when the payload cannot decide: a checkout that ties a
+subscription whose earlier events were ignored as untied (their state was
+never stored), an invoice of a subscription we never saw whose user nothing
+names, and (in ``service``) a same-second conflict. Each such fetch first
+draws from the shared ``FetchBudget``; a fetch that fails propagates
+(UNAVAILABLE) and nothing is recorded, so the webhook's retry applies the event.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
-from billing_service import validation
-from billing_service.errors import InvalidArgument, NotFound
+from billing_service import metrics, validation
+from billing_service.errors import BillingError, InvalidArgument, NotFound
+from billing_service.events.fetch_budget import FetchBudget
 from billing_service.events.parse import (
     CHECKOUT_COMPLETED,
     INVOICE_EVENTS,
     SUBSCRIPTION_EVENTS,
     StripeEvent,
 )
-from billing_service.storage import repository
+from billing_service.storage import invoices, repository
 from billing_service.storage.database import Database
+from billing_service.storage.models import ProcessedEvent
 from billing_service.stripe_shapes import (
+    InvoiceSnapshot,
     SubscriptionSnapshot,
+    invoice_snapshot,
     invoice_subscription_id,
     invoice_subscription_metadata,
     object_id,
@@ -47,9 +62,19 @@ class SubscriptionFetcher(Protocol):
         ...
 
 
+# Causes of Stripe calls on the event path (label of billing_stripe_event_fetches_total).
+CAUSE_CONFLICT = "same_second_conflict"
+CAUSE_UNTIED = "untied_subscription"
+CAUSE_UNKNOWN_USER = "unknown_user"
+
+
 @dataclass(frozen=True)
 class Resolution:
-    """An event tied to a user and a subscription, or the reason it cannot be."""
+    """An event tied to a user and what it carries, or the reason it cannot be.
+
+    ``snapshot`` is subscription state to apply; ``invoice`` an invoice to keep;
+    with neither, a tied event only links the user, customer and subscription.
+    """
 
     user_id: str = ""
     customer_id: str = ""
@@ -59,11 +84,19 @@ class Resolution:
     reason: str = ""
     # Why the snapshot came from Stripe, for the audit detail.
     note: str = ""
+    # The subscription the event concerns when it carries no snapshot.
+    subscription_id: str = ""
+    invoice: InvoiceSnapshot | None = None
+
+    @property
+    def concerns(self) -> str:
+        """The id of the subscription the event concerns ("" when none)."""
+        return self.snapshot.id if self.snapshot is not None else self.subscription_id
 
     @property
     def tied(self) -> bool:
         """True when the event concerns a known user's subscription."""
-        return bool(self.user_id and self.snapshot is not None)
+        return bool(self.user_id and self.concerns)
 
 
 def _text(value: Any) -> str:
@@ -96,6 +129,40 @@ def _known_users(subscription_id: str, customer_id: str) -> tuple[str, str]:
     return (str(row.user_id) if row else "", by_customer or "")
 
 
+@dataclass(frozen=True)
+class _Known:
+    """What the database knows about the subscription (and invoice) an event names."""
+
+    row_user: str
+    customer_user: str
+    invoice_user: str = ""
+    # An earlier subscription event was ignored (untied): its state was never stored.
+    ignored_before: bool = False
+
+
+def _known(
+    subscription_id: str, customer_id: str, invoice_id: str = "", *, check_ignored: bool = False
+) -> _Known:
+    row_user, customer_user = _known_users(subscription_id, customer_id)
+    ignored = (
+        check_ignored
+        and not row_user
+        and ProcessedEvent.select(ProcessedEvent.id)
+        .where(
+            ProcessedEvent.stripe_subscription_id == subscription_id,
+            ProcessedEvent.outcome == "ignored",
+            ProcessedEvent.event_type.startswith("customer.subscription."),
+        )
+        .exists()
+    )
+    invoice_user = invoices.user_of_invoice(invoice_id) if invoice_id else ""
+    return _Known(row_user, customer_user, invoice_user, ignored)
+
+
+def _first_usable(*candidates: str) -> str:
+    return next((c for c in candidates if c and _usable(c)), "")
+
+
 def _usable(user_id: str) -> bool:
     try:
         validation.user_id(user_id)
@@ -105,21 +172,32 @@ def _usable(user_id: str) -> bool:
 
 
 class Resolver:
-    """Resolves events with the database and Stripe."""
+    """Resolves events with the database; with Stripe only where the payload cannot decide."""
 
-    def __init__(self, db: Database, stripe: SubscriptionFetcher) -> None:
+    def __init__(
+        self, db: Database, stripe: SubscriptionFetcher, budget: FetchBudget | None = None
+    ) -> None:
         self._db = db
         self._stripe = stripe
+        self._budget = budget
 
-    async def fetch(self, subscription_id: str) -> SubscriptionSnapshot | None:
-        """The subscription from Stripe; None when Stripe does not know it."""
+    async def fetch(self, subscription_id: str, cause: str) -> SubscriptionSnapshot | None:
+        """The subscription from Stripe (one budgeted call); None when Stripe does not know it."""
+        if self._budget is not None:
+            await self._budget.take(cause)
         try:
-            return subscription_snapshot(await self._stripe.retrieve_subscription(subscription_id))
+            raw = await self._stripe.retrieve_subscription(subscription_id)
         except NotFound:
+            metrics.EVENT_FETCHES.labels(cause, "not_found").inc()
             return None
+        except BillingError:
+            metrics.EVENT_FETCHES.labels(cause, "failed").inc()
+            raise
+        metrics.EVENT_FETCHES.labels(cause, "ok").inc()
+        return subscription_snapshot(raw)
 
     async def resolve(self, event: StripeEvent) -> Resolution:
-        """Tie ``event`` to a user and snapshot (``reason`` says why when it cannot)."""
+        """Tie ``event`` to a user and what it carries (``reason`` says why when it cannot)."""
         obj = event.object
         if event.type in SUBSCRIPTION_EVENTS:
             if obj.get("object") not in (None, "subscription"):
@@ -129,37 +207,67 @@ class Resolver:
                 return Resolution(reason="the subscription has no id")
             return await self._tie(snapshot, (), authoritative=False)
         if event.type == CHECKOUT_COMPLETED:
-            if obj.get("mode") != "subscription":
-                return Resolution(reason="checkout session is not in subscription mode")
-            sub_id = object_id(obj.get("subscription"))
-            if not sub_id:
-                return Resolution(reason="checkout session has no subscription")
-            hints: tuple[str, ...] = (
-                _text(obj.get("client_reference_id")),
-                _meta_user(obj.get("metadata")),
-            )
-            return await self._fetch_and_tie(sub_id, hints)
+            return await self._checkout(obj)
         if event.type in INVOICE_EVENTS:
-            sub_id = invoice_subscription_id(obj)
-            if not sub_id:
-                return Resolution(reason="invoice does not bill a subscription")
-            hints = (_meta_user(invoice_subscription_metadata(obj)),)
-            return await self._fetch_and_tie(sub_id, hints)
+            return await self._invoice(obj)
         return Resolution(reason=f"event type {event.type} is not acted on")
 
-    async def _fetch_and_tie(self, sub_id: str, hints: tuple[str, ...]) -> Resolution:
-        snapshot = await self.fetch(sub_id)
-        if snapshot is None:
-            return Resolution(reason=f"Stripe does not know subscription {sub_id}")
-        resolution = await self._tie(snapshot, hints, authoritative=True)
-        return replace(resolution, note=f"state of {sub_id} fetched from Stripe")
+    async def _checkout(self, obj: dict[str, Any]) -> Resolution:
+        if obj.get("mode") != "subscription":
+            return Resolution(reason="checkout session is not in subscription mode")
+        sub_id = object_id(obj.get("subscription"))
+        if not sub_id:
+            return Resolution(reason="checkout session has no subscription")
+        customer_id = object_id(obj.get("customer"))
+        hints = (_text(obj.get("client_reference_id")), _meta_user(obj.get("metadata")))
+        known = await self._db.run(
+            functools.partial(_known, sub_id, customer_id, check_ignored=True)
+        )
+        if known.ignored_before:
+            # Its earlier events could not be tied, so its state was never
+            # stored: this checkout ties it, and only Stripe knows the state.
+            snapshot = await self.fetch(sub_id, CAUSE_UNTIED)
+            if snapshot is None:
+                return Resolution(reason=f"Stripe does not know subscription {sub_id}")
+            resolution = await self._tie(snapshot, hints, authoritative=True)
+            return replace(resolution, note=f"state of {sub_id} fetched from Stripe")
+        user_id = _first_usable(known.row_user, *hints, known.customer_user)
+        if not user_id:
+            return Resolution(
+                subscription_id=sub_id,
+                reason="cannot tie the checkout session to a user (no client_reference_id, "
+                "metadata.user_id or known customer)",
+            )
+        return Resolution(user_id, customer_id, subscription_id=sub_id)
+
+    async def _invoice(self, obj: dict[str, Any]) -> Resolution:
+        invoice = invoice_snapshot(obj)
+        if not invoice.subscription_id:
+            return Resolution(reason="invoice does not bill a subscription")
+        if not invoice.id.startswith("in_"):
+            return Resolution(reason="the invoice has no id")
+        sub_id = invoice.subscription_id
+        hint = _meta_user(invoice_subscription_metadata(obj))
+        known = await self._db.run(_known, sub_id, invoice.customer_id, invoice.id)
+        user_id = _first_usable(known.invoice_user, known.row_user, hint, known.customer_user)
+        if not user_id:
+            # A subscription we never saw, and nothing in the invoice names its user.
+            fetched = await self.fetch(sub_id, CAUSE_UNKNOWN_USER)
+            if fetched is None:
+                return Resolution(reason=f"Stripe does not know subscription {sub_id}")
+            user_id = _first_usable(_meta_user(fetched.metadata))
+        if not user_id:
+            return Resolution(
+                subscription_id=sub_id,
+                reason="cannot tie the invoice to a user (no user_id metadata or known customer)",
+            )
+        return Resolution(user_id, invoice.customer_id, subscription_id=sub_id, invoice=invoice)
 
     async def _tie(
         self, snapshot: SubscriptionSnapshot, hints: tuple[str, ...], *, authoritative: bool
     ) -> Resolution:
         by_row, by_customer = await self._db.run(_known_users, snapshot.id, snapshot.customer_id)
-        candidates = (by_row, *hints, _meta_user(snapshot.metadata), by_customer)
-        user_id = next((c for c in candidates if c and _usable(c)), "")
+        user_id = _first_usable(by_row, *hints, _meta_user(snapshot.metadata), by_customer)
         if not user_id:
             return Resolution(
                 customer_id=snapshot.customer_id,

@@ -2,19 +2,26 @@
 
 ::
 
-    parse -> Redis "seen"? -> lock(customer) -> processed? -> resolve (may ask Stripe)
-          -> apply (one transaction) -> [same-second conflict: ask Stripe, apply again]
+    parse -> Redis "seen"? -> lock(customer) -> processed? -> resolve (from the payload)
+          -> apply (a savepoint in the next group commit, events/group_commit.py)
+          -> [same-second conflict: ask Stripe, apply again]
           -> unlock -> Redis "seen" marker -> on_user_changed -> answer
 
 A transient failure anywhere before the commit (database, Stripe, lock
 wait) raises and leaves no record, so the caller's retry applies the event.
+The answer's subscription is read inside the apply's own savepoint (what
+the writer just wrote), and a redelivery is answered by one indexed read
+that joins the processed record to its subscription.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
+
+import peewee
 
 from billing_service import metrics
 from billing_service.events.apply import (
@@ -22,15 +29,23 @@ from billing_service.events.apply import (
     NeedsAuthorityError,
     Outcome,
     apply_event,
-    duplicate_of,
+    duplicate_result,
 )
-from billing_service.events.parse import StripeEvent, parse_event
-from billing_service.events.resolve import Resolution, Resolver, SubscriptionFetcher, lock_key
+from billing_service.events.fetch_budget import FetchBudget
+from billing_service.events.group_commit import GroupCommitter
+from billing_service.events.parse import SUBSCRIPTION_EVENTS, StripeEvent, parse_event
+from billing_service.events.resolve import (
+    CAUSE_CONFLICT,
+    Resolution,
+    Resolver,
+    SubscriptionFetcher,
+    lock_key,
+)
 from billing_service.locks import EventGuard
 from billing_service.plans import Catalog
 from billing_service.storage import repository
 from billing_service.storage.database import Database
-from billing_service.storage.models import utcnow
+from billing_service.storage.models import ProcessedEvent, Subscription, utcnow
 from billing_service.subscriptions import SubscriptionView, UserChanged, evaluate
 
 log = logging.getLogger(__name__)
@@ -56,10 +71,14 @@ class EventService:
         *,
         lock_wait: float = 10.0,
         on_user_changed: UserChanged | None = None,
+        fetch_budget: FetchBudget | None = None,
+        committer: GroupCommitter | None = None,
     ) -> None:
         self._db = db
+        self._committer = committer or GroupCommitter(db)
         self._catalog = catalog
-        self._resolver = Resolver(db, stripe)
+        # Without a budget (tests of the engine alone) fetches are not limited.
+        self._resolver = Resolver(db, stripe, fetch_budget)
         self._guard = guard
         self._lock_wait = lock_wait
         self._on_user_changed = on_user_changed
@@ -68,7 +87,8 @@ class EventService:
         """Apply one event from its raw payload; see billing.proto ApplyStripeEvent."""
         event = parse_event(payload)
         started = time.perf_counter()
-        result = await self._apply(event)
+        answer = await self._apply(event)
+        result = answer.result
         metrics.EVENTS.labels(event.type, result.outcome.value).inc()
         log.info(
             "event %s (%s) -> %s %s",
@@ -83,39 +103,41 @@ class EventService:
                 "duration_ms": round((time.perf_counter() - started) * 1000, 2),
             },
         )
-        return await self._answer(result)
+        return answer
 
-    async def _apply(self, event: StripeEvent) -> ApplyResult:
+    async def _apply(self, event: StripeEvent) -> EventAnswer:
         # Redeliveries are common (Stripe retries, replicas, replays): answer them
         # with one read, before any lock or write transaction. With Redis, its
         # marker says which events are worth that read; without, every one is.
         if not self._guard.uses_redis or await self._guard.seen(event.id):
-            found = await self._db.run(duplicate_of, event.id)
+            found = await self._db.run(self._duplicate, event.id)
             if found is not None:
                 return found
         if not event.handled:
             unhandled = Resolution(reason=f"event type {event.type} is not acted on")
-            result = await self._db.run(apply_event, self._db, self._catalog, event, unhandled)
+            answer = await self._committed(event, unhandled)
         else:
             async with self._guard.hold(lock_key(event), self._lock_wait):
-                result = await self._apply_locked(event)
+                answer = await self._apply_locked(event)
         await self._guard.mark_seen(event.id)
-        if result.changed and self._on_user_changed is not None:
-            await self._on_user_changed(result.user_id)
-        return result
+        if answer.result.changed and self._on_user_changed is not None:
+            await self._on_user_changed(answer.result.user_id)
+        return answer
 
-    async def _apply_locked(self, event: StripeEvent) -> ApplyResult:
-        # Checked before resolving, so a retried checkout/invoice event costs no Stripe call.
-        found = await self._db.run(duplicate_of, event.id)
-        if found is not None:
-            return found
+    async def _apply_locked(self, event: StripeEvent) -> EventAnswer:
+        # Checked before resolving: a retried checkout/invoice event costs no resolving reads.
+        # A subscription event resolves from its payload: the apply's own check suffices.
+        if event.type not in SUBSCRIPTION_EVENTS:
+            found = await self._db.run(self._duplicate, event.id)
+            if found is not None:
+                return found
         resolution = await self._resolver.resolve(event)
         try:
-            return await self._db.run(apply_event, self._db, self._catalog, event, resolution)
+            return await self._committed(event, resolution)
         except NeedsAuthorityError as conflict:
             assert resolution.snapshot is not None
             sub_id = resolution.snapshot.id
-            fetched = await self._resolver.fetch(sub_id)
+            fetched = await self._resolver.fetch(sub_id, CAUSE_CONFLICT)
             if fetched is None:
                 resolution = Resolution(reason=f"Stripe does not know subscription {sub_id}")
             else:
@@ -124,16 +146,46 @@ class EventService:
                     f"state of {sub_id} fetched from Stripe"
                 )
                 resolution = replace(resolution, snapshot=fetched, authoritative=True, note=note)
-            return await self._db.run(apply_event, self._db, self._catalog, event, resolution)
+            return await self._committed(event, resolution)
 
-    async def _answer(self, result: ApplyResult) -> EventAnswer:
-        if not result.subscription_id or not result.user_id:
+    async def _committed(self, event: StripeEvent, resolution: Resolution) -> EventAnswer:
+        """Apply in the next group commit; the answer once that committed."""
+        return await self._committer.submit(self._unit(event, resolution))
+
+    def _unit(self, event: StripeEvent, resolution: Resolution) -> Callable[[], EventAnswer]:
+        def apply_and_view() -> EventAnswer:
+            result = apply_event(self._db, self._catalog, event, resolution)
+            if not result.subscription_id or not result.user_id:
+                return EventAnswer(result, None)
+            row = repository.subscription_by_stripe_id(result.subscription_id)
+            return EventAnswer(result, self._view(result.user_id, row))
+
+        return apply_and_view
+
+    def _duplicate(self, event_id: str) -> EventAnswer | None:
+        """The DUPLICATE answer with its subscription, in one indexed read; None when new."""
+        query = (
+            ProcessedEvent.select(ProcessedEvent, Subscription)
+            .join(
+                Subscription,
+                peewee.JOIN.LEFT_OUTER,
+                on=(Subscription.stripe_subscription_id == ProcessedEvent.stripe_subscription_id),
+                attr="sub",
+            )
+            .where(ProcessedEvent.event_id == event_id)
+        )
+        done = query.first()
+        if done is None:
+            return None
+        result = duplicate_result(done)
+        if result is None:
+            return None
+        row: Subscription | None = getattr(done, "sub", None)
+        if row is None or row.id is None or not result.user_id:
             return EventAnswer(result, None)
-        view = await self._db.run(self._view, result.user_id, result.subscription_id)
-        return EventAnswer(result, view)
+        return EventAnswer(result, self._view(result.user_id, row))
 
-    def _view(self, user_id: str, subscription_id: str) -> SubscriptionView | None:
-        row = repository.subscription_by_stripe_id(subscription_id)
+    def _view(self, user_id: str, row: Subscription | None) -> SubscriptionView | None:
         if row is None:
             return None
         grant = evaluate(row, self._catalog, utcnow())

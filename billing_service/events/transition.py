@@ -1,9 +1,11 @@
-"""The one write of a subscription state change: refuse it, or store it with its audit record.
+"""The one write of a subscription state change: lock, then refuse it or store it with its audit.
 
-Both ApplyStripeEvent and the resyncs from Stripe (SyncCheckoutSession,
-ReconcileUser) end here, inside the transaction that records their cause, so
-a transition Stripe never makes is refused and audited the same way wherever
-it comes from.
+Every change to a stored subscription ends in ``write_transition``, inside a
+transaction that first took ``lock_subscription`` (a transaction advisory
+lock on PostgreSQL; SQLite's IMMEDIATE transactions serialize all writers):
+ApplyStripeEvent (``events/apply.py``), and the RPC answers and resyncs
+(``events/writer.py``). So a transition Stripe never makes is refused and
+audited the same way wherever it comes from.
 """
 
 from __future__ import annotations
@@ -14,9 +16,12 @@ from billing_service import audit
 from billing_service.lifecycle import Status, transition_allowed
 from billing_service.plans import Catalog
 from billing_service.storage import repository
+from billing_service.storage.database import Database
 from billing_service.storage.models import Subscription, utcnow
 from billing_service.stripe_shapes import SubscriptionSnapshot
 from billing_service.subscriptions import evaluate
+
+ADVISORY_NAMESPACE = 1  # pg_advisory_xact_lock(namespace, hashtext(subscription id))
 
 
 @dataclass(frozen=True)
@@ -34,6 +39,16 @@ class Written:
 
     applied: bool
     reason: str = ""
+    # A same-second write disagrees with the answer: only Stripe can say which is last.
+    ask_stripe: bool = False
+
+
+def lock_subscription(db: Database, subscription_id: str) -> None:
+    """Serialize writers of one subscription until the current transaction ends."""
+    if db.is_postgres:
+        db.db.execute_sql(
+            "SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (ADVISORY_NAMESPACE, subscription_id)
+        )
 
 
 def write_transition(
@@ -57,16 +72,7 @@ def write_transition(
     tier_before = evaluate(row, catalog, now).tier
     if not transition_allowed(before, after):
         reason = f"refused transition {before.value} -> {after.value}: Stripe never makes it"
-        audit.append(
-            user_id=user_id,
-            stripe_subscription_id=snapshot.id,
-            cause=cause,
-            status_before=before.value,
-            status_after=before.value,
-            tier_before=tier_before,
-            tier_after=tier_before,
-            detail=f"{detail}; {reason}" if detail else reason,
-        )
+        audit_unchanged(row, snapshot.id, user_id, cause, tier_before, detail, reason)
         return Written(False, reason)
     stored = repository.upsert_subscription(
         snapshot,
@@ -87,3 +93,47 @@ def write_transition(
         detail=detail,
     )
     return Written(True)
+
+
+def audit_unchanged(
+    row: Subscription | None,
+    subscription_id: str,
+    user_id: str,
+    cause: audit.Cause,
+    tier: str,
+    detail: str,
+    reason: str,
+) -> None:
+    """Audit a write that was refused: status and tier stay, the reason says why."""
+    status = row.status if row is not None else Status.NONE.value
+    audit.append(
+        user_id=user_id,
+        stripe_subscription_id=subscription_id,
+        cause=cause,
+        status_before=status,
+        status_after=status,
+        tier_before=tier,
+        tier_after=tier,
+        detail=f"{detail}; {reason}" if detail else reason,
+    )
+
+
+def plan_of(catalog: Catalog, snapshot: SubscriptionSnapshot, row: Subscription | None) -> str:
+    """The catalog plan of the snapshot's price, else the stored plan."""
+    known = catalog.plan_for_price(snapshot.price_id)
+    return known.name if known else (str(row.plan) if row is not None else "")
+
+
+def row_snapshot(row: Subscription) -> SubscriptionSnapshot:
+    """The stored row as a snapshot (to compare with Stripe's state)."""
+    return SubscriptionSnapshot(
+        id=str(row.stripe_subscription_id),
+        customer_id=str(row.stripe_customer_id),
+        status=str(row.status),
+        price_id=str(row.price_id),
+        current_period_start=row.current_period_start,
+        current_period_end=row.current_period_end,
+        cancel_at_period_end=bool(row.cancel_at_period_end),
+        canceled_at=row.canceled_at,
+        created=int(row.stripe_created),
+    )

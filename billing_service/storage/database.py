@@ -2,8 +2,11 @@
 
 peewee is synchronous and keeps one connection per thread, so the gRPC
 server runs every database call on a small thread pool (``Database.run``)
-sized like the connection pool, and each call holds a connection only for
-its own duration.
+sized like the connection pool. Each database thread keeps its connection
+open between calls: checking a pooled connection out per call cost a
+liveness ``SELECT 1`` under peewee's process-wide lock every time. A
+connection is closed (and so checked again) only after a connection-level
+error.
 """
 
 from __future__ import annotations
@@ -21,7 +24,9 @@ from urllib.parse import urlsplit
 import peewee
 from playhouse.db_url import connect
 from playhouse.migrations import Runner
+from psycopg2 import extensions as psycopg2_extensions
 
+from billing_service import deadlines
 from billing_service.storage.models import database as database_proxy
 
 log = logging.getLogger(__name__)
@@ -29,6 +34,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+_SPARE_CONNECTIONS = 4
 _MIGRATION_LOCK_KEY = 0x62696C6C  # "bill": serializes concurrent `migrate` runs on PostgreSQL
 
 
@@ -96,11 +102,17 @@ class Database:
 
     def __init__(self, url: str, workers: int = 8) -> None:
         self.url = url
-        self.db = open_database(url, max_connections=workers)
+        # The pool's threads keep one connection each; the rest serve other threads.
+        self.db = open_database(url, max_connections=workers + _SPARE_CONNECTIONS)
         database_proxy.initialize(self.db)
-        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="db")
-        self._keep_open = not is_postgres(self.db)
+        self._own_threads = threading.local()
+        self._executor = ThreadPoolExecutor(
+            max_workers=workers, thread_name_prefix="db", initializer=self._mark_own_thread
+        )
         self._sqlite_writer = threading.Lock()
+
+    def _mark_own_thread(self) -> None:
+        self._own_threads.keep_open = True
 
     @property
     def is_postgres(self) -> bool:
@@ -110,27 +122,40 @@ class Database:
     def call(self, fn: Callable[..., T], *args: Any) -> T:
         """Run ``fn`` on this thread with a connection; database errors -> StorageUnavailable.
 
-        PostgreSQL connections go back to the pool after each call. A SQLite
-        connection stays open on its thread: opening one (with its pragmas)
-        costs milliseconds, several times a query.
+        On the pool's own threads (and always on SQLite) the thread's
+        connection stays open after the call: no pool checkout, no liveness
+        query next time. A connection-level failure closes it, so the next
+        call on this thread gets a checked one.
         """
         try:
-            if self._keep_open:
+            if getattr(self._own_threads, "keep_open", False) or not self.is_postgres:
                 self.db.connect(reuse_if_open=True)
                 return fn(*args)
+            # Any other thread (a CLI, a test) borrows a pooled connection for the call.
             with self.db.connection_context():
                 return fn(*args)
         except (peewee.OperationalError, peewee.InterfaceError) as exc:
             # Connection-level failures; integrity errors are the caller's business.
-            if self._keep_open:
-                with contextlib.suppress(Exception):
-                    self.db.close()
+            with contextlib.suppress(Exception):
+                self.db.close()
             raise StorageUnavailable(f"database unavailable: {type(exc).__name__}") from exc
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run ``fn(*args)`` on the database thread pool."""
+        """Run ``fn(*args)`` on the database thread pool, unless the call's deadline passes first.
+
+        Checked again when a thread picks the work up: work that waited in the
+        queue past the deadline is never started (deadlines.py).
+        """
+        at = deadlines.deadline()
+        deadlines.check("database work", at)
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self.call, fn, *args)
+        if at is None:
+            return await loop.run_in_executor(self._executor, self.call, fn, *args)
+        return await loop.run_in_executor(self._executor, self._call_before, at, fn, *args)
+
+    def _call_before(self, at: float, fn: Callable[..., T], *args: Any) -> T:
+        deadlines.check("database work", at)
+        return self.call(fn, *args)
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
@@ -140,13 +165,26 @@ class Database:
         taken sleeps in its busy handler (milliseconds at a time); queueing
         this process's writers on a thread lock first keeps them from sleeping
         on each other. Other processes still wait through busy_timeout.
+        Nested in an open transaction it is a savepoint.
         """
-        if isinstance(self.db, peewee.SqliteDatabase):
+        if self.db.in_transaction():
+            # Inside a group commit (or any outer transaction): a savepoint, so
+            # this unit's failure rolls back only its own writes.
+            with self.db.atomic():
+                yield
+        elif isinstance(self.db, peewee.SqliteDatabase):
             with self._sqlite_writer, self.db.atomic("IMMEDIATE"):
                 yield
         else:
             with self.db.atomic():
                 yield
+
+    def transaction_usable(self) -> bool:
+        """False when this thread's PostgreSQL transaction is aborted by a failed statement."""
+        if not self.is_postgres:
+            return True  # SQLite rolls back only the failed statement
+        conn = self.db.connection()
+        return bool(conn.info.transaction_status != psycopg2_extensions.TRANSACTION_STATUS_INERROR)
 
     def ping(self) -> None:
         """Raise StorageUnavailable unless the database answers ``SELECT 1``."""

@@ -66,16 +66,33 @@ def _view(row: DeadLetter) -> DeadLetterView:
     )
 
 
+def storable(text: str, limit: int | None = None) -> str:
+    """``text`` as every backend stores it: no NUL (PostgreSQL refuses it), at most ``limit``.
+
+    A dead letter is the one place hostile content must be kept, so it is
+    made storable rather than refused: NUL becomes its JSON escape (the
+    payload stays readable JSON), and lone surrogates are replaced.
+    """
+    cleaned = text.replace("\x00", "\\u0000")
+    cleaned = cleaned.encode("utf-8", "replace").decode("utf-8")
+    return cleaned if limit is None else cleaned[:limit]
+
+
 def record_dead_letter(payload: str, event_id: str, event_type: str, error: str) -> int:
-    """Store ``payload`` (or count one more delivery of it); returns the row id."""
-    digest = hashlib.sha256(payload.encode("utf-8")).hexdigest()
+    """Store ``payload`` (or count one more delivery of it); returns the row id.
+
+    Whatever the delivery held, the row can be written: see ``storable``.
+    """
+    digest = hashlib.sha256(payload.encode("utf-8", "replace")).hexdigest()
+    payload, error = storable(payload), storable(error, 4000)
+    event_id, event_type = storable(event_id, 255), storable(event_type, 128)
     now = utcnow()
     # One atomic upsert, so two gateways dead-lettering the same delivery at
     # once still leave one row.
     (
         DeadLetter.insert(
-            event_id=event_id[:255],
-            event_type=event_type[:128],
+            event_id=event_id,
+            event_type=event_type,
             payload=payload,
             payload_sha256=digest,
             error=error,

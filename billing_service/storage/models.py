@@ -70,6 +70,34 @@ class Subscription(BaseModel):
     updated_at = DateTimeField(default=utcnow)
 
 
+class Invoice(BaseModel):
+    """Local copy of one Stripe invoice of a subscription, kept from invoice events."""
+
+    id = AutoField()
+    stripe_invoice_id = CharField(max_length=255, unique=True)
+    user_id = CharField(max_length=255)
+    stripe_customer_id = CharField(max_length=255, default="")
+    stripe_subscription_id = CharField(max_length=255, default="", index=True)
+    status = CharField(max_length=32, default="")
+    amount_due = BigIntegerField(default=0)
+    amount_paid = BigIntegerField(default=0)
+    currency = CharField(max_length=8, default="")
+    hosted_invoice_url = TextField(default="")
+    invoice_pdf = TextField(default="")
+    period_start = DateTimeField(null=True)
+    period_end = DateTimeField(null=True)
+    attempt_count = IntegerField(default=0)
+    next_payment_attempt = DateTimeField(null=True)
+    stripe_created = BigIntegerField(default=0)
+    # Ordering data, as for subscriptions: the newest event that set this row.
+    last_event_created = BigIntegerField(default=0)
+    last_event_id = CharField(max_length=255, default="")
+    updated_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("user_id", "stripe_created", "id"), False),)
+
+
 class ProcessedEvent(BaseModel):
     """A Stripe event this service has finished with, whatever the outcome."""
 
@@ -105,9 +133,20 @@ class AuditRecord(BaseModel):
 
 
 class AuditChainHead(BaseModel):
-    """Single row holding the newest audit hash; locked to serialize appends."""
+    """Head of the global chain that records before per-user chains formed (frozen since 0004).
+
+    Records up to ``last_record_id`` are verified as that one chain.
+    """
 
     id = IntegerField(primary_key=True)
+    last_hash = CharField(max_length=64)
+    last_record_id = BigIntegerField(default=0)
+
+
+class AuditChain(BaseModel):
+    """Head of one user's audit chain: the newest record's hash and id."""
+
+    user_id = CharField(max_length=255, primary_key=True)
     last_hash = CharField(max_length=64)
     last_record_id = BigIntegerField(default=0)
 
@@ -115,7 +154,9 @@ class AuditChainHead(BaseModel):
 ALL_MODELS: tuple[type[BaseModel], ...] = (
     Customer,
     Subscription,
+    Invoice,
     ProcessedEvent,
     AuditRecord,
     AuditChainHead,
+    AuditChain,
 )

@@ -97,9 +97,12 @@ def upsert_subscription(
         values[Subscription.last_event_id] = event_id
         values[Subscription.last_state_digest] = state_digest
     insert = {**values, Subscription.stripe_subscription_id: snapshot.id}
-    Subscription.insert(insert).on_conflict(
-        conflict_target=[Subscription.stripe_subscription_id], update=values
-    ).execute()
-    row = subscription_by_stripe_id(snapshot.id)
-    assert row is not None
-    return row
+    # RETURNING hands back the stored row in the same statement (no read after the write).
+    query = (
+        Subscription.insert(insert)
+        .on_conflict(conflict_target=[Subscription.stripe_subscription_id], update=values)
+        .returning(Subscription)
+    )
+    for row in query.execute():
+        return row
+    raise RuntimeError(f"upsert of {snapshot.id} returned no row")

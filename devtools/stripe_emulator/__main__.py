@@ -19,7 +19,7 @@ from aiohttp import web
 
 from .app import create_app
 from .objects import Fixtures, default_fixtures_path
-from .plans import load_plans
+from .plans import load_meters, load_plans
 from .state import Emulator
 from .webhooks import DEFAULT_RETRY_DELAYS, WebhookDispatcher
 
@@ -80,7 +80,10 @@ async def serve(args: argparse.Namespace) -> None:
     """Run until SIGINT/SIGTERM."""
     fixtures = Fixtures(args.fixtures or default_fixtures_path())
     emulator = Emulator(
-        fixtures, load_plans(args.plans), after_failed_payments=args.after_failed_payments
+        fixtures,
+        load_plans(args.plans),
+        after_failed_payments=args.after_failed_payments,
+        meters=load_meters(args.plans),
     )
     dispatcher = WebhookDispatcher(
         retry_delays=args.webhook_retry_delays, default_secrets=args.webhook_secret

@@ -7,6 +7,7 @@ import html
 import json
 import secrets
 from collections.abc import Awaitable, Callable
+from email.utils import formatdate
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -210,6 +211,7 @@ def _routes() -> list[web.RouteDef]:
         web.post("/checkout/{id}/pay", checkout_pay),
         web.get("/billing_portal/{id}", portal_page),
         web.get("/invoice/{id}", invoice_page),
+        web.get("/invoice/{id}/pdf", invoice_pdf),
     ]
 
 
@@ -289,9 +291,18 @@ async def invoice_page(request: web.Request) -> web.StreamResponse:
     )
 
 
+async def invoice_pdf(request: web.Request) -> web.StreamResponse:
+    """The invoice PDF: a one-page placeholder document naming the invoice."""
+    invoice = _lookup_page_object(request, "invoices")
+    title = str(invoice["number"] or invoice["id"]).encode()
+    body = b"%PDF-1.4\n% Stripe emulator invoice " + title + b"\n%%EOF\n"
+    return web.Response(body=body, content_type="application/pdf")
+
+
 def create_app(emulator: Emulator, dispatcher: WebhookDispatcher) -> web.Application:
     """The full application: ``/v1`` API, hosted pages and ``/_emulator`` control routes."""
     from .control import control_routes
+    from .meters import install as install_meters
 
     app = web.Application(middlewares=[api_middleware])
     app[EMULATOR] = emulator
@@ -301,6 +312,7 @@ def create_app(emulator: Emulator, dispatcher: WebhookDispatcher) -> web.Applica
     emulator.pending_webhooks = dispatcher.pending_count
     app.add_routes(_routes())
     app.add_routes(control_routes())
+    install_meters(app)
 
     async def on_startup(_: web.Application) -> None:
         await dispatcher.start()
@@ -308,6 +320,13 @@ def create_app(emulator: Emulator, dispatcher: WebhookDispatcher) -> web.Applica
     async def on_cleanup(_: web.Application) -> None:
         await dispatcher.stop()
 
+    async def stripe_date(request: web.Request, response: web.StreamResponse) -> None:
+        # Stripe's Date header is Stripe's clock, the clock of its events' `created`;
+        # here that is the emulator's (movable) clock.
+        if request.path.startswith("/v1/"):
+            response.headers["Date"] = formatdate(emulator.clock.now(), usegmt=True)
+
     app.on_startup.append(on_startup)
     app.on_cleanup.append(on_cleanup)
+    app.on_response_prepare.append(stripe_date)
     return app

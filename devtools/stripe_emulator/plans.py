@@ -35,3 +35,35 @@ def load_plans(path: Path) -> list[PlanSeed]:
             raise ValueError(f"{path}: plans.{name}.unit_amount must be a non-negative integer")
         seeds.append(PlanSeed(name=name, price_id=price_id, unit_amount=amount))
     return seeds
+
+
+@dataclass(frozen=True)
+class MeterSeed:
+    """A ``[plans.NAME.limits]`` meter with ``overage = "bill"``: a metered USD price."""
+
+    meter: str
+    event_name: str
+    price_id: str
+    unit_amount: int
+
+
+def load_meters(path: Path) -> list[MeterSeed]:
+    """Every billed-overage meter of ``path`` (``unit_amount``: cents per unit, default 0)."""
+    with path.open("rb") as handle:
+        data = tomllib.load(handle)
+    seeds: dict[str, MeterSeed] = {}
+    plans = data.get("plans", {})
+    for table in plans.values() if isinstance(plans, dict) else ():
+        limits = table.get("limits", {}) if isinstance(table, dict) else {}
+        for meter, spec in limits.items() if isinstance(limits, dict) else ():
+            if not isinstance(spec, dict) or spec.get("overage") != "bill":
+                continue
+            price_id, event_name = spec.get("price_id"), spec.get("event_name")
+            amount = spec.get("unit_amount", 0)
+            if (
+                isinstance(price_id, str)
+                and isinstance(event_name, str)
+                and isinstance(amount, int)
+            ):
+                seeds[price_id] = MeterSeed(meter, event_name, price_id, amount)
+    return list(seeds.values())

@@ -17,7 +17,7 @@ from .clock import DAY, Clock, add_months
 from .errors import StripeError
 from .forms import as_bool, as_int, as_list, as_metadata
 from .objects import JSON, Fixtures, new_id
-from .plans import PlanSeed
+from .plans import MeterSeed, PlanSeed
 from .store import Store, filter_list, matches_created, matches_type, paginate
 
 PAYMENT_OUTCOMES = ("succeed", "fail", "requires_action")
@@ -98,6 +98,7 @@ class Emulator:
         *,
         url_base: str = "http://127.0.0.1",
         after_failed_payments: str = "unpaid",
+        meters: list[MeterSeed] | None = None,
     ) -> None:
         if after_failed_payments not in ("unpaid", "canceled"):
             raise ValueError("after_failed_payments must be 'unpaid' or 'canceled'")
@@ -114,6 +115,11 @@ class Emulator:
         self._request: tuple[str | None, str | None] = (None, None)
         for plan in plans:
             self._seed_plan(plan)
+        # event_name -> its metered price; usage(customer, start, end) -> {event_name: units}
+        self.metered_prices: dict[str, JSON] = {}
+        self.metered_usage: Callable[[str, int, int], dict[str, int]] = lambda *_: {}
+        for meter in meters or ():
+            self._seed_meter(meter)
 
     # -- infrastructure -------------------------------------------------
 
@@ -130,6 +136,44 @@ class Emulator:
         product["default_price"] = price["id"]
         self.store.products[product["id"]] = product
         self.store.prices[price["id"]] = price
+
+    def _seed_meter(self, meter: MeterSeed) -> None:
+        now = self.clock.now()
+        product = self.fx.product(created=now, name=meter.meter.replace("_", " ").title())
+        price = self.fx.price(
+            created=now,
+            product=product["id"],
+            unit_amount=meter.unit_amount,
+            price_id=meter.price_id,
+            nickname=meter.event_name,
+        )
+        price["recurring"]["usage_type"] = "metered"
+        product["default_price"] = price["id"]
+        self.store.products[product["id"]] = product
+        self.store.prices[price["id"]] = price
+        self.metered_prices[meter.event_name] = price
+
+    def _metered_lines(self, invoice_id: str, sub: JSON, start: int, end: int) -> list[JSON]:
+        """Lines for the customer's meter events in [start, end), priced per unit."""
+        lines = []
+        for event_name, units in sorted(self.metered_usage(sub["customer"], start, end).items()):
+            price = self.metered_prices.get(event_name)
+            if price is None or units <= 0:
+                continue
+            item = {**sub["items"]["data"][0], "price": price, "quantity": units}
+            lines.append(
+                self.fx.invoice_line(
+                    invoice_id=invoice_id,
+                    amount=units * int(price["unit_amount"]),
+                    description=f"{units} \u00d7 {event_name} "
+                    f"(at {_money(int(price['unit_amount']))} per unit, metered)",
+                    period_start=start,
+                    period_end=end,
+                    subscription=sub["id"],
+                    item=item,
+                )
+            )
+        return lines
 
     @contextlib.contextmanager
     def request_context(
@@ -545,6 +589,8 @@ class Emulator:
                     line["amount"] = line["subtotal"] = 0
                     line["description"] = f"Trial period for {line['description'].split(' (at')[0]}"
         lines.extend(self._proration_lines(invoice_id, sub, prorations or []))
+        if reason == "subscription_cycle" and period is not None:
+            lines.extend(self._metered_lines(invoice_id, sub, *period))
         now = self.clock.now()
         start, end = period or (now, now)
         invoice = self.fx.invoice(
@@ -570,6 +616,7 @@ class Emulator:
             number=f"{customer['invoice_prefix']}-{customer['next_invoice_sequence']:04d}",
             effective_at=now,
             hosted_invoice_url=f"{self.url_base}/invoice/{invoice['id']}",
+            invoice_pdf=f"{self.url_base}/invoice/{invoice['id']}/pdf",
         )
         invoice["status_transitions"]["finalized_at"] = now
         customer["next_invoice_sequence"] += 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 import stripe
 
 from devtools.stripe_emulator.process import EmulatorProcess
@@ -131,3 +132,34 @@ async def test_requires_action_and_expand(client: Any, emulator: EmulatorProcess
     assert expanded.latest_invoice.object == "invoice"
     assert expanded.latest_invoice.status == "open"
     assert expanded.customer.id == sub.customer
+
+
+async def test_meter_events_are_billed_on_the_renewal_invoice(
+    client: Any, emulator: EmulatorProcess
+) -> None:
+    _, sub = await checkout_subscription(client, emulator, price="price_studio_monthly")
+    _, end = period(sub)
+    for identifier, value in (("mev-a", "30"), ("mev-b", "12"), ("mev-a", "30")):
+        await client.v1.billing.meter_events.create_async(
+            {
+                "event_name": "studio_tokens",
+                "identifier": f"{sub.id}-{identifier}",
+                "payload": {"stripe_customer_id": sub.customer, "value": value},
+            }
+        )
+    with pytest.raises(stripe.InvalidRequestError) as caught:
+        await client.v1.billing.meter_events.create_async(
+            {
+                "event_name": "studio_tokens",
+                "timestamp": emulator.health()["now"] - 36 * DAY,
+                "payload": {"stripe_customer_id": sub.customer, "value": "1"},
+            }
+        )
+    assert caught.value.param == "timestamp"
+    advance_to(emulator, end + 3600)
+    renewed = await client.v1.subscriptions.retrieve_async(sub.id)
+    invoice = await client.v1.invoices.retrieve_async(renewed.latest_invoice)
+    metered = [line for line in invoice.lines.data if "studio_tokens" in line.description]
+    # 30 + 12 units (the repeated identifier counted once) at 2 cents.
+    assert [line.amount for line in metered] == [84]
+    assert invoice.amount_due == 4900 + 84

@@ -59,6 +59,18 @@ class EventsClient:
         response = await self.stub.GetSubscription(request)
         return response.subscription
 
+    async def invoices(self, user_id: str) -> list[pb.Invoice]:
+        """Every kept invoice of ``user_id``, newest first."""
+        found: list[pb.Invoice] = []
+        token = ""
+        while True:
+            request = pb.ListInvoicesRequest(user_id=user_id, page_size=100, page_token=token)
+            response = await self.stub.ListInvoices(request)
+            found.extend(response.invoices)
+            token = response.next_page_token
+            if not token:
+                return found
+
     async def audit(self, user_id: str) -> list[pb.AuditEvent]:
         """Every audit record of ``user_id``, newest first."""
         records: list[pb.AuditEvent] = []

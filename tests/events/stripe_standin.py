@@ -21,6 +21,8 @@ class StripeStandIn:
         self.subscriptions: dict[str, dict[str, Any]] = {}
         self.fetches: list[str] = []
         self.down = False
+        # Seconds every answer waits before it is sent (a hanging Stripe).
+        self.delay = 0.0
         self.base_url = ""
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
@@ -29,6 +31,8 @@ class StripeStandIn:
     async def _subscription(self, request: web.Request) -> web.Response:
         sub_id = request.match_info["sub_id"]
         self.fetches.append(sub_id)
+        if self.delay:
+            await asyncio.sleep(self.delay)
         if self.down:
             error = {"error": {"type": "api_error", "message": "stand-in is down"}}
             return web.json_response(error, status=503)

@@ -194,6 +194,29 @@ async def test_two_events_in_the_same_second_that_disagree_ask_stripe(
     assert newest.status_after == pb.SUBSCRIPTION_STATUS_PAST_DUE
 
 
+async def test_a_same_second_event_that_says_its_place_needs_no_stripe(
+    client: EventsClient, stripe_standin: StripeStandIn, user_id: str
+) -> None:
+    sub_id, cus = ids()
+    t = factory.BASE_TIME
+    incomplete = factory.subscription(sub_id, cus, "incomplete", user_id=user_id)
+    active = factory.subscription(sub_id, cus, "active", user_id=user_id)
+    period_end = active["items"]["data"][0]["current_period_end"]
+    cancelling = dict(active, cancel_at_period_end=True, cancel_at=period_end)
+    created = factory.event("customer.subscription.created", incomplete, created=t)
+    paid = factory.event("customer.subscription.updated", active, created=t)
+    paid["data"]["previous_attributes"] = {"status": "incomplete"}
+    cancel = factory.event("customer.subscription.updated", cancelling, created=t)
+    cancel["data"]["previous_attributes"] = {"cancel_at_period_end": False, "cancel_at": None}
+    # All in one second, delivered newest first but for the cancel.
+    answers = [await client.send(ev) for ev in (paid, cancel, created)]
+    assert [a.outcome for a in answers] == [APPLIED, APPLIED, STALE]
+    assert "older of the two" in answers[2].reason
+    assert sub_id not in stripe_standin.fetches
+    current = await client.subscription(user_id)
+    assert (current.status, current.cancel_at_period_end) == (pb.SUBSCRIPTION_STATUS_ACTIVE, True)
+
+
 async def test_canceled_back_to_active_is_refused_audited_and_ignored(
     client: EventsClient, user_id: str
 ) -> None:
@@ -270,34 +293,40 @@ async def test_an_event_that_cannot_be_tied_to_a_user_is_ignored(client: EventsC
     assert "cannot tie" in answer.reason
 
 
-async def test_checkout_completed_fetches_the_subscription_and_links_the_customer(
+async def test_checkout_completed_links_the_customer_without_asking_stripe(
     client: EventsClient, stripe_standin: StripeStandIn, user_id: str
 ) -> None:
     sub_id, cus = ids()
-    # The subscription itself carries no user_id: only the session ties it.
-    stripe_standin.subscriptions[sub_id] = factory.subscription(sub_id, cus, "active")
     session = factory.checkout_session(cus, sub_id, client_reference_id=user_id)
     answer = await client.send(factory.event("checkout.session.completed", session))
     assert answer.outcome == APPLIED, answer.reason
-    assert (answer.subscription.user_id, answer.subscription.tier) == (user_id, "pro")
-    records = await client.audit(user_id)
-    assert "fetched from Stripe" in records[0].detail
-    # Later events without metadata find the user through the linked customer.
+    assert "linked" in answer.reason
+    assert sub_id not in stripe_standin.fetches
+    # The subscription events carry the state; without metadata they find the
+    # user through the customer the checkout linked.
+    created = factory.subscription(sub_id, cus, "active")
+    update = await client.send(factory.event("customer.subscription.created", created))
+    assert update.outcome == APPLIED, update.reason
+    assert (update.subscription.user_id, update.subscription.tier) == (user_id, "pro")
     later = factory.subscription(sub_id, cus, "past_due")
     update = await client.send(factory.event("customer.subscription.updated", later))
     assert update.outcome == APPLIED
     assert (await client.subscription(user_id)).status == pb.SUBSCRIPTION_STATUS_PAST_DUE
+    assert sub_id not in stripe_standin.fetches
 
 
 async def test_checkout_ties_the_user_through_session_metadata(
     client: EventsClient, stripe_standin: StripeStandIn, user_id: str
 ) -> None:
     sub_id, cus = ids()
-    stripe_standin.subscriptions[sub_id] = factory.subscription(sub_id, cus, "trialing")
     session = factory.checkout_session(cus, sub_id, metadata_user_id=user_id)
     answer = await client.send(factory.event("checkout.session.completed", session))
     assert answer.outcome == APPLIED, answer.reason
-    assert answer.subscription.status == pb.SUBSCRIPTION_STATUS_TRIALING
+    trialing = factory.subscription(sub_id, cus, "trialing")
+    update = await client.send(factory.event("customer.subscription.created", trialing))
+    assert update.subscription.status == pb.SUBSCRIPTION_STATUS_TRIALING
+    assert update.subscription.user_id == user_id
+    assert sub_id not in stripe_standin.fetches
 
 
 async def test_a_payment_mode_checkout_is_ignored(client: EventsClient, user_id: str) -> None:
@@ -323,7 +352,9 @@ async def test_updates_that_arrive_before_the_checkout_event(
         await client.send(factory.event("checkout.session.completed", session, created=t + 1)),
         await client.send(factory.event("customer.subscription.created", created, created=t)),
     ]
-    assert [a.outcome for a in answers] == [APPLIED, STALE, STALE]
+    # The checkout only links (first link wins); the older state stays STALE.
+    assert [a.outcome for a in answers] == [APPLIED, APPLIED, STALE]
+    assert sub_id not in stripe_standin.fetches
     current = await client.subscription(user_id)
     assert (current.status, current.tier, current.stripe_customer_id) == (
         pb.SUBSCRIPTION_STATUS_ACTIVE,
@@ -346,8 +377,11 @@ async def test_an_untied_update_before_checkout_is_recovered_by_the_checkout(
     session = factory.checkout_session(cus, sub_id, client_reference_id=user_id)
     late = await client.send(factory.event("checkout.session.completed", session, created=t + 1))
     assert late.outcome == APPLIED
+    # Its state was never stored, so this is when Stripe is asked.
+    assert sub_id in stripe_standin.fetches
     current = await client.subscription(user_id)
     assert (current.status, current.tier) == (pb.SUBSCRIPTION_STATUS_ACTIVE, "pro")
+    assert "fetched from Stripe" in (await client.audit(user_id))[0].detail
 
 
 INVOICE_TYPES = ["invoice.paid", "invoice.payment_failed", "invoice.payment_action_required"]
@@ -355,7 +389,7 @@ INVOICE_TYPES = ["invoice.paid", "invoice.payment_failed", "invoice.payment_acti
 
 @pytest.mark.parametrize("legacy", [False, True], ids=["current", "legacy"])
 @pytest.mark.parametrize("event_type", INVOICE_TYPES)
-async def test_invoice_events_apply_the_subscription_stripe_holds(
+async def test_invoice_events_keep_the_invoice_and_leave_the_state_to_subscription_events(
     client: EventsClient,
     stripe_standin: StripeStandIn,
     user_id: str,
@@ -363,18 +397,25 @@ async def test_invoice_events_apply_the_subscription_stripe_holds(
     legacy: bool,
 ) -> None:
     sub_id, cus = ids()
-    status = "active" if event_type == "invoice.paid" else "past_due"
-    stripe_standin.subscriptions[sub_id] = factory.subscription(
-        sub_id, cus, status, user_id=user_id, legacy=legacy
-    )
-    inv = factory.invoice(cus, sub_id, legacy=legacy)
+    obj = factory.subscription(sub_id, cus, "active", user_id=user_id, legacy=legacy)
+    await client.send(factory.event("customer.subscription.created", obj, legacy=legacy))
+    status = "paid" if event_type == "invoice.paid" else "open"
+    inv = factory.invoice(cus, sub_id, legacy=legacy, status=status)
     answer = await client.send(factory.event(event_type, inv, legacy=legacy))
     assert answer.outcome == APPLIED, answer.reason
     assert answer.subscription.stripe_subscription_id == sub_id
-    assert answer.subscription.status == (
-        pb.SUBSCRIPTION_STATUS_ACTIVE if status == "active" else pb.SUBSCRIPTION_STATUS_PAST_DUE
+    assert answer.subscription.status == pb.SUBSCRIPTION_STATUS_ACTIVE  # from the subscription
+    assert sub_id not in stripe_standin.fetches
+    [kept] = await client.invoices(user_id)
+    assert (kept.stripe_invoice_id, kept.status, kept.stripe_subscription_id) == (
+        inv["id"],
+        status,
+        sub_id,
     )
-    assert (await client.audit(user_id))[0].stripe_event_type == event_type
+    # Invoices are not subscription changes: the subscription event's record only.
+    assert [r.stripe_event_type for r in await client.audit(user_id)] == [
+        "customer.subscription.created"
+    ]
 
 
 async def test_an_invoice_without_a_subscription_is_ignored(client: EventsClient) -> None:
@@ -385,13 +426,31 @@ async def test_an_invoice_without_a_subscription_is_ignored(client: EventsClient
     assert "does not bill a subscription" in answer.reason
 
 
-async def test_an_invoice_event_is_retried_when_stripe_was_unreachable(
+async def test_invoice_and_checkout_events_apply_while_stripe_is_down(
+    client: EventsClient, stripe_standin: StripeStandIn, user_id: str
+) -> None:
+    sub_id, cus = ids()
+    session = factory.checkout_session(cus, sub_id, client_reference_id=user_id)
+    inv = factory.invoice(cus, sub_id, user_id=user_id)
+    stripe_standin.down = True
+    try:
+        checkout = await client.send(factory.event("checkout.session.completed", session))
+        paid = await client.send(factory.event("invoice.paid", inv))
+    finally:
+        stripe_standin.down = False
+    assert (checkout.outcome, paid.outcome) == (APPLIED, APPLIED)
+    assert sub_id not in stripe_standin.fetches
+    assert [i.stripe_invoice_id for i in await client.invoices(user_id)] == [inv["id"]]
+
+
+async def test_an_invoice_nothing_ties_asks_stripe_and_is_retried_when_stripe_was_unreachable(
     client: EventsClient, stripe_standin: StripeStandIn, user_id: str
 ) -> None:
     sub_id, cus = ids()
     stripe_standin.subscriptions[sub_id] = factory.subscription(
         sub_id, cus, "active", user_id=user_id
     )
+    # Unknown subscription and customer, no metadata: only Stripe knows the user.
     ev = factory.event("invoice.paid", factory.invoice(cus, sub_id))
     stripe_standin.down = True
     try:
@@ -400,10 +459,13 @@ async def test_an_invoice_event_is_retried_when_stripe_was_unreachable(
     finally:
         stripe_standin.down = False
     assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
-    assert await client.audit(user_id) == []
+    assert await client.invoices(user_id) == []
     retry = await client.send(ev)
-    assert retry.outcome == APPLIED
-    assert len(await client.audit(user_id)) == 1
+    assert retry.outcome == APPLIED, retry.reason
+    assert sub_id in stripe_standin.fetches
+    assert [i.stripe_invoice_id for i in await client.invoices(user_id)] == [
+        ev["data"]["object"]["id"]
+    ]
 
 
 async def test_list_audit_events_pages_newest_first(client: EventsClient, user_id: str) -> None:

@@ -9,7 +9,7 @@ import pytest
 
 from billing_service import audit
 from billing_service.errors import InvalidArgument
-from billing_service.events.ordering import Decision, decide, state_digest
+from billing_service.events.ordering import Decision, decide, previous_state_digest, state_digest
 from billing_service.events.parse import HANDLED_TYPES, parse_event
 from billing_service.lifecycle import ACCESS, NEXT, TERMINAL, Access, Status, grant
 from billing_service.plans import FREE_TIER, AccessPolicy
@@ -108,6 +108,33 @@ def test_ordering_decisions(
     assert decision is expected
 
 
+@pytest.mark.parametrize(
+    ("stored", "incoming", "expected"),
+    [
+        ("incomplete", "active", Decision.APPLY),  # checkout: created, then paid
+        ("active", "incomplete", Decision.STALE),  # active never becomes incomplete
+        ("active", "canceled", Decision.APPLY),
+        ("canceled", "active", Decision.STALE),
+        ("active", "past_due", Decision.ASK_STRIPE),  # either order is possible
+        ("active", "active", Decision.ASK_STRIPE),  # same status, other fields differ
+        ("", "active", Decision.ASK_STRIPE),
+    ],
+)
+def test_a_same_second_disagreement_is_settled_by_the_lifecycle_when_it_can(
+    stored: str, incoming: str, expected: Decision
+) -> None:
+    decision = decide(
+        stored_created=10,
+        stored_digest="a",
+        event_created=10,
+        event_digest="b",
+        authoritative=False,
+        stored_status=stored,
+        event_status=incoming,
+    )
+    assert decision is expected
+
+
 def test_both_shapes_give_the_same_snapshot_and_digest() -> None:
     args = ("sub_1", "cus_1", "active")
     current = subscription_snapshot(factory.subscription(*args, period_start=1_700_000_000))
@@ -126,7 +153,7 @@ def test_parse_reads_the_envelope() -> None:
     parsed = parse_event(factory.payload(ev))
     assert (parsed.id, parsed.type, parsed.created) == (ev["id"], "invoice.paid", 1234)
     assert parsed.handled and parsed.api_version == factory.CURRENT_API
-    assert len(HANDLED_TYPES) == 10
+    assert len(HANDLED_TYPES) == 16  # 6 subscription, 9 invoice, checkout completed
 
 
 def test_parse_accepts_an_old_created_timestamp() -> None:
@@ -182,3 +209,32 @@ def test_the_chain_detects_edits_deletions_and_truncation() -> None:
     records = _chain(4)
     assert audit.verify_records([records[0], *records[2:]], head, 4).first_bad_id == 3
     assert audit.verify_records(records[:3], head, 4).first_bad_id == 4
+
+
+def test_a_same_second_event_says_its_own_place() -> None:
+    common = {
+        "stored_created": 10,
+        "stored_digest": "a",
+        "event_created": 10,
+        "event_digest": "b",
+        "authoritative": False,
+        "stored_status": "active",
+        "event_status": "active",
+    }
+    assert decide(**common) is Decision.ASK_STRIPE  # type: ignore[arg-type]
+    assert decide(**common, previous_digest="a") is Decision.APPLY  # type: ignore[arg-type]
+    assert decide(**common, previous_digest="c") is Decision.ASK_STRIPE  # type: ignore[arg-type]
+    assert decide(**common, event_is_creation=True) is Decision.STALE  # type: ignore[arg-type]
+
+
+def test_the_previous_state_of_an_update_reads_its_previous_attributes() -> None:
+    before = factory.subscription("sub_1", "cus_1", "active", period_start=1_700_000_000)
+    after = dict(
+        before,
+        cancel_at_period_end=True,
+        cancel_at=before["items"]["data"][0]["current_period_end"],
+    )
+    previous = {"cancel_at_period_end": False, "cancel_at": None}
+    digest = previous_state_digest(after, previous)
+    assert digest == state_digest(subscription_snapshot(before))
+    assert previous_state_digest(after, None) == ""

@@ -62,6 +62,10 @@ def test_make_demo_drives_the_whole_flow(system: System) -> None:
         "cancels at period end",
         "customer.subscription.deleted",
         "allowed=False tier=free",
+        "REFUSED",
+        "overage=2500",
+        "meter event studio_tokens value=2500",
+        "2500 \u00d7 studio_tokens",
         "demo complete",
     ):
         assert step in out, f"{step!r} missing from:\n{out}"

@@ -125,7 +125,18 @@ def test_subscription_created_and_deleted_through_localstripe_webhooks(tmp_path:
         assert max(Counter(r.stripe_event_id for r in audit if r.stripe_event_id).values()) == 1
         assert "Traceback" not in gateway.log_text()
         # Every legacy-shaped event was understood: none retried, none dead-lettered.
-        metrics = request(gateway.host, gateway.port, "GET", "/metrics").body.decode()
-        assert 'reason="applied",status="200"} 2.0' in metrics
+        # Applied: the two subscription events and the two invoice events (legacy
+        # shape: top-level `subscription`), whose invoice is kept.
+        invoices = wait_until(
+            "the invoice from the invoice events",
+            lambda: stub.ListInvoices(pb.ListInvoicesRequest(user_id=user_id), timeout=10).invoices,
+        )
+        assert [i.stripe_subscription_id for i in invoices] == [created.id]
+        metrics = wait_until(
+            "every delivery answered",
+            lambda: (lambda text: text if 'reason="applied",status="200"} 4.0' in text else None)(
+                request(gateway.host, gateway.port, "GET", "/metrics").body.decode()
+            ),
+        )
         assert 'status="503"' not in metrics
         assert "dead_lettered" not in metrics

@@ -72,9 +72,11 @@ async def test_upgrade_then_downgrade_with_proration_behaviours(
     newest, older = records[0], records[1]
     assert (older.rpc, older.caller) == ("ChangePlan", "test-suite")
     assert (older.tier_before, older.tier_after) == ("pro", "studio")
-    assert older.detail == "plan pro -> studio; proration_behavior=create_prorations"
+    assert older.detail.startswith("plan pro -> studio; proration_behavior=create_prorations")
     assert (newest.tier_before, newest.tier_after) == ("studio", "pro")
-    assert newest.detail == "plan studio -> pro; proration_behavior=none"
+    # An answer may carry the same second of Stripe's clock as the state it
+    # replaces: then the writer asked Stripe which is last, and the detail says so.
+    assert newest.detail.startswith("plan studio -> pro; proration_behavior=none")
 
 
 async def test_always_invoice_bills_the_difference_now(

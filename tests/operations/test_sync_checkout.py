@@ -76,7 +76,8 @@ async def test_sync_grants_access_at_once_and_the_webhook_is_a_duplicate(
     assert (got.user_id, got.status, got.tier) == (user_id, pb.SUBSCRIPTION_STATUS_ACTIVE, "pro")
     after_sync = await audit(stub, user_id)
     assert len(after_sync) == 1
-    assert after_sync[0].stripe_event_type == "checkout.session.completed"
+    # The checkout event links; the subscription's own event carries the state.
+    assert after_sync[0].stripe_event_type == "customer.subscription.created"
 
     again = await sync(stub, session_id)  # the page reloaded: nothing new
     assert again.status == pb.SUBSCRIPTION_STATUS_ACTIVE
@@ -139,7 +140,8 @@ async def test_sync_racing_the_webhooks_applies_one_change(
     assert outcomes.count(pb.EVENT_OUTCOME_APPLIED) <= 1
     records = await audit(stub, user_id)
     assert_one_activation(records)
-    assert [r.stripe_event_id for r in records].count(completed["id"]) == 1
+    created = next(e for e in events if e["type"] == "customer.subscription.created")
+    assert [r.stripe_event_id for r in records].count(created["id"]) == 1
     got = (await stub.GetSubscription(pb.GetSubscriptionRequest(user_id=user_id))).subscription
     assert (got.status, got.tier, got.plan) == (pb.SUBSCRIPTION_STATUS_ACTIVE, "pro", "pro")
 

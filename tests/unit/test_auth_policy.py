@@ -44,6 +44,9 @@ def test_token_hash_is_sha256_hex() -> None:
         ("0.0.0.0:50051", False),
         ("10.0.0.5:50051", False),
         ("[::]:50051", False),
+        ("127.9.9.9:1", True),
+        ("127.1.2.3.example:1", False),
+        (":50051", False),
     ],
 )
 def test_loopback_detection(addr: str, loopback: bool) -> None:

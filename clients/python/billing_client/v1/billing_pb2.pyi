@@ -178,22 +178,28 @@ class ApplyStripeEventResponse(_message.Message):
     def __init__(self, outcome: _Optional[_Union[EventOutcome, str]] = ..., event_id: _Optional[str] = ..., subscription: _Optional[_Union[Subscription, _Mapping]] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class CheckEntitlementRequest(_message.Message):
-    __slots__ = ("user_id", "feature")
+    __slots__ = ("user_id", "feature", "meter", "quantity")
     USER_ID_FIELD_NUMBER: _ClassVar[int]
     FEATURE_FIELD_NUMBER: _ClassVar[int]
+    METER_FIELD_NUMBER: _ClassVar[int]
+    QUANTITY_FIELD_NUMBER: _ClassVar[int]
     user_id: str
     feature: str
-    def __init__(self, user_id: _Optional[str] = ..., feature: _Optional[str] = ...) -> None: ...
+    meter: str
+    quantity: int
+    def __init__(self, user_id: _Optional[str] = ..., feature: _Optional[str] = ..., meter: _Optional[str] = ..., quantity: _Optional[int] = ...) -> None: ...
 
 class CheckEntitlementResponse(_message.Message):
-    __slots__ = ("allowed", "tier", "reason")
+    __slots__ = ("allowed", "tier", "reason", "usage")
     ALLOWED_FIELD_NUMBER: _ClassVar[int]
     TIER_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    USAGE_FIELD_NUMBER: _ClassVar[int]
     allowed: bool
     tier: str
     reason: str
-    def __init__(self, allowed: _Optional[bool] = ..., tier: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+    usage: MeterUsage
+    def __init__(self, allowed: _Optional[bool] = ..., tier: _Optional[str] = ..., reason: _Optional[str] = ..., usage: _Optional[_Union[MeterUsage, _Mapping]] = ...) -> None: ...
 
 class GetEntitlementsRequest(_message.Message):
     __slots__ = ("user_id",)
@@ -224,14 +230,16 @@ class WatchEntitlementsRequest(_message.Message):
     def __init__(self, user_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class WatchEntitlementsResponse(_message.Message):
-    __slots__ = ("entitlements", "snapshot", "changed_at")
+    __slots__ = ("entitlements", "snapshot", "changed_at", "usage")
     ENTITLEMENTS_FIELD_NUMBER: _ClassVar[int]
     SNAPSHOT_FIELD_NUMBER: _ClassVar[int]
     CHANGED_AT_FIELD_NUMBER: _ClassVar[int]
+    USAGE_FIELD_NUMBER: _ClassVar[int]
     entitlements: GetEntitlementsResponse
     snapshot: bool
     changed_at: _timestamp_pb2.Timestamp
-    def __init__(self, entitlements: _Optional[_Union[GetEntitlementsResponse, _Mapping]] = ..., snapshot: _Optional[bool] = ..., changed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    usage: MeterUsage
+    def __init__(self, entitlements: _Optional[_Union[GetEntitlementsResponse, _Mapping]] = ..., snapshot: _Optional[bool] = ..., changed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., usage: _Optional[_Union[MeterUsage, _Mapping]] = ...) -> None: ...
 
 class ListAuditEventsRequest(_message.Message):
     __slots__ = ("user_id", "page_size", "page_token")
@@ -282,6 +290,58 @@ class AuditEvent(_message.Message):
     created_at: _timestamp_pb2.Timestamp
     hash: str
     def __init__(self, id: _Optional[int] = ..., user_id: _Optional[str] = ..., stripe_subscription_id: _Optional[str] = ..., stripe_event_id: _Optional[str] = ..., stripe_event_type: _Optional[str] = ..., caller: _Optional[str] = ..., rpc: _Optional[str] = ..., status_before: _Optional[_Union[SubscriptionStatus, str]] = ..., status_after: _Optional[_Union[SubscriptionStatus, str]] = ..., tier_before: _Optional[str] = ..., tier_after: _Optional[str] = ..., detail: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., hash: _Optional[str] = ...) -> None: ...
+
+class ListInvoicesRequest(_message.Message):
+    __slots__ = ("user_id", "page_size", "page_token")
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    user_id: str
+    page_size: int
+    page_token: str
+    def __init__(self, user_id: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListInvoicesResponse(_message.Message):
+    __slots__ = ("invoices", "next_page_token")
+    INVOICES_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    invoices: _containers.RepeatedCompositeFieldContainer[Invoice]
+    next_page_token: str
+    def __init__(self, invoices: _Optional[_Iterable[_Union[Invoice, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class Invoice(_message.Message):
+    __slots__ = ("stripe_invoice_id", "user_id", "stripe_customer_id", "stripe_subscription_id", "status", "amount_due", "amount_paid", "currency", "hosted_invoice_url", "invoice_pdf", "period_start", "period_end", "attempt_count", "next_payment_attempt", "created")
+    STRIPE_INVOICE_ID_FIELD_NUMBER: _ClassVar[int]
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    STRIPE_CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
+    STRIPE_SUBSCRIPTION_ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_DUE_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_PAID_FIELD_NUMBER: _ClassVar[int]
+    CURRENCY_FIELD_NUMBER: _ClassVar[int]
+    HOSTED_INVOICE_URL_FIELD_NUMBER: _ClassVar[int]
+    INVOICE_PDF_FIELD_NUMBER: _ClassVar[int]
+    PERIOD_START_FIELD_NUMBER: _ClassVar[int]
+    PERIOD_END_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_COUNT_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAYMENT_ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    CREATED_FIELD_NUMBER: _ClassVar[int]
+    stripe_invoice_id: str
+    user_id: str
+    stripe_customer_id: str
+    stripe_subscription_id: str
+    status: str
+    amount_due: int
+    amount_paid: int
+    currency: str
+    hosted_invoice_url: str
+    invoice_pdf: str
+    period_start: _timestamp_pb2.Timestamp
+    period_end: _timestamp_pb2.Timestamp
+    attempt_count: int
+    next_payment_attempt: _timestamp_pb2.Timestamp
+    created: _timestamp_pb2.Timestamp
+    def __init__(self, stripe_invoice_id: _Optional[str] = ..., user_id: _Optional[str] = ..., stripe_customer_id: _Optional[str] = ..., stripe_subscription_id: _Optional[str] = ..., status: _Optional[str] = ..., amount_due: _Optional[int] = ..., amount_paid: _Optional[int] = ..., currency: _Optional[str] = ..., hosted_invoice_url: _Optional[str] = ..., invoice_pdf: _Optional[str] = ..., period_start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., period_end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., attempt_count: _Optional[int] = ..., next_payment_attempt: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., created: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class SyncCheckoutSessionRequest(_message.Message):
     __slots__ = ("session_id",)
@@ -350,3 +410,99 @@ class ReconcileUserResponse(_message.Message):
     subscriptions_seen: int
     subscriptions_changed: int
     def __init__(self, subscription: _Optional[_Union[Subscription, _Mapping]] = ..., subscriptions_seen: _Optional[int] = ..., subscriptions_changed: _Optional[int] = ...) -> None: ...
+
+class MeterUsage(_message.Message):
+    __slots__ = ("meter", "used", "limit", "remaining", "unlimited", "overage_billed", "period_start", "period_end")
+    METER_FIELD_NUMBER: _ClassVar[int]
+    USED_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    REMAINING_FIELD_NUMBER: _ClassVar[int]
+    UNLIMITED_FIELD_NUMBER: _ClassVar[int]
+    OVERAGE_BILLED_FIELD_NUMBER: _ClassVar[int]
+    PERIOD_START_FIELD_NUMBER: _ClassVar[int]
+    PERIOD_END_FIELD_NUMBER: _ClassVar[int]
+    meter: str
+    used: int
+    limit: int
+    remaining: int
+    unlimited: bool
+    overage_billed: bool
+    period_start: _timestamp_pb2.Timestamp
+    period_end: _timestamp_pb2.Timestamp
+    def __init__(self, meter: _Optional[str] = ..., used: _Optional[int] = ..., limit: _Optional[int] = ..., remaining: _Optional[int] = ..., unlimited: _Optional[bool] = ..., overage_billed: _Optional[bool] = ..., period_start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., period_end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class ConsumeUsageRequest(_message.Message):
+    __slots__ = ("user_id", "meter", "quantity", "idempotency_key", "occurred_at")
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    METER_FIELD_NUMBER: _ClassVar[int]
+    QUANTITY_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    OCCURRED_AT_FIELD_NUMBER: _ClassVar[int]
+    user_id: str
+    meter: str
+    quantity: int
+    idempotency_key: str
+    occurred_at: _timestamp_pb2.Timestamp
+    def __init__(self, user_id: _Optional[str] = ..., meter: _Optional[str] = ..., quantity: _Optional[int] = ..., idempotency_key: _Optional[str] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class ConsumeUsageResponse(_message.Message):
+    __slots__ = ("allowed", "used", "limit", "remaining", "period_end", "overage", "unlimited", "replayed", "reason", "period_start")
+    ALLOWED_FIELD_NUMBER: _ClassVar[int]
+    USED_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    REMAINING_FIELD_NUMBER: _ClassVar[int]
+    PERIOD_END_FIELD_NUMBER: _ClassVar[int]
+    OVERAGE_FIELD_NUMBER: _ClassVar[int]
+    UNLIMITED_FIELD_NUMBER: _ClassVar[int]
+    REPLAYED_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    PERIOD_START_FIELD_NUMBER: _ClassVar[int]
+    allowed: bool
+    used: int
+    limit: int
+    remaining: int
+    period_end: _timestamp_pb2.Timestamp
+    overage: int
+    unlimited: bool
+    replayed: bool
+    reason: str
+    period_start: _timestamp_pb2.Timestamp
+    def __init__(self, allowed: _Optional[bool] = ..., used: _Optional[int] = ..., limit: _Optional[int] = ..., remaining: _Optional[int] = ..., period_end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., overage: _Optional[int] = ..., unlimited: _Optional[bool] = ..., replayed: _Optional[bool] = ..., reason: _Optional[str] = ..., period_start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class RefundUsageRequest(_message.Message):
+    __slots__ = ("user_id", "meter", "idempotency_key")
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    METER_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    user_id: str
+    meter: str
+    idempotency_key: str
+    def __init__(self, user_id: _Optional[str] = ..., meter: _Optional[str] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
+
+class RefundUsageResponse(_message.Message):
+    __slots__ = ("refunded", "already_refunded", "usage")
+    REFUNDED_FIELD_NUMBER: _ClassVar[int]
+    ALREADY_REFUNDED_FIELD_NUMBER: _ClassVar[int]
+    USAGE_FIELD_NUMBER: _ClassVar[int]
+    refunded: int
+    already_refunded: bool
+    usage: MeterUsage
+    def __init__(self, refunded: _Optional[int] = ..., already_refunded: _Optional[bool] = ..., usage: _Optional[_Union[MeterUsage, _Mapping]] = ...) -> None: ...
+
+class GetUsageRequest(_message.Message):
+    __slots__ = ("user_id", "meter")
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    METER_FIELD_NUMBER: _ClassVar[int]
+    user_id: str
+    meter: str
+    def __init__(self, user_id: _Optional[str] = ..., meter: _Optional[str] = ...) -> None: ...
+
+class GetUsageResponse(_message.Message):
+    __slots__ = ("user_id", "tier", "meters")
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    TIER_FIELD_NUMBER: _ClassVar[int]
+    METERS_FIELD_NUMBER: _ClassVar[int]
+    user_id: str
+    tier: str
+    meters: _containers.RepeatedCompositeFieldContainer[MeterUsage]
+    def __init__(self, user_id: _Optional[str] = ..., tier: _Optional[str] = ..., meters: _Optional[_Iterable[_Union[MeterUsage, _Mapping]]] = ...) -> None: ...

@@ -1,0 +1,92 @@
+"""What the renewal bench measures per process: CPU, peak RSS and the service's counters.
+
+CPU and RSS come from Linux's /proc (the service, the gateway, and the
+PostgreSQL backends connected to the bench database); SQL statements,
+commits, applied events and group-commit sizes from the counted service's
+``/metrics`` (bench/counted_service.py).
+"""
+
+from __future__ import annotations
+
+import urllib.request
+from typing import Any
+
+from bench.renewal import cpu_seconds
+from devtools.processes import ListeningProcess
+
+
+class MeteredService(ListeningProcess):
+    """The counted service; remembers where its /metrics listens."""
+
+    name = "service"
+    metrics_target = ""
+
+    def on_line(self, line: str) -> None:
+        """Catch the metrics exporter's address."""
+        if line.startswith("BILLING_METRICS_LISTENING "):
+            self.metrics_target = line.split()[1]
+
+
+def scrape(metrics_target: str) -> dict[str, float]:
+    """The service's counters this bench reads, from its /metrics."""
+    with urllib.request.urlopen(f"http://{metrics_target}/metrics", timeout=10) as resp:
+        text = resp.read().decode()
+    wanted = {
+        "bench_sql_statements_total": 0.0,
+        "bench_sql_commits_total": 0.0,
+        "billing_event_group_commit_size_sum": 0.0,
+        "billing_event_group_commit_size_count": 0.0,
+        "applied": 0.0,
+    }
+    for line in text.splitlines():
+        if line.startswith("#"):
+            continue
+        name, _, value = line.rpartition(" ")
+        if name in wanted:
+            wanted[name] = float(value)
+        elif name.startswith("billing_stripe_events_total{") and 'outcome="applied"' in name:
+            wanted["applied"] += float(value)
+    return wanted
+
+
+class Meters:
+    """CPU of the service, the gateway and the database backends; counters of the service."""
+
+    def __init__(
+        self, service: MeteredService, gateway: ListeningProcess, database_url: str
+    ) -> None:
+        self.service, self.gateway, self.database_url = service, gateway, database_url
+
+    def _pg_pids(self) -> list[int]:
+        if not self.database_url.startswith("postgres"):
+            return []
+        import psycopg2
+
+        name = self.database_url.rsplit("/", 1)[1]
+        conn = psycopg2.connect(self.database_url)
+        try:
+            with conn.cursor() as cur:
+                cur.execute(
+                    "SELECT pid FROM pg_stat_activity"
+                    " WHERE datname = %s AND pid <> pg_backend_pid()",
+                    (name,),
+                )
+                return [int(row[0]) for row in cur.fetchall()]
+        finally:
+            conn.close()
+
+    def read(self) -> dict[str, Any]:
+        """A snapshot of everything measured."""
+        assert self.service.proc is not None and self.gateway.proc is not None
+        pg: dict[int, float] = {}
+        for pid in self._pg_pids():
+            try:
+                pg[pid] = cpu_seconds(pid)
+            except (OSError, IndexError):
+                continue
+        return {
+            "service": cpu_seconds(self.service.proc.pid),
+            "gateway": cpu_seconds(self.gateway.proc.pid),
+            "postgres": pg,
+            "counters": scrape(self.service.metrics_target),
+        }

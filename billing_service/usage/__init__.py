@@ -1,0 +1,1 @@
+"""Usage metering: per-plan meter limits, the billing period, the ledger and overage reports."""

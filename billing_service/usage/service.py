@@ -1,0 +1,257 @@
+"""Usage RPCs: ConsumeUsage, RefundUsage, GetUsage and the meter part of CheckEntitlement.
+
+Each call reads the user's current subscription row, evaluates its grant at
+the usage clock's "now" and counts in the ledger (``usage.ledger``), all in
+one call on a database thread: the plan, the period and the count come from
+the same committed state, whichever replica answers.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from google.protobuf.timestamp_pb2 import Timestamp
+from peewee import Case
+
+from billing_service import validation
+from billing_service.lifecycle import TERMINAL
+from billing_service.plans import Catalog
+from billing_service.storage.database import Database
+from billing_service.storage.models import Subscription
+from billing_service.subscriptions import evaluate
+from billing_service.usage import ledger, requests
+from billing_service.usage.announce import UsageAnnouncer
+from billing_service.usage.batch import ConsumeBatcher
+from billing_service.usage.clock import Clock
+from billing_service.usage.limits import MeterLimit
+from billing_service.usage.models import UsageRecord
+from billing_service.usage.period import Period, usage_period
+from billing_service.usage.resets import ExhaustedMeters
+from generated.billing.v1 import billing_pb2 as pb
+
+log = logging.getLogger(__name__)
+
+# Called after a consumption or refund changed a meter: (user_id, meter usage after it).
+UsageChanged = Callable[[str, pb.MeterUsage], None]
+
+
+def meter_usage(
+    meter: str, used: int, limit: MeterLimit, start: datetime, end: datetime
+) -> pb.MeterUsage:
+    """The MeterUsage message of one meter in one period."""
+    message = pb.MeterUsage(
+        meter=meter,
+        used=used,
+        limit=limit.included,
+        remaining=0 if limit.unlimited else max(0, limit.included - used),
+        unlimited=limit.unlimited,
+        overage_billed=limit.bills_overage,
+    )
+    message.period_start.CopyFrom(_ts(start))
+    message.period_end.CopyFrom(_ts(end))
+    return message
+
+
+def _reason(record: UsageRecord) -> str:
+    if record.unlimited:
+        return f"meter {record.meter!r} is unlimited on this plan"
+    if not record.allowed:
+        left = max(0, record.limit - record.used_after)
+        return f"refused: {record.quantity} requested, {left} of {record.limit} left in the period"
+    if record.overage:
+        return f"counted; {record.overage} past the included {record.limit}, billed as overage"
+    return "counted"
+
+
+def consume_response(record: UsageRecord, *, replayed: bool) -> pb.ConsumeUsageResponse:
+    """The ConsumeUsage answer stored in ``record``."""
+    response = pb.ConsumeUsageResponse(
+        allowed=record.allowed,
+        used=record.used_after,
+        limit=record.limit,
+        remaining=0 if record.unlimited else max(0, record.limit - record.used_after),
+        overage=record.overage,
+        unlimited=record.unlimited,
+        replayed=replayed,
+        reason=_reason(record),
+    )
+    response.period_start.CopyFrom(_ts(record.period_start))
+    response.period_end.CopyFrom(_ts(record.period_end))
+    return response
+
+
+_TERMINAL = [status.value for status in TERMINAL]
+
+
+def current_subscription(user_id: str) -> Subscription | None:
+    """``repository.current_subscription`` in one query: the newest live row, else the newest."""
+    ended_last = Case(None, [(Subscription.status.in_(_TERMINAL), 1)], 0)
+    return (
+        Subscription.select()
+        .where(Subscription.user_id == user_id)
+        .order_by(ended_last, Subscription.stripe_created.desc(), Subscription.id.desc())
+        .first()
+    )
+
+
+def current_subscriptions(user_ids: list[str]) -> dict[str, Subscription]:
+    """Per user, ``current_subscription``'s answer, for many users in one query."""
+    best: dict[str, tuple[tuple[bool, int, int], Subscription]] = {}
+    for row in Subscription.select().where(Subscription.user_id.in_(user_ids)):
+        rank = (row.status not in _TERMINAL, row.stripe_created, row.id)
+        held = best.get(row.user_id)
+        if held is None or rank > held[0]:
+            best[row.user_id] = (rank, row)
+    return {user: row for user, (_, row) in best.items()}
+
+
+def _ts(value: datetime) -> Timestamp:
+    ts = Timestamp()
+    ts.FromDatetime(value.replace(tzinfo=UTC))
+    return ts
+
+
+def _naive(value: datetime) -> datetime:
+    return value.astimezone(UTC).replace(tzinfo=None)
+
+
+class UsageService:
+    """Usage metering for one process over the shared ledger."""
+
+    def __init__(
+        self,
+        db: Database,
+        catalog: Catalog,
+        clock: Clock,
+        on_change: UsageChanged | None = None,
+        announcer: UsageAnnouncer | None = None,
+    ) -> None:
+        self._db = db
+        self._catalog = catalog
+        self._clock = clock
+        self._on_change = on_change
+        self._announcer = announcer
+        self._exhausted = ExhaustedMeters(clock, self._announce_reset)
+        self._batcher = ConsumeBatcher(db, catalog, self.periods_now, clock)
+
+    async def close(self) -> None:
+        """Stop watching exhausted meters for their period end; stop announcing."""
+        await self._exhausted.close()
+        if self._announcer is not None:
+            await self._announcer.close()
+
+    async def _announce_reset(self, user_id: str, meter: str) -> None:
+        if self._on_change is None:
+            return
+        usage = (await self.usage(user_id, meter)).meters[0]
+        self._on_change(user_id, usage)
+
+    def period_now(self, user_id: str) -> Period:
+        """The user's usage period now and the plan whose limits apply (on a db thread)."""
+        row = current_subscription(user_id)
+        now = self._clock()
+        return usage_period(row, evaluate(row, self._catalog, now), self._catalog, now)
+
+    async def period(self, user_id: str) -> Period:
+        """The user's usage period now, and the plan whose limits apply in it."""
+        return await self._db.run(self.period_now, user_id)
+
+    def periods_now(self, user_ids: list[str], now: datetime) -> dict[str, Period]:
+        """Each user's usage period at ``now`` (on a db thread; one query for all)."""
+        rows = current_subscriptions(user_ids)
+        return {
+            user: usage_period(
+                rows.get(user), evaluate(rows.get(user), self._catalog, now), self._catalog, now
+            )
+            for user in user_ids
+        }
+
+    async def consume(
+        self,
+        user_id: str,
+        meter: str,
+        quantity: int,
+        key: str,
+        occurred_at: datetime | None,
+    ) -> pb.ConsumeUsageResponse:
+        """Check and count ``quantity`` units of ``meter`` for ``user_id`` (idempotent on key)."""
+        validation.user_id(user_id)
+        meter = requests.meter(self._catalog, meter)
+        requests.quantity(quantity)
+        requests.idempotency_key(key)
+        when = requests.occurred_at(
+            None if occurred_at is None else _naive(occurred_at), self._clock()
+        )
+        record, replayed, limit = await self._batcher.submit(user_id, meter, quantity, key, when)
+        if not replayed and record.counted:
+            self._announce(record, limit, record.used_after - record.counted)
+        return consume_response(record, replayed=replayed)
+
+    def _announce(self, record: UsageRecord, limit: MeterLimit, before: int) -> None:
+        """Tell watchers when this change crossed the meter's limit (either way)."""
+        if self._on_change is None or limit.unlimited:
+            return
+        after = record.used_after
+        if (before < limit.included) != (after < limit.included):
+            self._exhausted.reached(record.user_id, record.meter, record.period_end)
+            self._on_change(
+                record.user_id,
+                meter_usage(record.meter, after, limit, record.period_start, record.period_end),
+            )
+
+    async def refund(self, user_id: str, meter: str, key: str) -> pb.RefundUsageResponse:
+        """Give back the units of the consumption ``key``, once."""
+        validation.user_id(user_id)
+        meter = requests.meter(self._catalog, meter)
+        requests.idempotency_key(key)
+        result = await self._db.run(ledger.refund, self._db, user_id, meter, key)
+        record = result.record
+        limit = MeterLimit(included=record.limit, unlimited=record.unlimited)
+        usage = meter_usage(meter, result.used, limit, record.period_start, record.period_end)
+        if result.refunded_now:
+            self._announce_refund(user_id, usage, record.counted)
+        return pb.RefundUsageResponse(
+            refunded=record.counted if result.refunded_now else 0,
+            already_refunded=record.refunded_at is not None and not result.refunded_now,
+            usage=usage,
+        )
+
+    def _announce_refund(self, user_id: str, usage: pb.MeterUsage, counted: int) -> None:
+        if self._on_change is None or usage.unlimited:
+            return
+        if usage.used < usage.limit <= usage.used + counted:
+            self._exhausted.released(user_id, usage.meter)
+            self._on_change(user_id, usage)
+
+    def _used_now(self, user_id: str, meters: list[str]) -> tuple[Period, dict[str, int]]:
+        period = self.period_now(user_id)
+        return period, ledger.used_in(user_id, meters, period.start)
+
+    async def usage(self, user_id: str, meter: str) -> pb.GetUsageResponse:
+        """Usage of ``meter`` (every meter when empty) in the user's current period."""
+        validation.user_id(user_id)
+        meters = (
+            [requests.meter(self._catalog, meter)] if meter else sorted(self._catalog.all_meters)
+        )
+        period, used = await self._db.run(self._used_now, user_id, meters)
+        return pb.GetUsageResponse(
+            user_id=user_id,
+            tier=period.plan.name,
+            meters=[
+                meter_usage(m, used.get(m, 0), period.plan.limit(m), period.start, period.end)
+                for m in meters
+            ],
+        )
+
+    async def check(self, user_id: str, meter: str, quantity: int) -> tuple[bool, pb.MeterUsage]:
+        """Whether ``quantity`` more units of ``meter`` would be allowed now; consumes nothing."""
+        validation.user_id(user_id)
+        meter = requests.meter(self._catalog, meter)
+        requests.quantity(quantity or 1)
+        period, used = await self._db.run(self._used_now, user_id, [meter])
+        limit = period.plan.limit(meter)
+        current = used.get(meter, 0)
+        usage = meter_usage(meter, current, limit, period.start, period.end)
+        return limit.admits(current, quantity or 1), usage

@@ -1,0 +1,1 @@
+"""billing.v1 messages and stubs, generated from protos/billing/v1 (`make proto`)."""

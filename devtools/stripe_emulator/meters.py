@@ -1,0 +1,156 @@
+"""Billing meter events: ``POST /v1/billing/meter_events`` and their emulator-only controls.
+
+Like Stripe: ``event_name`` and ``payload`` (``stripe_customer_id``, a numeric
+``value``) are required, the customer must exist, ``timestamp`` must lie
+within the past 35 days and at most 5 minutes ahead of the emulator clock,
+and an ``identifier`` seen before is deduplicated (answered with the first
+event, counted once). ``POST /_emulator/billing/meter_events/fail``
+``{"count": N}`` makes the next N requests answer 503, so tests can check that
+reporters retry; ``GET /_emulator/billing/meter_events`` lists what was accepted.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from .app import EMULATOR, error_response, json_response, request_params
+from .errors import StripeError
+
+MAX_AGE = 35 * 86400
+MAX_AHEAD = 5 * 60
+
+
+@dataclass
+class MeterEvents:
+    """Accepted meter events by identifier, and the failures a test asked for."""
+
+    events: dict[str, dict[str, Any]] = field(default_factory=dict)
+    duplicates: int = 0
+    fail_next: int = 0
+    failed: int = 0
+
+
+METERS = web.AppKey("meter_events", MeterEvents)
+
+
+def _create(
+    meters: MeterEvents, now: int, customers: dict[str, Any], params: dict[str, Any]
+) -> Any:
+    event_name = params.get("event_name")
+    if not isinstance(event_name, str) or not event_name:
+        raise StripeError.missing_param("event_name")
+    payload = params.get("payload")
+    if not isinstance(payload, dict):
+        raise StripeError.missing_param("payload")
+    customer = payload.get("stripe_customer_id")
+    if not isinstance(customer, str) or not customer:
+        raise StripeError.missing_param("payload[stripe_customer_id]")
+    if customer not in customers:
+        raise StripeError.no_such(customer, param="payload[stripe_customer_id]", kind="customer")
+    try:
+        float(str(payload.get("value")))
+    except ValueError:
+        raise StripeError.invalid(
+            "payload[value] must be a number", param="payload[value]"
+        ) from None
+    raw_ts = params.get("timestamp", now)
+    try:
+        timestamp = int(raw_ts)
+    except (TypeError, ValueError):
+        raise StripeError.invalid("timestamp must be a unix timestamp", param="timestamp") from None
+    if timestamp < now - MAX_AGE or timestamp > now + MAX_AHEAD:
+        raise StripeError.invalid(
+            "timestamp must be within the past 35 days and at most 5 minutes in the future",
+            param="timestamp",
+        )
+    identifier = str(params.get("identifier") or f"mev_{secrets.token_hex(12)}")
+    if len(identifier) > 100:
+        raise StripeError.invalid("identifier is longer than 100 characters", param="identifier")
+    if identifier in meters.events:
+        meters.duplicates += 1
+        return meters.events[identifier]
+    event = {
+        "object": "billing.meter_event",
+        "created": now,
+        "event_name": event_name,
+        "identifier": identifier,
+        "livemode": False,
+        "payload": {k: str(v) for k, v in payload.items()},
+        "timestamp": timestamp,
+    }
+    meters.events[identifier] = event
+    return event
+
+
+async def create_meter_event(request: web.Request) -> web.StreamResponse:
+    """``POST /v1/billing/meter_events``."""
+    meters = request.app[METERS]
+    if meters.fail_next > 0:
+        meters.fail_next -= 1
+        meters.failed += 1
+        return error_response(
+            StripeError(503, "The meter events endpoint is unavailable.", type_="api_error")
+        )
+    emulator = request.app[EMULATOR]
+    params = await request_params(request)
+    try:
+        event = _create(meters, emulator.clock.now(), emulator.store.customers, params)
+    except StripeError as error:
+        return error_response(error)
+    return json_response(event)
+
+
+async def fail(request: web.Request) -> web.StreamResponse:
+    """``POST /_emulator/billing/meter_events/fail`` ``{"count": N}``."""
+    body = await request.json() if request.body_exists else {}
+    count = body.get("count", 1) if isinstance(body, dict) else 1
+    if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+        return error_response(StripeError.invalid("count must be a non-negative integer"))
+    request.app[METERS].fail_next = count
+    return json_response({"fail_next": count})
+
+
+async def listing(request: web.Request) -> web.StreamResponse:
+    """``GET /_emulator/billing/meter_events``: accepted events and the counters."""
+    meters = request.app[METERS]
+    return json_response(
+        {
+            "data": list(meters.events.values()),
+            "duplicates": meters.duplicates,
+            "failed": meters.failed,
+            "fail_next": meters.fail_next,
+        }
+    )
+
+
+def usage_of(meters: MeterEvents) -> Any:
+    """The emulator's ``metered_usage`` hook: units per event name of a customer in [start, end)."""
+
+    def usage(customer: str, start: int, end: int) -> dict[str, int]:
+        totals: dict[str, int] = {}
+        for event in meters.events.values():
+            if event["payload"].get("stripe_customer_id") != customer:
+                continue
+            if start <= event["timestamp"] < end:
+                value = int(float(event["payload"].get("value", "0")))
+                totals[event["event_name"]] = totals.get(event["event_name"], 0) + value
+        return totals
+
+    return usage
+
+
+def install(app: web.Application) -> None:
+    """Add the meter event routes and state to the emulator's application."""
+    app[METERS] = MeterEvents()
+    app[EMULATOR].metered_usage = usage_of(app[METERS])
+    app.add_routes(
+        [
+            web.post("/v1/billing/meter_events", create_meter_event),
+            web.post("/_emulator/billing/meter_events/fail", fail),
+            web.get("/_emulator/billing/meter_events", listing),
+        ]
+    )

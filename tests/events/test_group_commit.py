@@ -1,0 +1,127 @@
+"""Group commit on a real SQLite database: one commit, a savepoint per unit, answers after it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+import sqlite3
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+from prometheus_client import REGISTRY
+
+from billing_service.events.group_commit import GroupCommitter
+from billing_service.storage.database import Database, migrate
+from billing_service.storage.models import Customer
+
+BATCHES = "billing_event_group_commit_size_count"
+T = TypeVar("T")
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Iterator[Database]:
+    """A migrated SQLite database with its thread pool."""
+    database = Database(f"sqlite:///{tmp_path / 'billing.db'}", workers=2)
+    migrate(database.db)
+    yield database
+    database.close()
+
+
+def committed_users(db: Database) -> set[str]:
+    """Users whose customer row another connection sees (i.e. committed)."""
+    conn = sqlite3.connect(db.url.removeprefix("sqlite:///"))
+    try:
+        return {row[0] for row in conn.execute("SELECT user_id FROM customer")}
+    finally:
+        conn.close()
+
+
+class Boom(Exception):
+    """A unit's own failure."""
+
+
+def link(db: Database, user: str, *, fail: bool = False) -> str:
+    """A unit that writes one customer inside its own savepoint, and may then fail."""
+    with db.transaction():
+        Customer.insert(user_id=user, stripe_customer_id=f"cus_{user}").execute()
+        if fail:
+            raise Boom(user)
+    return user
+
+
+async def test_concurrent_units_share_one_commit_and_a_failing_one_rolls_back_alone(
+    db: Database,
+) -> None:
+    committer = GroupCommitter(db, max_batch=64, max_wait=0.2)
+    batches_before = REGISTRY.get_sample_value(BATCHES) or 0.0
+    users = [f"u{i}" for i in range(10)]
+    results = await asyncio.gather(
+        *(committer.submit(functools.partial(link, db, u, fail=u == "u3")) for u in users),
+        return_exceptions=True,
+    )
+    await committer.close()
+    assert [r for r in results if isinstance(r, BaseException)] == [results[3]]
+    assert isinstance(results[3], Boom)
+    assert committed_users(db) == set(users) - {"u3"}
+    assert (REGISTRY.get_sample_value(BATCHES) or 0.0) - batches_before == 1
+
+
+async def test_a_caller_hears_its_result_only_once_it_is_committed(db: Database) -> None:
+    committer = GroupCommitter(db, max_batch=4, max_wait=0.01)
+
+    async def submit_and_look(user: str) -> bool:
+        await committer.submit(lambda: link(db, user))
+        return user in committed_users(db)
+
+    seen = await asyncio.gather(*(submit_and_look(f"v{i}") for i in range(12)))
+    await committer.close()
+    assert all(seen)
+
+
+async def test_a_unit_is_not_applied_twice_when_the_same_user_is_linked_again(
+    db: Database,
+) -> None:
+    # The unique index fails the second unit inside its savepoint; the first commits.
+    committer = GroupCommitter(db, max_batch=8, max_wait=0.05)
+    first, second = await asyncio.gather(
+        committer.submit(lambda: link(db, "w")),
+        committer.submit(lambda: link(db, "w")),
+        return_exceptions=True,
+    )
+    await committer.close()
+    assert first == "w"
+    assert isinstance(second, Exception)
+    assert committed_users(db) == {"w"}
+
+
+CALLER: contextvars.ContextVar[str] = contextvars.ContextVar("caller", default="")
+
+
+class RecordingDatabase(Database):
+    """A Database that remembers the context each ``run`` was called in."""
+
+    seen: list[str]
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """Record the caller context variable, then run as usual."""
+        self.seen.append(CALLER.get())
+        return await super().run(fn, *args)
+
+
+async def test_the_writer_does_not_run_in_the_context_of_the_call_that_started_it(
+    tmp_path: Path,
+) -> None:
+    # The first caller's context (its deadline, its log fields) must not leak into
+    # every later batch.
+    db = RecordingDatabase(f"sqlite:///{tmp_path / 'billing.db'}", workers=1)
+    db.seen = []
+    migrate(db.db)
+    committer = GroupCommitter(db, max_batch=1, max_wait=0)
+    CALLER.set("first-call")
+    assert await committer.submit(lambda: link(db, "x")) == "x"
+    await committer.close()
+    db.close()
+    assert db.seen == [""]

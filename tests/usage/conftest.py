@@ -1,0 +1,55 @@
+"""Fixtures for usage tests: a service with a test clock over each database."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+
+from generated.billing.v1 import billing_pb2_grpc as pb_grpc
+from tests.entitlements.conftest import service_env
+from tests.events.stripe_standin import StripeStandIn
+from tests.support.processes import ServiceProcess
+from tests.usage.support import TestClock, Usage
+
+
+@pytest.fixture(scope="module")
+def stripe_standin() -> Iterator[StripeStandIn]:
+    """A local Stripe stand-in (ApplyStripeEvent may ask Stripe), one per module."""
+    with StripeStandIn() as standin:
+        yield standin
+
+
+@pytest.fixture(scope="module")
+def clock_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the module's service reads its test clock."""
+    return tmp_path_factory.mktemp("clock") / "now"
+
+
+@pytest.fixture(scope="module")
+def usage_service(
+    database_url: str, stripe_standin: StripeStandIn, clock_path: Path
+) -> Iterator[ServiceProcess]:
+    """One billing-service process over ``database_url`` with a test clock."""
+    env = {**service_env(database_url, stripe_standin), "BILLING_TEST_CLOCK_FILE": str(clock_path)}
+    with ServiceProcess(env) as process:
+        yield process
+
+
+@pytest.fixture
+def clock(clock_path: Path) -> Iterator[TestClock]:
+    """The service's clock; back to real time after the test."""
+    test_clock = TestClock(clock_path)
+    try:
+        yield test_clock
+    finally:
+        test_clock.real()
+
+
+@pytest.fixture
+async def usage(usage_service: ServiceProcess) -> AsyncIterator[Usage]:
+    """Usage calls on a fresh channel to ``usage_service``."""
+    async with grpc.aio.insecure_channel(usage_service.target) as channel:
+        yield Usage(pb_grpc.BillingServiceStub(channel))
