@@ -163,25 +163,33 @@ class Authorizer:
                 return caller.name
         return ""
 
-    async def check(self, method: str, context: Any) -> None:
-        """Abort the call unless its caller may call ``method``; remember the caller."""
-        if self._insecure:
-            return
-        if method.startswith(_OPEN_PREFIXES):
-            return
+    def refusal(self, method: str, context: Any) -> tuple[grpc.StatusCode, str] | None:
+        """Why the call may not go on (code, details), or None; remembers the caller.
+
+        Synchronous, so the per-call wrapper awaits nothing on the way to the handler.
+        """
+        if self._insecure or method.startswith(_OPEN_PREFIXES):
+            return None
         caller = self.identify(context)
         if not caller:
             metrics.AUTH_FAILURES.labels("UNAUTHENTICATED").inc()
             log.warning("unauthenticated call to %s from %s", method, context.peer())
-            await context.abort(grpc.StatusCode.UNAUTHENTICATED, "credentials required")
+            return grpc.StatusCode.UNAUTHENTICATED, "credentials required"
         current_caller.set(caller)
         if not method.startswith(_BILLING_PREFIX):
-            return  # reflection: any authenticated caller
+            return None  # reflection: any authenticated caller
         rpc = method[len(_BILLING_PREFIX) :]
         if rpc not in self._policy[caller].rpcs:
             metrics.AUTH_FAILURES.labels("PERMISSION_DENIED").inc()
             log.warning("caller %s may not call %s", caller, rpc)
-            await context.abort(grpc.StatusCode.PERMISSION_DENIED, f"{caller} may not call {rpc}")
+            return grpc.StatusCode.PERMISSION_DENIED, f"{caller} may not call {rpc}"
+        return None
+
+    async def check(self, method: str, context: Any) -> None:
+        """Abort the call unless its caller may call ``method``; remember the caller."""
+        refused = self.refusal(method, context)
+        if refused is not None:
+            await context.abort(*refused)
 
 
 class AuthConfigError(ValueError):

@@ -9,6 +9,10 @@
   its own name, and in ``billing_redis_up``. The probe also drives the Redis
   breaker (redis_breaker.py): a failed ping keeps events off Redis, an
   answer lets them use it again.
+* ``entitlement-cache``: SERVING while every subscription is in memory
+  (complete mode), NOT_SERVING while the cache warms up (or lost its lease).
+  Answers are correct either way (misses read the database), so this is for
+  a load balancer that prefers warm replicas, not a liveness signal.
 """
 
 from __future__ import annotations
@@ -16,7 +20,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Protocol
 
 import redis.asyncio as aioredis
 from grpc_health.v1 import health_pb2
@@ -30,6 +35,30 @@ log = logging.getLogger(__name__)
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 REDIS_HEALTH_NAME = "redis"
+CACHE_HEALTH_NAME = "entitlement-cache"
+
+
+class _CompleteSource(Protocol):
+    @property
+    def complete(self) -> bool: ...
+
+    complete_listeners: list[Callable[[bool], None]]
+
+
+async def track_cache_readiness(entitlements: _CompleteSource, health: Any) -> None:
+    """Keep the ``entitlement-cache`` health status equal to the cache's complete mode."""
+    tasks: set[asyncio.Task[None]] = set()
+
+    def changed(complete: bool) -> None:
+        task = asyncio.ensure_future(
+            health.set(CACHE_HEALTH_NAME, SERVING if complete else NOT_SERVING)
+        )
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+        log.info("entitlement cache %s", "complete" if complete else "warming (reads go through)")
+
+    entitlements.complete_listeners.append(changed)
+    await health.set(CACHE_HEALTH_NAME, SERVING if entitlements.complete else NOT_SERVING)
 
 
 class DependencyHealth:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 from dataclasses import dataclass
+from typing import cast
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -18,12 +20,13 @@ from billing_service.changes import ChangeNotifier
 from billing_service.checkout import CheckoutService
 from billing_service.duplicates import DuplicateHandler
 from billing_service.entitlements import EntitlementService
+from billing_service.entitlements.service import WarmGate
 from billing_service.events.fetch_budget import FetchBudget
 from billing_service.events.group_commit import GroupCommitter
 from billing_service.events.service import EventService
 from billing_service.events.writer import SubscriptionWriter
-from billing_service.health import DependencyHealth
-from billing_service.interceptors import GuardInterceptor
+from billing_service.health import DependencyHealth, track_cache_readiness
+from billing_service.interceptors import GuardedServer
 from billing_service.invoices import InvoiceLog
 from billing_service.listen import describe_os_error, listen_problem
 from billing_service.locks import EventGuard
@@ -118,8 +121,17 @@ def prepare_database(settings: Settings) -> Database:
     return db
 
 
-async def start(settings: Settings, tracing: Tracing | None = None) -> App:
-    """Build the server from ``settings`` and start serving (traced into ``tracing``, if any)."""
+async def start(
+    settings: Settings,
+    tracing: Tracing | None = None,
+    *,
+    entitlement_warm_gate: WarmGate | None = None,
+) -> App:
+    """Build the server from ``settings`` and start serving (traced into ``tracing``, if any).
+
+    ``entitlement_warm_gate`` lets a test hold the entitlement cache's warm-up
+    at a chosen stage (see ``EntitlementService``).
+    """
     catalog = load_catalog(settings.plans_file)
     authorizer = build_authorizer(
         settings.grpc_addr, settings.auth_policy_file, settings.insecure_no_auth
@@ -132,7 +144,9 @@ async def start(settings: Settings, tracing: Tracing | None = None) -> App:
         settings, trace_config=tracing.aiohttp_client_trace_config() if tracing else None
     )
     changes = ChangeNotifier()
-    entitlements = EntitlementService(db, catalog, redis_url=settings.redis_url)
+    entitlements = EntitlementService(
+        db, catalog, redis_url=settings.redis_url, warm_gate=entitlement_warm_gate
+    )
     changes.subscribe(entitlements.user_changed)
     await entitlements.start()
     writer = SubscriptionWriter(db, catalog, stripe_api, changes.user_changed)
@@ -142,13 +156,16 @@ async def start(settings: Settings, tracing: Tracing | None = None) -> App:
     duplicates = DuplicateHandler(db, stripe_api, subscriptions, catalog.on_duplicate)
     writer.on_duplicate = duplicates.handle
 
-    # The tracing interceptor goes first (outermost): refused calls are traced
-    # too, and every log line of a call carries its trace id.
-    interceptors = [
-        *(tracing.grpc_server_interceptors() if tracing else ()),
-        GuardInterceptor(authorizer, default_deadline=settings.default_deadline_seconds),
-    ]
-    server = grpc.aio.server(interceptors=interceptors, options=SERVER_OPTIONS)
+    # The tracing interceptor (when tracing is on) is the only grpc interceptor, so
+    # refused calls are traced too. Every servicer is added through the guard:
+    # authentication, deadlines and metrics wrap each method handler once, at
+    # registration, not per call (billing_service/interceptors.py).
+    interceptors = list(tracing.grpc_server_interceptors()) if tracing else None
+    server = GuardedServer(
+        grpc.aio.server(interceptors=interceptors, options=SERVER_OPTIONS),
+        authorizer,
+        default_deadline=settings.default_deadline_seconds,
+    )
     breaker = RedisBreaker(settings.redis_breaker_seconds)
     guard = EventGuard(
         settings.redis_url,
@@ -207,11 +224,15 @@ async def start(settings: Settings, tracing: Tracing | None = None) -> App:
         usage=usage,
         stream_limits=StreamLimiter(settings.watch_max_streams_per_caller),
     )
-    pb_grpc.add_BillingServiceServicer_to_server(servicer, server)
+    # The hot path: a cache hit is answered by the guard's wrapper itself.
+    server.answer_first(f"/{SERVICE_NAME}/CheckEntitlement", servicer.answer_from_memory)
+    pb_grpc.add_BillingServiceServicer_to_server(servicer, cast(grpc.aio.Server, server))
     health_servicer = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    await track_cache_readiness(entitlements, health_servicer)
     enable_reflection(
-        (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name), server
+        (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name),
+        cast(grpc.aio.Server, server),
     )
     try:
         if credentials is None:
@@ -248,7 +269,7 @@ async def start(settings: Settings, tracing: Tracing | None = None) -> App:
         catalog,
         db,
         stripe_api,
-        server,
+        server.server,
         health_servicer,
         port,
         guard,
@@ -276,6 +297,8 @@ async def serve(settings: Settings) -> None:
         metrics_host = settings.metrics_addr.rsplit(":", 1)[0]
         print(f"BILLING_METRICS_LISTENING {metrics_host}:{metrics_port}", flush=True)
     app = await start(settings, tracing)
+    # Everything built so far lives as long as the process; the cyclic GC need not walk it.
+    gc.freeze()
     host = settings.grpc_addr.rsplit(":", 1)[0]
     log.info("billing.v1 gRPC serving on %s:%d", host, app.port)
     # The line tests and tools wait for; it carries the real port when :0 was asked.

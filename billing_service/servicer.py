@@ -315,6 +315,18 @@ class BillingServicer(pb_grpc.BillingServiceServicer):
             events=[audit_to_proto(record) for record in records], next_page_token=next_token
         )
 
+    def answer_from_memory(
+        self, request: pb.CheckEntitlementRequest
+    ) -> pb.CheckEntitlementResponse | None:
+        """CheckEntitlement's answer when the cache holds it, else None (no await, no I/O).
+
+        The guard's wrapper calls this before CheckEntitlement itself; a metered
+        check never comes from here.
+        """
+        if request.meter:
+            return None
+        return self._entitlements.check_cached(request.user_id, request.feature)
+
     @rpc_errors
     async def ListInvoices(
         self, request: pb.ListInvoicesRequest, context: Context
@@ -331,11 +343,11 @@ class BillingServicer(pb_grpc.BillingServiceServicer):
         self, request: pb.CheckEntitlementRequest, context: Context
     ) -> pb.CheckEntitlementResponse:
         """See billing.proto. A cache hit is answered from memory without awaiting anything."""
-        if request.meter:
-            return await self._check_usage(request, context)
-        answer = self._entitlements.check_cached(request.user_id, request.feature)
+        answer = self.answer_from_memory(request)
         if answer is not None:
             return answer
+        if request.meter:
+            return await self._check_usage(request, context)
         return await self._check_entitlement(request, context)
 
     @rpc_errors

@@ -153,7 +153,14 @@ SETTINGS: tuple[SettingSpec, ...] = (
         "",
         "test only: file holding unix seconds used as 'now' by usage metering; unset: real time",
     ),
+    SettingSpec(
+        "BILLING_EVENT_LOOP",
+        "uvloop",
+        "event loop of `serve`: uvloop (less CPU per call) or asyncio (the standard library's)",
+    ),
 )
+
+EVENT_LOOPS = ("uvloop", "asyncio")
 
 
 def _float(env: Mapping[str, str], name: str) -> float:
@@ -186,6 +193,13 @@ def _bool(env: Mapping[str, str], name: str) -> bool:
     if raw in ("0", "false", "no", "off"):
         return False
     raise SettingsError(f"{name} must be true or false, got {raw!r}")
+
+
+def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
+    raw = (env.get(name) or _default(name)).strip().lower()
+    if raw not in choices:
+        raise SettingsError(f"{name} must be one of {', '.join(choices)}, got {raw!r}")
+    return raw
 
 
 def _default(name: str) -> str:
@@ -229,6 +243,7 @@ class Settings:
     tls_key_file: str = ""
     tls_client_ca_file: str = ""
     metrics_addr: str = ""
+    event_loop: str = "uvloop"
     test_clock_file: str = ""
     usage_report_interval_seconds: float = 1.0
     usage_report_batch: int = 100
@@ -279,6 +294,7 @@ class Settings:
             tls_key_file=text("BILLING_TLS_KEY_FILE"),
             tls_client_ca_file=text("BILLING_TLS_CLIENT_CA_FILE"),
             metrics_addr=text("BILLING_METRICS_ADDR"),
+            event_loop=_choice(env, "BILLING_EVENT_LOOP", EVENT_LOOPS),
             test_clock_file=text("BILLING_TEST_CLOCK_FILE"),
             usage_report_interval_seconds=max(
                 0.05, _float(env, "BILLING_USAGE_REPORT_INTERVAL_SECONDS")

@@ -1,13 +1,21 @@
 """What a user is entitled to, derived from the one access policy, and the answers built from it.
 
 Everything here is pure: no I/O, no clock reads (``now`` is passed in).
-``Entry`` is what the in-process cache holds per user: the user's rows that
-can answer (``best_subscription.relevant``: normally one), the best of them
-and its Grant (``best_subscription.choose``) and the responses prebuilt for
-the hot path. An entry is valid until ``expires_at`` (the earliest
-``access_until`` among those rows): after it the same rows are evaluated
-again, so a cancel-at-period-end user drops to free (or to their other live
-subscription) with no event.
+
+``Entry`` is what the in-process cache holds per user for the hot path
+(CheckEntitlement): the tier and status of the grant that answers now
+(``best_subscription.choose`` over the user's rows), the instant it ends,
+and the responses prebuilt for that tier; nothing of the rows themselves in
+the common case. Entries that never end are shared by every user of the same
+tier and status (``EntryBook``), so a million users cost their dict slot and
+id (docs/performance.md). An entry is valid until ``expires_at``: after it a
+user with one subscription is free (every finite ``access_until`` ends in
+free), and the rare user with several unended subscriptions (a duplicate)
+is chosen for again from the rows their entry keeps for exactly that case.
+
+GetEntitlements and WatchEntitlements carry per-user detail (the subscription
+id, the other live ones, seats, trial end): ``entitlements_message`` builds
+them from the user's rows, read when asked, never held per user in memory.
 """
 
 from __future__ import annotations
@@ -16,13 +24,14 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
-from billing_service.best_subscription import choose, relevant
+from billing_service.best_subscription import choose, relevant, status_of
 from billing_service.convert import STATUS_TO_PROTO, timestamp
-from billing_service.lifecycle import Status
+from billing_service.lifecycle import Grant, Status
 from billing_service.plans import Catalog
 from billing_service.storage.models import Subscription
 from generated.billing.v1 import billing_pb2 as pb
 
+STATUS_BY_VALUE: dict[str, Status] = {s.value: s for s in Status}
 _EPOCH = datetime(1970, 1, 1)
 _US = timedelta(microseconds=1)
 
@@ -70,81 +79,98 @@ def epoch_seconds(value: datetime | None) -> float:
     return value.replace(tzinfo=UTC).timestamp()
 
 
-class Entry:
-    """One user's cached entitlements; immutable once built."""
+def from_epoch_seconds(value: float) -> datetime | None:
+    """The naive-UTC datetime of ``epoch_seconds`` (None for +inf)."""
+    if value == math.inf:
+        return None
+    return datetime.fromtimestamp(value, UTC).replace(tzinfo=None)
 
-    __slots__ = (
-        "_full",
-        "checks",
-        "expires_at",
-        "grant",
-        "others",
-        "row",
-        "rows",
-        "status",
-        "user_id",
-    )
+
+class Entry:
+    """One answer state: a tier, a status and the instant the tier ends; immutable.
+
+    The cache holds one reference per user. Entries without an end (the
+    great majority: active subscriptions, every free status) are interned by
+    ``EntryBook.entry``, so a million users share a handful of objects and
+    cost only their dict slot and user id; only a finite ``expires_at`` makes
+    an entry of its own. ``rows`` is empty except for a user with several
+    unended subscriptions whose answer ends: then it holds them, to choose
+    again at ``expires_at``.
+    """
+
+    __slots__ = ("checks", "expires_at", "rows", "status", "tier")
 
     def __init__(
-        self, user_id: str, rows: tuple[Subscription, ...], book: ResponseBook, now: datetime
-    ):
-        choice = choose(rows, book.catalog, now)
-        self.user_id = user_id
+        self,
+        tier: str,
+        status: Status,
+        expires_at: float,
+        checks: Mapping[str, pb.CheckEntitlementResponse],
+        rows: tuple[Subscription, ...] = (),
+    ) -> None:
+        self.tier = tier
+        self.status = status
+        self.expires_at = expires_at
+        self.checks = checks
         self.rows = rows
-        self.row = choice.best
-        self.grant = choice.grant
-        self.others = tuple(str(o.stripe_subscription_id) for o in choice.others)
-        self.status = Status(self.row.status) if self.row is not None else Status.NONE
-        self.expires_at = epoch_seconds(choice.valid_until)
-        self.checks: Mapping[str, pb.CheckEntitlementResponse] = book.by_tier.get(
-            self.grant.tier, book.by_tier[book.catalog.free.name]
-        )
-        self._full: pb.GetEntitlementsResponse | None = None
 
     @property
-    def tier(self) -> str:
-        """The tier granted now."""
-        return self.grant.tier
-
-    def entitlements(self, catalog: Catalog) -> pb.GetEntitlementsResponse:
-        """The GetEntitlements answer (built on first use, then reused)."""
-        if self._full is None:
-            plan = catalog.tier(self.grant.tier)
-            message = pb.GetEntitlementsResponse(
-                user_id=self.user_id,
-                tier=plan.name,
-                status=STATUS_TO_PROTO[self.status],
-                features=sorted(plan.features),
-                monthly_limit=plan.monthly_limit,
-                stripe_subscription_id=str(self.row.stripe_subscription_id) if self.row else "",
-                other_live_subscription_ids=self.others,
-            )
-            until = timestamp(self.grant.access_until)
-            if until is not None:
-                message.access_until.CopyFrom(until)
-            if self.row is not None and plan.name != catalog.free.name:
-                message.seats = int(self.row.quantity or 1)
-                trial_end = (
-                    timestamp(self.row.trial_end) if self.status is Status.TRIALING else None
-                )
-                if trial_end is not None:
-                    message.trial_end.CopyFrom(trial_end)
-            self._full = message
-        return self._full
+    def grant(self) -> Grant:
+        """The Grant this entry was built from."""
+        return Grant(self.tier, from_epoch_seconds(self.expires_at))
 
     def same_answer(self, other: Entry) -> bool:
-        """True when both entries give the same answers (tier, status, access_until, others,
-        seats, trial end)."""
-        return (self.grant, self.status, self.others, _offer(self.row)) == (
-            other.grant,
+        """True when both entries give the same CheckEntitlement answers until the same instant."""
+        return (self.tier, self.status, self.expires_at) == (
+            other.tier,
             other.status,
-            other.others,
-            _offer(other.row),
+            other.expires_at,
         )
 
 
-def _offer(row: Subscription | None) -> tuple[int, datetime | None]:
-    return (int(row.quantity or 1), row.trial_end) if row is not None else (0, None)
+class EntryBook:
+    """Builds entries, sharing one object per (tier, status) for entries that never expire."""
+
+    def __init__(self, book: ResponseBook) -> None:
+        self.book = book
+        self._free = book.by_tier[book.catalog.free.name]
+        self._open: dict[tuple[str, Status], Entry] = {}
+
+    def entry(
+        self, tier: str, status: Status, expires_at: float, rows: tuple[Subscription, ...] = ()
+    ) -> Entry:
+        """The entry for a grant of ``tier`` until ``expires_at`` (+inf: open-ended)."""
+        checks = self.book.by_tier.get(tier, self._free)
+        if expires_at == math.inf:
+            shared = self._open.get((tier, status))
+            if shared is None:
+                shared = self._open[(tier, status)] = Entry(tier, status, expires_at, checks)
+            return shared
+        return Entry(tier, status, expires_at, checks, rows)
+
+    def expired(self, entry: Entry, now: datetime) -> Entry:
+        """``entry`` once its ``expires_at`` has passed, at ``now`` (naive UTC).
+
+        Every finite ``access_until`` that ``lifecycle.grant`` gives ends in
+        the free tier with no end (grace over, or cancelled at period end), so
+        one subscription's row need not be kept to evaluate it again; a user
+        with several unended ones is chosen for again from the rows kept.
+        """
+        if entry.rows:
+            return self.from_rows(entry.rows, now)
+        return self.entry(self.book.catalog.free.name, entry.status, math.inf)
+
+    def from_grant(self, grant: Grant, status: Status) -> Entry:
+        """The entry of ``grant`` for a subscription in ``status``."""
+        return self.entry(grant.tier, status, epoch_seconds(grant.access_until))
+
+    def from_rows(self, rows: Sequence[Subscription], now: datetime) -> Entry:
+        """The entry for one user's ``rows`` (empty: no subscription) at ``now`` (naive UTC)."""
+        competing = relevant(rows)
+        choice = choose(competing, self.book.catalog, now)
+        until = epoch_seconds(choice.valid_until)
+        kept = tuple(competing) if len(competing) > 1 and until != math.inf else ()
+        return self.entry(choice.grant.tier, status_of(choice.best), until, kept)
 
 
 def build_entry(
@@ -158,7 +184,35 @@ def build_entry(
         rows = ()
     elif isinstance(rows, Subscription):
         rows = (rows,)
-    return Entry(user_id, tuple(rows), book, now)
+    return EntryBook(book).from_rows(rows, now)
+
+
+def entitlements_message(
+    user_id: str, rows: Sequence[Subscription], catalog: Catalog, now: datetime
+) -> pb.GetEntitlementsResponse:
+    """The GetEntitlements answer for one user's ``rows`` at ``now`` (naive UTC)."""
+    choice = choose(rows, catalog, now)
+    row = choice.best
+    status = status_of(row)
+    plan = catalog.tier(choice.grant.tier)
+    message = pb.GetEntitlementsResponse(
+        user_id=user_id,
+        tier=plan.name,
+        status=STATUS_TO_PROTO[status],
+        features=sorted(plan.features),
+        monthly_limit=plan.monthly_limit,
+        stripe_subscription_id=str(row.stripe_subscription_id) if row is not None else "",
+        other_live_subscription_ids=[str(o.stripe_subscription_id) for o in choice.others],
+    )
+    until = timestamp(choice.grant.access_until)
+    if until is not None:
+        message.access_until.CopyFrom(until)
+    if row is not None and plan.name != catalog.free.name:
+        message.seats = int(row.quantity or 1)
+        trial_end = timestamp(row.trial_end) if status is Status.TRIALING else None
+        if trial_end is not None:
+            message.trial_end.CopyFrom(trial_end)
+    return message
 
 
 def pick_current(rows: Iterable[Subscription]) -> dict[str, list[Subscription]]:

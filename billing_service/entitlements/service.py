@@ -16,6 +16,7 @@ arrives from another replica, and it is never served past ``access_until``.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import math
 import time
@@ -30,20 +31,26 @@ from billing_service import validation
 from billing_service.entitlements.coherence import L2Tag, RedisCoherence
 from billing_service.entitlements.metrics import (
     CACHE_COMPLETE,
+    CACHE_ENTRIES,
     CACHE_HITS,
     CACHE_MISSES,
+    CACHE_WARMING,
     DB_LOADS,
     INVALIDATIONS,
     L2_HITS,
+    WARM_CPU_SECONDS,
+    WARM_SECONDS,
 )
 from billing_service.entitlements.model import (
     Entry,
+    EntryBook,
     ResponseBook,
-    build_entry,
     decode_rows,
     encode_rows,
+    entitlements_message,
     pick_current,
 )
+from billing_service.entitlements.warmup import WarmStopped, read_current_entries
 from billing_service.entitlements.watch import DEFAULT_MAX_PENDING, WatchHub
 from billing_service.errors import InvalidArgument
 from billing_service.plans import Catalog
@@ -59,10 +66,18 @@ MAX_BATCH = 500
 MAX_LOADS_IN_FLIGHT = 2
 MAX_WATCHED_USERS = 10_000
 SNAPSHOT_PAGE = 500
+_CHANGE_MESSAGES_KEPT = 64
 _MAX_FEATURE = 64
 _MAX_USER_ID = 255
-WARM_PAGE = 5000
 WARM_RETRY_SECONDS = 1.0
+DEFAULT_MAX_ENTRIES = 5_000_000
+
+WarmGate = Callable[[str], Awaitable[None]]
+"""Awaited by the warm-up at "read" (before its snapshot) and "merge" (before it is swapped in)."""
+
+
+async def _no_gate(stage: str) -> None:
+    return None
 
 
 def load_current(user_ids: Sequence[str]) -> dict[str, list[Subscription]]:
@@ -87,9 +102,9 @@ def subscribed_users_after(after: str, limit: int) -> list[str]:
 class _Reader:
     """Runs entitlement reads on a thread of their own, so they never queue behind writes."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, name: str = "entitlements-db") -> None:
         self._db = db
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="entitlements-db")
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
 
     def _call(self, fn: Callable[..., T], *args: Any) -> T:
         return self._db.call(fn, *args)
@@ -135,14 +150,19 @@ class EntitlementService:
         catalog: Catalog,
         *,
         redis_url: str = "",
-        max_entries: int = 1_000_000,
+        max_entries: int = DEFAULT_MAX_ENTRIES,
         watch_max_pending: int = DEFAULT_MAX_PENDING,
         lease_seconds: float = 1.5,
+        warm_gate: WarmGate | None = None,
     ) -> None:
         self._db = db
         self._reader = _Reader(db)
+        # Warm-up reads run on their own thread, so misses keep reading through meanwhile.
+        self._warm_reader = _Reader(db, "entitlements-warm")
+        self._warm_gate = warm_gate or _no_gate
         self._catalog = catalog
         self.book = ResponseBook(catalog)
+        self.entry_book = EntryBook(self.book)
         self._entries: dict[str, Entry] = {}
         self._fills: dict[str, _Fill] = {}
         self._batch: _Batch | None = None
@@ -154,7 +174,14 @@ class EntitlementService:
         # database read, unless an invalidation since marked them ``_dirty``.
         self._complete_gen: int | None = None
         self._dirty: set[str] = set()
-        self._free_checks = build_entry("", None, self.book, utcnow()).checks
+        self._free_checks = self.book.by_tier[catalog.free.name]
+        self._no_subscription = self.entry_book.from_rows((), utcnow())
+        # Called with True when complete mode starts, False when it ends (health, readiness).
+        self.complete_listeners: list[Callable[[bool], None]] = []
+        # One message per change, shared by every stream watching the user (built once).
+        self._change_messages: dict[
+            tuple[str, float], asyncio.Future[pb.WatchEntitlementsResponse]
+        ] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self.coherence: RedisCoherence | None = None
         self._lease: RedisCoherence | _LocalLease = _LocalLease()
@@ -183,6 +210,7 @@ class EntitlementService:
         if self.coherence is not None:
             await self.coherence.close()
         self._reader.close()
+        self._warm_reader.close()
 
     def end_streams(self) -> None:
         """End every watch stream with UNAVAILABLE (first step of shutdown)."""
@@ -221,8 +249,7 @@ class EntitlementService:
     def _reset(self) -> None:
         """The lease changed hands: nothing cached or in flight may be served any more."""
         self._entries.clear()
-        self._complete_gen = None
-        CACHE_COMPLETE.set(0)
+        self._set_complete(None)
         for fill in self._fills.values():
             fill.stale = True
         self._fills.clear()
@@ -246,7 +273,7 @@ class EntitlementService:
             if 0 < len(user_id) <= _MAX_USER_ID and self._known_free(user_id):
                 response = self._free_checks.get(feature)
                 if response is not None and user_id.isprintable() and " " not in user_id:
-                    CACHE_HITS.inc()
+                    CACHE_HITS.value += 1
                     return response
             return None
         if time.monotonic() >= self._lease.lease_until:
@@ -255,7 +282,7 @@ class EntitlementService:
             return None
         response = entry.checks.get(feature)
         if response is not None:
-            CACHE_HITS.inc()
+            CACHE_HITS.value += 1
         return response
 
     async def check(self, user_id: str, feature: str) -> pb.CheckEntitlementResponse:
@@ -269,10 +296,28 @@ class EntitlementService:
         return entry.checks.get(feature) or self.book.unknown_feature(entry.tier, feature)
 
     async def entitlements(self, user_id: str) -> pb.GetEntitlementsResponse:
-        """Everything ``user_id`` is entitled to now."""
+        """Everything ``user_id`` is entitled to now, with the per-user detail (rows, read now)."""
         validation.user_id(user_id)
-        entry = await self.entry(user_id)
-        return entry.entitlements(self._catalog)
+        rows = await self._rows([user_id])
+        return entitlements_message(user_id, rows.get(user_id, []), self._catalog, utcnow())
+
+    async def _rows(self, users: list[str]) -> dict[str, list[Subscription]]:
+        """The rows that answer for ``users``: the Redis copy, else the database."""
+        rows, l2_writes, tag = await self._fetch(users)
+        if self.coherence is not None and tag is not None and l2_writes:
+            await self.coherence.l2_put(tag, l2_writes)
+        return rows
+
+    def _entry_in_memory(self, user_id: str) -> Entry | None:
+        """The user's cached entry while it may be served, else None (no await)."""
+        entry = self._entries.get(user_id)
+        if (
+            entry is None
+            or time.monotonic() >= self._lease.lease_until
+            or time.time() >= entry.expires_at
+        ):
+            return None
+        return entry
 
     async def entry(self, user_id: str) -> Entry:
         """The user's current entry: from memory when valid, else loaded (batched)."""
@@ -281,15 +326,15 @@ class EntitlementService:
         entry = self._entries.get(user_id) if leased else None
         if entry is not None:
             if time.time() < entry.expires_at:
-                CACHE_HITS.inc()
+                CACHE_HITS.value += 1
                 return entry
-            # Past access_until: the same rows, evaluated again, give the answer now.
-            entry = build_entry(user_id, entry.rows, self.book, utcnow())
+            # Past access_until: the grant has ended (free, or the user's other subscription).
+            entry = self.entry_book.expired(entry, utcnow())
             self._store(user_id, entry)
             return entry
         if self._known_free(user_id):
-            CACHE_HITS.inc()
-            return build_entry(user_id, None, self.book, utcnow())
+            CACHE_HITS.value += 1
+            return self._no_subscription
         CACHE_MISSES.inc()
         fill = self._fills.get(user_id) if leased else None
         if fill is None or fill.lease_gen != lease.lease_gen:
@@ -299,14 +344,13 @@ class EntitlementService:
             self._enqueue(user_id, fill)
         entry = await asyncio.shield(fill.future)
         if time.time() >= entry.expires_at:
-            entry = build_entry(user_id, entry.rows, self.book, utcnow())
+            entry = self.entry_book.expired(entry, utcnow())
         return entry
 
     def _store(self, user_id: str, entry: Entry) -> None:
         self._dirty.discard(user_id)
         if len(self._entries) >= self._max_entries:
-            self._complete_gen = None
-            CACHE_COMPLETE.set(0)
+            self._set_complete(None)
             # Drop the oldest tenth; a rare, bounded pause instead of per-hit LRU bookkeeping.
             for key in list(self._entries)[: max(1, self._max_entries // 10)]:
                 del self._entries[key]
@@ -314,49 +358,90 @@ class EntitlementService:
 
     # -- complete mode -------------------------------------------------------------------
 
+    @property
+    def complete(self) -> bool:
+        """True while every subscription is in memory (complete mode)."""
+        return self._complete_gen is not None and self._complete_gen == self._lease.lease_gen
+
+    def _set_complete(self, gen: int | None) -> None:
+        was = self._complete_gen is not None
+        self._complete_gen = gen
+        CACHE_COMPLETE.set(0 if gen is None else 1)
+        if was != (gen is not None):
+            for listener in self.complete_listeners:
+                listener(gen is not None)
+
     async def _keep_warm(self) -> None:
         """Fill the cache with every subscription, again whenever a lease change emptied it."""
         while True:
             lease = self._lease
             leased = time.monotonic() < lease.lease_until
             if leased and self._complete_gen != lease.lease_gen:
+                CACHE_WARMING.set(1)
                 try:
                     await self._warm(lease.lease_gen)
                 except StorageUnavailable as exc:
                     log.warning("entitlement cache not filled (%s); will retry", exc)
+                except Exception:
+                    log.exception("entitlement cache not filled (a bug); will retry")
+                finally:
+                    CACHE_WARMING.set(0)
             await asyncio.sleep(WARM_RETRY_SECONDS)
 
     async def _warm(self, gen: int) -> None:
-        """Load every user's current subscription; on success, enter complete mode."""
+        """Read every user's current subscription; on success, enter complete mode.
+
+        The snapshot is built on its own thread into a new dict while the
+        live cache keeps serving (misses read through). Then, on the loop and
+        in one step: users invalidated since the snapshot started are dropped
+        from it (their entry may predate the change), entries the live cache
+        loaded meanwhile win (they are at least as new), and the result
+        replaces the live cache.
+        """
         started = time.monotonic()
         self._dirty = set()
-        after, loaded = "", 0
-        while True:
-            users = await self._reader.run(subscribed_users_after, after, WARM_PAGE)
-            if not users:
-                break
-            rows = await self._reader.run(load_current, users)
-            if self._lease.lease_gen != gen:
-                return
-            loaded += len(users)
-            if loaded > self._max_entries:
-                log.info("more subscribed users than the cache holds; complete mode off")
-                return
-            now = utcnow()
-            for user in users:
-                # Invalidated (or freshly loaded) since this page was read: not ours to set.
-                if user in self._dirty or user in self._entries:
-                    continue
-                self._entries[user] = build_entry(user, rows.get(user), self.book, now)
-            after = users[-1]
-        if self._lease.lease_gen == gen and time.monotonic() < self._lease.lease_until:
-            self._complete_gen = gen
-            CACHE_COMPLETE.set(1)
-            log.info(
-                "entitlement cache complete: %d subscribed users in %.1fs",
-                loaded,
-                time.monotonic() - started,
+        await self._warm_gate("read")
+        lease = self._lease
+
+        def stale() -> bool:
+            return lease.lease_gen != gen
+
+        try:
+            snapshot = await self._warm_reader.run(
+                read_current_entries, self._db, self.entry_book, utcnow(), stale
             )
+        except WarmStopped:
+            return
+        await self._warm_gate("merge")
+        if lease.lease_gen != gen or time.monotonic() >= lease.lease_until:
+            return
+        built = snapshot.entries
+        if len(built) > self._max_entries:
+            log.warning(
+                "%d subscribed users, more than the cache holds (%d); complete mode off",
+                len(built),
+                self._max_entries,
+            )
+            return
+        for user in self._dirty:
+            built.pop(user, None)
+        built.update(self._entries)
+        self._entries = built
+        self._set_complete(gen)
+        # The cache lives as long as the process: keep the cyclic GC from walking it again
+        # and again (a full collection would visit every entry; docs/performance.md).
+        gc.freeze()
+        elapsed = time.monotonic() - started
+        WARM_SECONDS.set(elapsed)
+        WARM_CPU_SECONDS.set(snapshot.cpu_seconds)
+        CACHE_ENTRIES.set(len(built))
+        log.info(
+            "entitlement cache complete: %d subscribed users (%d rows) in %.1fs (%.1fs CPU)",
+            len(built),
+            snapshot.rows,
+            elapsed,
+            snapshot.cpu_seconds,
+        )
 
     # -- batched loads -------------------------------------------------------------------
 
@@ -405,7 +490,7 @@ class EntitlementService:
         for user, fill in fills:
             entry = built.get(user)
             if entry is None:
-                entry = built[user] = build_entry(user, rows.get(user), self.book, now)
+                entry = built[user] = self.entry_book.from_rows(rows.get(user, ()), now)
             if self._fills.get(user) is fill:
                 del self._fills[user]
             lease = self._lease
@@ -471,17 +556,43 @@ class EntitlementService:
                 yield message
             while True:
                 user, changed_at, usage = await sub.next()
-                entry = await self.entry(user)
-                message = self._message(entry, snapshot=False, at=changed_at)
+                message = await self._change_message(user, changed_at)
                 if usage is not None:
-                    message.usage.CopyFrom(usage)
+                    # Usage is this stream's own: add it to a copy, never to the shared message.
+                    own = pb.WatchEntitlementsResponse()
+                    own.CopyFrom(message)
+                    own.usage.CopyFrom(usage)
+                    message = own
                 yield message
         finally:
             self.hub.unsubscribe(sub)
 
-    def _message(self, entry: Entry, *, snapshot: bool, at: float) -> pb.WatchEntitlementsResponse:
+    async def _change_message(self, user: str, changed_at: float) -> pb.WatchEntitlementsResponse:
+        # A thousand streams watching one user: the first reads the rows, the rest share it.
+        key = (user, changed_at)
+        pending = self._change_messages.get(key)
+        if pending is None:
+            pending = asyncio.get_running_loop().create_future()
+            self._change_messages[key] = pending
+            while len(self._change_messages) > _CHANGE_MESSAGES_KEPT:
+                del self._change_messages[next(iter(self._change_messages))]
+            try:
+                rows = await self._rows([user])
+                pending.set_result(
+                    self._message(user, rows.get(user, []), snapshot=False, at=changed_at)
+                )
+            except Exception as exc:
+                self._change_messages.pop(key, None)
+                pending.set_exception(exc)
+                pending.exception()  # retrieved here; streams sharing it get it too
+                raise
+        return await asyncio.shield(pending)
+
+    def _message(
+        self, user: str, rows: list[Subscription], *, snapshot: bool, at: float
+    ) -> pb.WatchEntitlementsResponse:
         message = pb.WatchEntitlementsResponse(snapshot=snapshot)
-        message.entitlements.CopyFrom(entry.entitlements(self._catalog))
+        message.entitlements.CopyFrom(entitlements_message(user, rows, self._catalog, utcnow()))
         ts = Timestamp()
         ts.FromNanoseconds(int(at * 1e9))
         message.changed_at.CopyFrom(ts)
@@ -491,10 +602,10 @@ class EntitlementService:
         if users:
             for start in range(0, len(users), SNAPSHOT_PAGE):
                 page = users[start : start + SNAPSHOT_PAGE]
-                entries = await asyncio.gather(*(self.entry(u) for u in page))
+                rows = await self._rows(page)
                 at = time.time()
-                for entry in entries:
-                    yield self._message(entry, snapshot=True, at=at)
+                for user in page:
+                    yield self._message(user, rows.get(user, []), snapshot=True, at=at)
             return
         # Every user with a subscription, a page at a time: memory stays one page.
         after = ""
@@ -503,9 +614,7 @@ class EntitlementService:
             if not page:
                 return
             rows = await self._reader.run(load_current, page)
-            now, at = utcnow(), time.time()
+            at = time.time()
             for user in page:
-                yield self._message(
-                    build_entry(user, rows.get(user), self.book, now), snapshot=True, at=at
-                )
+                yield self._message(user, rows.get(user, []), snapshot=True, at=at)
             after = page[-1]

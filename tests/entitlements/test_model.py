@@ -10,13 +10,16 @@ from pathlib import Path
 import pytest
 
 from billing_service.entitlements.model import (
+    EntryBook,
     ResponseBook,
     build_entry,
     decode_rows,
     encode_rows,
+    entitlements_message,
     pick_current,
 )
 from billing_service.entitlements.watch import ShuttingDown, TooSlow, WatchHub
+from billing_service.lifecycle import Status
 from billing_service.plans import load_catalog
 from billing_service.storage import repository
 from billing_service.storage.database import Database
@@ -53,8 +56,9 @@ def test_a_cancelling_subscription_expires_at_period_end_then_is_free() -> None:
     assert entry.tier == "pro"
     assert entry.grant.access_until == end
     assert entry.checks["priority_support"].allowed
-    later = build_entry("u1", entry.row, BOOK, end)
+    later = build_entry("u1", row(current_period_end=end, cancel_at_period_end=True), BOOK, end)
     assert later.tier == "free"
+    assert EntryBook(BOOK).expired(entry, end).same_answer(later)
     assert later.expires_at == float("inf")
     assert not later.checks["priority_support"].allowed
 
@@ -66,7 +70,8 @@ def test_an_active_subscription_never_expires_by_itself() -> None:
 
 def test_no_subscription_is_free() -> None:
     entry = build_entry("u1", None, BOOK, utcnow())
-    full = entry.entitlements(BOOK.catalog)
+    assert (entry.tier, entry.status, entry.expires_at) == ("free", Status.NONE, float("inf"))
+    full = entitlements_message("u1", [], BOOK.catalog, utcnow())
     assert (full.tier, full.monthly_limit, list(full.features)) == ("free", 10, [])
 
 
