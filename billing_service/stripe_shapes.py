@@ -124,11 +124,19 @@ def _offer(sub: Mapping[str, Any], item: Mapping[str, Any], price: Any) -> dict[
         "interval": str(interval or price.get("interval") or ""),
         "quantity": int(item.get("quantity") or sub.get("quantity") or 1),
         "unit_amount": int(amount or 0),
-        "currency": str(sub.get("currency") or price.get("currency") or ""),
+        "currency": _currency(sub.get("currency"), price.get("currency")),
         "trial_end": from_timestamp(sub.get("trial_end")),
         "discount": discount,
         "discount_pending": pending,
     }
+
+
+def _currency(*candidates: Any) -> str:
+    """The first ISO currency code (three letters) among ``candidates``; "" when none is."""
+    for value in candidates:
+        if isinstance(value, str) and len(value) == 3 and value.isalpha():
+            return value.lower()
+    return ""
 
 
 def invoice_subscription_id(raw: Any) -> str:

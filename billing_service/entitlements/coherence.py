@@ -24,7 +24,11 @@ The guarantee: once a writer's ``announce(user)`` returns, no replica answers
 
 When Redis is unreachable pings stop, leases lapse, every replica answers
 from the database, and a writer that cannot publish waits one lease period
-before returning. A replica that saw Redis fail bumps the global epoch when
+before returning. Once Redis has been unreachable for longer than a lease
+(and this replica's own lease has lapsed), every lease renewed through it has
+lapsed too, so a writer returns at once without trying: events that change
+entitlements run at database speed through an outage instead of paying a
+publish timeout and a lease wait each. A replica that saw Redis fail bumps the global epoch when
 it returns, which invalidates every L2 record written before the outage.
 Not covered: a partition in which the writer cannot reach Redis while other
 replicas can (see docs/entitlements.md).
@@ -45,7 +49,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from billing_service.entitlements.metrics import ACK_TIMEOUTS, REDIS_UP
+from billing_service.entitlements.metrics import ACK_TIMEOUTS, ANNOUNCES_SKIPPED, REDIS_UP
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +128,8 @@ class RedisCoherence:
         # its result only if the generation it started under is still current.
         self.lease_gen = 0
         self.up = False
+        # When this replica first saw Redis fail (monotonic); None while it answers.
+        self._down_since: float | None = None
         self._url = url
         self._on_remote_change = on_remote_change
         self._on_lease_change = on_lease_change
@@ -180,6 +186,9 @@ class RedisCoherence:
         self._waiters[nonce] = waiter
         message = f"{self.replica_id} {nonce} {changed_at!r} {user_id}"
         started = time.monotonic()
+        if self._leases_lapsed(started):
+            ANNOUNCES_SKIPPED.inc()
+            return
         try:
             live = await self._publish_until(started + self.lease_seconds, user_id, message)
             if live is None:
@@ -201,6 +210,15 @@ class RedisCoherence:
                 )
         finally:
             self._waiters.pop(nonce, None)
+
+    def _leases_lapsed(self, now: float) -> bool:
+        """True when Redis has been down longer than a lease: no replica can answer from memory."""
+        return (
+            not self.up
+            and self._down_since is not None
+            and now - self._down_since > self.lease_seconds + 0.05
+            and now > self.lease_until
+        )
 
     async def _publish_until(
         self, deadline: float, user_id: str, message: str
@@ -268,6 +286,8 @@ class RedisCoherence:
 
     def _mark_down(self, exc: BaseException) -> None:
         self._seen_failure = True
+        if self._down_since is None:
+            self._down_since = time.monotonic()
         if self.up:
             log.warning(
                 "Redis unreachable (%s: %s); entitlements are served from the database "
@@ -287,6 +307,7 @@ class RedisCoherence:
             await self._redis.incr(self._epoch_key)
             log.warning("Redis reachable again; entitlement cache coherence restored")
         self._seen_failure = False
+        self._down_since = None
         self.up = True
         REDIS_UP.set(1)
 

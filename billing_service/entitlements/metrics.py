@@ -58,6 +58,10 @@ ACK_TIMEOUTS = Counter(
     "billing_entitlement_ack_timeouts_total",
     "Changes whose writer waited for a replica's lease to lapse instead of its acknowledgement",
 )
+ANNOUNCES_SKIPPED = Counter(
+    "billing_entitlement_announces_skipped_total",
+    "Changes not published because Redis had been down longer than a lease (every lease lapsed)",
+)
 WATCH_STREAMS = Gauge("billing_entitlement_watch_streams", "Open WatchEntitlements streams")
 WATCH_OVERFLOWS = Counter(
     "billing_entitlement_watch_overflows_total",

@@ -16,7 +16,11 @@ every retry for three days. Only the fields this service reads are judged:
   every datetime and BIGINT column holds them); the envelope's ``created``
   must be at least 1;
 * no string anywhere in a handled event's object holds a NUL character;
-* a field we read has the JSON type Stripe documents (or is null/absent).
+* a field we read has the JSON type Stripe documents (or is null/absent);
+* numbers we store fit their columns: amounts within a signed 63-bit range,
+  seats and attempt counts within 32 bits; an invoice's currency is at most
+  8 characters and its status at most 32, an interval at most 8 (Stripe's
+  are shorter still).
 
 Unhandled event types are only parsed for their envelope: their object is
 never read, so it is not judged either.
@@ -35,7 +39,10 @@ MAX_TIMESTAMP = 1 << 32
 _ID_CHARS = re.compile(r"[A-Za-z0-9_-]+")
 _PRINTABLE = re.compile(r"[^\x00-\x1f\x7f]+")
 _OBJECT_TIMESTAMPS = ("created", "current_period_start", "current_period_end")
-_SUBSCRIPTION_TIMESTAMPS = (*_OBJECT_TIMESTAMPS, "cancel_at", "canceled_at")
+_SUBSCRIPTION_TIMESTAMPS = (*_OBJECT_TIMESTAMPS, "cancel_at", "canceled_at", "trial_end")
+_INVOICE_TIMESTAMPS = ("created", "period_start", "period_end", "next_payment_attempt")
+MAX_AMOUNT = 1 << 62
+MAX_COUNT = 1 << 31
 
 
 def _bad(where: str, problem: str) -> InvalidArgument:
@@ -92,6 +99,59 @@ def _typed(obj: Mapping[str, Any], name: str, kind: type | tuple[type, ...], whe
         raise _bad(f"{where}.{name}", "has the wrong JSON type")
 
 
+def _integer(value: Any, where: str, low: int, high: int) -> None:
+    """Accept null/absent or an integer in [low, high)."""
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _bad(where, "is not an integer")
+    if not low <= value < high:
+        raise _bad(where, f"is out of range ({low} <= n < {high})")
+
+
+def _short_text(value: Any, where: str, longest: int) -> None:
+    """Accept null/absent or a string of at most ``longest`` characters."""
+    if value is None:
+        return
+    if not isinstance(value, str):
+        raise _bad(where, "is not a string")
+    if len(value) > longest:
+        raise _bad(where, f"is longer than {longest} characters")
+
+
+def _price(price: Any, where: str) -> None:
+    """An expanded price (or legacy plan): amount, currency and interval fit their columns."""
+    if not isinstance(price, Mapping):
+        return
+    for name in ("unit_amount", "amount"):
+        _integer(price.get(name), f"{where}.{name}", -MAX_AMOUNT, MAX_AMOUNT)
+    _short_text(price.get("interval"), f"{where}.interval", 8)
+    _typed(price, "recurring", Mapping, where)
+    recurring = price.get("recurring")
+    if isinstance(recurring, Mapping):
+        _short_text(recurring.get("interval"), f"{where}.recurring.interval", 8)
+
+
+def _discount(discount: Any, where: str) -> None:
+    """A discount: its end and its coupon's amounts are numbers."""
+    if not isinstance(discount, Mapping):
+        return
+    timestamp(discount.get("end"), f"{where}.end")
+    coupons = [discount.get("coupon")]
+    source = discount.get("source")
+    if isinstance(source, Mapping):
+        coupons.append(source.get("coupon"))
+    for coupon in coupons:
+        if not isinstance(coupon, Mapping):
+            continue
+        percent = coupon.get("percent_off")
+        if percent is not None and (
+            isinstance(percent, bool) or not isinstance(percent, int | float) or percent != percent
+        ):
+            raise _bad(f"{where}.coupon.percent_off", "is not a number")
+        _integer(coupon.get("amount_off"), f"{where}.coupon.amount_off", 0, MAX_AMOUNT)
+
+
 def no_nul(value: Any, where: str) -> None:
     """Refuse a NUL character in any string (key or value) inside ``value``."""
     stack = [value]
@@ -117,6 +177,14 @@ def _subscription(sub: Mapping[str, Any], where: str) -> None:
         timestamp(sub.get(name), f"{where}.{name}")
     _typed(sub, "status", str, where)
     _typed(sub, "cancel_at_period_end", bool, where)
+    _integer(sub.get("quantity"), f"{where}.quantity", 0, MAX_COUNT)
+    _typed(sub, "currency", str, where)
+    _price(sub.get("plan"), f"{where}.plan")
+    _discount(sub.get("discount"), f"{where}.discount")
+    listed = sub.get("discounts")
+    if isinstance(listed, list):
+        for index, discount in enumerate(listed):
+            _discount(discount, f"{where}.discounts[{index}]")
     _typed(sub, "metadata", Mapping, where)
     _typed(sub, "items", Mapping, where)
     items = sub.get("items")
@@ -133,9 +201,23 @@ def _subscription(sub: Mapping[str, Any], where: str) -> None:
             timestamp(item.get(name), f"{at}.{name}")
         _free_id(item.get("price"), f"{at}.price")
         _free_id(item.get("plan"), f"{at}.plan")
+        _integer(item.get("quantity"), f"{at}.quantity", 0, MAX_COUNT)
+        _price(item.get("price"), f"{at}.price")
+        _price(item.get("plan"), f"{at}.plan")
 
 
 def _invoice(invoice: Mapping[str, Any], where: str) -> None:
+    if isinstance(invoice.get("id"), str):
+        stripe_id(invoice["id"], "in_", f"{where}.id")
+    for name in _INVOICE_TIMESTAMPS:
+        timestamp(invoice.get(name), f"{where}.{name}")
+    for name in ("amount_due", "amount_paid"):
+        _integer(invoice.get(name), f"{where}.{name}", -MAX_AMOUNT, MAX_AMOUNT)
+    _integer(invoice.get("attempt_count"), f"{where}.attempt_count", 0, MAX_COUNT)
+    _short_text(invoice.get("status"), f"{where}.status", 32)
+    _short_text(invoice.get("currency"), f"{where}.currency", 8)
+    _typed(invoice, "hosted_invoice_url", str, where)
+    _typed(invoice, "invoice_pdf", str, where)
     _reference(invoice.get("customer"), "cus_", f"{where}.customer")
     _reference(invoice.get("subscription"), "sub_", f"{where}.subscription")
     _typed(invoice, "parent", Mapping, where)

@@ -90,6 +90,38 @@ def test_events_finish_without_asking_a_hanging_redis(hanging_service: ServicePr
     assert "Traceback" not in hanging_service.log_text()
 
 
+def tied_event() -> dict[str, object]:
+    """A new active subscription of a new user: their entitlements change (announced)."""
+    sub = factory.subscription(
+        factory.new_id("sub"), factory.new_id("cus"), "active", user_id=factory.new_id("user")
+    )
+    return factory.event("customer.subscription.created", sub)
+
+
+def test_entitlement_changes_stop_waiting_for_a_hanging_redis(
+    hanging_service: ServiceProcess,
+) -> None:
+    """Past one lease of outage every lease has lapsed: changes are no longer published or
+    waited for (counted), and each still applies."""
+    with grpc.insecure_channel(hanging_service.target) as channel:
+        stub = pb_grpc.BillingServiceStub(channel)
+
+        def apply(event: dict[str, object]) -> pb.ApplyStripeEventResponse:
+            payload = factory.payload(event)
+            request = pb.ApplyStripeEventRequest(payload=payload)
+            return stub.ApplyStripeEvent(request, timeout=30)
+
+        # Each of these waits at most one lease, so afterwards Redis has been
+        # down longer than a lease whenever the service first saw it fail.
+        warm = [apply(tied_event()).outcome for _ in range(2)]
+        skipped_before = sample(hanging_service, "billing_entitlement_announces_skipped_total")
+        outcomes = [apply(tied_event()).outcome for _ in range(3)]
+    assert warm + outcomes == [pb.EVENT_OUTCOME_APPLIED] * 5
+    skipped = sample(hanging_service, "billing_entitlement_announces_skipped_total")
+    assert skipped - skipped_before == 3
+    assert "Traceback" not in hanging_service.log_text()
+
+
 class TestBreaker:
     """The breaker's own rules (pure logic)."""
 
