@@ -125,18 +125,31 @@ def test_subscription_created_and_deleted_through_localstripe_webhooks(tmp_path:
         assert max(Counter(r.stripe_event_id for r in audit if r.stripe_event_id).values()) == 1
         assert "Traceback" not in gateway.log_text()
         # Every legacy-shaped event was understood: none retried, none dead-lettered.
-        # Applied: the two subscription events and the two invoice events (legacy
-        # shape: top-level `subscription`), whose invoice is kept.
+        # Four are acted on: the two subscription events and the two invoice events
+        # (legacy shape: top-level `subscription`), whose invoice is kept. Which of
+        # the invoice's two events lands last decides whether the earlier one is
+        # applied or stale, so both outcomes count.
         invoices = wait_until(
             "the invoice from the invoice events",
             lambda: stub.ListInvoices(pb.ListInvoicesRequest(user_id=user_id), timeout=10).invoices,
         )
         assert [i.stripe_subscription_id for i in invoices] == [created.id]
+
+        def acted_on(text: str) -> float:
+            return sum(
+                float(line.rsplit(" ", 1)[1])
+                for line in text.splitlines()
+                if line.startswith("billing_gateway_responses_total{")
+                and 'status="200"' in line
+                and ('reason="applied"' in line or 'reason="stale"' in line)
+            )
+
         metrics = wait_until(
             "every delivery answered",
-            lambda: (lambda text: text if 'reason="applied",status="200"} 4.0' in text else None)(
+            lambda: (lambda text: text if acted_on(text) >= 4 else None)(
                 request(gateway.host, gateway.port, "GET", "/metrics").body.decode()
             ),
         )
+        assert acted_on(metrics) == 4, metrics
         assert 'status="503"' not in metrics
         assert "dead_lettered" not in metrics
