@@ -159,6 +159,8 @@ def service_env(database_url: str, redis_url: str, plans: Path = PLANS) -> dict[
         "STRIPE_SECRET_KEY": "sk_test_bench",
         "STRIPE_API_BASE": "http://127.0.0.1:9",
         "STRIPE_MAX_NETWORK_RETRIES": "0",
+        # The fan-out part opens its 1,000 streams as one caller.
+        "BILLING_WATCH_MAX_STREAMS_PER_CALLER": "10000",
     }
 
 

@@ -37,13 +37,28 @@ COLUMNS = (
     "last_event_created",
     "last_event_id",
     "last_state_digest",
+    "interval",
+    "quantity",
+    "unit_amount",
+    "currency",
+    "discount",
     "created_at",
     "updated_at",
 )
 
 
 def _values(row: dict[str, Any]) -> tuple[Any, ...]:
-    full = {"last_event_created": 0, "last_event_id": "", "last_state_digest": "", **row}
+    full = {
+        "last_event_created": 0,
+        "last_event_id": "",
+        "last_state_digest": "",
+        "interval": "month",
+        "quantity": 1,
+        "unit_amount": 0,
+        "currency": "usd",
+        "discount": "",
+        **row,
+    }
     return tuple(full[c] for c in COLUMNS)
 
 

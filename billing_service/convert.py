@@ -8,6 +8,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from billing_service.discounts import Discount
 from billing_service.lifecycle import Status
+from billing_service.plan_changes import PlanChangePreview
 from billing_service.storage.models import AuditRecord, Invoice
 from billing_service.subscriptions import SubscriptionView
 from generated.billing.v1 import billing_pb2 as pb
@@ -159,3 +160,15 @@ def invoice_to_proto(row: Invoice) -> pb.Invoice:
     if row.stripe_created:
         message.created.FromSeconds(int(row.stripe_created))
     return message
+
+
+def preview_to_proto(
+    preview: PlanChangePreview,
+    response: pb.PreviewPlanChangeResponse | pb.PreviewSeatChangeResponse,
+) -> None:
+    """Fill a preview answer (plan or seat change): amount, currency, proration time."""
+    response.amount_due = preview.amount_due
+    response.currency = preview.currency
+    prorated_at = timestamp(preview.proration_date)
+    if prorated_at is not None:
+        response.proration_date.CopyFrom(prorated_at)

@@ -22,8 +22,8 @@ from billing_service.convert import (
     audit_to_proto,
     interval_name,
     invoice_to_proto,
+    preview_to_proto,
     subscription_to_proto,
-    timestamp,
 )
 from billing_service.entitlements import EntitlementService
 from billing_service.errors import BillingError
@@ -243,12 +243,8 @@ class BillingServicer(pb_grpc.BillingServiceServicer):
             subscription_id=request.subscription_id,
             interval=request.interval,
         )
-        response = pb.PreviewPlanChangeResponse(
-            amount_due=preview.amount_due, currency=preview.currency
-        )
-        prorated_at = timestamp(preview.proration_date)
-        if prorated_at is not None:
-            response.proration_date.CopyFrom(prorated_at)
+        response = pb.PreviewPlanChangeResponse()
+        preview_to_proto(preview, response)
         return response
 
     @rpc_errors
@@ -280,12 +276,8 @@ class BillingServicer(pb_grpc.BillingServiceServicer):
             proration=request.proration,
             subscription_id=request.subscription_id,
         )
-        response = pb.PreviewSeatChangeResponse(
-            amount_due=preview.amount_due, currency=preview.currency
-        )
-        prorated_at = timestamp(preview.proration_date)
-        if prorated_at is not None:
-            response.proration_date.CopyFrom(prorated_at)
+        response = pb.PreviewSeatChangeResponse()
+        preview_to_proto(preview, response)
         return response
 
     @rpc_errors
