@@ -160,10 +160,6 @@ class EntryBook:
             return self.from_rows(entry.rows, now)
         return self.entry(self.book.catalog.free.name, entry.status, math.inf)
 
-    def from_grant(self, grant: Grant, status: Status) -> Entry:
-        """The entry of ``grant`` for a subscription in ``status``."""
-        return self.entry(grant.tier, status, epoch_seconds(grant.access_until))
-
     def from_rows(self, rows: Sequence[Subscription], now: datetime) -> Entry:
         """The entry for one user's ``rows`` (empty: no subscription) at ``now`` (naive UTC)."""
         competing = relevant(rows)

@@ -308,17 +308,6 @@ class EntitlementService:
             await self.coherence.l2_put(tag, l2_writes)
         return rows
 
-    def _entry_in_memory(self, user_id: str) -> Entry | None:
-        """The user's cached entry while it may be served, else None (no await)."""
-        entry = self._entries.get(user_id)
-        if (
-            entry is None
-            or time.monotonic() >= self._lease.lease_until
-            or time.time() >= entry.expires_at
-        ):
-            return None
-        return entry
-
     async def entry(self, user_id: str) -> Entry:
         """The user's current entry: from memory when valid, else loaded (batched)."""
         lease = self._lease
