@@ -11,6 +11,7 @@ from prometheus_client import REGISTRY
 
 from billing_service.entitlements import EntitlementService
 from billing_service.plans import load_catalog
+from billing_service.redis_client import connect
 from billing_service.storage.database import Database, migrate
 from billing_service.storage.models import Subscription
 from tests.entitlements.support import RedisServer, eventually
@@ -28,8 +29,10 @@ async def pair(
     db = Database(f"sqlite:///{tmp_path / 'b.db'}", workers=2)
     migrate(db.db)
     catalog = load_catalog(PLANS_FILE)
-    a = EntitlementService(db, catalog, redis_url=redis_server.url, lease_seconds=1.0)
-    b = EntitlementService(db, catalog, redis_url=redis_server.url, lease_seconds=1.0)
+    # Each replica holds its own client, as each process does.
+    clients = [connect(redis_server.url, 0.5) for _ in range(2)]
+    a = EntitlementService(db, catalog, redis=clients[0], lease_seconds=1.0)
+    b = EntitlementService(db, catalog, redis=clients[1], lease_seconds=1.0)
     await a.start()
     await b.start()
     for svc in (a, b):
@@ -37,6 +40,8 @@ async def pair(
     yield db, a, b
     await a.close()
     await b.close()
+    for client in clients:
+        await client.aclose()
     db.close()
 
 

@@ -24,7 +24,7 @@ from billing_service.events.apply import Outcome
 from billing_service.events.ordering import state_digest
 from billing_service.events.service import EventService
 from billing_service.lifecycle import NEXT, Status
-from billing_service.locks import EventGuard
+from billing_service.locks import EventLocks
 from billing_service.plans import load_catalog
 from billing_service.storage import repository
 from billing_service.storage.database import Database, migrate
@@ -116,7 +116,7 @@ def core(
     db = Database(f"sqlite:///{path}", workers=2)
     migrate(db.db)
     authority = StripeAuthority()
-    service = EventService(db, load_catalog(PLANS_FILE), authority, EventGuard(""))
+    service = EventService(db, load_catalog(PLANS_FILE), authority, EventLocks())
     yield service, authority, db
     db.close()
 
