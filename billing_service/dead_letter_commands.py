@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 
 import grpc
 
@@ -96,7 +95,7 @@ def _replay(settings: Settings, dead_letter_id: int) -> int:
     if row is None:
         print(f"no dead letter with id {dead_letter_id}")
         return 1
-    target = os.environ.get("BILLING_SERVICE_TARGET", "").strip() or settings.grpc_addr
+    target = settings.service_target
     metadata = call_metadata(REPLAY_CALLER)
     with sync_channel(target) as channel:
         try:
