@@ -132,7 +132,8 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec(
         "BILLING_RECONCILE_MAX_ATTEMPTS",
         "5",
-        "`reconcile`: tries per Stripe page or event on rate limits/unavailability",
+        "`reconcile`: tries per ApplyStripeEvent/ReconcileUser call when the service is "
+        "unavailable (listing Stripe retries STRIPE_MAX_NETWORK_RETRIES times)",
     ),
     SettingSpec(
         "BILLING_RECONCILE_BACKOFF_SECONDS",

@@ -2,96 +2,33 @@
 
 Every create carries an idempotency key, so the SDK's own network retries
 (and our callers' retries, when they pass a request_id) never create twice.
-Stripe's errors are translated here, once, into the service's error tree;
-messages never contain the API key.
+Stripe's errors are translated once, in ``_call`` (by stripe_calls.py), into
+the service's error tree; messages never contain the API key. Lists follow
+their cursor in one place, ``_every``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import inspect
+import itertools
 import json
 import logging
 import ssl
-import uuid
-from collections.abc import Awaitable, Mapping
-from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
-from typing import Any, TypeVar
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
 import aiohttp
 import stripe
 
 from billing_service import deadlines, metrics
-from billing_service.errors import (
-    BillingError,
-    FailedPrecondition,
-    Internal,
-    InvalidArgument,
-    NotFound,
-    Unavailable,
-)
 from billing_service.settings import Settings
+from billing_service.stripe_calls import Answer, idempotency_key, response_time, translate_error
 from billing_service.stripe_shapes import as_dict
 
+__all__ = ["Answer", "SingleAttemptFetcher", "StripeApi", "idempotency_key"]
+
 log = logging.getLogger(__name__)
-
-T = TypeVar("T")
-
-
-def idempotency_key(operation: str, *parts: str) -> str:
-    """A Stripe idempotency key derived from ``parts`` (a fresh one when parts are empty)."""
-    if not any(parts):
-        return f"{operation}-{uuid.uuid4()}"
-    digest = hashlib.sha256("\x1f".join((operation, *parts)).encode()).hexdigest()
-    return f"{operation}-{digest[:48]}"
-
-
-def translate_error(exc: stripe.StripeError) -> BillingError:
-    """Map a Stripe SDK error to the service's error tree."""
-    if isinstance(exc, stripe.RateLimitError | stripe.APIConnectionError):
-        return Unavailable("Stripe is unreachable or rate limiting; retry later")
-    if isinstance(exc, stripe.AuthenticationError | stripe.PermissionError):
-        # Stripe's message quotes part of the key: never pass it on.
-        return Internal("Stripe rejected the service's API key (check STRIPE_SECRET_KEY)")
-    if isinstance(exc, stripe.IdempotencyError):
-        return FailedPrecondition(
-            "Stripe refused a repeated idempotency key with different parameters"
-        )
-    if isinstance(exc, stripe.InvalidRequestError):
-        message = exc.user_message or "Stripe rejected the request"
-        if exc.code == "resource_missing":
-            return NotFound(f"Stripe: {message}")
-        if exc.param:
-            return InvalidArgument(str(exc.param), f"Stripe: {message}")
-        return FailedPrecondition(f"Stripe: {message}")
-    if isinstance(exc, stripe.APIError) or (exc.http_status or 0) >= 500:
-        return Unavailable("Stripe had an internal error; retry later")
-    return FailedPrecondition(f"Stripe: {exc.user_message or type(exc).__name__}")
-
-
-@dataclass(frozen=True)
-class Answer:
-    """A Stripe object Stripe answered with, and when (Stripe's clock, unix seconds).
-
-    ``stripe_time`` is the response's ``Date`` header: the newest moment the
-    object's state is known to hold. None when the response had no usable one.
-    """
-
-    obj: dict[str, Any]
-    stripe_time: int | None
-
-
-def response_time(headers: Mapping[str, str] | None) -> int | None:
-    """Unix seconds of an HTTP ``Date`` header (None when absent or malformed)."""
-    for name, value in (headers or {}).items():
-        if name.lower() == "date":
-            try:
-                return int(parsedate_to_datetime(value).timestamp())
-            except (TypeError, ValueError, IndexError):
-                return None
-    return None
 
 
 class StripeApi:
@@ -190,18 +127,11 @@ class StripeApi:
 
     async def list_open_checkout_sessions(self, customer_id: str) -> list[dict[str, Any]]:
         """Every open Checkout session of ``customer_id``, newest first."""
-        params: dict[str, Any] = {"customer": customer_id, "status": "open", "limit": 100}
-        found: list[dict[str, Any]] = []
-        while True:
-            page = await self._call(
-                "checkout.sessions.list",
-                self._client.v1.checkout.sessions.list_async(params),  # type: ignore[arg-type]
-            )
-            data = [as_dict(session) for session in page.get("data") or []]
-            found.extend(data)
-            if not page.get("has_more") or not data:
-                return found
-            params["starting_after"] = data[-1]["id"]
+        return await self._every(
+            "checkout.sessions.list",
+            self._client.v1.checkout.sessions.list_async,
+            {"customer": customer_id, "status": "open"},
+        )
 
     async def expire_checkout_session(self, session_id: str) -> dict[str, Any]:
         """Expire an open Checkout session: it can no longer be paid."""
@@ -289,31 +219,55 @@ class StripeApi:
             ),
         )
 
-    async def list_events(self, params: dict[str, Any]) -> dict[str, Any]:
-        """One page of ``GET /v1/events`` as raw JSON (each event as a webhook carries it)."""
+    async def list_events(
+        self, params: dict[str, Any], *, max_pages: int | None = None
+    ) -> list[dict[str, Any]]:
+        """``GET /v1/events`` matching ``params``, newest first, each as a webhook carries it.
 
-        async def page() -> dict[str, Any]:
-            listed = await self._client.v1.events.list_async(params)  # type: ignore[arg-type]
+        ``max_pages`` bounds the search (None: every page).
+        """
+
+        async def raw_page(page_params: dict[str, Any]) -> dict[str, Any]:
+            listed = await self._client.v1.events.list_async(page_params)  # type: ignore[arg-type]
             response = listed.last_response
             body: dict[str, Any] = json.loads(response.body) if response else listed.to_dict()
             return body
 
-        return await self._call("events.list", page())
+        return await self._every("events.list", raw_page, params, max_pages=max_pages)
 
     async def list_subscriptions(self, customer_id: str) -> list[dict[str, Any]]:
         """Every subscription of ``customer_id``, whatever its status, newest first."""
-        params: dict[str, Any] = {"customer": customer_id, "status": "all", "limit": 100}
+        return await self._every(
+            "subscriptions.list",
+            self._client.v1.subscriptions.list_async,
+            {"customer": customer_id, "status": "all"},
+        )
+
+    async def _every(
+        self,
+        what: str,
+        list_page: Callable[[Any], Awaitable[Any]],
+        params: dict[str, Any],
+        *,
+        max_pages: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """The items of a Stripe list, page by page along its ``starting_after`` cursor.
+
+        Each page is one ``_call`` (deadline, error translation, metrics, the
+        SDK's retries), not the SDK's auto-paging iterator, so a page started
+        after the deadline is refused like any other call.
+        """
+        page_params: dict[str, Any] = {"limit": 100, **params}
         found: list[dict[str, Any]] = []
-        while True:
-            page = await self._call(
-                "subscriptions.list",
-                self._client.v1.subscriptions.list_async(params),  # type: ignore[arg-type]
-            )
-            data = [as_dict(sub) for sub in page.get("data") or []]
+        pages = itertools.count() if max_pages is None else range(max_pages)
+        for _ in pages:
+            page = await self._call(what, list_page(page_params))
+            data = [as_dict(item) for item in page.get("data") or [] if _is_object(item)]
             found.extend(data)
             if not page.get("has_more") or not data:
-                return found
-            params["starting_after"] = data[-1]["id"]
+                break
+            page_params = {**page_params, "starting_after": data[-1]["id"]}
+        return found
 
     async def change_subscription_price(
         self,
@@ -394,6 +348,10 @@ class StripeApi:
         await self._single_attempt_http.close_async()
         if self._session is not None:
             await self._session.close()
+
+
+def _is_object(item: Any) -> bool:
+    return isinstance(item, Mapping) or callable(getattr(item, "to_dict", None))
 
 
 class SingleAttemptFetcher:
