@@ -138,7 +138,7 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec(
         "BILLING_RECONCILE_BACKOFF_SECONDS",
         "1",
-        "`reconcile`: first wait between tries (doubling, at most 30 s)",
+        "`reconcile`: first wait between those tries (doubling, at most 30 s)",
     ),
     SettingSpec(
         "BILLING_USAGE_REPORT_INTERVAL_SECONDS",
