@@ -81,11 +81,8 @@ async def test_an_event_that_failed_while_the_database_was_down_applies_on_retry
 @pytest.fixture
 def private_redis() -> Iterator[RedisServer]:
     """A private Redis, stopped at the end whatever happened."""
-    server = RedisServer().start()
-    try:
+    with RedisServer() as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
