@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import queue
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -38,6 +39,19 @@ PYTHON_MODULE = (sys.executable, "-m")
 # What stdout lines are kept after the ready line (for error messages); the
 # reader keeps draining so a chatty child never blocks on a full pipe.
 _KEPT_LINES = 200
+
+
+def free_port() -> int:
+    """A loopback TCP port nothing listens on right now.
+
+    Only for a child that cannot bind port 0 and report it (redis-server), or
+    for an address meant to stay closed: another process may take the port
+    between this call and its use.
+    """
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
 
 
 class ProcessStartError(RuntimeError):

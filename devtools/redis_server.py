@@ -17,19 +17,11 @@ connections.
 
 from __future__ import annotations
 
-import socket
-
-from devtools.processes import ListeningProcess
+from devtools.processes import ListeningProcess, free_port
 
 _READY = "Ready to accept connections"
 
-
-def free_port() -> int:
-    """A loopback TCP port nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+__all__ = ["RedisServer", "free_port"]
 
 
 class RedisServer(ListeningProcess):

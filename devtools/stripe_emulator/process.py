@@ -117,6 +117,10 @@ class EmulatorProcess(ListeningProcess):
         result: dict[str, Any] = self.control("POST", "/webhooks/hold", {"hold": hold})
         return result
 
+    def deliveries_idle(self) -> bool:
+        """True when no webhook is queued or in flight (held events count as done)."""
+        return bool(self.control("GET", "/webhooks/deliveries")["idle"])
+
     def deliveries(self) -> list[dict[str, Any]]:
         """Every delivery attempt so far, oldest first."""
         result: list[dict[str, Any]] = self.control("GET", "/webhooks/deliveries")["data"]
