@@ -61,8 +61,10 @@ class ProcessStartError(RuntimeError):
 class ListeningProcess:
     """``python -m ARGV`` (or ``program ARGV``) as a server; ``target`` is what it reported.
 
-    Its stderr goes to a temporary file (shown when it fails to start), or to
-    this process's own stderr with ``log_to_terminal``. A context manager:
+    Its environment is this process's updated with ``env`` (or only ``env``
+    without ``inherit_environment``). Its stderr goes to a temporary file
+    (shown when it fails to start), or to this process's own stderr with
+    ``log_to_terminal``. A context manager:
     SIGTERM on exit, SIGKILL when it will not stop. ``start`` may be called
     again after ``stop`` (a restart).
     """
@@ -79,9 +81,10 @@ class ListeningProcess:
         ready_timeout: float = 30.0,
         log_to_terminal: bool = False,
         program: Sequence[str] = PYTHON_MODULE,
+        inherit_environment: bool = True,
     ) -> None:
         self._argv = [*program, *argv]
-        self._env = {**os.environ, **env}
+        self._env = {**os.environ, **env} if inherit_environment else dict(env)
         self._ready_timeout = ready_timeout
         self.ready_line = ready_line or self.ready_line
         self._log: IO[bytes] | None = None
