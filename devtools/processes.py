@@ -82,8 +82,10 @@ class ListeningProcess:
         log_to_terminal: bool = False,
         program: Sequence[str] = PYTHON_MODULE,
         inherit_environment: bool = True,
+        cwd: Path = REPO_ROOT,
     ) -> None:
         self._argv = [*program, *argv]
+        self._cwd = cwd
         self._env = {**os.environ, **env} if inherit_environment else dict(env)
         self._ready_timeout = ready_timeout
         self.ready_line = ready_line or self.ready_line
@@ -115,7 +117,7 @@ class ListeningProcess:
         self.proc = subprocess.Popen(
             self._argv,
             env=self._env,
-            cwd=REPO_ROOT,
+            cwd=self._cwd,
             stdout=subprocess.PIPE,
             stderr=self._log,
             text=True,

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from devtools.redis_server import RedisServer, free_port
+from devtools.redis_server import RedisServer
 from generated.billing.v1 import billing_pb2 as pb
 from generated.billing.v1 import billing_pb2_grpc as pb_grpc
 from tests.events import factory
 
-__all__ = ["RedisServer", "free_port"]
+__all__ = ["RedisServer"]
 
 
 class Billing:

@@ -6,9 +6,10 @@ import grpc
 import pytest
 
 from billing_service.client import EntitlementClient, FailMode
+from devtools.processes import free_port
 from devtools.waiting import wait_until_async
 from generated.billing.v1 import billing_pb2_grpc as pb_grpc
-from tests.entitlements.support import Billing, free_port
+from tests.entitlements.support import Billing
 from tests.events import factory
 from tests.support.processes import ServiceProcess
 
