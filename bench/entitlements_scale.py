@@ -262,7 +262,7 @@ def watch_fanout(
         proc.start()
     for _ in procs:
         ready.get(timeout=300)
-    time.sleep(1.0)
+    time.sleep(1.0)  # let the open streams' allocations settle before reading RSS
     rss_open = rss_bytes(pid)
     answered: list[float] = []
     for n in range(changes):

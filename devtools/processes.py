@@ -64,9 +64,8 @@ class ListeningProcess:
     Its environment is this process's updated with ``env`` (or only ``env``
     without ``inherit_environment``). Its stderr goes to a temporary file
     (shown when it fails to start), or to this process's own stderr with
-    ``log_to_terminal``. A context manager:
-    SIGTERM on exit, SIGKILL when it will not stop. ``start`` may be called
-    again after ``stop`` (a restart).
+    ``log_to_terminal``. A context manager: SIGTERM on exit, SIGKILL when it
+    will not stop. ``start`` may be called again after ``stop`` (a restart).
     """
 
     ready_line = ""
