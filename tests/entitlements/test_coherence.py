@@ -14,7 +14,8 @@ from billing_service.plans import load_catalog
 from billing_service.redis_client import connect
 from billing_service.storage.database import Database, migrate
 from billing_service.storage.models import Subscription
-from tests.entitlements.support import RedisServer, eventually
+from devtools.waiting import wait_until_async
+from tests.entitlements.support import RedisServer
 from tests.support.processes import PLANS_FILE
 
 
@@ -36,7 +37,7 @@ async def pair(
     await a.start()
     await b.start()
     for svc in (a, b):
-        await eventually(functools.partial(_leased, svc), bool, within=10)
+        await wait_until_async("a lease", functools.partial(_leased, svc), within=10)
     yield db, a, b
     await a.close()
     await b.close()
@@ -124,7 +125,9 @@ async def test_without_redis_the_cache_is_off_and_answers_come_from_the_database
     redis_server.stop()
     try:
         coherence = b.coherence
-        await eventually(lambda: _value(not coherence.leased and not coherence.up), bool)
+        await wait_until_async(
+            "the lease to be lost", lambda: _value(not coherence.leased and not coherence.up)
+        )
         assert metric("billing_redis_up") == 0
         assert b.check_cached("u4", "priority_support") is None
         write(db, "u4", "canceled")
@@ -133,6 +136,6 @@ async def test_without_redis_the_cache_is_off_and_answers_come_from_the_database
         assert b.check_cached("u4", "priority_support") is None  # nothing cached while down
     finally:
         redis_server.start()
-    await eventually(lambda: _value(coherence.leased and coherence.up), bool)
+    await wait_until_async("the lease back", lambda: _value(coherence.leased and coherence.up))
     assert metric("billing_redis_up") == 1
     assert (await b.entry("u4")).tier == "free"
