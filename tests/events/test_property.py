@@ -205,7 +205,7 @@ def test_the_audit_chain_stays_intact_across_out_of_order_deliveries(
     try:
         migrate(db.db)
         authority = StripeAuthority()
-        service = EventService(db, load_catalog(PLANS_FILE), authority, EventGuard(""))
+        service = EventService(db, load_catalog(PLANS_FILE), authority, EventLocks())
         core = (service, authority, db)
         written = 0
         for index, (history, order) in enumerate(cases):
