@@ -38,7 +38,8 @@ from typing import Any, TextIO, TypeVar
 import grpc
 import peewee
 
-from billing_service.caller_credentials import aio_channel, call_metadata
+from billing_client import Credentials, aio_channel
+from billing_client.names import OUTCOME_NAMES
 from billing_service.errors import Unavailable
 from billing_service.events.parse import HANDLED_TYPES
 from billing_service.settings import Settings
@@ -63,12 +64,6 @@ _RETRYABLE = frozenset(
         grpc.StatusCode.RESOURCE_EXHAUSTED,
     }
 )
-_OUTCOMES = {
-    pb.EVENT_OUTCOME_APPLIED: "applied",
-    pb.EVENT_OUTCOME_DUPLICATE: "duplicate",
-    pb.EVENT_OUTCOME_IGNORED: "ignored",
-    pb.EVENT_OUTCOME_STALE: "stale",
-}
 
 
 class ReconcileError(ValueError):
@@ -100,9 +95,7 @@ class Summary:
 
     seen: int = 0
     already_processed: int = 0
-    counts: dict[str, int] = field(
-        default_factory=lambda: dict.fromkeys(("applied", "duplicate", "ignored", "stale"), 0)
-    )
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(OUTCOME_NAMES.values(), 0))
     failed: list[tuple[str, str]] = field(default_factory=list)
     listing_error: str = ""
 
@@ -168,11 +161,14 @@ def _stripe_retryable(exc: Exception) -> bool:
 
 
 def channel(settings: Settings) -> grpc.aio.Channel:
-    """The channel to BILLING_SERVICE_TARGET (default BILLING_GRPC_ADDR), with credentials."""
-    return aio_channel(settings.service_target)
+    """The channel to BILLING_SERVICE_TARGET (default BILLING_GRPC_ADDR), with credentials.
+
+    Without channel retries: ``Backoff`` retries each call and reports every try.
+    """
+    return aio_channel(settings.service_target, Credentials.from_env(), retries=False)
 
 
-METADATA = call_metadata(CALLER)
+METADATA = Credentials.from_env().metadata(CALLER)
 
 
 async def list_events(stripe: StripeApi, since: datetime, backoff: Backoff) -> list[dict[str, Any]]:
@@ -253,7 +249,7 @@ async def reconcile_since(settings: Settings, since: datetime, out: TextIO) -> S
                         summary.failed.append((str(later.get("id")), "not attempted"))
                     break
                 continue
-            outcome = _OUTCOMES.get(answer.outcome)
+            outcome = OUTCOME_NAMES.get(answer.outcome)
             if outcome is None:
                 summary.failed.append((event_id, f"unexpected outcome {answer.outcome}"))
             else:
