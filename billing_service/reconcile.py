@@ -168,7 +168,9 @@ def channel(settings: Settings) -> grpc.aio.Channel:
     return aio_channel(settings.service_target, Credentials.from_env(), retries=False)
 
 
-METADATA = Credentials.from_env().metadata(CALLER)
+def call_metadata() -> tuple[tuple[str, str], ...]:
+    """What every call carries: our caller name and, when set, BILLING_SERVICE_TOKEN."""
+    return Credentials.from_env().metadata(CALLER)
 
 
 async def list_events(stripe: StripeApi, since: datetime, backoff: Backoff) -> list[dict[str, Any]]:
@@ -237,7 +239,7 @@ async def reconcile_since(settings: Settings, since: datetime, out: TextIO) -> S
                 answer = await backoff.run(
                     f"applying {event_id}",
                     lambda request=request: stub.ApplyStripeEvent(  # type: ignore[misc]
-                        request, timeout=RPC_DEADLINE_SECONDS, metadata=METADATA
+                        request, timeout=RPC_DEADLINE_SECONDS, metadata=call_metadata()
                     ),
                     _grpc_retryable,
                 )
@@ -268,7 +270,7 @@ async def reconcile_user(settings: Settings, user_id: str, out: TextIO) -> bool:
                 lambda: stub.ReconcileUser(
                     pb.ReconcileUserRequest(user_id=user_id),
                     timeout=RPC_DEADLINE_SECONDS,
-                    metadata=METADATA,
+                    metadata=call_metadata(),
                 ),
                 _grpc_retryable,
             )
