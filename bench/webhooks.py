@@ -44,6 +44,7 @@ import aiohttp
 import grpc
 import stripe
 
+from billing_client.names import OUTCOME_NAMES
 from billing_service.storage.database import migrate, open_database
 from devtools.processes import ListeningProcess
 from devtools.stripe_emulator.process import EmulatorProcess
@@ -229,7 +230,7 @@ async def drive_grpc(
                     pb.ApplyStripeEventRequest(payload=body), timeout=30
                 )
                 latencies.append(time.perf_counter() - started)
-                key = pb.EventOutcome.Name(response.outcome).removeprefix("EVENT_OUTCOME_").lower()
+                key = OUTCOME_NAMES.get(response.outcome, "unspecified")
                 answers[key] = answers.get(key, 0) + 1
 
         started = time.perf_counter()

@@ -30,14 +30,12 @@ from typing import Any
 
 import grpc
 
+from billing_client.names import RPC_NAMES, SERVICE_NAME
 from billing_service import metrics
-from generated.billing.v1 import billing_pb2 as pb
 
 log = logging.getLogger(__name__)
 
-BILLING_SERVICE = pb.DESCRIPTOR.services_by_name["BillingService"]
-BILLING_RPCS = frozenset(method.name for method in BILLING_SERVICE.methods)
-_BILLING_PREFIX = f"/{BILLING_SERVICE.full_name}/"
+_BILLING_PREFIX = f"/{SERVICE_NAME}/"
 # Load balancers probe health without credentials.
 _OPEN_PREFIXES = ("/grpc.health.v1.Health/",)
 
@@ -92,7 +90,7 @@ def parse_policy(data: dict[str, Any]) -> dict[str, CallerPolicy]:
         rpcs = raw.get("rpcs", [])
         if not isinstance(rpcs, list) or not all(isinstance(r, str) for r in rpcs):
             raise PolicyError(f"{entry}.rpcs must be a list of RPC names")
-        unknown = sorted(set(rpcs) - BILLING_RPCS)
+        unknown = sorted(set(rpcs) - RPC_NAMES)
         if unknown:
             raise PolicyError(f"{entry}.rpcs names unknown RPCs: {', '.join(unknown)}")
         hashes = raw.get("token_sha256", [])

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 import uvloop
 
+from billing_client.names import SERVICE_NAME
 from billing_service import audit, logs
 from billing_service.auth import AuthConfigError, token_hash
 from billing_service.dead_letter_commands import add_events_parser, cmd_events
@@ -67,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The command-line parser (settings come from the environment, listed in --help)."""
     parser = argparse.ArgumentParser(
         prog="billing-service",
-        description="gRPC billing service (billing.v1.BillingService) over Stripe.",
+        description=f"gRPC billing service ({SERVICE_NAME}) over Stripe.",
         epilog=settings_help(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

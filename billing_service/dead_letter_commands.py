@@ -15,7 +15,8 @@ import json
 
 import grpc
 
-from billing_service.caller_credentials import call_metadata, sync_channel
+from billing_client import Credentials, sync_channel
+from billing_client.names import OUTCOME_NAMES
 from billing_service.settings import Settings
 from billing_service.storage.database import Database
 from billing_service.storage.dead_letters import (
@@ -95,9 +96,10 @@ def _replay(settings: Settings, dead_letter_id: int) -> int:
     if row is None:
         print(f"no dead letter with id {dead_letter_id}")
         return 1
-    target = settings.service_target
-    metadata = call_metadata(REPLAY_CALLER)
-    with sync_channel(target) as channel:
+    credentials = Credentials.from_env()
+    metadata = credentials.metadata(REPLAY_CALLER)
+    # One attempt: an operator reruns the command; the outcome of each try is recorded.
+    with sync_channel(settings.service_target, credentials, retries=False) as channel:
         try:
             response = pb_grpc.BillingServiceStub(channel).ApplyStripeEvent(
                 pb.ApplyStripeEventRequest(payload=row.payload.encode("utf-8")),
@@ -113,7 +115,7 @@ def _replay(settings: Settings, dead_letter_id: int) -> int:
             else:
                 print(f"dead letter {row.id} not replayed: {code.name} {details} (retry later)")
             return 1
-    outcome = pb.EventOutcome.Name(response.outcome).removeprefix("EVENT_OUTCOME_")
+    outcome = OUTCOME_NAMES.get(response.outcome, "unspecified").upper()
     mark_replayed(row.id, outcome, response.reason, done=True)
     print(f"dead letter {row.id} ({row.event_id}) replayed: {outcome} {response.reason}".rstrip())
     return 0

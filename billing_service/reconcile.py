@@ -11,29 +11,29 @@ subscriptions API. The command line around both is reconcile_cli.py.
 
 Rate limits and outages: listing Stripe retries through the SDK's own
 ``max_network_retries`` (STRIPE_MAX_NETWORK_RETRIES); when Stripe still
-cannot be listed nothing is applied. Each gRPC call gets
-BILLING_RECONCILE_MAX_ATTEMPTS tries on UNAVAILABLE, DEADLINE_EXCEEDED or
-RESOURCE_EXHAUSTED, waiting BILLING_RECONCILE_BACKOFF_SECONDS, doubling (at
-most 30 s), between them. When an event still cannot be applied after its
-tries, reconcile stops there (so later events of the same subscription are
-not applied before it) and reports it and every event after it as not
-applied; rerunning is safe.
+cannot be listed nothing is applied. gRPC itself retries each call (the
+channel's service-config retry policy): BILLING_RECONCILE_MAX_ATTEMPTS tries
+(at most gRPC's 5) on UNAVAILABLE or RESOURCE_EXHAUSTED, the waits starting
+near BILLING_RECONCILE_BACKOFF_SECONDS and doubling (at most 30 s, gRPC picks
+each at random below its bound); the call's deadline covers every try.
+When an event still cannot be applied after its tries, reconcile stops there
+(so later events of the same subscription are not applied before it) and
+reports it and every event after it as not applied; rerunning is safe.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import re
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 import grpc
 
-from billing_service.caller_credentials import aio_channel, call_metadata
+from billing_client import Credentials, RetryPolicy, aio_channel
+from billing_client.names import OUTCOME_NAMES
 from billing_service.events.parse import HANDLED_TYPES
 from billing_service.settings import Settings
 from billing_service.storage.database import Database
@@ -42,11 +42,7 @@ from billing_service.stripe_api import StripeApi
 from generated.billing.v1 import billing_pb2 as pb
 from generated.billing.v1 import billing_pb2_grpc as pb_grpc
 
-T = TypeVar("T")
-Progress = Callable[[str], None]
-
 CALLER = "billing-service-reconcile"
-METADATA = call_metadata(CALLER)
 RPC_DEADLINE_SECONDS = 30.0
 MAX_BACKOFF_SECONDS = 30.0
 _RELATIVE = re.compile(r"^(\d+)([smhd])$")
@@ -58,12 +54,6 @@ _RETRYABLE = frozenset(
         grpc.StatusCode.RESOURCE_EXHAUSTED,
     }
 )
-_OUTCOMES = {
-    pb.EVENT_OUTCOME_APPLIED: "applied",
-    pb.EVENT_OUTCOME_DUPLICATE: "duplicate",
-    pb.EVENT_OUTCOME_IGNORED: "ignored",
-    pb.EVENT_OUTCOME_STALE: "stale",
-}
 
 
 class ReconcileError(ValueError):
@@ -95,7 +85,7 @@ class Summary:
 
     seen: int = 0
     already_processed: int = 0
-    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(_OUTCOMES.values(), 0))
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(OUTCOME_NAMES.values(), 0))
     failed: list[tuple[str, str]] = field(default_factory=list)
     listing_error: str = ""
 
@@ -103,31 +93,6 @@ class Summary:
     def ok(self) -> bool:
         """True when every event seen was handled and the listing completed."""
         return not self.failed and not self.listing_error
-
-
-class GrpcRetry:
-    """Bounded retries of a gRPC call on transient status codes, with doubling waits."""
-
-    def __init__(self, attempts: int, first_wait: float, progress: Progress) -> None:
-        self._attempts = max(1, attempts)
-        self._first_wait = first_wait
-        self._progress = progress
-
-    async def run(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
-        """``await call()``, retrying on UNAVAILABLE and kin; the last error propagates."""
-        wait = self._first_wait
-        for attempt in range(1, self._attempts + 1):
-            try:
-                return await call()
-            except grpc.aio.AioRpcError as exc:
-                if attempt == self._attempts or exc.code() not in _RETRYABLE:
-                    raise
-                self._progress(
-                    f"{what}: {describe(exc)}; try {attempt + 1}/{self._attempts} in {wait:g}s"
-                )
-                await asyncio.sleep(wait)
-                wait = min(MAX_BACKOFF_SECONDS, wait * 2)
-        raise AssertionError("unreachable")
 
 
 def describe(exc: Exception) -> str:
@@ -138,8 +103,23 @@ def describe(exc: Exception) -> str:
 
 
 def channel(settings: Settings) -> grpc.aio.Channel:
-    """The channel to BILLING_SERVICE_TARGET (default BILLING_GRPC_ADDR), with credentials."""
-    return aio_channel(settings.service_target)
+    """The channel to BILLING_SERVICE_TARGET (default BILLING_GRPC_ADDR), with credentials.
+
+    gRPC retries ApplyStripeEvent and ReconcileUser on transient codes (see the module doc).
+    """
+    policy = RetryPolicy(
+        methods=frozenset({"ApplyStripeEvent", "ReconcileUser"}),
+        max_attempts=settings.reconcile_max_attempts,
+        initial_backoff_seconds=settings.reconcile_backoff_seconds,
+        max_backoff_seconds=MAX_BACKOFF_SECONDS,
+        codes=frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED}),
+    )
+    return aio_channel(settings.service_target, Credentials.from_env(), retries=policy)
+
+
+def call_metadata() -> tuple[tuple[str, str], ...]:
+    """What every call carries: our caller name and, when set, BILLING_SERVICE_TOKEN."""
+    return Credentials.from_env().metadata(CALLER)
 
 
 async def list_events(stripe: StripeApi, since: datetime) -> list[dict[str, Any]]:
@@ -166,7 +146,7 @@ def processed_ids(database_url: str, event_ids: list[str]) -> set[str]:
         return db.call(finished)
 
 
-async def reconcile_since(settings: Settings, since: datetime, progress: Progress) -> Summary:
+async def reconcile_since(settings: Settings, since: datetime) -> Summary:
     """List Stripe's events since ``since`` and apply the unprocessed ones through the service."""
     summary = Summary()
     stripe = StripeApi(settings)
@@ -181,18 +161,15 @@ async def reconcile_since(settings: Settings, since: datetime, progress: Progres
     done = processed_ids(settings.database_url, [str(e.get("id")) for e in events])
     pending = [e for e in events if e.get("id") not in done]
     summary.already_processed = len(events) - len(pending)
-    retry = GrpcRetry(settings.reconcile_max_attempts, settings.reconcile_backoff_seconds, progress)
+    metadata = call_metadata()
     async with channel(settings) as chan:
         stub = pb_grpc.BillingServiceStub(chan)
         for index, event in enumerate(pending):
             event_id = str(event.get("id"))
             request = pb.ApplyStripeEventRequest(payload=json.dumps(event).encode())
             try:
-                answer = await retry.run(
-                    f"applying {event_id}",
-                    lambda request=request: stub.ApplyStripeEvent(  # type: ignore[misc]
-                        request, timeout=RPC_DEADLINE_SECONDS, metadata=METADATA
-                    ),
+                answer = await stub.ApplyStripeEvent(
+                    request, timeout=RPC_DEADLINE_SECONDS, metadata=metadata
                 )
             except grpc.aio.AioRpcError as exc:
                 summary.failed.append((event_id, describe(exc)))
@@ -202,7 +179,7 @@ async def reconcile_since(settings: Settings, since: datetime, progress: Progres
                         summary.failed.append((str(later.get("id")), "not attempted"))
                     break
                 continue
-            outcome = _OUTCOMES.get(answer.outcome)
+            outcome = OUTCOME_NAMES.get(answer.outcome)
             if outcome is None:
                 summary.failed.append((event_id, f"unexpected outcome {answer.outcome}"))
             else:
@@ -210,19 +187,13 @@ async def reconcile_since(settings: Settings, since: datetime, progress: Progres
     return summary
 
 
-async def call_reconcile_user(
-    settings: Settings, user_id: str, progress: Progress
-) -> pb.ReconcileUserResponse:
+async def call_reconcile_user(settings: Settings, user_id: str) -> pb.ReconcileUserResponse:
     """Ask the service's ReconcileUser RPC to resync ``user_id``; its error propagates."""
-    retry = GrpcRetry(settings.reconcile_max_attempts, settings.reconcile_backoff_seconds, progress)
     async with channel(settings) as chan:
         stub = pb_grpc.BillingServiceStub(chan)
-        answer: pb.ReconcileUserResponse = await retry.run(
-            f"ReconcileUser {user_id}",
-            lambda: stub.ReconcileUser(
-                pb.ReconcileUserRequest(user_id=user_id),
-                timeout=RPC_DEADLINE_SECONDS,
-                metadata=METADATA,
-            ),
+        answer: pb.ReconcileUserResponse = await stub.ReconcileUser(
+            pb.ReconcileUserRequest(user_id=user_id),
+            timeout=RPC_DEADLINE_SECONDS,
+            metadata=call_metadata(),
         )
     return answer

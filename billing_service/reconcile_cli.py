@@ -58,7 +58,7 @@ def user_line(user_id: str, answer: pb.ReconcileUserResponse) -> str:
 
 async def _reconcile_user(settings: Settings, user_id: str, out: TextIO) -> bool:
     try:
-        answer = await call_reconcile_user(settings, user_id, lambda line: print(line, file=out))
+        answer = await call_reconcile_user(settings, user_id)
     except grpc.aio.AioRpcError as exc:
         print(f"user {user_id} not reconciled: {describe(exc)}", file=out)
         return False
@@ -93,7 +93,7 @@ def cmd_reconcile(settings: Settings, args: argparse.Namespace) -> int:
         print(f"billing-service: {exc}", file=sys.stderr)
         return 2
     print(f"reconciling Stripe events created since {since.isoformat()}", file=out)
-    summary = asyncio.run(reconcile_since(settings, since, lambda line: print(line, file=out)))
+    summary = asyncio.run(reconcile_since(settings, since))
     for line in summary_lines(summary):
         print(line, file=out)
     return 0 if summary.ok else 1

@@ -14,6 +14,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio  # type: ignore[attr-defined]
 
+from billing_client.names import SERVICE_NAME, method_path
 from billing_service.audit import AuditLog
 from billing_service.auth import build_authorizer, server_credentials
 from billing_service.changes import ChangeNotifier
@@ -50,12 +51,10 @@ from billing_service.usage.announce import UsageAnnouncer
 from billing_service.usage.clock import make_clock
 from billing_service.usage.reporter import UsageReporter
 from billing_service.usage.service import UsageService
-from generated.billing.v1 import billing_pb2 as pb
 from generated.billing.v1 import billing_pb2_grpc as pb_grpc
 
 log = logging.getLogger(__name__)
 
-SERVICE_NAME = pb.DESCRIPTOR.services_by_name["BillingService"].full_name
 # Accept the keepalive pings billing-client channels send (every 60 s, even
 # between calls, to keep idle watch streams honest); gRPC's default would
 # answer them with GOAWAY "too_many_pings".
@@ -219,7 +218,7 @@ async def start(
         stream_limits=StreamLimiter(settings.watch_max_streams_per_caller),
     )
     # The hot path: a cache hit is answered by the guard's wrapper itself.
-    server.answer_first(f"/{SERVICE_NAME}/CheckEntitlement", servicer.answer_from_memory)
+    server.answer_first(method_path("CheckEntitlement"), servicer.answer_from_memory)
     pb_grpc.add_BillingServiceServicer_to_server(servicer, cast(grpc.aio.Server, server))
     health_servicer = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import grpc
 
+from billing_client.names import OUTCOME_VALUES
 from billing_service.audit import AuditLog
 from billing_service.auth import current_caller
 from billing_service.checkout import CheckoutService
@@ -50,11 +51,10 @@ else:
 
 CALLER_METADATA_KEY = "x-billing-caller"
 
+# The domain names its outcomes as billing.v1 does: an Outcome without an
+# EventOutcome of its name fails here, at import.
 OUTCOME_TO_PROTO: dict[Outcome, pb.EventOutcome] = {
-    Outcome.APPLIED: pb.EVENT_OUTCOME_APPLIED,
-    Outcome.DUPLICATE: pb.EVENT_OUTCOME_DUPLICATE,
-    Outcome.IGNORED: pb.EVENT_OUTCOME_IGNORED,
-    Outcome.STALE: pb.EVENT_OUTCOME_STALE,
+    outcome: OUTCOME_VALUES[outcome.value] for outcome in Outcome
 }
 
 Req = TypeVar("Req")

@@ -133,7 +133,8 @@ SETTINGS: tuple[SettingSpec, ...] = (
         "BILLING_RECONCILE_MAX_ATTEMPTS",
         "5",
         "`reconcile`: tries per ApplyStripeEvent/ReconcileUser call when the service is "
-        "unavailable (listing Stripe retries STRIPE_MAX_NETWORK_RETRIES times)",
+        "unavailable (gRPC service-config retries, at most 5; listing Stripe retries "
+        "STRIPE_MAX_NETWORK_RETRIES times)",
     ),
     SettingSpec(
         "BILLING_RECONCILE_BACKOFF_SECONDS",

@@ -17,6 +17,7 @@ import sys
 import time
 import urllib.request
 
+from billing_client.names import SERVICE_NAME
 from devtools.processes import REPO_ROOT, ListeningProcess
 
 EMULATOR_PORT = int(os.environ.get("STRIPE_EMULATOR_PORT", "12111"))
@@ -92,7 +93,7 @@ def main() -> int:
         service = _start(["billing_service.cli", "serve"], env, "BILLING_SERVICE_LISTENING")
         children.append(service)
         target = service.target
-        print(f"billing.v1.BillingService gRPC on {target}", flush=True)
+        print(f"{SERVICE_NAME} gRPC on {target}", flush=True)
         gateway = _start(
             ["webhook_gateway.cli", "serve"],
             {**env, "BILLING_SERVICE_TARGET": env.get("BILLING_SERVICE_TARGET", target)},

@@ -186,10 +186,10 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
 async def _forwarder_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS_KEY]
     credentials = Credentials(
-        settings.billing_token,
-        settings.tls_ca_file,
-        settings.tls_cert_file,
-        settings.tls_key_file,
+        token=settings.billing_token,
+        tls_ca_file=settings.tls_ca_file,
+        tls_cert_file=settings.tls_cert_file,
+        tls_key_file=settings.tls_key_file,
     )
     tracing = app[TRACING_KEY]
     forwarder = Forwarder(

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from aiohttp import web
 
+from billing_client.names import SERVICE_NAME
 from billing_service import logs
 from billing_service.listen import describe_os_error
 from billing_service.tracing import Tracing
@@ -85,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="billing-gateway",
         description=(
             f"Stripe webhook gateway: verifies POST {WEBHOOK_PATH} deliveries and forwards "
-            "them to billing.v1.BillingService/ApplyStripeEvent."
+            f"them to {SERVICE_NAME}/ApplyStripeEvent."
         ),
         epilog=settings_help(),
         formatter_class=argparse.RawDescriptionHelpFormatter,

@@ -2,7 +2,10 @@
 
 The channel is opened once per process (``app.cleanup_ctx`` in app.py) and
 shared by every request: gRPC multiplexes calls over it and reconnects by
-itself after the billing service restarts.
+itself after the billing service restarts. Credentials, channel options and
+the outcome names are the billing-client package's; what is the gateway's
+own is the verdict: which answers end a delivery (200), which dead-letter it,
+and which send it back to Stripe (503).
 """
 
 from __future__ import annotations
@@ -16,20 +19,14 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from billing_client import Credentials, aio_channel
+from billing_client.channel import QUICK_RECONNECT_OPTIONS
+from billing_client.names import OUTCOME_NAMES, SERVICE_NAME
 from generated.billing.v1 import billing_pb2 as pb
 from generated.billing.v1 import billing_pb2_grpc as pb_grpc
 
 log = logging.getLogger(__name__)
 
 CALLER = "webhook-gateway"
-SERVICE_NAME = pb.DESCRIPTOR.services_by_name["BillingService"].full_name
-
-OUTCOME_STATUS: dict[int, str] = {
-    pb.EVENT_OUTCOME_APPLIED: "applied",
-    pb.EVENT_OUTCOME_DUPLICATE: "duplicate",
-    pb.EVENT_OUTCOME_IGNORED: "ignored",
-    pb.EVENT_OUTCOME_STALE: "stale",
-}
 
 
 class Verdict(Enum):
@@ -45,18 +42,9 @@ class ForwardResult:
     """The outcome of one forward: a verdict plus what to report."""
 
     verdict: Verdict
-    status: str  # "applied" ... for DONE, the gRPC code name otherwise
+    status: str  # the outcome's name ("applied", ...) for DONE, the gRPC code name otherwise
     event_id: str = ""
     detail: str = ""
-
-
-# Short reconnect backoff: after a billing-service restart the next delivery
-# should find it, not wait out an exponential backoff.
-CHANNEL_OPTIONS = [
-    ("grpc.initial_reconnect_backoff_ms", 200),
-    ("grpc.max_reconnect_backoff_ms", 2000),
-    ("grpc.min_reconnect_backoff_ms", 200),
-]
 
 
 class Forwarder:
@@ -74,8 +62,14 @@ class Forwarder:
         self.deadline_seconds = deadline_seconds
         credentials = credentials or Credentials()
         # No channel retries: a delivery that fails is answered 503 and Stripe redelivers it.
+        # A quick reconnect: after a billing-service restart the next delivery should find
+        # it, not wait out gRPC's exponential backoff.
         self._channel = aio_channel(
-            target, credentials, retries=False, options=CHANNEL_OPTIONS, interceptors=interceptors
+            target,
+            credentials,
+            retries=False,
+            options=QUICK_RECONNECT_OPTIONS,
+            interceptors=interceptors,
         )
         self._metadata = credentials.metadata(CALLER)
         self._stub = pb_grpc.BillingServiceStub(self._channel)
@@ -98,7 +92,9 @@ class Forwarder:
             # our credentials refused) may pass later, so Stripe must keep the
             # event and retry it.
             return ForwardResult(Verdict.RETRY, code.name, detail=exc.details() or "")
-        status = OUTCOME_STATUS.get(response.outcome)
+        # Every outcome means the service is done with the event; none (UNSPECIFIED, or
+        # one newer than this gateway) is a bug to fix before Stripe gives up: retry.
+        status = OUTCOME_NAMES.get(response.outcome)
         if status is None:
             log.error("ApplyStripeEvent answered unknown outcome %d", response.outcome)
             return ForwardResult(Verdict.RETRY, "UNKNOWN_OUTCOME", response.event_id)

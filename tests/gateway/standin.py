@@ -23,15 +23,10 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio  # type: ignore[attr-defined]
 
+from billing_client.names import OUTCOME_VALUES
 from generated.billing.v1 import billing_pb2 as pb
 from generated.billing.v1 import billing_pb2_grpc as pb_grpc
 
-OUTCOMES = {
-    "applied": pb.EVENT_OUTCOME_APPLIED,
-    "duplicate": pb.EVENT_OUTCOME_DUPLICATE,
-    "ignored": pb.EVENT_OUTCOME_IGNORED,
-    "stale": pb.EVENT_OUTCOME_STALE,
-}
 ERRORS = {
     "invalid": grpc.StatusCode.INVALID_ARGUMENT,
     "unavailable": grpc.StatusCode.UNAVAILABLE,
@@ -67,7 +62,7 @@ class _Servicer(pb_grpc.BillingServiceServicer):
             await asyncio.Event().wait()
         if behaviour in ERRORS:
             await context.abort(ERRORS[behaviour], f"programmed {behaviour} for {event_id!r}")
-        outcome = OUTCOMES.get(behaviour, pb.EVENT_OUTCOME_APPLIED)
+        outcome = OUTCOME_VALUES.get(behaviour, pb.EVENT_OUTCOME_APPLIED)
         return pb.ApplyStripeEventResponse(outcome=outcome, event_id=event_id)
 
 

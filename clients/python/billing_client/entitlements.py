@@ -2,13 +2,18 @@
 
 ::
 
-    credentials = Credentials.from_env()  # BILLING_SERVICE_TOKEN / _TLS_*_FILE
-    async with EntitlementClient(
-        "billing:50051", caller="search", credentials=credentials, fail_mode=FailMode.CLOSED
-    ) as c:
+    # BILLING_SERVICE_TARGET, and BILLING_SERVICE_TOKEN or BILLING_SERVICE_TLS_*_FILE
+    async with EntitlementClient.from_env(caller="search", fail_mode=FailMode.CLOSED) as c:
         decision = await c.check("user-42", "api_access")
         if decision.allowed:
             ...
+
+A service with authentication on (any production one) only answers a
+caller with credentials: a bearer token listed for the caller in its policy
+file, or an mTLS client certificate whose common name is the caller. The
+caller's policy must allow GetEntitlements and WatchEntitlements.
+``from_env`` reads the same variables as the webhook gateway; pass
+``credentials=Credentials(...)`` to the constructor to set them in code.
 
 How the local cache stays fresh: the client keeps one WatchEntitlements
 stream open. Entries are only served while that stream is connected; the
@@ -22,6 +27,8 @@ retries) ``check`` does not raise: it answers per ``fail_mode``:
 ``FailMode.CLOSED`` (the default) denies, ``FailMode.OPEN`` allows. Choose
 OPEN only for features whose misuse costs less than an outage of the caller.
 Invalid arguments (an empty user id or feature) raise ``ValueError``.
+Refused credentials (UNAUTHENTICATED, PERMISSION_DENIED) raise
+``grpc.aio.AioRpcError``: a misconfigured caller, not an outage.
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ import contextlib
 import enum
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
@@ -38,7 +46,7 @@ from types import TracebackType
 import grpc
 
 from billing_client.channel import aio_channel
-from billing_client.credentials import Credentials
+from billing_client.credentials import Credentials, target_from_env
 from billing_client.v1 import billing_pb2 as pb
 from billing_client.v1 import billing_pb2_grpc as pb_grpc
 
@@ -146,6 +154,31 @@ class EntitlementClient:
         self._live = False
         self._task: asyncio.Task[None] | None = None
         self._synced = asyncio.Event()
+
+    @classmethod
+    def from_env(
+        cls,
+        *,
+        caller: str,
+        env: Mapping[str, str] | None = None,
+        fail_mode: FailMode = FailMode.CLOSED,
+        timeout: float = 0.5,
+        watch: bool = True,
+        max_entries: int = 100_000,
+    ) -> EntitlementClient:
+        """A client of BILLING_SERVICE_TARGET with the credentials of BILLING_SERVICE_TOKEN/_TLS_*.
+
+        Raises ``CredentialsError`` for half a key pair or a certificate without a CA.
+        """
+        return cls(
+            target_from_env(env),
+            caller=caller,
+            fail_mode=fail_mode,
+            timeout=timeout,
+            watch=watch,
+            max_entries=max_entries,
+            credentials=Credentials.from_env(env),
+        )
 
     @property
     def live(self) -> bool:
@@ -272,6 +305,8 @@ class EntitlementClient:
             fetch.stale = True
 
     async def _watch_loop(self) -> None:
+        # Not the channel's retry policy: gRPC retries a call only until its first
+        # answer arrives, and this stream must be reopened whenever it ends, for ever.
         backoff = 0.05
         while True:
             call = self._stub.WatchEntitlements(
