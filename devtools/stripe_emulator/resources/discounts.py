@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from .errors import StripeError
-from .forms import as_bool, as_int, as_metadata
-from .objects import JSON, Fixtures, new_id
-from .store import Store, paginate
+from ..errors import StripeError
+from ..forms import as_bool, as_int, as_metadata
+from ..listing import paginate
+from ..objects import JSON, Fixtures, new_id
+from ..store import Store
 
 _DURATIONS = ("once", "repeating", "forever")
 
