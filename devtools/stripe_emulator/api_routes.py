@@ -7,7 +7,7 @@ so the events it records carry this request's id and idempotency key.
 from __future__ import annotations
 
 import copy
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
@@ -16,7 +16,7 @@ from .account import Account
 from .appkeys import ACCOUNT
 from .expand import expand
 from .forms import as_list
-from .http_io import json_response, request_params
+from .http_io import Handler, json_response, request_params
 from .objects import JSON
 from .resources import (
     catalog,
@@ -31,7 +31,6 @@ from .resources import (
     subscriptions,
 )
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 #: A resource function bound to (account, params, path match).
 Operation = Callable[[Account, dict[str, Any], dict[str, str]], JSON]
 

@@ -14,7 +14,7 @@ from aiohttp import web
 
 from .appkeys import ACCOUNT, DISPATCHER
 from .errors import StripeError
-from .http_io import error_response, json_response
+from .http_io import Handler, error_response, json_response
 from .resources.checkout import complete_checkout as pay_checkout_session
 from .resources.customers import set_payment_behavior
 from .resources.renewals import advance_clock as advance_account_clock
@@ -37,7 +37,7 @@ async def _json_body(request: web.Request) -> dict[str, Any]:
     return body
 
 
-def _control(handler: ControlHandler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+def _control(handler: ControlHandler) -> Handler:
     async def wrapped(request: web.Request) -> web.StreamResponse:
         try:
             return json_response(await handler(request, await _json_body(request)))

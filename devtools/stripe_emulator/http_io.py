@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -10,6 +11,9 @@ from aiohttp import web
 
 from .errors import StripeError
 from .forms import parse_pairs
+
+#: An aiohttp request handler.
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def json_response(

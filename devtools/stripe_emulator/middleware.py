@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
 from .appkeys import IDEMPOTENCY
 from .errors import StripeError
-from .http_io import error_response, json_response
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+from .http_io import Handler, error_response, json_response
 
 
 def _mask_key(key: str) -> str:
