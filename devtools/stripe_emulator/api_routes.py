@@ -108,16 +108,14 @@ def api_routes() -> list[web.RouteDef]:
         web.get("/v1/events", api(lambda a, p, _: events.list_events(a, p))),
         web.post(
             "/v1/coupons",
-            api(lambda a, p, _: discounts.create_coupon(a.fx, a.store, a.clock.now(), p)),
+            api(lambda a, p, _: discounts.create_coupon(a, p)),
         ),
         web.get("/v1/coupons/{id}", api(_get("coupons"))),
         web.post(
             "/v1/promotion_codes",
-            api(lambda a, p, _: discounts.create_promotion_code(a.fx, a.store, a.clock.now(), p)),
+            api(lambda a, p, _: discounts.create_promotion_code(a, p)),
         ),
-        web.get(
-            "/v1/promotion_codes", api(lambda a, p, _: discounts.list_promotion_codes(a.store, p))
-        ),
+        web.get("/v1/promotion_codes", api(lambda a, p, _: discounts.list_promotion_codes(a, p))),
         web.get("/v1/promotion_codes/{id}", api(_get("promotion_codes"))),
         web.get("/v1/events/{id}", api(_get("events"))),
     ]

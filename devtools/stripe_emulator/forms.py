@@ -3,7 +3,9 @@
 ``metadata[user_id]=u1`` becomes ``{"metadata": {"user_id": "u1"}}``,
 ``line_items[0][price]=p`` becomes ``{"line_items": [{"price": "p"}]}`` and
 ``expand[]=a`` appends to a list. Values stay strings: the helpers below
-coerce them where an endpoint expects booleans or integers.
+coerce them where an endpoint expects booleans, integers, lists or hashes, and
+check parameters the way Stripe does (unknown names, metadata updates,
+``[enabled]`` flags, trial end behaviours), each error naming its ``param``.
 """
 
 from __future__ import annotations

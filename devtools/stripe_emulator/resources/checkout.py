@@ -165,7 +165,7 @@ def _promotion_code(account: Account, raw: Any) -> str | None:
     if not isinstance(entry, dict) or not entry.get("promotion_code"):
         raise StripeError.missing_param("discounts[0][promotion_code]")
     promo_id = str(entry["promotion_code"])
-    discounts.redeemable_promotion_code(account.store, promo_id, "discounts[0][promotion_code]")
+    discounts.redeemable_promotion_code(account, promo_id, "discounts[0][promotion_code]")
     return promo_id
 
 

@@ -90,12 +90,7 @@ def start_subscription(
     sub["automatic_tax"]["enabled"] = automatic_tax
     if promotion_code:
         discount = discounts.apply_discount(
-            account.fx,
-            account.store,
-            now,
-            promotion_code,
-            customer=customer["id"],
-            subscription=sub_id,
+            account, promotion_code, now=now, customer=customer["id"], subscription=sub_id
         )
         sub["discounts"] = [discount["id"]]
     account.store.subscriptions[sub_id] = sub
