@@ -17,10 +17,11 @@ from pathlib import Path
 
 from aiohttp import web
 
+from .account import Account
 from .app import create_app
 from .objects import Fixtures, default_fixtures_path
 from .plans import load_meters, load_plans
-from .state import Emulator
+from .resources.catalog import seed_meters, seed_plans
 from .webhooks import DEFAULT_RETRY_DELAYS, WebhookDispatcher
 
 LISTENING_PREFIX = "STRIPE_EMULATOR_LISTENING"
@@ -79,18 +80,15 @@ def build_parser() -> argparse.ArgumentParser:
 async def serve(args: argparse.Namespace) -> None:
     """Run until SIGINT/SIGTERM."""
     fixtures = Fixtures(args.fixtures or default_fixtures_path())
-    emulator = Emulator(
-        fixtures,
-        load_plans(args.plans),
-        after_failed_payments=args.after_failed_payments,
-        meters=load_meters(args.plans),
-    )
+    account = Account(fixtures, after_failed_payments=args.after_failed_payments)
+    seed_plans(account, load_plans(args.plans))
+    seed_meters(account, load_meters(args.plans))
     dispatcher = WebhookDispatcher(
         retry_delays=args.webhook_retry_delays, default_secrets=args.webhook_secret
     )
     for url in args.webhook_url:
         dispatcher.add_endpoint(url, args.webhook_secret)
-    runner = web.AppRunner(create_app(emulator, dispatcher), access_log=None)
+    runner = web.AppRunner(create_app(account, dispatcher), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, args.host, args.port)
     await site.start()
@@ -100,12 +98,12 @@ async def serve(args: argparse.Namespace) -> None:
             port = int(address[1])
             break
     host = "127.0.0.1" if args.host in ("0.0.0.0", "", "::") else args.host
-    emulator.url_base = f"http://{host}:{port}"
+    account.url_base = f"http://{host}:{port}"
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    print(f"{LISTENING_PREFIX} {emulator.url_base}", flush=True)
+    print(f"{LISTENING_PREFIX} {account.url_base}", flush=True)
     try:
         await stop.wait()
     finally:

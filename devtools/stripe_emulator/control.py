@@ -1,4 +1,8 @@
-"""Emulator-only control routes under ``/_emulator/`` (JSON in, JSON out, no auth)."""
+"""Emulator-only control routes under ``/_emulator/`` (JSON in, JSON out, no auth).
+
+They act on the account through the resource functions and on the webhook
+dispatcher; they do not depend on the ``/v1`` application (``app.py``).
+"""
 
 from __future__ import annotations
 
@@ -8,8 +12,12 @@ from typing import Any
 
 from aiohttp import web
 
-from .app import DISPATCHER, EMULATOR, error_response, json_response
+from .appkeys import ACCOUNT, DISPATCHER
 from .errors import StripeError
+from .http_io import Handler, error_response, json_response
+from .resources.checkout import complete_checkout as pay_checkout_session
+from .resources.customers import set_payment_behavior
+from .resources.renewals import advance_clock as advance_account_clock
 
 ControlHandler = Callable[[web.Request, dict[str, Any]], Awaitable[Any]]
 
@@ -29,7 +37,7 @@ async def _json_body(request: web.Request) -> dict[str, Any]:
     return body
 
 
-def _control(handler: ControlHandler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+def _control(handler: ControlHandler) -> Handler:
     async def wrapped(request: web.Request) -> web.StreamResponse:
         try:
             return json_response(await handler(request, await _json_body(request)))
@@ -41,8 +49,8 @@ def _control(handler: ControlHandler) -> Callable[[web.Request], Awaitable[web.S
 
 async def health(request: web.Request, _: dict[str, Any]) -> Any:
     """``GET /_emulator/health``."""
-    emulator = request.app[EMULATOR]
-    return {"status": "ok", "now": emulator.clock.now(), "url": emulator.url_base}
+    account = request.app[ACCOUNT]
+    return {"status": "ok", "now": account.clock.now(), "url": account.url_base}
 
 
 async def complete_checkout(request: web.Request, body: dict[str, Any]) -> Any:
@@ -53,7 +61,8 @@ async def complete_checkout(request: web.Request, body: dict[str, Any]) -> Any:
     """
     payment = body.get("payment")
     email = body.get("email")
-    return request.app[EMULATOR].complete_checkout(
+    return pay_checkout_session(
+        request.app[ACCOUNT],
         request.match_info["id"],
         None if payment is None else str(payment),
         None if email is None else str(email),
@@ -64,15 +73,18 @@ async def complete_checkout(request: web.Request, body: dict[str, Any]) -> Any:
 async def payment_behavior(request: web.Request, body: dict[str, Any]) -> Any:
     """``POST /_emulator/customers/{id}/payment_behavior`` ``{"fail": bool}``."""
     mode = body.get("mode")
-    return request.app[EMULATOR].set_payment_behavior(
-        request.match_info["id"], bool(body.get("fail")), None if mode is None else str(mode)
+    return set_payment_behavior(
+        request.app[ACCOUNT],
+        request.match_info["id"],
+        bool(body.get("fail")),
+        None if mode is None else str(mode),
     )
 
 
 async def clock(request: web.Request, _: dict[str, Any]) -> Any:
     """``GET /_emulator/clock``: the emulator time and its offset from real time."""
-    emulator = request.app[EMULATOR]
-    return {"now": emulator.clock.now(), "offset": emulator.clock.offset}
+    account = request.app[ACCOUNT]
+    return {"now": account.clock.now(), "offset": account.clock.offset}
 
 
 async def advance_clock(request: web.Request, body: dict[str, Any]) -> Any:
@@ -80,7 +92,7 @@ async def advance_clock(request: web.Request, body: dict[str, Any]) -> Any:
     seconds = body.get("seconds")
     if isinstance(seconds, bool) or not isinstance(seconds, int | float):
         raise StripeError.invalid("seconds must be a number", param="seconds")
-    return request.app[EMULATOR].advance_clock(int(seconds))
+    return advance_account_clock(request.app[ACCOUNT], int(seconds))
 
 
 async def add_webhook(request: web.Request, body: dict[str, Any]) -> Any:

@@ -3,7 +3,9 @@
 ``metadata[user_id]=u1`` becomes ``{"metadata": {"user_id": "u1"}}``,
 ``line_items[0][price]=p`` becomes ``{"line_items": [{"price": "p"}]}`` and
 ``expand[]=a`` appends to a list. Values stay strings: the helpers below
-coerce them where an endpoint expects booleans or integers.
+coerce them where an endpoint expects booleans, integers, lists or hashes, and
+check parameters the way Stripe does (unknown names, metadata updates,
+``[enabled]`` flags, trial end behaviours), each error naming its ``param``.
 """
 
 from __future__ import annotations
@@ -114,3 +116,45 @@ def as_list(value: Any, param: str) -> list[Any]:
     if isinstance(value, str):
         return [value]
     raise StripeError.invalid("Invalid array", param=param)
+
+
+def reject_unknown(params: dict[str, Any], allowed: set[str]) -> None:
+    """A 400 naming the first parameter outside ``allowed`` (``expand`` is always allowed)."""
+    for key in params:
+        if key not in allowed and key != "expand":
+            raise StripeError.invalid(f"Received unknown parameter: {key}", param=key)
+
+
+def merge_metadata(current: dict[str, str], update: Any, param: str = "metadata") -> dict[str, str]:
+    """Stripe's metadata update: keys set to "" are removed, ``metadata=""`` clears."""
+    if update == "":
+        return {}
+    merged = dict(current)
+    for key, value in as_metadata(update, param).items():
+        if value == "":
+            merged.pop(key, None)
+        else:
+            merged[key] = value
+    return merged
+
+
+def as_enabled(value: Any, param: str) -> bool:
+    """``automatic_tax[enabled]`` style flags (absent: False)."""
+    if value is None:
+        return False
+    if not isinstance(value, dict) or "enabled" not in value:
+        raise StripeError.missing_param(f"{param}[enabled]")
+    return as_bool(value["enabled"], f"{param}[enabled]")
+
+
+def missing_payment_method_param(settings: Any, param: str) -> str:
+    """``trial_settings[end_behavior][missing_payment_method]`` (default create_invoice)."""
+    behavior = "create_invoice"
+    if isinstance(settings, dict) and isinstance(settings.get("end_behavior"), dict):
+        behavior = str(settings["end_behavior"].get("missing_payment_method", behavior))
+        if behavior not in ("create_invoice", "pause", "cancel"):
+            raise StripeError.invalid(
+                "Invalid missing_payment_method",
+                param=f"{param}[end_behavior][missing_payment_method]",
+            )
+    return behavior

@@ -10,15 +10,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from .errors import StripeError
-from .forms import as_bool, as_int, as_metadata
-from .objects import JSON, Fixtures, new_id
-from .store import Store, paginate
+from ..account import Account
+from ..errors import StripeError
+from ..forms import as_bool, as_int, as_metadata
+from ..listing import paginate
+from ..objects import JSON, new_id
 
 _DURATIONS = ("once", "repeating", "forever")
 
 
-def create_coupon(fx: Fixtures, store: Store, now: int, params: dict[str, Any]) -> JSON:
+def create_coupon(account: Account, params: dict[str, Any]) -> JSON:
     """POST /v1/coupons: ``percent_off`` or ``amount_off`` + ``currency``."""
     percent, amount = params.get("percent_off"), params.get("amount_off")
     if (percent is None) == (amount is None):
@@ -31,13 +32,13 @@ def create_coupon(fx: Fixtures, store: Store, now: int, params: dict[str, Any]) 
     months = None
     if duration == "repeating":
         months = as_int(params.get("duration_in_months"), "duration_in_months", minimum=1)
-    coupon = fx.template("coupon")
+    coupon = account.fx.template("coupon")
     coupon.update(
         id=str(params.get("id") or new_id("", 8)),
         amount_off=None if amount is None else as_int(amount, "amount_off", minimum=1),
         currency=None if amount is None else str(params.get("currency") or "usd"),
         percent_off=None if percent is None else float(percent),
-        created=now,
+        created=account.clock.now(),
         duration=duration,
         duration_in_months=months,
         max_redemptions=None,
@@ -47,28 +48,29 @@ def create_coupon(fx: Fixtures, store: Store, now: int, params: dict[str, Any]) 
         times_redeemed=0,
         valid=True,
     )
-    store.coupons[coupon["id"]] = coupon
+    account.store.coupons[coupon["id"]] = coupon
     return coupon
 
 
-def create_promotion_code(fx: Fixtures, store: Store, now: int, params: dict[str, Any]) -> JSON:
+def create_promotion_code(account: Account, params: dict[str, Any]) -> JSON:
     """POST /v1/promotion_codes with ``promotion[type]=coupon``, ``promotion[coupon]``, ``code``."""
     promotion = params.get("promotion") or {}
     coupon_id = promotion.get("coupon") if isinstance(promotion, dict) else None
     if not coupon_id:
         raise StripeError.missing_param("promotion[coupon]")
+    store = account.store
     store.get("coupons", str(coupon_id), param="promotion[coupon]", status=400)
     code = str(params.get("code") or new_id("", 8).upper())
     if any(p["code"] == code and p["active"] for p in store.promotion_codes.values()):
         raise StripeError.invalid(
             "An active promotion code with `code` already exists.", param="code"
         )
-    promo = fx.template("promotion_code")
+    promo = account.fx.template("promotion_code")
     promo.update(
         id=new_id("promo_"),
         active=as_bool(params.get("active", True), "active"),
         code=code,
-        created=now,
+        created=account.clock.now(),
         customer=params.get("customer") or None,
         expires_at=None,
         max_redemptions=None,
@@ -80,14 +82,14 @@ def create_promotion_code(fx: Fixtures, store: Store, now: int, params: dict[str
     return promo
 
 
-def list_promotion_codes(store: Store, params: dict[str, Any]) -> JSON:
+def list_promotion_codes(account: Account, params: dict[str, Any]) -> JSON:
     """GET /v1/promotion_codes filtered by ``code``, ``active`` and ``coupon``."""
     code, coupon = params.get("code"), params.get("coupon")
     active = params.get("active")
     wanted = None if active is None else as_bool(active, "active")
     rows = [
         promo
-        for promo in reversed(store.promotion_codes.values())
+        for promo in reversed(account.store.promotion_codes.values())
         if (not code or promo["code"] == code)
         and (not coupon or promo["promotion"]["coupon"] == coupon)
         and (wanted is None or promo["active"] == wanted)
@@ -95,18 +97,19 @@ def list_promotion_codes(store: Store, params: dict[str, Any]) -> JSON:
     return paginate(rows, params, "/v1/promotion_codes")
 
 
-def redeemable_promotion_code(store: Store, promo_id: str, param: str) -> JSON:
+def redeemable_promotion_code(account: Account, promo_id: str, param: str) -> JSON:
     """The active promotion code ``promo_id`` (a Stripe error naming ``param`` otherwise)."""
-    promo = store.get("promotion_codes", promo_id, param=param, status=400)
+    promo = account.store.get("promotion_codes", promo_id, param=param, status=400)
     if not promo["active"]:
         raise StripeError.invalid(f"The promotion code `{promo['code']}` is inactive.", param=param)
     return promo
 
 
 def apply_discount(
-    fx: Fixtures, store: Store, now: int, promo_id: str, *, customer: str, subscription: str
+    account: Account, promo_id: str, *, now: int, customer: str, subscription: str
 ) -> JSON:
-    """A discount from ``promo_id`` on a subscription; counts the redemption."""
+    """A discount from ``promo_id`` on a subscription, starting ``now``; counts the redemption."""
+    store = account.store
     promo = store.promotion_codes[promo_id]
     coupon = store.coupons[promo["promotion"]["coupon"]]
     end = None
@@ -114,7 +117,7 @@ def apply_discount(
         end = now + int(coupon["duration_in_months"]) * 30 * 86400
     elif coupon["duration"] == "once":
         end = now + 31 * 86400
-    discount = fx.template("discount")
+    discount = account.fx.template("discount")
     discount.update(
         id=new_id("di_"),
         checkout_session=None,
@@ -132,17 +135,3 @@ def apply_discount(
     coupon["times_redeemed"] += 1
     store.discounts[discount["id"]] = discount
     return discount
-
-
-def discounted(amount: int, store: Store, discount_ids: list[str], now: int) -> int:
-    """``amount`` (cents) after the subscription's discounts still running at ``now``."""
-    for discount_id in discount_ids:
-        discount = store.discounts.get(discount_id)
-        if discount is None or (discount["end"] is not None and discount["end"] <= now):
-            continue
-        coupon = store.coupons[discount["source"]["coupon"]]
-        if coupon["percent_off"] is not None:
-            amount -= round(amount * float(coupon["percent_off"]) / 100)
-        else:
-            amount -= int(coupon["amount_off"])
-    return max(0, amount)

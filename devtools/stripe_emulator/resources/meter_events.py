@@ -1,24 +1,20 @@
-"""Billing meter events: ``POST /v1/billing/meter_events`` and their emulator-only controls.
+"""Billing meter events: validation, deduplication by ``identifier``, and usage per period.
 
 Like Stripe: ``event_name`` and ``payload`` (``stripe_customer_id``, a numeric
 ``value``) are required, the customer must exist, ``timestamp`` must lie
 within the past 35 days and at most 5 minutes ahead of the emulator clock,
 and an ``identifier`` seen before is deduplicated (answered with the first
-event, counted once). ``POST /_emulator/billing/meter_events/fail``
-``{"count": N}`` makes the next N requests answer 503, so tests can check that
-reporters retry; ``GET /_emulator/billing/meter_events`` lists what was accepted.
+event, counted once). The routes are in ``meter_routes.py``.
 """
 
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiohttp import web
-
-from .app import EMULATOR, error_response, json_response, request_params
-from .errors import StripeError
+from ..errors import StripeError
 
 MAX_AGE = 35 * 86400
 MAX_AHEAD = 5 * 60
@@ -34,12 +30,10 @@ class MeterEvents:
     failed: int = 0
 
 
-METERS = web.AppKey("meter_events", MeterEvents)
-
-
-def _create(
+def create_meter_event(
     meters: MeterEvents, now: int, customers: dict[str, Any], params: dict[str, Any]
 ) -> Any:
+    """POST /v1/billing/meter_events: the accepted (or first, if repeated) event."""
     event_name = params.get("event_name")
     if not isinstance(event_name, str) or not event_name:
         raise StripeError.missing_param("event_name")
@@ -86,49 +80,8 @@ def _create(
     return event
 
 
-async def create_meter_event(request: web.Request) -> web.StreamResponse:
-    """``POST /v1/billing/meter_events``."""
-    meters = request.app[METERS]
-    if meters.fail_next > 0:
-        meters.fail_next -= 1
-        meters.failed += 1
-        return error_response(
-            StripeError(503, "The meter events endpoint is unavailable.", type_="api_error")
-        )
-    emulator = request.app[EMULATOR]
-    params = await request_params(request)
-    try:
-        event = _create(meters, emulator.clock.now(), emulator.store.customers, params)
-    except StripeError as error:
-        return error_response(error)
-    return json_response(event)
-
-
-async def fail(request: web.Request) -> web.StreamResponse:
-    """``POST /_emulator/billing/meter_events/fail`` ``{"count": N}``."""
-    body = await request.json() if request.body_exists else {}
-    count = body.get("count", 1) if isinstance(body, dict) else 1
-    if isinstance(count, bool) or not isinstance(count, int) or count < 0:
-        return error_response(StripeError.invalid("count must be a non-negative integer"))
-    request.app[METERS].fail_next = count
-    return json_response({"fail_next": count})
-
-
-async def listing(request: web.Request) -> web.StreamResponse:
-    """``GET /_emulator/billing/meter_events``: accepted events and the counters."""
-    meters = request.app[METERS]
-    return json_response(
-        {
-            "data": list(meters.events.values()),
-            "duplicates": meters.duplicates,
-            "failed": meters.failed,
-            "fail_next": meters.fail_next,
-        }
-    )
-
-
-def usage_of(meters: MeterEvents) -> Any:
-    """The emulator's ``metered_usage`` hook: units per event name of a customer in [start, end)."""
+def usage_of(meters: MeterEvents) -> Callable[[str, int, int], dict[str, int]]:
+    """The account's ``metered_usage`` hook: units per event name of a customer in [start, end)."""
 
     def usage(customer: str, start: int, end: int) -> dict[str, int]:
         totals: dict[str, int] = {}
@@ -141,16 +94,3 @@ def usage_of(meters: MeterEvents) -> Any:
         return totals
 
     return usage
-
-
-def install(app: web.Application) -> None:
-    """Add the meter event routes and state to the emulator's application."""
-    app[METERS] = MeterEvents()
-    app[EMULATOR].metered_usage = usage_of(app[METERS])
-    app.add_routes(
-        [
-            web.post("/v1/billing/meter_events", create_meter_event),
-            web.post("/_emulator/billing/meter_events/fail", fail),
-            web.get("/_emulator/billing/meter_events", listing),
-        ]
-    )
