@@ -65,8 +65,8 @@ class EntitlementService:
     ) -> None:
         self._catalog = catalog
         self.metrics = metrics
-        self.book = ResponseBook(catalog)
-        self.entry_book: EntryBook[CheckAnswer] = EntryBook(self.book)
+        self._book = ResponseBook(catalog)
+        self._entry_book: EntryBook[CheckAnswer] = EntryBook(self._book)
         self.coherence: RedisCoherence | None = None
         lease = Lease.forever()
         if redis_url:
@@ -78,12 +78,12 @@ class EntitlementService:
                 lease_seconds=lease_seconds,
             )
             lease = self.coherence.lease
-        self._cache = EntryCache(self.entry_book, lease, metrics, max_entries)
+        self._cache = EntryCache(self._entry_book, lease, metrics, max_entries)
         copy = self.coherence.copy if self.coherence is not None else None
-        self._loader = EntryLoader(db, self._cache, self.entry_book, copy, metrics)
-        self._warmer = Warmer(db, self._cache, self.entry_book, metrics, warm_gate)
-        self.hub = WatchHub(watch_max_pending, metrics)
-        self._feed = WatchFeed(catalog, self.hub, self._loader)
+        self._loader = EntryLoader(db, self._cache, self._entry_book, copy, metrics)
+        self._warmer = Warmer(db, self._cache, self._entry_book, metrics, warm_gate)
+        self._hub = WatchHub(watch_max_pending, metrics)
+        self._feed = WatchFeed(catalog, self._hub, self._loader)
         self._tasks: set[asyncio.Task[None]] = set()
         # Called with True when complete mode starts, False when it ends (health, readiness).
         self.complete_listeners = self._cache.complete_listeners
@@ -101,7 +101,7 @@ class EntitlementService:
 
     async def close(self) -> None:
         """End every watch stream; then leave the replica set."""
-        self.hub.close()
+        self._hub.close()
         for task in list(self._tasks):
             task.cancel()
         self._loader.close()
@@ -111,7 +111,7 @@ class EntitlementService:
 
     def end_streams(self) -> None:
         """End every watch stream with UNAVAILABLE (first step of shutdown)."""
-        self.hub.close()
+        self._hub.close()
 
     @property
     def complete(self) -> bool:
@@ -127,18 +127,18 @@ class EntitlementService:
         """
         changed_at = time.time()
         self._cache.invalidate(user_id, "local")
-        self.hub.publish(user_id, changed_at)
+        self._hub.publish(user_id, changed_at)
         if self.coherence is not None:
             await self.coherence.announce(user_id, changed_at)
 
     def usage_changed(self, user_id: str, usage: pb.MeterUsage) -> None:
         """A meter of the user reached its limit or went back under it: tell this process's
         watchers (usage changes are not announced to other replicas; docs/usage.md)."""
-        self.hub.publish(user_id, time.time(), usage)
+        self._hub.publish(user_id, time.time(), usage)
 
     def _remote_change(self, user_id: str, changed_at: float) -> None:
         self._cache.invalidate(user_id, "remote")
-        self.hub.publish(user_id, changed_at)
+        self._hub.publish(user_id, changed_at)
 
     def _lease_changed(self) -> None:
         self._cache.reset()
@@ -153,7 +153,7 @@ class EntitlementService:
         if len(feature) > _MAX_FEATURE or not feature.isprintable():
             raise InvalidArgument("feature", "must be at most 64 printable characters")
         entry = await self._loader.entry(user_id)
-        return entry.checks.get(feature) or self.book.unknown_feature(entry.tier, feature)
+        return entry.checks.get(feature) or self._book.unknown_feature(entry.tier, feature)
 
     async def entitlements(self, user_id: str) -> pb.GetEntitlementsResponse:
         """Everything ``user_id`` is entitled to now, with the per-user detail (rows, read now)."""
