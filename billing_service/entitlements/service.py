@@ -89,7 +89,9 @@ class EntitlementService:
         self.complete_listeners = self._cache.complete_listeners
         # The hot path, bound straight to the cache: no call through this facade.
         self.check_cached: Callable[[str, str], CheckAnswer | None] = self._cache.check_cached
+        """The answer from memory, or None when it needs anything else (validation, a load)."""
         self.entry: Callable[[str], Awaitable[Entry[CheckAnswer]]] = self._loader.entry
+        """The user's current entry: from memory when valid, else loaded (batched)."""
 
     async def start(self) -> None:
         """Join the replica set (when Redis is configured); start filling the cache."""
