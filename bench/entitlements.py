@@ -204,7 +204,8 @@ class BareServicer(pb_grpc.BillingServiceServicer):
 
 def bare_answers(n: int) -> dict[str, Mapping[str, pb.CheckEntitlementResponse]]:
     """The same answers the service gives, computed without a database."""
-    from billing_service.entitlements.model import ResponseBook, build_entry
+    from billing_service.entitlements.model import build_entry
+    from billing_service.entitlements.wire import ResponseBook
     from billing_service.plans import load_catalog
     from billing_service.storage.models import Subscription, utcnow
 

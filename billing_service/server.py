@@ -20,8 +20,7 @@ from billing_service.auth import build_authorizer, server_credentials
 from billing_service.changes import ChangeNotifier
 from billing_service.checkout import CheckoutService
 from billing_service.duplicates import DuplicateHandler
-from billing_service.entitlements import EntitlementService
-from billing_service.entitlements.service import WarmGate
+from billing_service.entitlements import EntitlementService, WarmGate
 from billing_service.events.fetch_budget import FetchBudget
 from billing_service.events.group_commit import GroupCommitter
 from billing_service.events.service import EventService

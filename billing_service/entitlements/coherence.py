@@ -32,6 +32,12 @@ publish timeout and a lease wait each. A replica that saw Redis fail bumps the g
 it returns, which invalidates every L2 record written before the outage.
 Not covered: a partition in which the writer cannot reach Redis while other
 replicas can (see docs/entitlements.md).
+
+The parts live in their own modules: ``lease.py`` (the lease and its
+generation), ``redis_copy.py`` (L2 records and their tags) and
+``redis_health.py`` (outage detection, the epoch bump). This module keeps the
+announce side and the subscriber side together: a writer's acknowledgements
+arrive on its own pub/sub connection, the same one whose pings renew its lease.
 """
 
 from __future__ import annotations
@@ -43,12 +49,14 @@ import math
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from redis.exceptions import RedisError
 
-from billing_service.entitlements.metrics import ACK_TIMEOUTS, ANNOUNCES_SKIPPED, REDIS_UP
+from billing_service.entitlements.lease import Lease, LeaseChange
+from billing_service.entitlements.metrics import EntitlementMetrics
+from billing_service.entitlements.redis_copy import RedisCopy
+from billing_service.entitlements.redis_health import LEASE_MARGIN_SECONDS, RedisHealth
 from billing_service.redis_client import Redis
 
 log = logging.getLogger(__name__)
@@ -71,15 +79,6 @@ return 1
 """
 
 RemoteChange = Callable[[str, float], None]
-LeaseChange = Callable[[], None]
-
-
-@dataclass(frozen=True)
-class L2Tag:
-    """The epoch and per-user generations read before a database read."""
-
-    epoch: str
-    generations: dict[str, str] = field(default_factory=dict)
 
 
 class _AckWaiter:
@@ -115,6 +114,7 @@ class RedisCoherence:
         *,
         on_remote_change: RemoteChange,
         on_lease_change: LeaseChange,
+        metrics: EntitlementMetrics,
         lease_seconds: float = 1.5,
         heartbeat_seconds: float = 0.25,
         l2_ttl_seconds: int = 3600,
@@ -123,37 +123,30 @@ class RedisCoherence:
         self.replica_id = uuid.uuid4().hex
         self.lease_seconds = lease_seconds
         self.heartbeat_seconds = heartbeat_seconds
-        self.lease_until = -math.inf
-        # Bumped whenever the lease is acquired or lost; a cache fill may store
-        # its result only if the generation it started under is still current.
-        self.lease_gen = 0
-        self.up = False
-        # When this replica first saw Redis fail (monotonic); None while it answers.
-        self._down_since: float | None = None
+        self.lease = Lease(on_lease_change)
         self._on_remote_change = on_remote_change
-        self._on_lease_change = on_lease_change
-        self._l2_ttl = l2_ttl_seconds
+        self._metrics = metrics
         self._prefix = prefix
         self._changes = f"{prefix}changes"
         self._replicas = f"{prefix}replicas"
-        self._epoch_key = f"{prefix}epoch"
         self._ping_channel = f"{prefix}ping:{self.replica_id}"
         self._ack_channel = f"{prefix}ack:{self.replica_id}"
         # The process's client (redis_client.py): str replies, BILLING_REDIS_TIMEOUT_SECONDS.
         self._redis = redis
+        self.health = RedisHealth(self._redis, f"{prefix}epoch", metrics)
+        self.copy = RedisCopy(self._redis, self.health, prefix=prefix, ttl_seconds=l2_ttl_seconds)
         self._announce = self._redis.register_script(_ANNOUNCE)
         self._heartbeat = self._redis.register_script(_HEARTBEAT)
         self._subscribed_at = math.inf
-        self._seen_failure = False
         self._waiters: dict[str, _AckWaiter] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[Any]] = set()
         self._closing = False
 
     @property
-    def leased(self) -> bool:
-        """True while this replica may answer from its in-process cache."""
-        return time.monotonic() < self.lease_until
+    def up(self) -> bool:
+        """True while Redis answers this replica."""
+        return self.health.up
 
     async def start(self) -> None:
         """Start listening and heart-beating; returns without waiting for Redis."""
@@ -182,23 +175,23 @@ class RedisCoherence:
         self._waiters[nonce] = waiter
         message = f"{self.replica_id} {nonce} {changed_at!r} {user_id}"
         started = time.monotonic()
-        if self._leases_lapsed(started):
-            ANNOUNCES_SKIPPED.inc()
+        if self.health.leases_lapsed(started, self.lease_seconds, self.lease.until):
+            self._metrics.announces_skipped.inc()
             return
         try:
             live = await self._publish_until(started + self.lease_seconds, user_id, message)
             if live is None:
                 # Nobody could be told; every lease, renewed only through Redis, lapses by then.
                 await asyncio.sleep(
-                    max(0.0, started + self.lease_seconds + 0.05 - time.monotonic())
+                    max(0.0, started + self.lease_seconds + LEASE_MARGIN_SECONDS - time.monotonic())
                 )
                 return
-            deadline = time.monotonic() + self.lease_seconds + 0.05
+            deadline = time.monotonic() + self.lease_seconds + LEASE_MARGIN_SECONDS
             waiter.expect({r for r in live if r != self.replica_id})
             try:
                 await asyncio.wait_for(waiter.done.wait(), timeout=deadline - time.monotonic())
             except TimeoutError:
-                ACK_TIMEOUTS.inc()
+                self._metrics.ack_timeouts.inc()
                 log.warning(
                     "replicas %s did not acknowledge a change of %s; waited for their leases",
                     sorted(waiter.missing()),
@@ -207,105 +200,24 @@ class RedisCoherence:
         finally:
             self._waiters.pop(nonce, None)
 
-    def _leases_lapsed(self, now: float) -> bool:
-        """True when Redis has been down longer than a lease: no replica can answer from memory."""
-        return (
-            not self.up
-            and self._down_since is not None
-            and now - self._down_since > self.lease_seconds + 0.05
-            and now > self.lease_until
-        )
-
     async def _publish_until(
         self, deadline: float, user_id: str, message: str
     ) -> Sequence[str] | None:
         while True:
             try:
                 live = await self._announce(
-                    keys=[self._gen_key(user_id), self._changes, self._replicas],
+                    keys=[self.copy.gen_key(user_id), self._changes, self._replicas],
                     args=[message, self.lease_seconds + 0.5],
                 )
                 return [str(r) for r in live]
             except (RedisError, OSError) as exc:
-                self._mark_down(exc)
+                self.health.mark_down(exc)
                 if time.monotonic() + 0.05 >= deadline:
                     log.error("could not publish a change of %s to Redis: %s", user_id, exc)
                     return None
                 await asyncio.sleep(0.05)
 
-    # -- shared L2 copy ------------------------------------------------------------------
-
-    def _gen_key(self, user_id: str) -> str:
-        return f"{self._prefix}gen:{user_id}"
-
-    def _l2_key(self, user_id: str) -> str:
-        # val2: records hold every row that can answer (several with a duplicate).
-        return f"{self._prefix}val2:{user_id}"
-
-    async def l2_get(self, users: Sequence[str]) -> tuple[L2Tag, dict[str, str]] | None:
-        """Current tags of ``users`` and the L2 records valid under them (None: Redis down)."""
-        if not self.up:
-            return None
-        keys = [self._epoch_key, *map(self._gen_key, users), *map(self._l2_key, users)]
-        try:
-            raw_values = await self._redis.mget(keys)
-        except (RedisError, OSError) as exc:
-            self._mark_down(exc)
-            return None
-        values = [v if v is None else str(v) for v in raw_values]
-        epoch = values[0] or "0"
-        n = len(users)
-        gens = {u: (values[1 + i] or "0") for i, u in enumerate(users)}
-        found: dict[str, str] = {}
-        for i, user in enumerate(users):
-            raw = values[1 + n + i]
-            if raw:
-                rec_epoch, rec_gen, body = raw.split(":", 2)
-                if rec_epoch == epoch and rec_gen == gens[user]:
-                    found[user] = body
-        return L2Tag(epoch, gens), found
-
-    async def l2_put(self, tag: L2Tag, records: dict[str, str]) -> None:
-        """Store ``records`` tagged with what was read before the database read."""
-        if not records or not self.up:
-            return
-        try:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for user, body in records.items():
-                    value = f"{tag.epoch}:{tag.generations.get(user, '0')}:{body}"
-                    pipe.set(self._l2_key(user), value, ex=self._l2_ttl)
-                await pipe.execute()
-        except (RedisError, OSError) as exc:
-            self._mark_down(exc)
-
-    # -- health --------------------------------------------------------------------------
-
-    def _mark_down(self, exc: BaseException) -> None:
-        self._seen_failure = True
-        if self._down_since is None:
-            self._down_since = time.monotonic()
-        if self.up:
-            log.warning(
-                "Redis unreachable (%s: %s); entitlements are served from the database "
-                "until it returns",
-                type(exc).__name__,
-                exc,
-            )
-        self.up = False
-        REDIS_UP.set(0)
-
-    async def _mark_up(self) -> None:
-        if self.up:
-            return
-        if self._seen_failure:
-            # Changes may have been committed without a generation bump during
-            # the outage: retire every L2 record written before it.
-            await self._redis.incr(self._epoch_key)
-            log.warning("Redis reachable again; entitlement cache coherence restored")
-        self._seen_failure = False
-        self._down_since = None
-        self.up = True
-        REDIS_UP.set(1)
+    # -- heartbeat -----------------------------------------------------------------------
 
     async def _beat(self) -> None:
         while True:
@@ -318,30 +230,12 @@ class RedisCoherence:
                     )
                 else:
                     await self._redis.ping()
-                await self._mark_up()
+                await self.health.mark_up()
             except (RedisError, OSError) as exc:
-                self._mark_down(exc)
+                self.health.mark_down(exc)
             await asyncio.sleep(self.heartbeat_seconds)
 
     # -- subscriber side -----------------------------------------------------------------
-
-    def _lose_lease(self) -> None:
-        if self.lease_until > -math.inf:
-            self.lease_until = -math.inf
-            self.lease_gen += 1
-            self._on_lease_change()
-
-    def _renew(self, sent: float) -> None:
-        if sent <= self._subscribed_at:
-            return  # sent before this subscription existed: proves nothing
-        if time.monotonic() >= self.lease_until:
-            # (Re)acquiring: nothing cached or being filled before now may be trusted.
-            if self.lease_until > -math.inf:
-                log.warning("entitlement cache lease lapsed (ping came back late); cache cleared")
-            self.lease_until = -math.inf
-            self.lease_gen += 1
-            self._on_lease_change()
-        self.lease_until = max(self.lease_until, sent + self.lease_seconds)
 
     async def _listen(self) -> None:
         while True:
@@ -369,12 +263,12 @@ class RedisCoherence:
             except asyncio.CancelledError:
                 raise
             except (RedisError, OSError) as exc:
-                self._mark_down(exc)
+                self.health.mark_down(exc)
             except Exception:
                 log.exception("entitlement pub/sub listener failed; reconnecting")
             finally:
                 self._subscribed_at = math.inf
-                self._lose_lease()
+                self.lease.lose()
                 with contextlib.suppress(Exception):
                     await pubsub.aclose()
             if self._closing:
@@ -391,7 +285,7 @@ class RedisCoherence:
             self._background.add(task)
             task.add_done_callback(self._background.discard)
         elif channel == self._ping_channel:
-            self._renew(float(data))
+            self.lease.renew(float(data), self._subscribed_at, self.lease_seconds)
         elif channel == self._ack_channel:
             nonce, replica = data.split(" ", 1)
             waiter = self._waiters.get(nonce)
@@ -402,4 +296,4 @@ class RedisCoherence:
         try:
             await self._redis.publish(f"{self._prefix}ack:{origin}", f"{nonce} {self.replica_id}")
         except (RedisError, OSError) as exc:
-            self._mark_down(exc)
+            self.health.mark_down(exc)

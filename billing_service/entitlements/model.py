@@ -1,11 +1,13 @@
-"""What a user is entitled to, derived from the one access policy, and the answers built from it.
+"""What a user is entitled to, derived from the one access policy.
 
-Everything here is pure: no I/O, no clock reads (``now`` is passed in).
+Everything here is pure: no I/O, no clock reads (``now`` is passed in), and
+no protobuf: the answers an entry carries are built once per catalog at the
+edge (``wire.ResponseBook``) and held here as opaque values of type ``A``.
 
 ``Entry`` is what the in-process cache holds per user for the hot path
 (CheckEntitlement): the tier and status of the grant that answers now
 (``best_subscription.choose`` over the user's rows), the instant it ends,
-and the responses prebuilt for that tier; nothing of the rows themselves in
+and the answers prebuilt for that tier; nothing of the rows themselves in
 the common case. Entries that never end are shared by every user of the same
 tier and status (``EntryBook``), so a million users cost their dict slot and
 id (docs/performance.md). An entry is valid until ``expires_at``: after it a
@@ -14,8 +16,9 @@ free), and the rare user with several unended subscriptions (a duplicate)
 is chosen for again from the rows their entry keeps for exactly that case.
 
 GetEntitlements and WatchEntitlements carry per-user detail (the subscription
-id, the other live ones, seats, trial end): ``entitlements_message`` builds
-them from the user's rows, read when asked, never held per user in memory.
+id, the other live ones, seats, trial end): ``wire.entitlements_message``
+builds them from the user's rows, read when asked, never held per user in
+memory.
 """
 
 from __future__ import annotations
@@ -23,53 +26,31 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Generic, Protocol, TypeVar
 
 from billing_service.best_subscription import choose, relevant, status_of
-from billing_service.convert import STATUS_TO_PROTO, timestamp
 from billing_service.lifecycle import Grant, Status
 from billing_service.plans import Catalog
 from billing_service.storage.models import Subscription
-from generated.billing.v1 import billing_pb2 as pb
 
 STATUS_BY_VALUE: dict[str, Status] = {s.value: s for s in Status}
 _EPOCH = datetime(1970, 1, 1)
 _US = timedelta(microseconds=1)
 
+A = TypeVar("A")
+A_co = TypeVar("A_co", covariant=True)
 
-class ResponseBook:
-    """CheckEntitlement answers for every (tier, known feature), built once per catalog.
 
-    Answers depend only on the tier and the feature, so all users of a tier
-    share the same immutable message objects.
-    """
+class AnswerTable(Protocol[A_co]):
+    """The answers of every (tier, known feature) for one catalog (``wire.ResponseBook``)."""
 
-    def __init__(self, catalog: Catalog) -> None:
-        self.catalog = catalog
-        self.features = catalog.all_features
-        tiers = [catalog.free, *catalog.plans.values()]
-        self.by_tier: dict[str, dict[str, pb.CheckEntitlementResponse]] = {
-            plan.name: {
-                feature: pb.CheckEntitlementResponse(
-                    allowed=feature in plan.features,
-                    tier=plan.name,
-                    reason=(
-                        f"tier {plan.name!r} includes {feature!r}"
-                        if feature in plan.features
-                        else f"tier {plan.name!r} does not include {feature!r}"
-                    ),
-                )
-                for feature in self.features
-            }
-            for plan in tiers
-        }
+    @property
+    def catalog(self) -> Catalog:
+        """The catalog the answers were built from."""
 
-    def unknown_feature(self, tier: str, feature: str) -> pb.CheckEntitlementResponse:
-        """The answer for a feature no tier grants."""
-        return pb.CheckEntitlementResponse(
-            allowed=False,
-            tier=tier,
-            reason=f"unknown feature {feature!r}: not in the plans catalog",
-        )
+    @property
+    def by_tier(self) -> Mapping[str, Mapping[str, A_co]]:
+        """Per tier name, per feature, the answer."""
 
 
 def epoch_seconds(value: datetime | None) -> float:
@@ -86,7 +67,7 @@ def from_epoch_seconds(value: float) -> datetime | None:
     return datetime.fromtimestamp(value, UTC).replace(tzinfo=None)
 
 
-class Entry:
+class Entry(Generic[A]):
     """One answer state: a tier, a status and the instant the tier ends; immutable.
 
     The cache holds one reference per user. Entries without an end (the
@@ -105,7 +86,7 @@ class Entry:
         tier: str,
         status: Status,
         expires_at: float,
-        checks: Mapping[str, pb.CheckEntitlementResponse],
+        checks: Mapping[str, A],
         rows: tuple[Subscription, ...] = (),
     ) -> None:
         self.tier = tier
@@ -119,26 +100,18 @@ class Entry:
         """The Grant this entry was built from."""
         return Grant(self.tier, from_epoch_seconds(self.expires_at))
 
-    def same_answer(self, other: Entry) -> bool:
-        """True when both entries give the same CheckEntitlement answers until the same instant."""
-        return (self.tier, self.status, self.expires_at) == (
-            other.tier,
-            other.status,
-            other.expires_at,
-        )
 
-
-class EntryBook:
+class EntryBook(Generic[A]):
     """Builds entries, sharing one object per (tier, status) for entries that never expire."""
 
-    def __init__(self, book: ResponseBook) -> None:
+    def __init__(self, book: AnswerTable[A]) -> None:
         self.book = book
         self._free = book.by_tier[book.catalog.free.name]
-        self._open: dict[tuple[str, Status], Entry] = {}
+        self._open: dict[tuple[str, Status], Entry[A]] = {}
 
     def entry(
         self, tier: str, status: Status, expires_at: float, rows: tuple[Subscription, ...] = ()
-    ) -> Entry:
+    ) -> Entry[A]:
         """The entry for a grant of ``tier`` until ``expires_at`` (+inf: open-ended)."""
         checks = self.book.by_tier.get(tier, self._free)
         if expires_at == math.inf:
@@ -148,7 +121,7 @@ class EntryBook:
             return shared
         return Entry(tier, status, expires_at, checks, rows)
 
-    def expired(self, entry: Entry, now: datetime) -> Entry:
+    def expired(self, entry: Entry[A], now: datetime) -> Entry[A]:
         """``entry`` once its ``expires_at`` has passed, at ``now`` (naive UTC).
 
         Every finite ``access_until`` that ``lifecycle.grant`` gives ends in
@@ -160,7 +133,7 @@ class EntryBook:
             return self.from_rows(entry.rows, now)
         return self.entry(self.book.catalog.free.name, entry.status, math.inf)
 
-    def from_rows(self, rows: Sequence[Subscription], now: datetime) -> Entry:
+    def from_rows(self, rows: Sequence[Subscription], now: datetime) -> Entry[A]:
         """The entry for one user's ``rows`` (empty: no subscription) at ``now`` (naive UTC)."""
         competing = relevant(rows)
         choice = choose(competing, self.book.catalog, now)
@@ -172,43 +145,15 @@ class EntryBook:
 def build_entry(
     user_id: str,
     rows: Sequence[Subscription] | Subscription | None,
-    book: ResponseBook,
+    book: AnswerTable[A],
     now: datetime,
-) -> Entry:
+) -> Entry[A]:
     """The entry for the user's ``rows`` (one row; None: no subscription) at ``now`` (naive UTC)."""
     if rows is None:
         rows = ()
     elif isinstance(rows, Subscription):
         rows = (rows,)
     return EntryBook(book).from_rows(rows, now)
-
-
-def entitlements_message(
-    user_id: str, rows: Sequence[Subscription], catalog: Catalog, now: datetime
-) -> pb.GetEntitlementsResponse:
-    """The GetEntitlements answer for one user's ``rows`` at ``now`` (naive UTC)."""
-    choice = choose(rows, catalog, now)
-    row = choice.best
-    status = status_of(row)
-    plan = catalog.tier(choice.grant.tier)
-    message = pb.GetEntitlementsResponse(
-        user_id=user_id,
-        tier=plan.name,
-        status=STATUS_TO_PROTO[status],
-        features=sorted(plan.features),
-        monthly_limit=plan.monthly_limit,
-        stripe_subscription_id=str(row.stripe_subscription_id) if row is not None else "",
-        other_live_subscription_ids=[str(o.stripe_subscription_id) for o in choice.others],
-    )
-    until = timestamp(choice.grant.access_until)
-    if until is not None:
-        message.access_until.CopyFrom(until)
-    if row is not None and plan.name != catalog.free.name:
-        message.seats = int(row.quantity or 1)
-        trial_end = timestamp(row.trial_end) if status is Status.TRIALING else None
-        if trial_end is not None:
-            message.trial_end.CopyFrom(trial_end)
-    return message
 
 
 def pick_current(rows: Iterable[Subscription]) -> dict[str, list[Subscription]]:

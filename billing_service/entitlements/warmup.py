@@ -25,12 +25,14 @@ import math
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from billing_service.entitlements.model import STATUS_BY_VALUE, Entry, EntryBook
 from billing_service.lifecycle import TERMINAL, grant
 from billing_service.storage.database import Database
 from billing_service.storage.models import Subscription
+
+A = TypeVar("A")
 
 _ENDED_VALUES = frozenset(status.value for status in TERMINAL)
 
@@ -46,7 +48,7 @@ class WarmStopped(Exception):
     """The warm-up was told to stop (its lease ended) before it finished."""
 
 
-class CurrentEntries:
+class CurrentEntries(Generic[A]):
     """Collects the first row of each user as an Entry; fed row by row.
 
     ``add`` runs a million times per warm-up, so it is written flat: the
@@ -54,8 +56,10 @@ class CurrentEntries:
     ``subscriptions.evaluate`` calls it) and a lookup of the shared entry.
     """
 
-    def __init__(self, entries: EntryBook, now: datetime, should_stop: Callable[[], bool]) -> None:
-        self.entries: dict[str, Entry] = {}
+    def __init__(
+        self, entries: EntryBook[A], now: datetime, should_stop: Callable[[], bool]
+    ) -> None:
+        self.entries: dict[str, Entry[A]] = {}
         self.rows = 0
         self.cpu_seconds = 0.0
         self._book = entries
@@ -98,7 +102,7 @@ class CurrentEntries:
 class _CopySink(io.TextIOBase):
     """A text file for psycopg2's copy_expert: each row (one write per row) is parsed at once."""
 
-    def __init__(self, into: CurrentEntries) -> None:
+    def __init__(self, into: CurrentEntries[Any]) -> None:
         super().__init__()
         self._add = into.add
         self._partial = ""
@@ -130,8 +134,8 @@ def _unescape(field: str) -> str:
 
 
 def read_current_entries(
-    db: Database, entries: EntryBook, now: datetime, should_stop: Callable[[], bool]
-) -> CurrentEntries:
+    db: Database, entries: EntryBook[A], now: datetime, should_stop: Callable[[], bool]
+) -> CurrentEntries[A]:
     """Every user's current entry at ``now``; needs a connection (run through ``db.call``)."""
     into = CurrentEntries(entries, now, should_stop)
     started = time.thread_time()

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 
 import grpc
 
-from billing_service.entitlements.metrics import WATCH_OVERFLOWS, WATCH_STREAMS
+from billing_service.entitlements.metrics import PROCESS_METRICS, EntitlementMetrics
 from billing_service.errors import BillingError
 from generated.billing.v1 import billing_pb2 as pb
 
@@ -41,11 +41,14 @@ Change = tuple[str, float, pb.MeterUsage | None]
 _CLOSE: Change = ("", -1.0, None)
 
 
-class Subscription:
+class WatchStream:
     """One stream's view of the changes: the users it watches and its pending queue."""
 
-    def __init__(self, users: frozenset[str] | None, max_pending: int) -> None:
+    def __init__(
+        self, users: frozenset[str] | None, max_pending: int, metrics: EntitlementMetrics
+    ) -> None:
         self.users = users
+        self._overflows = metrics.watch_overflows
         self._queue: asyncio.Queue[Change] = asyncio.Queue(max_pending + 1)
         self._max_pending = max_pending
         self._ended: StreamEnded | None = None
@@ -55,7 +58,7 @@ class Subscription:
         if self._ended is not None or (self.users is not None and user_id not in self.users):
             return
         if self._queue.qsize() >= self._max_pending:
-            WATCH_OVERFLOWS.inc()
+            self._overflows.inc()
             self.end(TooSlow(f"more than {self._max_pending} changes pending; resubscribe"))
             return
         self._queue.put_nowait((user_id, changed_at, usage))
@@ -79,32 +82,38 @@ class Subscription:
 class WatchHub:
     """Every open watch stream of this process."""
 
-    def __init__(self, max_pending: int = DEFAULT_MAX_PENDING) -> None:
+    def __init__(
+        self,
+        max_pending: int = DEFAULT_MAX_PENDING,
+        metrics: EntitlementMetrics = PROCESS_METRICS,
+    ) -> None:
         self.max_pending = max_pending
-        self._subs: set[Subscription] = set()
+        self._metrics = metrics
+        self._streams: set[WatchStream] = set()
         self._closed = False
 
-    def subscribe(self, users: Iterable[str] | None) -> Subscription:
+    def subscribe(self, users: Iterable[str] | None) -> WatchStream:
         """Start receiving changes of ``users`` (None: all users)."""
         if self._closed:
             raise ShuttingDown("server shutting down; resubscribe")
-        sub = Subscription(frozenset(users) if users is not None else None, self.max_pending)
-        self._subs.add(sub)
-        WATCH_STREAMS.set(len(self._subs))
-        return sub
+        users_watched = frozenset(users) if users is not None else None
+        stream = WatchStream(users_watched, self.max_pending, self._metrics)
+        self._streams.add(stream)
+        self._metrics.watch_streams.set(len(self._streams))
+        return stream
 
-    def unsubscribe(self, sub: Subscription) -> None:
-        """Stop delivering to ``sub``."""
-        self._subs.discard(sub)
-        WATCH_STREAMS.set(len(self._subs))
+    def unsubscribe(self, stream: WatchStream) -> None:
+        """Stop delivering to ``stream``."""
+        self._streams.discard(stream)
+        self._metrics.watch_streams.set(len(self._streams))
 
     def publish(self, user_id: str, changed_at: float, usage: pb.MeterUsage | None = None) -> None:
         """Queue a change (a usage change when ``usage`` is set) for streams watching the user."""
-        for sub in tuple(self._subs):
-            sub.offer(user_id, changed_at, usage)
+        for stream in tuple(self._streams):
+            stream.offer(user_id, changed_at, usage)
 
     def close(self) -> None:
         """End every stream (UNAVAILABLE) and refuse new ones."""
         self._closed = True
-        for sub in tuple(self._subs):
-            sub.end(ShuttingDown("server shutting down; resubscribe"))
+        for stream in tuple(self._streams):
+            stream.end(ShuttingDown("server shutting down; resubscribe"))

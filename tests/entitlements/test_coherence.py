@@ -1,4 +1,7 @@
-"""The Redis coherence protocol, with two replicas in one process for inspection."""
+"""The Redis coherence protocol, with two replicas in one process for inspection.
+
+Each replica counts into a registry of its own, so a test reads one replica's metrics.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +10,12 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from prometheus_client import REGISTRY
+from prometheus_client import CollectorRegistry
 
 from billing_service.entitlements import EntitlementService
+from billing_service.entitlements.metrics import EntitlementMetrics
 from billing_service.plans import load_catalog
-from billing_service.redis_client import connect
+from billing_service.redis_client import Redis, connect
 from billing_service.storage.database import Database, migrate
 from billing_service.storage.models import Subscription
 from devtools.waiting import wait_until_async
@@ -19,8 +23,15 @@ from tests.entitlements.support import RedisServer
 from tests.support.processes import PLANS_FILE
 
 
-def metric(name: str, labels: dict[str, str] | None = None) -> float:
-    return REGISTRY.get_sample_value(name, labels or {}) or 0.0
+def replica(db: Database, redis: Redis) -> EntitlementService:
+    metrics = EntitlementMetrics(CollectorRegistry())
+    catalog = load_catalog(PLANS_FILE)
+    return EntitlementService(db, catalog, redis=redis, lease_seconds=1.0, metrics=metrics)
+
+
+def metric(svc: EntitlementService, name: str) -> float:
+    """The value of ``name`` in ``svc``'s own registry."""
+    return svc.metrics.registry.get_sample_value(name) or 0.0
 
 
 @pytest.fixture
@@ -29,11 +40,10 @@ async def pair(
 ) -> AsyncIterator[tuple[Database, EntitlementService, EntitlementService]]:
     db = Database(f"sqlite:///{tmp_path / 'b.db'}", workers=2)
     migrate(db.db)
-    catalog = load_catalog(PLANS_FILE)
-    # Each replica holds its own client, as each process does.
+    # Each replica holds its own client and its own metrics registry, as each process does.
     clients = [connect(redis_server.url, 0.5) for _ in range(2)]
-    a = EntitlementService(db, catalog, redis=clients[0], lease_seconds=1.0)
-    b = EntitlementService(db, catalog, redis=clients[1], lease_seconds=1.0)
+    a = replica(db, clients[0])
+    b = replica(db, clients[1])
     await a.start()
     await b.start()
     for svc in (a, b):
@@ -51,7 +61,7 @@ async def _value(x: bool) -> bool:
 
 
 async def _leased(svc: EntitlementService) -> bool:
-    return svc.coherence is not None and svc.coherence.leased
+    return svc.coherence is not None and svc.coherence.lease.leased
 
 
 def write(db: Database, user: str, status: str) -> None:
@@ -89,14 +99,14 @@ async def test_the_redis_copy_is_used_until_the_generation_moves(
     db, a, b = pair
     write(db, "u2", "active")
     assert (await a.entry("u2")).tier == "pro"  # A loaded it from the database into Redis
-    before = metric("billing_entitlement_redis_hits_total")
+    before = metric(b, "billing_entitlement_redis_hits_total")
     assert (await b.entry("u2")).tier == "pro"
-    assert metric("billing_entitlement_redis_hits_total") == before + 1
+    assert metric(b, "billing_entitlement_redis_hits_total") == before + 1
     write(db, "u2", "unpaid")
     await a.user_changed("u2")
-    loads = metric("billing_entitlement_db_loads_total")
+    loads = metric(b, "billing_entitlement_db_loads_total")
     assert (await b.entry("u2")).tier == "free"
-    assert metric("billing_entitlement_db_loads_total") == loads + 1
+    assert metric(b, "billing_entitlement_db_loads_total") == loads + 1
 
 
 async def test_a_replica_that_does_not_acknowledge_is_waited_out(
@@ -110,9 +120,9 @@ async def test_a_replica_that_does_not_acknowledge_is_waited_out(
         return None
 
     monkeypatch.setattr(b.coherence, "_ack", silent)
-    before = metric("billing_entitlement_ack_timeouts_total")
+    before = metric(a, "billing_entitlement_ack_timeouts_total")
     await a.user_changed("u3")
-    assert metric("billing_entitlement_ack_timeouts_total") == before + 1
+    assert metric(a, "billing_entitlement_ack_timeouts_total") == before + 1
 
 
 async def test_without_redis_the_cache_is_off_and_answers_come_from_the_database(
@@ -126,9 +136,10 @@ async def test_without_redis_the_cache_is_off_and_answers_come_from_the_database
     try:
         coherence = b.coherence
         await wait_until_async(
-            "the lease to be lost", lambda: _value(not coherence.leased and not coherence.up)
+            "the lease to be lost",
+            lambda: _value(not coherence.lease.leased and not coherence.up),
         )
-        assert metric("billing_redis_up") == 0
+        assert metric(b, "billing_redis_up") == 0
         assert b.check_cached("u4", "priority_support") is None
         write(db, "u4", "canceled")
         await a.user_changed("u4")  # cannot publish: waits a lease, then returns
@@ -136,6 +147,8 @@ async def test_without_redis_the_cache_is_off_and_answers_come_from_the_database
         assert b.check_cached("u4", "priority_support") is None  # nothing cached while down
     finally:
         redis_server.start()
-    await wait_until_async("the lease back", lambda: _value(coherence.leased and coherence.up))
-    assert metric("billing_redis_up") == 1
+    await wait_until_async(
+        "the lease back", lambda: _value(coherence.lease.leased and coherence.up)
+    )
+    assert metric(b, "billing_redis_up") == 1
     assert (await b.entry("u4")).tier == "free"

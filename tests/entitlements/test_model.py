@@ -11,19 +11,19 @@ import pytest
 
 from billing_service.entitlements.model import (
     EntryBook,
-    ResponseBook,
     build_entry,
     decode_rows,
     encode_rows,
-    entitlements_message,
     pick_current,
 )
 from billing_service.entitlements.watch import ShuttingDown, TooSlow, WatchHub
+from billing_service.entitlements.wire import ResponseBook, entitlements_message
 from billing_service.lifecycle import Status
 from billing_service.plans import load_catalog
 from billing_service.storage import repository
 from billing_service.storage.database import Database
 from billing_service.storage.models import Subscription, utcnow
+from tests.entitlements.entries import same_answer
 from tests.support.processes import PLANS_FILE
 
 BOOK = ResponseBook(load_catalog(PLANS_FILE))
@@ -58,7 +58,7 @@ def test_a_cancelling_subscription_expires_at_period_end_then_is_free() -> None:
     assert entry.checks["priority_support"].allowed
     later = build_entry("u1", row(current_period_end=end, cancel_at_period_end=True), BOOK, end)
     assert later.tier == "free"
-    assert EntryBook(BOOK).expired(entry, end).same_answer(later)
+    assert same_answer(EntryBook(BOOK).expired(entry, end), later)
     assert later.expires_at == float("inf")
     assert not later.checks["priority_support"].allowed
 
@@ -90,7 +90,7 @@ def test_l2_records_round_trip_to_the_same_answer(fields: dict[str, object]) -> 
     for rows in ([original], [original, second]):
         copy = decode_rows("u1", encode_rows(rows))
         now = utcnow()
-        assert build_entry("u1", copy, BOOK, now).same_answer(build_entry("u1", rows, BOOK, now))
+        assert same_answer(build_entry("u1", copy, BOOK, now), build_entry("u1", rows, BOOK, now))
         assert [c.current_period_end for c in copy] == [r.current_period_end for r in rows]
         assert copy[0].stripe_subscription_id == "sub_1"
     assert decode_rows("u1", encode_rows([])) == []

@@ -17,8 +17,9 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client import REGISTRY
 
-from billing_service.entitlements.model import EntryBook, ResponseBook
+from billing_service.entitlements.model import EntryBook
 from billing_service.entitlements.warmup import read_current_entries
+from billing_service.entitlements.wire import ResponseBook
 from billing_service.health import CACHE_HEALTH_NAME
 from billing_service.lifecycle import Status
 from billing_service.plans import load_catalog
@@ -30,6 +31,7 @@ from billing_service.storage.models import Subscription, utcnow
 from devtools.waiting import wait_until_async
 from generated.billing.v1 import billing_pb2_grpc as pb_grpc
 from tests.entitlements.conftest import service_env
+from tests.entitlements.entries import same_answer
 from tests.entitlements.support import Billing
 from tests.events import factory
 from tests.events.stripe_standin import StripeStandIn
@@ -179,6 +181,6 @@ def test_the_warm_up_reads_what_the_repository_and_the_policy_say(database_url: 
                 got = snapshot.entries.get(user)
                 assert (got is None) == (expected is None), user
                 if got is not None and expected is not None:
-                    assert got.same_answer(expected), user
+                    assert same_answer(got, expected), user
     finally:
         db.close()

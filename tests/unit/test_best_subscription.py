@@ -8,14 +8,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from billing_service.best_subscription import choose, relevant, tier_rank
-from billing_service.entitlements.model import (
-    EntryBook,
-    ResponseBook,
-    build_entry,
-    entitlements_message,
-)
+from billing_service.entitlements.model import EntryBook, build_entry
+from billing_service.entitlements.wire import ResponseBook, entitlements_message
 from billing_service.plans import load_catalog
 from billing_service.storage.models import Subscription, utcnow
+from tests.entitlements.entries import same_answer
 from tests.support.processes import PLANS_FILE
 
 CATALOG = load_catalog(PLANS_FILE)
@@ -85,7 +82,7 @@ def test_the_cache_chooses_again_when_the_better_subscription_runs_out() -> None
     assert entry.grant.access_until == end
     later = build_entry("u1", entry.rows, BOOK, end)
     assert later.tier == "pro"
-    assert EntryBook(BOOK).expired(entry, end).same_answer(later)
+    assert same_answer(EntryBook(BOOK).expired(entry, end), later)
     assert later.checks["priority_support"].allowed
     assert not later.checks["api_access"].allowed
     full = entitlements_message("u1", entry.rows, CATALOG, end)
