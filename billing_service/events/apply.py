@@ -23,7 +23,7 @@ import peewee
 
 from billing_service import audit
 from billing_service.events.ordering import (
-    Decision,
+    Verdict,
     decide,
     previous_state_digest,
     state_digest,
@@ -213,10 +213,10 @@ def _apply_state(
             else previous_state_digest(event.object, event.previous_attributes)
         ),
     )
-    if decision is Decision.ASK_STRIPE:
+    if decision is Verdict.ASK_STRIPE:
         assert row is not None
         raise NeedsAuthorityError(str(row.last_event_id))
-    if decision is Decision.STALE:
+    if decision is Verdict.STALE:
         assert row is not None
         if event.created == row.last_event_created:
             return _with(

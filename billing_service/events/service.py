@@ -24,6 +24,8 @@ from dataclasses import dataclass, replace
 import peewee
 
 from billing_service import metrics
+from billing_service.access import SubscriptionView, evaluate
+from billing_service.changes import Listener
 from billing_service.events.apply import (
     ApplyResult,
     NeedsAuthorityError,
@@ -46,7 +48,6 @@ from billing_service.plans import Catalog
 from billing_service.storage import repository
 from billing_service.storage.database import Database
 from billing_service.storage.models import ProcessedEvent, Subscription, utcnow
-from billing_service.subscriptions import SubscriptionView, UserChanged, evaluate
 
 # (user_id, subscription that became live, the user's other live ones), after the commit.
 DuplicateFound = Callable[[str, str, tuple[str, ...]], Awaitable[None]]
@@ -73,7 +74,7 @@ class EventService:
         guard: EventGuard,
         *,
         lock_wait: float = 10.0,
-        on_user_changed: UserChanged | None = None,
+        on_user_changed: Listener | None = None,
         fetch_budget: FetchBudget | None = None,
         committer: GroupCommitter | None = None,
         on_duplicate: DuplicateFound | None = None,
@@ -90,7 +91,10 @@ class EventService:
 
     async def apply(self, payload: bytes) -> EventAnswer:
         """Apply one event from its raw payload; see billing.proto ApplyStripeEvent."""
-        event = parse_event(payload)
+        return await self.apply_parsed(parse_event(payload))
+
+    async def apply_parsed(self, event: StripeEvent) -> EventAnswer:
+        """Apply one event already parsed (``parse.parse_event`` or ``parse.event_from_dict``)."""
         started = time.perf_counter()
         answer = await self._apply(event)
         result = answer.result

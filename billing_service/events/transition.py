@@ -13,13 +13,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from billing_service import audit, duplicates
+from billing_service.access import evaluate
 from billing_service.lifecycle import LIVE, Status, transition_allowed
 from billing_service.plans import Catalog
 from billing_service.storage import repository
 from billing_service.storage.database import Database
 from billing_service.storage.models import Subscription, utcnow
 from billing_service.stripe_shapes import SubscriptionSnapshot
-from billing_service.subscriptions import evaluate
 
 ADVISORY_NAMESPACE = 1  # pg_advisory_xact_lock(namespace, hashtext(subscription id))
 
