@@ -48,7 +48,7 @@ class SubscriptionService:
         self._redirect_hosts = redirect_hosts
 
     def _view(self, user_id: str) -> SubscriptionView:
-        choice = choose(repository.relevant_subscriptions(user_id), self._catalog, utcnow())
+        choice = choose(repository.subscriptions_of_user(user_id), self._catalog, utcnow())
         row = choice.best
         customer = repository.customer_for_user(user_id)
         customer_id = (
@@ -86,7 +86,7 @@ class SubscriptionService:
         row = repository.subscription_by_stripe_id(subscription_id)
         if row is None or row.user_id != user_id:
             return None
-        choice = choose(repository.relevant_subscriptions(user_id), self._catalog, utcnow())
+        choice = choose(repository.subscriptions_of_user(user_id), self._catalog, utcnow())
         others = tuple(o for o in (choice.best, *choice.others) if o is not None and o.id != row.id)
         return SubscriptionView(
             user_id,

@@ -22,6 +22,7 @@ from enum import StrEnum
 import peewee
 
 from billing_service import audit
+from billing_service.events.invoices import InvoiceWrite, store_invoice
 from billing_service.events.ordering import (
     Verdict,
     decide,
@@ -40,7 +41,6 @@ from billing_service.lifecycle import parse_status
 from billing_service.plans import Catalog
 from billing_service.storage import repository
 from billing_service.storage.database import Database
-from billing_service.storage.invoices import InvoiceWrite, upsert_invoice
 from billing_service.storage.models import Customer, ProcessedEvent, Subscription, utcnow
 from billing_service.stripe_shapes import InvoiceSnapshot, SubscriptionSnapshot
 
@@ -177,7 +177,7 @@ def _decide_and_write(
 
 
 def _keep_invoice(event: StripeEvent, invoice: InvoiceSnapshot, base: ApplyResult) -> ApplyResult:
-    written = upsert_invoice(invoice, base.user_id, event_created=event.created, event_id=event.id)
+    written = store_invoice(invoice, base.user_id, event_created=event.created, event_id=event.id)
     if written is InvoiceWrite.STALE:
         return _with(
             base,

@@ -33,16 +33,11 @@ from billing_service.events.apply import (
     apply_event,
     duplicate_result,
 )
+from billing_service.events.fetch import CAUSE_CONFLICT, StripeFetches, SubscriptionFetcher
 from billing_service.events.fetch_budget import FetchBudget
 from billing_service.events.group_commit import GroupCommitter
 from billing_service.events.parse import SUBSCRIPTION_EVENTS, StripeEvent, parse_event
-from billing_service.events.resolve import (
-    CAUSE_CONFLICT,
-    Resolution,
-    Resolver,
-    SubscriptionFetcher,
-    lock_key,
-)
+from billing_service.events.resolve import Resolution, Resolver, lock_key
 from billing_service.locks import EventGuard
 from billing_service.plans import Catalog
 from billing_service.storage import repository
@@ -82,8 +77,8 @@ class EventService:
         self._db = db
         self._committer = committer or GroupCommitter(db)
         self._catalog = catalog
-        # Without a budget (tests of the engine alone) fetches are not limited.
-        self._resolver = Resolver(db, stripe, fetch_budget)
+        self._fetches = StripeFetches(stripe, fetch_budget)
+        self._resolver = Resolver(db, self._fetches)
         self._guard = guard
         self._lock_wait = lock_wait
         self._on_user_changed = on_user_changed
@@ -150,7 +145,7 @@ class EventService:
         except NeedsAuthorityError as conflict:
             assert resolution.snapshot is not None
             sub_id = resolution.snapshot.id
-            fetched = await self._resolver.fetch(sub_id, CAUSE_CONFLICT)
+            fetched = await self._fetches.fetch(sub_id, CAUSE_CONFLICT)
             if fetched is None:
                 resolution = Resolution(reason=f"Stripe does not know subscription {sub_id}")
             else:
