@@ -10,7 +10,7 @@ import pytest
 from billing_service import audit
 from billing_service.errors import InvalidArgument
 from billing_service.events.ordering import Verdict, decide, previous_state_digest, state_digest
-from billing_service.events.parse import HANDLED_TYPES, parse_event
+from billing_service.events.parse import HANDLED_TYPES, event_from_dict, parse_event
 from billing_service.lifecycle import ACCESS, NEXT, TERMINAL, Access, Status, grant
 from billing_service.plans import FREE_TIER, AccessPolicy
 from billing_service.storage.models import AuditRecord
@@ -160,6 +160,17 @@ def test_parse_accepts_an_old_created_timestamp() -> None:
     # Stripe retries for three days: freshness is the gateway's signature check.
     ev = factory.event("customer.subscription.updated", {"id": "sub_1"}, created=1)
     assert parse_event(json.dumps(ev).encode()).created == 1
+
+
+def test_an_event_handed_over_parsed_reads_as_its_payload() -> None:
+    # SyncCheckoutSession applies the events Stripe's Events API lists without re-encoding them.
+    ev = factory.event(
+        "customer.subscription.updated", factory.subscription("sub_1", "cus_1", "active")
+    )
+    assert event_from_dict(ev) == parse_event(factory.payload(ev))
+    with pytest.raises(InvalidArgument) as caught:
+        event_from_dict({**ev, "object": "subscription"})
+    assert caught.value.field == "payload"
 
 
 def test_page_tokens_round_trip_and_reject_garbage() -> None:
