@@ -197,7 +197,7 @@ def _apply_state(
     base: ApplyResult,
 ) -> ApplyResult:
     digest = state_digest(snapshot)
-    decision = decide(
+    verdict = decide(
         stored_created=int(row.last_event_created) if row is not None else None,
         stored_digest=str(row.last_state_digest) if row is not None else "",
         event_created=event.created,
@@ -213,10 +213,10 @@ def _apply_state(
             else previous_state_digest(event.object, event.previous_attributes)
         ),
     )
-    if decision is Verdict.ASK_STRIPE:
+    if verdict is Verdict.ASK_STRIPE:
         assert row is not None
         raise NeedsAuthorityError(str(row.last_event_id))
-    if decision is Verdict.STALE:
+    if verdict is Verdict.STALE:
         assert row is not None
         if event.created == row.last_event_created:
             return _with(

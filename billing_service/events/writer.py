@@ -132,7 +132,7 @@ def store_answer(
             )
         else:
             ordering = Ordering(stripe_time, "", digest)
-            decision = decide(
+            verdict = decide(
                 stored_created=int(row.last_event_created) if row is not None else None,
                 stored_digest=str(row.last_state_digest) if row is not None else "",
                 event_created=stripe_time,
@@ -141,9 +141,9 @@ def store_answer(
                 stored_status=str(row.status) if row is not None else "",
                 event_status=snapshot.status,
             )
-            if decision is Verdict.ASK_STRIPE:
+            if verdict is Verdict.ASK_STRIPE:
                 return Written(False, "same-second conflict with the stored state", True)
-            if decision is Verdict.STALE:
+            if verdict is Verdict.STALE:
                 assert row is not None
                 reason = (
                     f"Stripe's answer at {stripe_time} is older than the stored state "
