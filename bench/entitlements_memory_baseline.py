@@ -16,50 +16,25 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 from bench.entitlements import REPO, load_population, service_env
-from bench.entitlements_scale import rss_bytes, scrape
+from bench.entitlements_scale import MetricsService, rss_bytes, wait_complete
 
 
 def measure(checkout: Path, url: str) -> tuple[int, float]:
     """(RSS bytes, seconds from start to complete) of the service of ``checkout`` over ``url``."""
-    env = {
-        **os.environ,
-        **service_env(url, ""),
-        "BILLING_METRICS_ADDR": "127.0.0.1:0",
-        "PYTHONPATH": str(checkout),
-    }
+    env = {**service_env(url, ""), "PYTHONPATH": str(checkout)}
     started = time.perf_counter()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "billing_service.cli", "serve"],
-        cwd=checkout,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        metrics = ""
-        for line in proc.stdout:
-            if line.startswith("BILLING_METRICS_LISTENING "):
-                metrics = line.split()[1]
-            if line.startswith("BILLING_SERVICE_LISTENING "):
-                break
-        while scrape(metrics).get("billing_entitlement_cache_complete") != 1:
-            time.sleep(0.05)
+    with MetricsService(env, checkout) as service:
+        assert service.proc is not None
+        wait_complete(service)
         ready = time.perf_counter() - started
-        time.sleep(1.0)
-        return rss_bytes(proc.pid), ready
-    finally:
-        proc.terminate()
-        proc.wait(30)
+        time.sleep(1.0)  # let the warm-up's garbage go before reading RSS (as warm_service)
+        return rss_bytes(service.proc.pid), ready
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -19,7 +19,8 @@ from typing import Any
 import grpc
 from prometheus_client.parser import text_string_to_metric_families
 
-from devtools.processes import ListeningProcess
+from devtools.processes import REPO_ROOT, ListeningProcess
+from devtools.waiting import wait_until
 from generated.billing.v1 import billing_pb2 as pb
 from generated.billing.v1 import billing_pb2_grpc as pb_grpc
 
@@ -153,12 +154,13 @@ class MetricsService(ListeningProcess):
 
     name = "billing-service"
 
-    def __init__(self, env: dict[str, str]) -> None:
+    def __init__(self, env: dict[str, str], checkout: Path = REPO_ROOT) -> None:
         super().__init__(
             ["billing_service.cli", "serve"],
             {**env, "BILLING_METRICS_ADDR": "127.0.0.1:0"},
             ready_line="BILLING_SERVICE_LISTENING",
             ready_timeout=120,
+            cwd=checkout,
         )
         self.metrics_target = ""
 
@@ -170,14 +172,12 @@ class MetricsService(ListeningProcess):
 
 def wait_complete(service: MetricsService, timeout: float = 600) -> dict[str, float]:
     """Poll /metrics until the entitlement cache is complete; the metrics then."""
-    deadline = time.monotonic() + timeout
-    while True:
-        metrics = scrape(service.metrics_target)
-        if metrics.get("billing_entitlement_cache_complete") == 1:
-            return metrics
-        if time.monotonic() > deadline:
-            raise RuntimeError("entitlement cache never became complete")
-        time.sleep(0.05)
+    return wait_until(
+        "the entitlement cache to be complete",
+        lambda: scrape(service.metrics_target),
+        lambda metrics: metrics.get("billing_entitlement_cache_complete") == 1,
+        within=timeout,
+    )
 
 
 def warm_service(env: dict[str, str]) -> dict[str, float]:
@@ -262,17 +262,20 @@ def watch_fanout(
         proc.start()
     for _ in procs:
         ready.get(timeout=300)
-    time.sleep(1.0)
+    time.sleep(1.0)  # let the open streams' allocations settle before reading RSS
     rss_open = rss_bytes(pid)
     answered: list[float] = []
     for n in range(changes):
         subscribe(n)
         answered.append(time.time())
-        deadline = time.monotonic() + 60
-        while received.value < streams * (n + 1):
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"change {n} reached {received.value} of {streams} streams")
-            time.sleep(0.001)
+        expected = streams * (n + 1)
+        wait_until(
+            f"change {n} to reach all {streams} streams",
+            lambda: received.value,
+            lambda count: count >= expected,  # noqa: B023 - called before the next turn
+            within=60,
+            interval=0.001,
+        )
     arrivals = [times for _ in procs for times in out.get(timeout=120)]
     for proc in procs:
         proc.join()

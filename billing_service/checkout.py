@@ -99,15 +99,10 @@ class CheckoutService:
     def _validate(self, params: CheckoutParams, request_id: str) -> tuple[Plan, str]:
         validation.user_id(params.user_id)
         validation.email(params.email)
-        if not params.plan:
-            raise InvalidArgument("plan", "is required")
-        if params.plan not in self._catalog.plans:
-            known = ", ".join(sorted(self._catalog.plans))
-            raise InvalidArgument("plan", f"unknown plan {params.plan!r} (known: {known})")
+        plan = self._catalog.requested(params.plan)
         validation.url(params.success_url, "success_url", self._redirect_hosts)
         validation.url(params.cancel_url, "cancel_url", self._redirect_hosts)
         validation.request_id(request_id)
-        plan = self._catalog.plans[params.plan]
         try:
             price_id = plan.price_for(Interval(params.interval))
         except ValueError:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import sys
 from collections.abc import Sequence
 
-import peewee
 import uvloop
 
 from billing_service import audit, logs
@@ -15,12 +15,11 @@ from billing_service.auth import AuthConfigError, token_hash
 from billing_service.dead_letter_commands import add_events_parser, cmd_events
 from billing_service.plans import CatalogError
 from billing_service.plans_check import add_plans_parser, cmd_plans
-from billing_service.reconcile import add_reconcile_parser, cmd_reconcile
+from billing_service.reconcile_cli import add_reconcile_parser, cmd_reconcile
 from billing_service.server import StartupError, serve
 from billing_service.settings import Settings, SettingsError, settings_help
-from billing_service.storage.database import StorageUnavailable, open_database, redact_url
+from billing_service.storage.database import Database, StorageUnavailable, redact_url
 from billing_service.storage.database import migrate as run_migrations
-from billing_service.storage.models import database as database_proxy
 from billing_service.usage.commands import add_usage_parser, cmd_usage
 
 
@@ -34,23 +33,16 @@ def _cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
-    db = open_database(settings.database_url)
-    applied = run_migrations(db)
+    with contextlib.closing(Database(settings.database_url, workers=1)) as db:
+        applied = run_migrations(db.db)
     target = redact_url(settings.database_url)
     print(f"applied {', '.join(applied)} to {target}" if applied else f"{target} is up to date")
     return 0
 
 
 def _cmd_audit(settings: Settings, args: argparse.Namespace) -> int:
-    db = open_database(settings.database_url)
-    database_proxy.initialize(db)
-    try:
-        with db.connection_context():
-            report = audit.verify_chain()
-    except (peewee.OperationalError, peewee.InterfaceError) as exc:
-        raise StorageUnavailable(f"database unavailable: {type(exc).__name__}") from exc
-    finally:
-        db.close()
+    with contextlib.closing(Database(settings.database_url, workers=1)) as db:
+        report = db.call(audit.verify_chain)
     if report.ok:
         print(f"audit chain intact: {report.checked} records verified")
         return 0

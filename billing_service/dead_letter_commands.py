@@ -10,21 +10,20 @@ ApplyStripeEvent on BILLING_SERVICE_TARGET and records the outcome.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
-import os
 
 import grpc
 
 from billing_service.caller_credentials import call_metadata, sync_channel
 from billing_service.settings import Settings
-from billing_service.storage.database import open_database
+from billing_service.storage.database import Database
 from billing_service.storage.dead_letters import (
     DeadLetterView,
     get_dead_letter,
     list_dead_letters,
     mark_replayed,
 )
-from billing_service.storage.models import database as database_proxy
 from generated.billing.v1 import billing_pb2 as pb
 from generated.billing.v1 import billing_pb2_grpc as pb_grpc
 
@@ -96,7 +95,7 @@ def _replay(settings: Settings, dead_letter_id: int) -> int:
     if row is None:
         print(f"no dead letter with id {dead_letter_id}")
         return 1
-    target = os.environ.get("BILLING_SERVICE_TARGET", "").strip() or settings.grpc_addr
+    target = settings.service_target
     metadata = call_metadata(REPLAY_CALLER)
     with sync_channel(target) as channel:
         try:
@@ -122,9 +121,7 @@ def _replay(settings: Settings, dead_letter_id: int) -> int:
 
 def cmd_events(settings: Settings, args: argparse.Namespace) -> int:
     """Run ``events dead-letters`` or ``events replay ID`` against DATABASE_URL."""
-    db = open_database(settings.database_url, max_connections=1)
-    database_proxy.initialize(db)
-    with db.connection_context():
+    with contextlib.closing(Database(settings.database_url, workers=1)) as db:
         if args.events_command == "dead-letters":
-            return _list(args)
-        return _replay(settings, args.id)
+            return db.call(_list, args)
+        return db.call(_replay, settings, args.id)

@@ -23,11 +23,11 @@ import logging
 from collections.abc import Callable
 from typing import Any, Protocol
 
-import redis.asyncio as aioredis
 from grpc_health.v1 import health_pb2
 from redis.exceptions import RedisError
 
 from billing_service.redis_breaker import RedisBreaker
+from billing_service.redis_client import Redis
 from billing_service.storage.database import Database, StorageUnavailable
 
 log = logging.getLogger(__name__)
@@ -69,7 +69,7 @@ class DependencyHealth:
         health: Any,
         db: Database,
         service_names: tuple[str, ...],
-        redis_url: str = "",
+        redis: Redis | None = None,
         interval: float = 2.0,
         timeout: float = 1.0,
         breaker: RedisBreaker | None = None,
@@ -79,13 +79,7 @@ class DependencyHealth:
         self._names = service_names
         self._interval = interval
         self._timeout = timeout
-        self._redis = (
-            aioredis.Redis.from_url(
-                redis_url, socket_timeout=timeout, socket_connect_timeout=timeout
-            )
-            if redis_url
-            else None
-        )
+        self._redis = redis
         self._breaker = breaker
         self._task: asyncio.Task[None] | None = None
         self._last: dict[str, bool] = {}
@@ -144,5 +138,3 @@ class DependencyHealth:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        if self._redis is not None:
-            await self._redis.aclose()

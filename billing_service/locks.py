@@ -1,17 +1,17 @@
 """Per-customer locks and the "event already processed" fast path.
 
-With Redis, a lock is ``SET key token NX PX ttl``: the random owner token
-means only the holder can release it (a Lua compare-and-delete), and the
-expiry frees it when a replica dies holding it. The dedupe marker is written
-only after the event's transaction committed, so it never claims an event
-that was not applied.
+With Redis, a lock is redis-py's asyncio ``Lock``: a random owner token set
+with ``NX`` and an expiry, so only the holder can release it and the expiry
+(``BILLING_EVENT_LOCK_TTL_SECONDS``) frees it when a replica dies holding it.
+The dedupe marker is written only after the event's transaction committed, so
+it never claims an event that was not applied.
 
 Redis only makes things faster and calmer; the database holds the
 guarantees (unique processed-event id, advisory/IMMEDIATE transaction
 locks). So a Redis error is logged and the work goes on with the
 in-process lock: nothing is lost or applied twice, replicas merely stop
 queueing behind each other. After a failure the breaker (redis_breaker.py)
-keeps the guard off Redis for a while, so a Redis that hangs costs one
+keeps the locks off Redis for a while, so a Redis that hangs costs one
 timeout, not several per event.
 """
 
@@ -20,24 +20,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import secrets
 import weakref
 from collections.abc import AsyncIterator
 
-import redis.asyncio as aioredis
-from redis.exceptions import RedisError
+from redis.asyncio.lock import Lock
+from redis.exceptions import LockNotOwnedError, RedisError
 
 from billing_service.errors import Unavailable
 from billing_service.redis_breaker import RedisBreaker
+from billing_service.redis_client import Redis
 
 log = logging.getLogger(__name__)
 
-_RELEASE = """
-if redis.call('get', KEYS[1]) == ARGV[1] then
-    return redis.call('del', KEYS[1])
-end
-return 0
-"""
 _LOCK_PREFIX = "billing:lock:"
 _SEEN_PREFIX = "billing:event:"
 _RETRY_SECONDS = 0.02
@@ -70,37 +64,29 @@ class LocalLocks:
             lock.release()
 
 
-class EventGuard:
-    """Locks and dedupe markers: Redis-backed when configured, else in-process only."""
+class EventLocks:
+    """Per-customer locks and dedupe markers: through Redis when given a client, else in-process."""
 
     def __init__(
         self,
-        redis_url: str = "",
+        redis: Redis | None = None,
         *,
         lock_ttl: float = 30.0,
         dedupe_ttl: int = 604800,
-        timeout: float = 1.0,
         breaker: RedisBreaker | None = None,
     ) -> None:
         self._local = LocalLocks()
         self.breaker = breaker or RedisBreaker()
-        self._lock_ttl_ms = max(1, int(lock_ttl * 1000))
+        self._lock_ttl = max(0.001, lock_ttl)
         self._dedupe_ttl = dedupe_ttl
-        self._redis: aioredis.Redis | None = None
-        if redis_url:
-            self._redis = aioredis.Redis.from_url(
-                redis_url,
-                socket_timeout=timeout,
-                socket_connect_timeout=timeout,
-                retry_on_timeout=False,
-            )
+        self._redis = redis
 
     @property
     def uses_redis(self) -> bool:
         """True when Redis is configured and the breaker lets commands through."""
         return self._redis is not None and not self.breaker.is_open
 
-    def _client(self, purpose: str) -> aioredis.Redis | None:
+    def _client(self, purpose: str) -> Redis | None:
         """The Redis client when configured and the breaker is closed, else None."""
         if self._redis is None or not self.breaker.allows(purpose):
             return None
@@ -142,44 +128,43 @@ class EventGuard:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait
         async with self._local.hold(key, wait):
-            token = await self._acquire_redis(key, deadline)
+            lock = await self._acquire_redis(key, deadline - loop.time())
             try:
                 yield
             finally:
-                if token is not None:
-                    await self._release_redis(key, token)
+                if lock is not None:
+                    await self._release_redis(key, lock)
 
-    async def _acquire_redis(self, key: str, deadline: float) -> str | None:
-        """The owner token of the Redis lock; None without Redis or when Redis fails."""
+    async def _acquire_redis(self, key: str, wait: float) -> Lock | None:
+        """The held Redis lock; None without Redis or when Redis fails."""
         client = self._client("lock")
         if client is None:
             return None
-        loop = asyncio.get_running_loop()
-        token = secrets.token_hex(16)
-        name = _LOCK_PREFIX + key
-        while True:
-            try:
-                if await client.set(name, token, nx=True, px=self._lock_ttl_ms):
-                    self.breaker.succeeded()
-                    return token
-            except (RedisError, OSError) as exc:
-                self._failed(f"lock for {key}", exc)
-                return None
-            if loop.time() >= deadline:
-                raise Unavailable(f"lock for {key} not obtained in time; retry")
-            await asyncio.sleep(_RETRY_SECONDS)
+        lock = client.lock(
+            _LOCK_PREFIX + key,
+            timeout=self._lock_ttl,
+            sleep=_RETRY_SECONDS,
+            blocking_timeout=max(0.0, wait),
+            thread_local=False,
+        )
+        try:
+            acquired = await lock.acquire()
+        except (RedisError, OSError) as exc:
+            self._failed(f"lock for {key}", exc)
+            return None
+        if not acquired:
+            raise Unavailable(f"lock for {key} not obtained in time; retry")
+        self.breaker.succeeded()
+        return lock
 
-    async def _release_redis(self, key: str, token: str) -> None:
-        assert self._redis is not None
+    async def _release_redis(self, key: str, lock: Lock) -> None:
         # Released even while the breaker is open: a lock we hold blocks other replicas.
         try:
-            await self._redis.eval(_RELEASE, 1, _LOCK_PREFIX + key, token)
+            await lock.release()
+        except LockNotOwnedError:
+            # Its lease ran out first (and another replica may hold it now): not ours to free.
+            log.debug("redis lock for %s had expired before its release", key)
         except (RedisError, OSError) as exc:
             # It expires on its own after the TTL.
             log.warning("redis lock for %s not released (%s)", key, exc)
             self.breaker.failed("unlock", exc)
-
-    async def close(self) -> None:
-        """Close the Redis connection pool."""
-        if self._redis is not None:
-            await self._redis.aclose()

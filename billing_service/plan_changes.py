@@ -78,14 +78,6 @@ class PlanChanges:
         self._catalog = catalog
         self._subscriptions = subscriptions
 
-    def _plan(self, plan: str) -> Plan:
-        if not plan:
-            raise InvalidArgument("plan", "is required")
-        if plan not in self._catalog.plans:
-            known = ", ".join(sorted(self._catalog.plans))
-            raise InvalidArgument("plan", f"unknown plan {plan!r} (known: {known})")
-        return self._catalog.plans[plan]
-
     async def _target(
         self, user_id: str, plan: Plan, subscription_id: str, interval_value: str = ""
     ) -> _Target:
@@ -138,7 +130,7 @@ class PlanChanges:
         "year" ("" keeps the subscription's).
         """
         validation.user_id(user_id)
-        target_plan = self._plan(plan)
+        target_plan = self._catalog.requested(plan)
         behavior = proration_behavior(proration)
         validation.request_id(request_id)
         target = await self._target(user_id, target_plan, subscription_id, interval)
@@ -171,7 +163,7 @@ class PlanChanges:
     ) -> PlanChangePreview:
         """What ChangePlan would bill; see billing.proto PreviewPlanChange."""
         validation.user_id(user_id)
-        target_plan = self._plan(plan)
+        target_plan = self._catalog.requested(plan)
         behavior = proration_behavior(proration)
         target = await self._target(user_id, target_plan, subscription_id, interval)
         assert target.view.row is not None

@@ -18,6 +18,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from billing_service.errors import InvalidArgument
 from billing_service.plan_options import (
     CheckoutSettings,
     Interval,
@@ -98,6 +99,15 @@ class Catalog:
         """The plan (or the free tier) called ``name``; KeyError when unknown."""
         if name == FREE_TIER:
             return self.free
+        return self.plans[name]
+
+    def requested(self, name: str) -> Plan:
+        """The paid plan a caller asked for by ``name``; InvalidArgument on ``plan`` otherwise."""
+        if not name:
+            raise InvalidArgument("plan", "is required")
+        if name not in self.plans:
+            known = ", ".join(sorted(self.plans))
+            raise InvalidArgument("plan", f"unknown plan {name!r} (known: {known})")
         return self.plans[name]
 
     def tier(self, name: str) -> Plan:

@@ -1,57 +1,52 @@
-"""``billing-service reconcile``: heal gaps in webhook delivery from Stripe's own records.
+"""The reconcile engine: heal gaps in webhook delivery from Stripe's own records.
 
-``reconcile --since TIME`` pages through Stripe's Events API (the event types
-ApplyStripeEvent acts on, created at or after TIME), skips the ids already in
-``processed_event`` and submits the rest, oldest first, to ApplyStripeEvent on
-BILLING_SERVICE_TARGET - the webhook path itself, so the server's locks,
-exactly-once record, audit trail and entitlement-cache notifications all
-apply. It prints what it saw and did and exits 1 when anything was not done
-(never a silent success)::
+``reconcile_since`` pages through Stripe's Events API (the event types
+ApplyStripeEvent acts on, created at or after a time), skips the ids already
+in ``processed_event`` and submits the rest, oldest first, to
+ApplyStripeEvent on BILLING_SERVICE_TARGET - the webhook path itself, so the
+server's locks, exactly-once record, audit trail and entitlement-cache
+notifications all apply. ``call_reconcile_user`` asks the service's
+ReconcileUser RPC to resync one user's subscriptions from Stripe's
+subscriptions API. The command line around both is reconcile_cli.py.
 
-    billing-service reconcile --since 2026-11-01T00:00:00Z
-    billing-service reconcile --since 3d
-
-``reconcile --user ID`` calls ReconcileUser, which resyncs that user's
-subscriptions from Stripe's subscriptions API.
-
-Rate limits and outages: each Stripe page and each event gets
-BILLING_RECONCILE_MAX_ATTEMPTS tries (after the SDK's own
-STRIPE_MAX_NETWORK_RETRIES), waiting BILLING_RECONCILE_BACKOFF_SECONDS,
-doubling, between them. When Stripe cannot be listed nothing is applied.
-When an event still cannot be applied after its tries, reconcile stops there
-(so later events of the same subscription are not applied before it) and
-reports it and every event after it as not applied; rerunning is safe.
+Rate limits and outages: listing Stripe retries through the SDK's own
+``max_network_retries`` (STRIPE_MAX_NETWORK_RETRIES); when Stripe still
+cannot be listed nothing is applied. Each gRPC call gets
+BILLING_RECONCILE_MAX_ATTEMPTS tries on UNAVAILABLE, DEADLINE_EXCEEDED or
+RESOURCE_EXHAUSTED, waiting BILLING_RECONCILE_BACKOFF_SECONDS, doubling (at
+most 30 s), between them. When an event still cannot be applied after its
+tries, reconcile stops there (so later events of the same subscription are
+not applied before it) and reports it and every event after it as not
+applied; rerunning is safe.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
+import contextlib
 import json
 import re
-import sys
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, TextIO, TypeVar
+from typing import Any, TypeVar
 
 import grpc
-import peewee
 
 from billing_service.caller_credentials import aio_channel, call_metadata
-from billing_service.errors import Unavailable
 from billing_service.events.parse import HANDLED_TYPES
 from billing_service.settings import Settings
-from billing_service.storage.database import StorageUnavailable, open_database
+from billing_service.storage.database import Database
 from billing_service.storage.models import ProcessedEvent
-from billing_service.storage.models import database as database_proxy
 from billing_service.stripe_api import StripeApi
 from generated.billing.v1 import billing_pb2 as pb
 from generated.billing.v1 import billing_pb2_grpc as pb_grpc
 
 T = TypeVar("T")
+Progress = Callable[[str], None]
 
 CALLER = "billing-service-reconcile"
+METADATA = call_metadata(CALLER)
 RPC_DEADLINE_SECONDS = 30.0
 MAX_BACKOFF_SECONDS = 30.0
 _RELATIVE = re.compile(r"^(\d+)([smhd])$")
@@ -72,7 +67,7 @@ _OUTCOMES = {
 
 
 class ReconcileError(ValueError):
-    """The command line cannot be acted on (e.g. an unreadable --since)."""
+    """The request cannot be acted on (e.g. an unreadable --since)."""
 
 
 def parse_since(text: str, now: datetime) -> datetime:
@@ -96,13 +91,11 @@ def parse_since(text: str, now: datetime) -> datetime:
 
 @dataclass
 class Summary:
-    """What one ``reconcile --since`` run saw and did."""
+    """What one ``reconcile_since`` run saw and did."""
 
     seen: int = 0
     already_processed: int = 0
-    counts: dict[str, int] = field(
-        default_factory=lambda: dict.fromkeys(("applied", "duplicate", "ignored", "stale"), 0)
-    )
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(_OUTCOMES.values(), 0))
     failed: list[tuple[str, str]] = field(default_factory=list)
     listing_error: str = ""
 
@@ -111,60 +104,37 @@ class Summary:
         """True when every event seen was handled and the listing completed."""
         return not self.failed and not self.listing_error
 
-    def lines(self) -> Iterator[str]:
-        """The human-readable report."""
-        if self.listing_error:
-            yield f"could not list Stripe events: {self.listing_error}; nothing was applied"
-        yield f"seen: {self.seen}"
-        yield f"already processed: {self.already_processed}"
-        for name, count in self.counts.items():
-            yield f"{name}: {count}"
-        yield f"failed: {len(self.failed)}"
-        for event_id, reason in self.failed:
-            yield f"  {event_id}: {reason}"
-        yield "result: OK" if self.ok else "result: INCOMPLETE (rerun after fixing the cause)"
 
+class GrpcRetry:
+    """Bounded retries of a gRPC call on transient status codes, with doubling waits."""
 
-class Backoff:
-    """Bounded retries with doubling waits for transient failures."""
-
-    def __init__(self, attempts: int, first_wait: float, out: TextIO) -> None:
+    def __init__(self, attempts: int, first_wait: float, progress: Progress) -> None:
         self._attempts = max(1, attempts)
         self._first_wait = first_wait
-        self._out = out
+        self._progress = progress
 
-    async def run(
-        self, what: str, call: Callable[[], Awaitable[T]], retryable: Callable[[Exception], bool]
-    ) -> T:
-        """``await call()``, retrying while ``retryable(error)``; the last error propagates."""
+    async def run(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
+        """``await call()``, retrying on UNAVAILABLE and kin; the last error propagates."""
         wait = self._first_wait
         for attempt in range(1, self._attempts + 1):
             try:
                 return await call()
-            except Exception as exc:
-                if attempt == self._attempts or not retryable(exc):
+            except grpc.aio.AioRpcError as exc:
+                if attempt == self._attempts or exc.code() not in _RETRYABLE:
                     raise
-                print(
-                    f"{what}: {_describe(exc)}; try {attempt + 1}/{self._attempts} in {wait:g}s",
-                    file=self._out,
+                self._progress(
+                    f"{what}: {describe(exc)}; try {attempt + 1}/{self._attempts} in {wait:g}s"
                 )
                 await asyncio.sleep(wait)
                 wait = min(MAX_BACKOFF_SECONDS, wait * 2)
         raise AssertionError("unreachable")
 
 
-def _describe(exc: Exception) -> str:
+def describe(exc: Exception) -> str:
+    """A one-line reason for ``exc`` (a gRPC status, or the error's message)."""
     if isinstance(exc, grpc.aio.AioRpcError):
         return f"{exc.code().name} {exc.details() or ''}".strip()
     return str(exc) or type(exc).__name__
-
-
-def _grpc_retryable(exc: Exception) -> bool:
-    return isinstance(exc, grpc.aio.AioRpcError) and exc.code() in _RETRYABLE
-
-
-def _stripe_retryable(exc: Exception) -> bool:
-    return isinstance(exc, Unavailable)
 
 
 def channel(settings: Settings) -> grpc.aio.Channel:
@@ -172,59 +142,38 @@ def channel(settings: Settings) -> grpc.aio.Channel:
     return aio_channel(settings.service_target)
 
 
-METADATA = call_metadata(CALLER)
-
-
-async def list_events(stripe: StripeApi, since: datetime, backoff: Backoff) -> list[dict[str, Any]]:
+async def list_events(stripe: StripeApi, since: datetime) -> list[dict[str, Any]]:
     """Every handled-type event created at or after ``since``, oldest first, as raw JSON."""
-    params: dict[str, Any] = {
-        "created": {"gte": int(since.timestamp())},
-        "types": sorted(HANDLED_TYPES),
-        "limit": 100,
-    }
-    newest_first: list[dict[str, Any]] = []
-    while True:
-        page = await backoff.run(
-            "listing Stripe events", lambda: stripe.list_events(params), _stripe_retryable
-        )
-        data = [event for event in page.get("data") or [] if isinstance(event, dict)]
-        newest_first.extend(data)
-        if not page.get("has_more") or not data:
-            break
-        params["starting_after"] = data[-1]["id"]
+    params = {"created": {"gte": int(since.timestamp())}, "types": sorted(HANDLED_TYPES)}
     # Stripe lists newest first; reversed, same-second events keep Stripe's own order.
-    return newest_first[::-1]
+    return (await stripe.list_events(params))[::-1]
 
 
 def processed_ids(database_url: str, event_ids: list[str]) -> set[str]:
     """Which of ``event_ids`` ``processed_event`` already holds (finished, any outcome)."""
-    db = open_database(database_url, max_connections=1)
-    database_proxy.initialize(db)
-    found: set[str] = set()
-    try:
-        with db.connection_context():
-            for start in range(0, len(event_ids), 500):
-                chunk = event_ids[start : start + 500]
-                query = ProcessedEvent.select(ProcessedEvent.event_id).where(
-                    ProcessedEvent.event_id.in_(chunk), ProcessedEvent.outcome != "pending"
-                )
-                found.update(str(row.event_id) for row in query)
-    except (peewee.OperationalError, peewee.InterfaceError) as exc:
-        raise StorageUnavailable(f"database unavailable: {type(exc).__name__}") from exc
-    finally:
-        db.close()
-    return found
+
+    def finished() -> set[str]:
+        found: set[str] = set()
+        for start in range(0, len(event_ids), 500):
+            chunk = event_ids[start : start + 500]
+            query = ProcessedEvent.select(ProcessedEvent.event_id).where(
+                ProcessedEvent.event_id.in_(chunk), ProcessedEvent.outcome != "pending"
+            )
+            found.update(str(row.event_id) for row in query)
+        return found
+
+    with contextlib.closing(Database(database_url, workers=1)) as db:
+        return db.call(finished)
 
 
-async def reconcile_since(settings: Settings, since: datetime, out: TextIO) -> Summary:
+async def reconcile_since(settings: Settings, since: datetime, progress: Progress) -> Summary:
     """List Stripe's events since ``since`` and apply the unprocessed ones through the service."""
     summary = Summary()
-    backoff = Backoff(settings.reconcile_max_attempts, settings.reconcile_backoff_seconds, out)
     stripe = StripeApi(settings)
     try:
-        events = await list_events(stripe, since, backoff)
+        events = await list_events(stripe, since)
     except Exception as exc:
-        summary.listing_error = _describe(exc)
+        summary.listing_error = describe(exc)
         return summary
     finally:
         await stripe.close()
@@ -232,21 +181,21 @@ async def reconcile_since(settings: Settings, since: datetime, out: TextIO) -> S
     done = processed_ids(settings.database_url, [str(e.get("id")) for e in events])
     pending = [e for e in events if e.get("id") not in done]
     summary.already_processed = len(events) - len(pending)
+    retry = GrpcRetry(settings.reconcile_max_attempts, settings.reconcile_backoff_seconds, progress)
     async with channel(settings) as chan:
         stub = pb_grpc.BillingServiceStub(chan)
         for index, event in enumerate(pending):
             event_id = str(event.get("id"))
             request = pb.ApplyStripeEventRequest(payload=json.dumps(event).encode())
             try:
-                answer = await backoff.run(
+                answer = await retry.run(
                     f"applying {event_id}",
                     lambda request=request: stub.ApplyStripeEvent(  # type: ignore[misc]
                         request, timeout=RPC_DEADLINE_SECONDS, metadata=METADATA
                     ),
-                    _grpc_retryable,
                 )
             except grpc.aio.AioRpcError as exc:
-                summary.failed.append((event_id, _describe(exc)))
+                summary.failed.append((event_id, describe(exc)))
                 if exc.code() in _RETRYABLE:
                     # Stop in order: later events must not overtake this one.
                     for later in pending[index + 1 :]:
@@ -261,63 +210,19 @@ async def reconcile_since(settings: Settings, since: datetime, out: TextIO) -> S
     return summary
 
 
-async def reconcile_user(settings: Settings, user_id: str, out: TextIO) -> bool:
-    """Call ReconcileUser for ``user_id``; print what it did; True on success."""
-    backoff = Backoff(settings.reconcile_max_attempts, settings.reconcile_backoff_seconds, out)
+async def call_reconcile_user(
+    settings: Settings, user_id: str, progress: Progress
+) -> pb.ReconcileUserResponse:
+    """Ask the service's ReconcileUser RPC to resync ``user_id``; its error propagates."""
+    retry = GrpcRetry(settings.reconcile_max_attempts, settings.reconcile_backoff_seconds, progress)
     async with channel(settings) as chan:
         stub = pb_grpc.BillingServiceStub(chan)
-        try:
-            answer = await backoff.run(
-                f"ReconcileUser {user_id}",
-                lambda: stub.ReconcileUser(
-                    pb.ReconcileUserRequest(user_id=user_id),
-                    timeout=RPC_DEADLINE_SECONDS,
-                    metadata=METADATA,
-                ),
-                _grpc_retryable,
-            )
-        except grpc.aio.AioRpcError as exc:
-            print(f"user {user_id} not reconciled: {_describe(exc)}", file=out)
-            return False
-    sub = answer.subscription
-    print(
-        f"user {user_id}: {answer.subscriptions_seen} subscription(s) in Stripe, "
-        f"{answer.subscriptions_changed} changed; now "
-        f"{pb.SubscriptionStatus.Name(sub.status).removeprefix('SUBSCRIPTION_STATUS_').lower()} "
-        f"tier {sub.tier} {sub.stripe_subscription_id}".rstrip(),
-        file=out,
-    )
-    return True
-
-
-def add_reconcile_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add ``reconcile --since TIME | --user ID`` to the CLI."""
-    parser = commands.add_parser(
-        "reconcile",
-        help="apply Stripe events that never arrived (--since) or resync one user (--user), "
-        "through the service on BILLING_SERVICE_TARGET; exit 1 when anything failed",
-    )
-    which = parser.add_mutually_exclusive_group(required=True)
-    which.add_argument(
-        "--since",
-        metavar="TIME",
-        help="ISO 8601 time (2026-11-01T00:00:00Z) or a duration back from now (3d, 12h, 30m)",
-    )
-    which.add_argument("--user", metavar="ID", help="our user id")
-
-
-def cmd_reconcile(settings: Settings, args: argparse.Namespace) -> int:
-    """Run ``reconcile``; 0 when everything was done, 1 otherwise, 2 for a bad --since."""
-    out = sys.stdout
-    if args.user is not None:
-        return 0 if asyncio.run(reconcile_user(settings, args.user, out)) else 1
-    try:
-        since = parse_since(args.since, datetime.now(UTC))
-    except ReconcileError as exc:
-        print(f"billing-service: {exc}", file=sys.stderr)
-        return 2
-    print(f"reconciling Stripe events created since {since.isoformat()}", file=out)
-    summary = asyncio.run(reconcile_since(settings, since, out))
-    for line in summary.lines():
-        print(line, file=out)
-    return 0 if summary.ok else 1
+        answer: pb.ReconcileUserResponse = await retry.run(
+            f"ReconcileUser {user_id}",
+            lambda: stub.ReconcileUser(
+                pb.ReconcileUserRequest(user_id=user_id),
+                timeout=RPC_DEADLINE_SECONDS,
+                metadata=METADATA,
+            ),
+        )
+    return answer

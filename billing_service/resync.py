@@ -145,20 +145,13 @@ class ResyncService:
         params: dict[str, Any] = {
             "types": sorted({CHECKOUT_COMPLETED, *SUBSCRIPTION_EVENTS}),
             "created": {"gte": int(session.get("created") or 0)},
-            "limit": 100,
         }
         wanted = {session.get("id"), subscription_id}
         found: list[dict[str, Any]] = []
-        for _ in range(EVENT_SEARCH_PAGES):
-            page = await self._stripe.list_events(params)
-            data = [e for e in page.get("data") or [] if isinstance(e, dict)]
-            for event in data:
-                obj = (event.get("data") or {}).get("object") or {}
-                if isinstance(obj, dict) and obj.get("id") in wanted:
-                    found.append(event)
-            if not page.get("has_more") or not data:
-                break
-            params["starting_after"] = data[-1]["id"]
+        for event in await self._stripe.list_events(params, max_pages=EVENT_SEARCH_PAGES):
+            obj = (event.get("data") or {}).get("object") or {}
+            if isinstance(obj, dict) and obj.get("id") in wanted:
+                found.append(event)
         return found[::-1]
 
     async def reconcile_user(self, user_id: str, caller: str) -> ReconcileResult:

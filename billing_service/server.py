@@ -29,11 +29,12 @@ from billing_service.health import DependencyHealth, track_cache_readiness
 from billing_service.interceptors import GuardedServer
 from billing_service.invoices import InvoiceLog
 from billing_service.listen import describe_os_error, listen_problem
-from billing_service.locks import EventGuard
+from billing_service.locks import EventLocks
 from billing_service.metrics import start_http_exporter
 from billing_service.plan_changes import PlanChanges
 from billing_service.plans import Catalog, load_catalog
 from billing_service.redis_breaker import RedisBreaker
+from billing_service.redis_client import Redis, connect
 from billing_service.reflection import enable_reflection
 from billing_service.resync import ResyncService
 from billing_service.seat_changes import SeatChanges
@@ -80,10 +81,9 @@ class App:
     server: grpc.aio.Server
     health: health_aio.HealthServicer
     port: int
-    guard: EventGuard
+    redis: Redis | None
     entitlements: EntitlementService
     dependencies: DependencyHealth
-    fetch_budget: FetchBudget
     usage_reporter: UsageReporter
     usage: UsageService
     committer: GroupCommitter
@@ -99,9 +99,9 @@ class App:
         await self.usage.close()
         await self.committer.close()
         await self.stripe.close()
-        await self.guard.close()
-        await self.fetch_budget.close()
         await self.entitlements.close()
+        if self.redis is not None:
+            await self.redis.aclose()
         self.db.close()
 
 
@@ -143,10 +143,12 @@ async def start(
     stripe_api = StripeApi(
         settings, trace_config=tracing.aiohttp_client_trace_config() if tracing else None
     )
-    changes = ChangeNotifier()
-    entitlements = EntitlementService(
-        db, catalog, redis_url=settings.redis_url, warm_gate=entitlement_warm_gate
+    # One client (one pool) for the whole process; see redis_client.py.
+    redis = (
+        connect(settings.redis_url, settings.redis_timeout_seconds) if settings.redis_url else None
     )
+    changes = ChangeNotifier()
+    entitlements = EntitlementService(db, catalog, redis=redis, warm_gate=entitlement_warm_gate)
     changes.subscribe(entitlements.user_changed)
     await entitlements.start()
     writer = SubscriptionWriter(db, catalog, stripe_api, changes.user_changed)
@@ -167,17 +169,11 @@ async def start(
         default_deadline=settings.default_deadline_seconds,
     )
     breaker = RedisBreaker(settings.redis_breaker_seconds)
-    guard = EventGuard(
-        settings.redis_url,
+    locks = EventLocks(
+        redis,
         lock_ttl=settings.event_lock_ttl_seconds,
         dedupe_ttl=settings.event_dedupe_ttl_seconds,
-        timeout=settings.redis_timeout_seconds,
         breaker=breaker,
-    )
-    fetch_budget = FetchBudget(
-        settings.stripe_event_fetch_rate,
-        settings.redis_url,
-        timeout=settings.redis_timeout_seconds,
     )
     committer = GroupCommitter(
         db,
@@ -188,19 +184,17 @@ async def start(
         db,
         catalog,
         stripe_api.single_attempt(),
-        guard,
+        locks,
         lock_wait=settings.event_lock_wait_seconds,
         on_user_changed=writer.notify,
-        fetch_budget=fetch_budget,
+        fetch_budget=FetchBudget(settings.stripe_event_fetch_rate, redis),
         committer=committer,
         on_duplicate=duplicates.handle,
     )
     usage_clock = make_clock(settings.test_clock_file)
     announcer: UsageAnnouncer | None = None
-    if settings.redis_url:
-        announcer = UsageAnnouncer(
-            settings.redis_url, entitlements.usage_changed, timeout=settings.redis_timeout_seconds
-        )
+    if redis is not None:
+        announcer = UsageAnnouncer(redis, entitlements.usage_changed)
         await announcer.start()
     usage = UsageService(
         db,
@@ -249,11 +243,7 @@ async def start(
         )
     await server.start()
     dependencies = DependencyHealth(
-        health_servicer,
-        db,
-        ("", SERVICE_NAME),
-        redis_url=settings.redis_url,
-        breaker=breaker,
+        health_servicer, db, ("", SERVICE_NAME), redis=redis, breaker=breaker
     )
     await dependencies.start()
     reporter = UsageReporter(
@@ -272,10 +262,9 @@ async def start(
         server.server,
         health_servicer,
         port,
-        guard,
+        redis,
         entitlements,
         dependencies,
-        fetch_budget,
         reporter,
         usage,
         committer,

@@ -1,7 +1,8 @@
 """Service settings, read once from environment variables.
 
-Every setting is declared in ``SETTINGS`` with its default and meaning, so
-``billing-service --help`` and the README list the same things::
+Every setting is declared once in ``SETTINGS`` with its default and meaning,
+so ``billing-service --help`` and the README list the same things; the
+values are read and checked by ``env_settings.EnvReader``::
 
     settings = Settings.from_env()
     settings.grpc_addr  # "127.0.0.1:50051" unless BILLING_GRPC_ADDR is set
@@ -15,19 +16,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from billing_service import validation
+from billing_service.env_settings import (
+    EnvReader,
+    SettingsError,
+    SettingSpec,
+    comma_separated,
+)
+from billing_service.env_settings import settings_help as table_help
 
-
-class SettingsError(ValueError):
-    """A setting has a value the service cannot use."""
-
-
-@dataclass(frozen=True)
-class SettingSpec:
-    """One environment variable: its name, default and meaning."""
-
-    env: str
-    default: str
-    help: str
+__all__ = ["SETTINGS", "SettingSpec", "Settings", "SettingsError", "settings_help"]
 
 
 SETTINGS: tuple[SettingSpec, ...] = (
@@ -135,12 +132,13 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec(
         "BILLING_RECONCILE_MAX_ATTEMPTS",
         "5",
-        "`reconcile`: tries per Stripe page or event on rate limits/unavailability",
+        "`reconcile`: tries per ApplyStripeEvent/ReconcileUser call when the service is "
+        "unavailable (listing Stripe retries STRIPE_MAX_NETWORK_RETRIES times)",
     ),
     SettingSpec(
         "BILLING_RECONCILE_BACKOFF_SECONDS",
         "1",
-        "`reconcile`: first wait between tries (doubling, at most 30 s)",
+        "`reconcile`: first wait between those tries (doubling, at most 30 s)",
     ),
     SettingSpec(
         "BILLING_USAGE_REPORT_INTERVAL_SECONDS",
@@ -161,157 +159,107 @@ SETTINGS: tuple[SettingSpec, ...] = (
 )
 
 EVENT_LOOPS = ("uvloop", "asyncio")
-
-
-def _float(env: Mapping[str, str], name: str) -> float:
-    raw = env.get(name) or _default(name)
-    try:
-        return float(raw)
-    except ValueError:
-        raise SettingsError(f"{name} must be a number, got {raw!r}") from None
-
-
-def _positive(env: Mapping[str, str], name: str) -> float:
-    value = _float(env, name)
-    if value <= 0:
-        raise SettingsError(f"{name} must be greater than 0, got {value:g}")
-    return value
-
-
-def _int(env: Mapping[str, str], name: str) -> int:
-    raw = env.get(name) or _default(name)
-    try:
-        return int(raw)
-    except ValueError:
-        raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
-
-
-def _bool(env: Mapping[str, str], name: str) -> bool:
-    raw = (env.get(name) or _default(name)).strip().lower()
-    if raw in ("1", "true", "yes", "on"):
-        return True
-    if raw in ("0", "false", "no", "off"):
-        return False
-    raise SettingsError(f"{name} must be true or false, got {raw!r}")
-
-
-def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
-    raw = (env.get(name) or _default(name)).strip().lower()
-    if raw not in choices:
-        raise SettingsError(f"{name} must be one of {', '.join(choices)}, got {raw!r}")
-    return raw
-
-
-def _default(name: str) -> str:
-    return next(spec.default for spec in SETTINGS if spec.env == name)
+LOG_FORMATS = ("json", "text")
 
 
 @dataclass(frozen=True)
 class Settings:
-    """Resolved settings of one service process."""
+    """Resolved settings of one service process; build it with ``from_env``."""
 
-    grpc_addr: str = "127.0.0.1:50051"
-    database_url: str = "sqlite:///billing.db"
-    redis_url: str = ""
-    stripe_secret_key: str = field(default="", repr=False)
-    stripe_api_base: str = ""
-    stripe_webhook_secrets: tuple[str, ...] = field(default=(), repr=False)
-    plans_file: Path = Path("plans.example.toml")
-    stripe_max_network_retries: int = 2
-    stripe_timeout_seconds: float = 10.0
-    default_deadline_seconds: float = 60.0
-    shutdown_grace_seconds: float = 10.0
-    db_workers: int = 8
-    log_level: str = "INFO"
-    event_lock_wait_seconds: float = 10.0
-    event_lock_ttl_seconds: float = 30.0
-    event_dedupe_ttl_seconds: int = 604800
-    redis_timeout_seconds: float = 1.0
-    redis_breaker_seconds: float = 10.0
-    watch_max_streams_per_caller: int = 64
-    stripe_event_fetch_rate: float = 5.0
-    stripe_event_fetch_timeout_seconds: float = 2.0
-    event_batch_max: int = 64
-    event_batch_wait_ms: float = 2.0
-    service_target: str = ""
-    reconcile_max_attempts: int = 5
-    reconcile_backoff_seconds: float = 1.0
-    log_format: str = "json"
-    auth_policy_file: str = ""
-    insecure_no_auth: bool = False
-    tls_cert_file: str = ""
-    tls_key_file: str = ""
-    tls_client_ca_file: str = ""
-    metrics_addr: str = ""
-    event_loop: str = "uvloop"
-    test_clock_file: str = ""
-    usage_report_interval_seconds: float = 1.0
-    usage_report_batch: int = 100
-    redirect_hosts: frozenset[str] = frozenset()
+    grpc_addr: str
+    database_url: str
+    redis_url: str
+    stripe_secret_key: str = field(repr=False)
+    stripe_api_base: str
+    stripe_webhook_secrets: tuple[str, ...] = field(repr=False)
+    plans_file: Path
+    stripe_max_network_retries: int
+    stripe_timeout_seconds: float
+    default_deadline_seconds: float
+    shutdown_grace_seconds: float
+    db_workers: int
+    log_level: str
+    event_lock_wait_seconds: float
+    event_lock_ttl_seconds: float
+    event_dedupe_ttl_seconds: int
+    redis_timeout_seconds: float
+    redis_breaker_seconds: float
+    watch_max_streams_per_caller: int
+    stripe_event_fetch_rate: float
+    stripe_event_fetch_timeout_seconds: float
+    event_batch_max: int
+    event_batch_wait_ms: float
+    service_target: str
+    reconcile_max_attempts: int
+    reconcile_backoff_seconds: float
+    log_format: str
+    auth_policy_file: str
+    insecure_no_auth: bool
+    tls_cert_file: str
+    tls_key_file: str
+    tls_client_ca_file: str
+    metrics_addr: str
+    event_loop: str
+    test_clock_file: str
+    usage_report_interval_seconds: float
+    usage_report_batch: int
+    redirect_hosts: frozenset[str]
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         """Read every setting from ``env`` (default: the process environment)."""
-        env = os.environ if env is None else env
-
-        def text(name: str) -> str:
-            return env.get(name, "").strip() or _default(name)
-
-        secrets = comma_separated(text("STRIPE_WEBHOOK_SECRETS"))
+        read = EnvReader(SETTINGS, os.environ if env is None else env)
         return cls(
-            grpc_addr=text("BILLING_GRPC_ADDR"),
-            database_url=text("DATABASE_URL"),
-            redis_url=text("REDIS_URL"),
-            stripe_secret_key=text("STRIPE_SECRET_KEY"),
-            stripe_api_base=text("STRIPE_API_BASE").rstrip("/"),
-            stripe_webhook_secrets=secrets,
-            plans_file=Path(text("BILLING_PLANS_FILE")),
-            stripe_max_network_retries=_int(env, "STRIPE_MAX_NETWORK_RETRIES"),
-            stripe_timeout_seconds=_float(env, "STRIPE_TIMEOUT_SECONDS"),
-            default_deadline_seconds=_float(env, "BILLING_DEFAULT_DEADLINE_SECONDS"),
-            shutdown_grace_seconds=_float(env, "BILLING_SHUTDOWN_GRACE_SECONDS"),
-            db_workers=max(1, _int(env, "BILLING_DB_WORKERS")),
-            log_level=text("BILLING_LOG_LEVEL").upper(),
-            event_lock_wait_seconds=_float(env, "BILLING_EVENT_LOCK_WAIT_SECONDS"),
-            event_lock_ttl_seconds=_float(env, "BILLING_EVENT_LOCK_TTL_SECONDS"),
-            event_dedupe_ttl_seconds=_int(env, "BILLING_EVENT_DEDUPE_TTL_SECONDS"),
-            redis_timeout_seconds=_float(env, "BILLING_REDIS_TIMEOUT_SECONDS"),
-            redis_breaker_seconds=max(0.0, _float(env, "BILLING_REDIS_BREAKER_SECONDS")),
-            watch_max_streams_per_caller=max(1, _int(env, "BILLING_WATCH_MAX_STREAMS_PER_CALLER")),
-            stripe_event_fetch_rate=_positive(env, "BILLING_STRIPE_EVENT_FETCH_RATE"),
-            stripe_event_fetch_timeout_seconds=_positive(
-                env, "BILLING_STRIPE_EVENT_FETCH_TIMEOUT_SECONDS"
+            grpc_addr=read.text("BILLING_GRPC_ADDR"),
+            database_url=read.text("DATABASE_URL"),
+            redis_url=read.text("REDIS_URL"),
+            stripe_secret_key=read.text("STRIPE_SECRET_KEY"),
+            stripe_api_base=read.text("STRIPE_API_BASE").rstrip("/"),
+            stripe_webhook_secrets=read.items("STRIPE_WEBHOOK_SECRETS"),
+            plans_file=Path(read.text("BILLING_PLANS_FILE")),
+            stripe_max_network_retries=read.integer("STRIPE_MAX_NETWORK_RETRIES"),
+            stripe_timeout_seconds=read.number("STRIPE_TIMEOUT_SECONDS"),
+            default_deadline_seconds=read.number("BILLING_DEFAULT_DEADLINE_SECONDS"),
+            shutdown_grace_seconds=read.number("BILLING_SHUTDOWN_GRACE_SECONDS"),
+            db_workers=max(1, read.integer("BILLING_DB_WORKERS")),
+            log_level=read.text("BILLING_LOG_LEVEL").upper(),
+            event_lock_wait_seconds=read.number("BILLING_EVENT_LOCK_WAIT_SECONDS"),
+            event_lock_ttl_seconds=read.number("BILLING_EVENT_LOCK_TTL_SECONDS"),
+            event_dedupe_ttl_seconds=read.integer("BILLING_EVENT_DEDUPE_TTL_SECONDS"),
+            redis_timeout_seconds=read.number("BILLING_REDIS_TIMEOUT_SECONDS"),
+            redis_breaker_seconds=max(0.0, read.number("BILLING_REDIS_BREAKER_SECONDS")),
+            watch_max_streams_per_caller=max(
+                1, read.integer("BILLING_WATCH_MAX_STREAMS_PER_CALLER")
             ),
-            event_batch_max=max(1, _int(env, "BILLING_EVENT_BATCH_MAX")),
-            event_batch_wait_ms=max(0.0, _float(env, "BILLING_EVENT_BATCH_WAIT_MS")),
-            service_target=text("BILLING_SERVICE_TARGET") or text("BILLING_GRPC_ADDR"),
-            reconcile_max_attempts=max(1, _int(env, "BILLING_RECONCILE_MAX_ATTEMPTS")),
-            reconcile_backoff_seconds=max(0.0, _float(env, "BILLING_RECONCILE_BACKOFF_SECONDS")),
-            log_format=text("BILLING_LOG_FORMAT").lower(),
-            auth_policy_file=text("BILLING_AUTH_POLICY_FILE"),
-            insecure_no_auth=_bool(env, "BILLING_INSECURE_NO_AUTH"),
-            tls_cert_file=text("BILLING_TLS_CERT_FILE"),
-            tls_key_file=text("BILLING_TLS_KEY_FILE"),
-            tls_client_ca_file=text("BILLING_TLS_CLIENT_CA_FILE"),
-            metrics_addr=text("BILLING_METRICS_ADDR"),
-            event_loop=_choice(env, "BILLING_EVENT_LOOP", EVENT_LOOPS),
-            test_clock_file=text("BILLING_TEST_CLOCK_FILE"),
+            stripe_event_fetch_rate=read.positive("BILLING_STRIPE_EVENT_FETCH_RATE"),
+            stripe_event_fetch_timeout_seconds=read.positive(
+                "BILLING_STRIPE_EVENT_FETCH_TIMEOUT_SECONDS"
+            ),
+            event_batch_max=max(1, read.integer("BILLING_EVENT_BATCH_MAX")),
+            event_batch_wait_ms=max(0.0, read.number("BILLING_EVENT_BATCH_WAIT_MS")),
+            service_target=read.text("BILLING_SERVICE_TARGET") or read.text("BILLING_GRPC_ADDR"),
+            reconcile_max_attempts=max(1, read.integer("BILLING_RECONCILE_MAX_ATTEMPTS")),
+            reconcile_backoff_seconds=max(0.0, read.number("BILLING_RECONCILE_BACKOFF_SECONDS")),
+            log_format=read.text("BILLING_LOG_FORMAT").lower(),
+            auth_policy_file=read.text("BILLING_AUTH_POLICY_FILE"),
+            insecure_no_auth=read.boolean("BILLING_INSECURE_NO_AUTH"),
+            tls_cert_file=read.text("BILLING_TLS_CERT_FILE"),
+            tls_key_file=read.text("BILLING_TLS_KEY_FILE"),
+            tls_client_ca_file=read.text("BILLING_TLS_CLIENT_CA_FILE"),
+            metrics_addr=read.text("BILLING_METRICS_ADDR"),
+            event_loop=read.choice("BILLING_EVENT_LOOP", EVENT_LOOPS),
+            test_clock_file=read.text("BILLING_TEST_CLOCK_FILE"),
             usage_report_interval_seconds=max(
-                0.05, _float(env, "BILLING_USAGE_REPORT_INTERVAL_SECONDS")
+                0.05, read.number("BILLING_USAGE_REPORT_INTERVAL_SECONDS")
             ),
-            usage_report_batch=max(1, _int(env, "BILLING_USAGE_REPORT_BATCH")),
-            redirect_hosts=redirect_hosts(text("BILLING_REDIRECT_HOSTS")),
+            usage_report_batch=max(1, read.integer("BILLING_USAGE_REPORT_BATCH")),
+            redirect_hosts=redirect_hosts(read.text("BILLING_REDIRECT_HOSTS")),
         )
 
     @property
     def secrets(self) -> tuple[str, ...]:
         """Every configured secret value, for scrubbing from logs."""
         return tuple(s for s in (self.stripe_secret_key, *self.stripe_webhook_secrets) if s)
-
-
-def comma_separated(raw: str) -> tuple[str, ...]:
-    """The non-empty, stripped items of a comma-separated setting."""
-    return tuple(item.strip() for item in raw.split(",") if item.strip())
 
 
 def redirect_hosts(raw: str) -> frozenset[str]:
@@ -326,11 +274,6 @@ def redirect_hosts(raw: str) -> frozenset[str]:
     return hosts
 
 
-def settings_help(specs: tuple[SettingSpec, ...] = SETTINGS) -> str:
-    """The settings table for ``--help``: name, default, meaning."""
-    width = max(len(spec.env) for spec in specs)
-    lines = ["environment variables:"]
-    for spec in specs:
-        default = spec.default or "(unset)"
-        lines.append(f"  {spec.env:<{width}}  {spec.help} [default: {default}]")
-    return "\n".join(lines)
+def settings_help() -> str:
+    """The service's settings table for ``--help``."""
+    return table_help(SETTINGS)

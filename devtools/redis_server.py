@@ -1,4 +1,4 @@
-"""A private ``redis-server`` on a free loopback port, for tests and benchmarks.
+"""A private ``redis-server`` on a loopback port, for tests and benchmarks.
 
 It keeps nothing on disk, so stopping it loses its data, as a crashed Redis
 without persistence would::
@@ -6,75 +6,42 @@ without persistence would::
     with RedisServer() as redis_server:
         use(redis_server.url)
         redis_server.stop()   # simulate an outage
-        redis_server.start()  # back, empty
+        redis_server.start()  # back on the same port, empty
+
+redis-server cannot bind port 0 and report the port it got (``--port 0``
+means "no TCP"), and a restart must come back on the same URL, so its port is
+picked here once with ``free_port``. It starts through the project's one
+launcher (``ListeningProcess``), ready when it logs that it accepts
+connections.
 """
 
 from __future__ import annotations
 
-import socket
-import subprocess
-import time
-from types import TracebackType
-from typing import Self
+from devtools.processes import ListeningProcess, free_port
 
-import redis
+_READY = "Ready to accept connections"
+
+__all__ = ["RedisServer", "free_port"]
 
 
-def free_port() -> int:
-    """A loopback TCP port nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-class RedisServer:
+class RedisServer(ListeningProcess):
     """A redis-server this process owns; it can be stopped and started again."""
 
-    def __init__(self) -> None:
+    name = "redis-server"
+
+    def __init__(self, ready_timeout: float = 10.0) -> None:
         self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self, timeout: float = 10.0) -> Self:
-        """Start (or restart) the server and wait until it answers PING."""
-        self.proc = subprocess.Popen(
+        super().__init__(
             [
-                "redis-server",
                 *("--port", str(self.port), "--bind", "127.0.0.1"),
                 *("--save", "", "--appendonly", "no"),
             ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            {},
+            ready_timeout=ready_timeout,
+            program=("redis-server",),
         )
-        client = redis.Redis(port=self.port, socket_connect_timeout=0.2)
-        deadline = time.monotonic() + timeout
-        try:
-            while time.monotonic() < deadline:
-                try:
-                    client.ping()
-                    return self
-                except redis.RedisError:
-                    time.sleep(0.05)
-        finally:
-            client.close()
-        self.stop()
-        raise RuntimeError(f"redis-server did not answer on port {self.port}")
 
-    def stop(self) -> None:
-        """Stop the server (its data is gone: it never saves)."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(10)
-        self.proc = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+    def parse_ready(self, line: str) -> str | None:
+        """redis-server logs readiness on stdout; it listens where it was told to."""
+        return f"127.0.0.1:{self.port}" if _READY in line else None

@@ -1,7 +1,9 @@
 """Gateway settings, read once from environment variables.
 
-Every setting is declared in ``SETTINGS`` so ``billing-gateway --help`` lists
-exactly what is read::
+Every setting is declared once in ``SETTINGS`` so ``billing-gateway --help``
+lists exactly what is read; values are read and checked by
+``billing_service.env_settings.EnvReader``, and a setting shared with the
+service (its address, the database, log defaults) takes the service's default::
 
     settings = GatewaySettings.from_env()
     settings.host, settings.port  # ("127.0.0.1", 8080) unless GATEWAY_ADDR is set
@@ -13,15 +15,20 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from billing_service.settings import SettingsError, SettingSpec, comma_separated
-from billing_service.settings import settings_help as shared_settings_help
+from billing_service import settings as service
+from billing_service.env_settings import EnvReader, SettingsError, SettingSpec, default_of
+from billing_service.env_settings import settings_help as table_help
 
 __all__ = ["SETTINGS", "GatewaySettings", "SettingsError", "settings_help"]
 
 
 SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec("GATEWAY_ADDR", "127.0.0.1:8080", "host:port to listen on (port 0: a free port)"),
-    SettingSpec("BILLING_SERVICE_TARGET", "127.0.0.1:50051", "gRPC target of the billing service"),
+    SettingSpec(
+        "BILLING_SERVICE_TARGET",
+        default_of(service.SETTINGS, "BILLING_GRPC_ADDR"),
+        "gRPC target of the billing service",
+    ),
     SettingSpec(
         "BILLING_SERVICE_TOKEN",
         "",
@@ -53,27 +60,20 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec("GATEWAY_FORWARD_DEADLINE_SECONDS", "10", "deadline of one ApplyStripeEvent call"),
     SettingSpec(
         "DATABASE_URL",
-        "sqlite:///billing.db",
+        default_of(service.SETTINGS, "DATABASE_URL"),
         "the billing service's database, where dead letters are written",
     ),
-    SettingSpec("GATEWAY_LOG_LEVEL", "INFO", "log level: DEBUG, INFO, WARNING, ERROR"),
-    SettingSpec("GATEWAY_LOG_FORMAT", "json", "log format: json (one object per line) or text"),
+    SettingSpec(
+        "GATEWAY_LOG_LEVEL",
+        default_of(service.SETTINGS, "BILLING_LOG_LEVEL"),
+        "log level: DEBUG, INFO, WARNING, ERROR",
+    ),
+    SettingSpec(
+        "GATEWAY_LOG_FORMAT",
+        default_of(service.SETTINGS, "BILLING_LOG_FORMAT"),
+        "log format: json (one object per line) or text",
+    ),
 )
-
-
-def _default(name: str) -> str:
-    return next(spec.default for spec in SETTINGS if spec.env == name)
-
-
-def _number(env: Mapping[str, str], name: str, minimum: float) -> float:
-    raw = env.get(name, "").strip() or _default(name)
-    try:
-        value = float(raw)
-    except ValueError:
-        raise SettingsError(f"{name} must be a number, got {raw!r}") from None
-    if value < minimum:
-        raise SettingsError(f"{name} must be at least {minimum:g}, got {raw!r}")
-    return value
 
 
 def split_addr(addr: str) -> tuple[str, int]:
@@ -86,65 +86,66 @@ def split_addr(addr: str) -> tuple[str, int]:
 
 @dataclass(frozen=True)
 class GatewaySettings:
-    """Resolved settings of one gateway process."""
+    """Resolved settings of one gateway process; build it with ``from_env``."""
 
-    host: str = "127.0.0.1"
-    port: int = 8080
-    billing_target: str = "127.0.0.1:50051"
-    billing_token: str = field(default="", repr=False)
-    tls_ca_file: str = ""
-    tls_cert_file: str = ""
-    tls_key_file: str = ""
-    webhook_secrets: tuple[str, ...] = field(default=(), repr=False)
-    signature_tolerance_seconds: int = 300
-    max_body_bytes: int = 1024 * 1024
-    forward_deadline_seconds: float = 10.0
-    body_timeout_seconds: float = 10.0
-    database_url: str = field(default="sqlite:///billing.db", repr=False)
-    log_level: str = "INFO"
-    log_format: str = "json"
+    host: str
+    port: int
+    billing_target: str
+    billing_token: str = field(repr=False)
+    tls_ca_file: str
+    tls_cert_file: str
+    tls_key_file: str
+    webhook_secrets: tuple[str, ...] = field(repr=False)
+    signature_tolerance_seconds: int
+    max_body_bytes: int
+    forward_deadline_seconds: float
+    body_timeout_seconds: float
+    database_url: str = field(repr=False)
+    log_level: str
+    log_format: str
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> GatewaySettings:
         """Read every setting from ``env`` (default: the process environment)."""
-        env = os.environ if env is None else env
-
-        def text(name: str) -> str:
-            return env.get(name, "").strip() or _default(name)
-
-        secrets = comma_separated(text("STRIPE_WEBHOOK_SECRETS"))
+        read = EnvReader(SETTINGS, os.environ if env is None else env)
+        secrets = read.items("STRIPE_WEBHOOK_SECRETS")
         if not secrets:
             raise SettingsError("STRIPE_WEBHOOK_SECRETS is empty: no delivery could be verified")
-        host, port = split_addr(text("GATEWAY_ADDR"))
-        cert, key = text("BILLING_SERVICE_TLS_CERT_FILE"), text("BILLING_SERVICE_TLS_KEY_FILE")
+        host, port = split_addr(read.text("GATEWAY_ADDR"))
+        cert, key = (
+            read.text("BILLING_SERVICE_TLS_CERT_FILE"),
+            read.text("BILLING_SERVICE_TLS_KEY_FILE"),
+        )
         if bool(cert) != bool(key):
             raise SettingsError(
                 "BILLING_SERVICE_TLS_CERT_FILE and BILLING_SERVICE_TLS_KEY_FILE go together"
             )
-        if cert and not text("BILLING_SERVICE_TLS_CA_FILE"):
+        if cert and not read.text("BILLING_SERVICE_TLS_CA_FILE"):
             raise SettingsError("a client certificate needs BILLING_SERVICE_TLS_CA_FILE")
-        log_format = text("GATEWAY_LOG_FORMAT").lower()
-        if log_format not in ("json", "text"):
+        log_format = read.text("GATEWAY_LOG_FORMAT").lower()
+        if log_format not in service.LOG_FORMATS:
             raise SettingsError(f"GATEWAY_LOG_FORMAT must be json or text, got {log_format!r}")
         return cls(
             host=host,
             port=port,
-            billing_target=text("BILLING_SERVICE_TARGET"),
-            billing_token=text("BILLING_SERVICE_TOKEN"),
-            tls_ca_file=text("BILLING_SERVICE_TLS_CA_FILE"),
+            billing_target=read.text("BILLING_SERVICE_TARGET"),
+            billing_token=read.text("BILLING_SERVICE_TOKEN"),
+            tls_ca_file=read.text("BILLING_SERVICE_TLS_CA_FILE"),
             tls_cert_file=cert,
             tls_key_file=key,
             webhook_secrets=secrets,
-            signature_tolerance_seconds=int(_number(env, "GATEWAY_SIGNATURE_TOLERANCE_SECONDS", 1)),
-            max_body_bytes=int(_number(env, "GATEWAY_MAX_BODY_BYTES", 1024)),
-            forward_deadline_seconds=_number(env, "GATEWAY_FORWARD_DEADLINE_SECONDS", 0.05),
-            body_timeout_seconds=_number(env, "GATEWAY_BODY_TIMEOUT_SECONDS", 0.05),
-            database_url=text("DATABASE_URL"),
-            log_level=text("GATEWAY_LOG_LEVEL").upper(),
+            signature_tolerance_seconds=int(
+                read.at_least("GATEWAY_SIGNATURE_TOLERANCE_SECONDS", 1)
+            ),
+            max_body_bytes=int(read.at_least("GATEWAY_MAX_BODY_BYTES", 1024)),
+            forward_deadline_seconds=read.at_least("GATEWAY_FORWARD_DEADLINE_SECONDS", 0.05),
+            body_timeout_seconds=read.at_least("GATEWAY_BODY_TIMEOUT_SECONDS", 0.05),
+            database_url=read.text("DATABASE_URL"),
+            log_level=read.text("GATEWAY_LOG_LEVEL").upper(),
             log_format=log_format,
         )
 
 
 def settings_help() -> str:
     """The gateway's settings table for ``--help``."""
-    return shared_settings_help(SETTINGS)
+    return table_help(SETTINGS)

@@ -46,10 +46,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from billing_service.entitlements.metrics import ACK_TIMEOUTS, ANNOUNCES_SKIPPED, REDIS_UP
+from billing_service.redis_client import Redis
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +111,7 @@ class RedisCoherence:
 
     def __init__(
         self,
-        url: str,
+        redis: Redis,
         *,
         on_remote_change: RemoteChange,
         on_lease_change: LeaseChange,
@@ -130,7 +130,6 @@ class RedisCoherence:
         self.up = False
         # When this replica first saw Redis fail (monotonic); None while it answers.
         self._down_since: float | None = None
-        self._url = url
         self._on_remote_change = on_remote_change
         self._on_lease_change = on_lease_change
         self._l2_ttl = l2_ttl_seconds
@@ -140,9 +139,8 @@ class RedisCoherence:
         self._epoch_key = f"{prefix}epoch"
         self._ping_channel = f"{prefix}ping:{self.replica_id}"
         self._ack_channel = f"{prefix}ack:{self.replica_id}"
-        self._redis = aioredis.Redis.from_url(
-            url, socket_timeout=0.5, socket_connect_timeout=0.5, decode_responses=True
-        )
+        # The process's client (redis_client.py): str replies, BILLING_REDIS_TIMEOUT_SECONDS.
+        self._redis = redis
         self._announce = self._redis.register_script(_ANNOUNCE)
         self._heartbeat = self._redis.register_script(_HEARTBEAT)
         self._subscribed_at = math.inf
@@ -165,7 +163,7 @@ class RedisCoherence:
         ]
 
     async def close(self) -> None:
-        """Leave the replica set and close the connections."""
+        """Leave the replica set and stop listening (the client is the process's to close)."""
         self._closing = True
         for task in self._tasks:
             task.cancel()
@@ -174,8 +172,6 @@ class RedisCoherence:
                 await task
         with contextlib.suppress(RedisError, OSError):
             await self._redis.zrem(self._replicas, self.replica_id)
-        with contextlib.suppress(Exception):
-            await self._redis.aclose()
 
     # -- writer side -----------------------------------------------------------------
 
@@ -349,10 +345,8 @@ class RedisCoherence:
 
     async def _listen(self) -> None:
         while True:
-            client = aioredis.Redis.from_url(
-                self._url, socket_connect_timeout=0.5, decode_responses=True
-            )
-            pubsub = client.pubsub()
+            # The subscription holds its own connection from the process's pool.
+            pubsub = self._redis.pubsub()
             try:
                 await pubsub.subscribe(self._changes, self._ping_channel, self._ack_channel)
                 confirmed = 0
@@ -383,8 +377,6 @@ class RedisCoherence:
                 self._lose_lease()
                 with contextlib.suppress(Exception):
                     await pubsub.aclose()
-                with contextlib.suppress(Exception):
-                    await client.aclose()
             if self._closing:
                 return
             await asyncio.sleep(self.heartbeat_seconds)

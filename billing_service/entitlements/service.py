@@ -54,6 +54,7 @@ from billing_service.entitlements.warmup import WarmStopped, read_current_entrie
 from billing_service.entitlements.watch import DEFAULT_MAX_PENDING, WatchHub
 from billing_service.errors import InvalidArgument
 from billing_service.plans import Catalog
+from billing_service.redis_client import Redis
 from billing_service.storage.database import Database, StorageUnavailable
 from billing_service.storage.models import Subscription, utcnow
 from generated.billing.v1 import billing_pb2 as pb
@@ -149,7 +150,7 @@ class EntitlementService:
         db: Database,
         catalog: Catalog,
         *,
-        redis_url: str = "",
+        redis: Redis | None = None,
         max_entries: int = DEFAULT_MAX_ENTRIES,
         watch_max_pending: int = DEFAULT_MAX_PENDING,
         lease_seconds: float = 1.5,
@@ -185,9 +186,9 @@ class EntitlementService:
         self._tasks: set[asyncio.Task[None]] = set()
         self.coherence: RedisCoherence | None = None
         self._lease: RedisCoherence | _LocalLease = _LocalLease()
-        if redis_url:
+        if redis is not None:
             self.coherence = RedisCoherence(
-                redis_url,
+                redis,
                 on_remote_change=self._remote_change,
                 on_lease_change=self._reset,
                 lease_seconds=lease_seconds,

@@ -15,11 +15,11 @@ from __future__ import annotations
 import logging
 import time
 
-import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from billing_service import metrics
 from billing_service.errors import Unavailable
+from billing_service.redis_client import Redis
 
 log = logging.getLogger(__name__)
 
@@ -69,19 +69,13 @@ class LocalBucket:
 class FetchBudget:
     """Admits Stripe calls made for events at ``rate`` per second across all replicas."""
 
-    def __init__(
-        self, rate: float, redis_url: str = "", *, timeout: float = 1.0, key: str = BUCKET_KEY
-    ) -> None:
+    def __init__(self, rate: float, redis: Redis | None = None, *, key: str = BUCKET_KEY) -> None:
         self._key = key
         self._rate = max(rate, 1e-6)
         # One second's worth of calls may go at once; never less than one.
         self._capacity = max(1.0, rate)
         self._local = LocalBucket(self._rate, self._capacity)
-        self._redis: aioredis.Redis | None = None
-        if redis_url:
-            self._redis = aioredis.Redis.from_url(
-                redis_url, socket_timeout=timeout, socket_connect_timeout=timeout
-            )
+        self._redis = redis
 
     async def take(self, cause: str) -> None:
         """Spend one call for ``cause``; Unavailable when the budget is spent."""
@@ -102,8 +96,3 @@ class FetchBudget:
             except (RedisError, OSError) as exc:
                 log.warning("redis fetch budget failed (%s); using this process's budget", exc)
         return self._local.take()
-
-    async def close(self) -> None:
-        """Close the Redis connection pool."""
-        if self._redis is not None:
-            await self._redis.aclose()

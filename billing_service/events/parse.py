@@ -63,7 +63,6 @@ class StripeEvent:
     id: str
     type: str
     created: int
-    api_version: str
     object: dict[str, Any]
     # data.previous_attributes of an *.updated event: the changed fields' values before it.
     previous_attributes: dict[str, Any] | None = None
@@ -113,13 +112,11 @@ def event_from_dict(raw: dict[str, Any]) -> StripeEvent:
     kind = _OBJECT_KINDS.get(event_type)
     if kind is not None:
         validate.event_object(kind, obj)
-    api_version = raw.get("api_version")
     previous = data.get("previous_attributes") if isinstance(data, dict) else None
     return StripeEvent(
         id=event_id,
         type=event_type,
         created=created,
-        api_version=api_version if isinstance(api_version, str) else "",
         object=obj,
         previous_attributes=previous if isinstance(previous, dict) else None,
     )

@@ -38,7 +38,7 @@ from billing_service.events.fetch_budget import FetchBudget
 from billing_service.events.group_commit import GroupCommitter
 from billing_service.events.parse import SUBSCRIPTION_EVENTS, StripeEvent, parse_event
 from billing_service.events.resolve import Resolution, Resolver, lock_key
-from billing_service.locks import EventGuard
+from billing_service.locks import EventLocks
 from billing_service.plans import Catalog
 from billing_service.storage import repository
 from billing_service.storage.database import Database
@@ -66,7 +66,7 @@ class EventService:
         db: Database,
         catalog: Catalog,
         stripe: SubscriptionFetcher,
-        guard: EventGuard,
+        locks: EventLocks,
         *,
         lock_wait: float = 10.0,
         on_user_changed: Listener | None = None,
@@ -79,7 +79,7 @@ class EventService:
         self._catalog = catalog
         self._fetches = StripeFetches(stripe, fetch_budget)
         self._resolver = Resolver(db, self._fetches)
-        self._guard = guard
+        self._locks = locks
         self._lock_wait = lock_wait
         self._on_user_changed = on_user_changed
         self._on_duplicate = on_duplicate
@@ -113,7 +113,7 @@ class EventService:
         # Redeliveries are common (Stripe retries, replicas, replays): answer them
         # with one read, before any lock or write transaction. With Redis, its
         # marker says which events are worth that read; without, every one is.
-        if not self._guard.uses_redis or await self._guard.seen(event.id):
+        if not self._locks.uses_redis or await self._locks.seen(event.id):
             found = await self._db.run(self._duplicate, event.id)
             if found is not None:
                 return found
@@ -121,9 +121,9 @@ class EventService:
             unhandled = Resolution(reason=f"event type {event.type} is not acted on")
             answer = await self._committed(event, unhandled)
         else:
-            async with self._guard.hold(lock_key(event), self._lock_wait):
+            async with self._locks.hold(lock_key(event), self._lock_wait):
                 answer = await self._apply_locked(event)
-        await self._guard.mark_seen(event.id)
+        await self._locks.mark_seen(event.id)
         result = answer.result
         if result.changed and self._on_user_changed is not None:
             await self._on_user_changed(result.user_id)

@@ -177,15 +177,3 @@ class AuditChain(BaseModel):
     user_id = CharField(max_length=255, primary_key=True)
     last_hash = CharField(max_length=64)
     last_record_id = BigIntegerField(default=0)
-
-
-ALL_MODELS: tuple[type[BaseModel], ...] = (
-    Customer,
-    Subscription,
-    Invoice,
-    ProcessedEvent,
-    CheckoutRequest,
-    AuditRecord,
-    AuditChainHead,
-    AuditChain,
-)

@@ -16,9 +16,9 @@ import logging
 import uuid
 from collections.abc import Callable
 
-import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from billing_service.redis_client import Redis
 from generated.billing.v1 import billing_pb2 as pb
 
 log = logging.getLogger(__name__)
@@ -32,13 +32,10 @@ Deliver = Callable[[str, pb.MeterUsage], None]
 class UsageAnnouncer:
     """Delivers usage changes locally and to the other replicas."""
 
-    def __init__(self, url: str, deliver: Deliver, *, timeout: float = 1.0) -> None:
-        self._url = url
+    def __init__(self, redis: Redis, deliver: Deliver) -> None:
         self._deliver = deliver
         self._origin = uuid.uuid4().hex
-        self._redis = aioredis.Redis.from_url(
-            url, socket_timeout=timeout, socket_connect_timeout=timeout
-        )
+        self._redis = redis
         self._listener: asyncio.Task[None] | None = None
         self._sends: set[asyncio.Task[None]] = set()
 
@@ -60,16 +57,16 @@ class UsageAnnouncer:
         except (RedisError, OSError) as exc:
             log.debug("usage change not published: %s", exc)
 
-    def _receive(self, data: bytes) -> None:
-        origin, body, user_id = data.decode().split(" ", 2)
+    def _receive(self, data: str) -> None:
+        origin, body, user_id = data.split(" ", 2)
         if origin == self._origin:
             return
         self._deliver(user_id, pb.MeterUsage.FromString(base64.b64decode(body)))
 
     async def _listen(self) -> None:
         while True:
-            client = aioredis.Redis.from_url(self._url, socket_connect_timeout=1.0)
-            pubsub = client.pubsub()
+            # The subscription holds its own connection from the process's pool.
+            pubsub = self._redis.pubsub()
             try:
                 await pubsub.subscribe(CHANNEL)
                 while True:
@@ -86,8 +83,6 @@ class UsageAnnouncer:
             finally:
                 with contextlib.suppress(Exception):
                     await pubsub.aclose()
-                with contextlib.suppress(Exception):
-                    await client.aclose()
             await asyncio.sleep(RECONNECT_SECONDS)
 
     async def close(self) -> None:
@@ -98,5 +93,3 @@ class UsageAnnouncer:
                 await self._listener
         for task in list(self._sends):
             task.cancel()
-        with contextlib.suppress(Exception):
-            await self._redis.aclose()

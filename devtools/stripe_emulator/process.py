@@ -9,25 +9,22 @@
 from __future__ import annotations
 
 import json
-import os
-import queue
-import subprocess
-import sys
-import threading
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
-from types import TracebackType
-from typing import IO, Any
+from typing import Any
+
+from devtools.processes import ListeningProcess
 
 from .__main__ import LISTENING_PREFIX
 
-_REPO_ROOT = Path(__file__).resolve().parents[2]
 
+class EmulatorProcess(ListeningProcess):
+    """Context manager owning one emulator subprocess (on port 0) and its control API."""
 
-class EmulatorProcess:
-    """Context manager owning one emulator subprocess and its control API."""
+    ready_line = LISTENING_PREFIX
+    name = "stripe-emulator"
 
     def __init__(
         self,
@@ -40,104 +37,27 @@ class EmulatorProcess:
         stop_timeout: float = 5.0,
     ) -> None:
         self.plans_file = Path(plans_file)
-        self.webhook_urls = list(webhook_urls)
-        self.webhook_secrets = list(webhook_secrets)
-        self.extra_args = list(extra_args)
-        self.startup_timeout = startup_timeout
         self.stop_timeout = stop_timeout
-        self.base_url = ""
-        self._process: subprocess.Popen[str] | None = None
-        self._stderr_lines: list[str] = []
+        argv = ["devtools.stripe_emulator", "--host", "127.0.0.1", "--port", "0"]
+        argv += ["--plans", str(self.plans_file)]
+        for url in webhook_urls:
+            argv += ["--webhook-url", url]
+        for secret in webhook_secrets:
+            argv += ["--webhook-secret", secret]
+        super().__init__([*argv, *extra_args], {}, ready_timeout=startup_timeout)
 
-    # -- lifecycle ---------------------------------------------------------------
-
-    def start(self) -> EmulatorProcess:
-        """Start the subprocess and wait for its LISTENING line."""
-        command = [
-            sys.executable,
-            "-m",
-            "devtools.stripe_emulator",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--plans",
-            str(self.plans_file),
-        ]
-        for url in self.webhook_urls:
-            command += ["--webhook-url", url]
-        for secret in self.webhook_secrets:
-            command += ["--webhook-secret", secret]
-        command += self.extra_args
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(_REPO_ROOT), env.get("PYTHONPATH")]))
-        self._process = subprocess.Popen(
-            command,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=env,
-            cwd=str(_REPO_ROOT),
-        )
-        assert self._process.stdout is not None and self._process.stderr is not None
-        lines: queue.Queue[str | None] = queue.Queue()
-        self._pump(self._process.stdout, lines.put)
-        self._pump(self._process.stderr, self._stderr_lines.append)
-        try:
-            while True:
-                line = lines.get(timeout=self.startup_timeout)
-                if line is None:
-                    raise RuntimeError(f"emulator exited during startup: {self.stderr()}")
-                if line.startswith(LISTENING_PREFIX):
-                    self.base_url = line.split(maxsplit=1)[1].strip()
-                    return self
-        except queue.Empty:
-            self.stop()
-            raise RuntimeError(f"emulator did not start in time: {self.stderr()}") from None
-
-    @staticmethod
-    def _pump(stream: IO[str], sink: Any) -> None:
-        def run() -> None:
-            for line in stream:
-                sink(line)
-            if sink.__name__ == "put":
-                sink(None)
-
-        threading.Thread(target=run, daemon=True).start()
+    @property
+    def base_url(self) -> str:
+        """``http://127.0.0.1:PORT``, as the emulator reported it."""
+        return self.target
 
     def stderr(self) -> str:
         """What the emulator wrote to stderr so far."""
-        return "".join(self._stderr_lines)
+        return self.log_text()
 
-    @property
-    def returncode(self) -> int | None:
-        """The exit status once stopped (None while running)."""
-        return None if self._process is None else self._process.poll()
-
-    def stop(self) -> int | None:
+    def stop(self, timeout: float | None = None) -> int | None:
         """Terminate (SIGTERM), wait, and kill after ``stop_timeout``."""
-        process = self._process
-        if process is None:
-            return None
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=self.stop_timeout)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=self.stop_timeout)
-        return process.returncode
-
-    def __enter__(self) -> EmulatorProcess:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
+        return super().stop(self.stop_timeout if timeout is None else timeout)
 
     # -- control API -------------------------------------------------------------
 
@@ -196,6 +116,10 @@ class EmulatorProcess:
         """Stop (True) or resume (False) webhook delivery."""
         result: dict[str, Any] = self.control("POST", "/webhooks/hold", {"hold": hold})
         return result
+
+    def deliveries_idle(self) -> bool:
+        """True when no webhook is queued or in flight (held events count as done)."""
+        return bool(self.control("GET", "/webhooks/deliveries")["idle"])
 
     def deliveries(self) -> list[dict[str, Any]]:
         """Every delivery attempt so far, oldest first."""

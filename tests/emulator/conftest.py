@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -14,6 +13,7 @@ import stripe
 from aiohttp import web
 
 from devtools.stripe_emulator.process import EmulatorProcess
+from devtools.waiting import wait_until_async
 
 REPO = Path(__file__).resolve().parents[2]
 PLANS = REPO / "plans.example.toml"
@@ -89,12 +89,12 @@ class Receiver:
     received: list[tuple[bytes, str]] = field(default_factory=list)
     fail_first: int = 0
 
-    async def wait_for(self, count: int, timeout: float = 10.0) -> None:
-        deadline = asyncio.get_running_loop().time() + timeout
-        while len(self.received) < count:
-            if asyncio.get_running_loop().time() > deadline:
-                raise AssertionError(f"got {len(self.received)} of {count} deliveries")
-            await asyncio.sleep(0.05)
+    async def wait_for(self, count: int) -> None:
+        """Wait until at least ``count`` deliveries arrived (raises on timeout)."""
+        await wait_until_async(f"{count} deliveries", self._count, lambda n: n >= count, within=10)
+
+    async def _count(self) -> int:
+        return len(self.received)
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ import pytest
 import stripe
 
 from devtools.stripe_emulator.process import EmulatorProcess
+from devtools.waiting import wait_until_async
 
 from .conftest import PLANS, Receiver, checkout_subscription, make_client
 
@@ -34,12 +35,16 @@ async def test_every_delivery_verifies_with_each_secret_in_order(
         await client.v1.subscriptions.update_async(sub.id, {"metadata": {"k": "v"}})
         listed = await client.v1.events.list_async({"limit": 100})
         expected = [e.id for e in reversed(listed.data)]
-        await receiver.wait_for(len(expected))
-        await asyncio.sleep(0.2)
-        assert len(receiver.received) == len(expected)
+        # Delivery is in creation order: once this later event arrived, every
+        # delivery of the ones before it has too, and only once.
+        sentinel = await client.v1.customers.create_async({"email": "sentinel@example.com"})
+        await receiver.wait_for(len(expected) + 1)
+        *before, (last_body, _) = receiver.received
+        assert json.loads(last_body)["data"]["object"]["id"] == sentinel.id
+        assert len(before) == len(expected)
 
         received_ids = []
-        for body, header in receiver.received:
+        for body, header in before:
             assert header.count("v1=") == 2
             for secret in (OLD_SECRET, NEW_SECRET):
                 event = stripe.Webhook.construct_event(body.decode(), header, secret)
@@ -53,6 +58,7 @@ async def test_every_delivery_verifies_with_each_secret_in_order(
             "customer.subscription.created",
         ]
         deliveries = emu.deliveries()
+        assert len(deliveries) == len(expected) + 1
         assert all(d["status"] == 200 and d["attempt"] == 1 for d in deliveries)
     assert emu.returncode == 0
 
@@ -82,15 +88,18 @@ async def test_hold_and_deliver(receiver: Receiver, http_client: stripe.AIOHTTPC
         client = make_client(emu.base_url, http_client)
         emu.hold_webhooks(True)
         held = await client.v1.customers.create_async({"email": "held@example.com"})
-        await asyncio.sleep(0.5)
+        # Idle: the emulator is done with the held event (it was not sent).
+        await wait_until_async(
+            "deliveries to go idle", lambda: asyncio.to_thread(emu.deliveries_idle)
+        )
         assert receiver.received == [] and emu.deliveries() == []
         missed = (await client.v1.events.list_async({"type": "customer.created"})).data[0]
         assert missed.data.object.id == held.id
 
         emu.hold_webhooks(False)
         later = await client.v1.customers.create_async({"email": "later@example.com"})
+        # In creation order: the held event, were it still coming, would arrive first.
         await receiver.wait_for(1)
-        await asyncio.sleep(0.3)
         ids = [json.loads(body)["data"]["object"]["id"] for body, _ in receiver.received]
         assert ids == [later.id]
 

@@ -34,11 +34,8 @@ def service_env(database_url: str, standin: StripeStandIn, redis_url: str = "") 
 @pytest.fixture(scope="module")
 def redis_server() -> Iterator[RedisServer]:
     """A redis-server owned by this module, on a free port."""
-    server = RedisServer().start()
-    try:
+    with RedisServer() as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")

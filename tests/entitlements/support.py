@@ -1,32 +1,13 @@
-"""Helpers for entitlement tests: event writers, polling (and the shared RedisServer)."""
+"""Helpers for entitlement tests: event writers (and the shared RedisServer)."""
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
-
-from devtools.redis_server import RedisServer, free_port
+from devtools.redis_server import RedisServer
 from generated.billing.v1 import billing_pb2 as pb
 from generated.billing.v1 import billing_pb2_grpc as pb_grpc
 from tests.events import factory
 
-T = TypeVar("T")
-
-__all__ = ["RedisServer", "free_port"]
-
-
-async def eventually(
-    probe: Callable[[], Awaitable[T]], accept: Callable[[T], bool], within: float = 30.0
-) -> T:
-    """Poll ``probe`` until ``accept`` holds; fail after ``within`` seconds (a hang guard)."""
-    deadline = time.monotonic() + within
-    while True:
-        value = await probe()
-        if accept(value) or time.monotonic() > deadline:
-            return value
-        await asyncio.sleep(0.1)
+__all__ = ["RedisServer"]
 
 
 class Billing:

@@ -6,8 +6,10 @@ import grpc
 import pytest
 
 from billing_service.client import EntitlementClient, FailMode
+from devtools.processes import free_port
+from devtools.waiting import wait_until_async
 from generated.billing.v1 import billing_pb2_grpc as pb_grpc
-from tests.entitlements.support import Billing, eventually, free_port
+from tests.entitlements.support import Billing
 from tests.events import factory
 from tests.support.processes import ServiceProcess
 
@@ -27,8 +29,10 @@ async def test_checks_are_cached_and_kept_fresh_by_the_watch_stream(
         assert (again.allowed, again.source) == (False, "cache")
 
         await billing.subscribe(user_id, factory.new_id("sub"), "active")
-        fresh = await eventually(
-            lambda: client.check(user_id, "priority_support"), lambda d: d.allowed
+        fresh = await wait_until_async(
+            "the pushed change to reach the client",
+            lambda: client.check(user_id, "priority_support"),
+            lambda d: d.allowed,
         )
         assert (fresh.tier, fresh.source) == ("pro", "cache")  # pushed, not asked
         full = await client.entitlements(user_id)

@@ -11,9 +11,11 @@ from prometheus_client import REGISTRY
 
 from billing_service.entitlements import EntitlementService
 from billing_service.plans import load_catalog
+from billing_service.redis_client import connect
 from billing_service.storage.database import Database, migrate
 from billing_service.storage.models import Subscription
-from tests.entitlements.support import RedisServer, eventually
+from devtools.waiting import wait_until_async
+from tests.entitlements.support import RedisServer
 from tests.support.processes import PLANS_FILE
 
 
@@ -28,15 +30,19 @@ async def pair(
     db = Database(f"sqlite:///{tmp_path / 'b.db'}", workers=2)
     migrate(db.db)
     catalog = load_catalog(PLANS_FILE)
-    a = EntitlementService(db, catalog, redis_url=redis_server.url, lease_seconds=1.0)
-    b = EntitlementService(db, catalog, redis_url=redis_server.url, lease_seconds=1.0)
+    # Each replica holds its own client, as each process does.
+    clients = [connect(redis_server.url, 0.5) for _ in range(2)]
+    a = EntitlementService(db, catalog, redis=clients[0], lease_seconds=1.0)
+    b = EntitlementService(db, catalog, redis=clients[1], lease_seconds=1.0)
     await a.start()
     await b.start()
     for svc in (a, b):
-        await eventually(functools.partial(_leased, svc), bool, within=10)
+        await wait_until_async("a lease", functools.partial(_leased, svc), within=10)
     yield db, a, b
     await a.close()
     await b.close()
+    for client in clients:
+        await client.aclose()
     db.close()
 
 
@@ -119,7 +125,9 @@ async def test_without_redis_the_cache_is_off_and_answers_come_from_the_database
     redis_server.stop()
     try:
         coherence = b.coherence
-        await eventually(lambda: _value(not coherence.leased and not coherence.up), bool)
+        await wait_until_async(
+            "the lease to be lost", lambda: _value(not coherence.leased and not coherence.up)
+        )
         assert metric("billing_redis_up") == 0
         assert b.check_cached("u4", "priority_support") is None
         write(db, "u4", "canceled")
@@ -128,6 +136,6 @@ async def test_without_redis_the_cache_is_off_and_answers_come_from_the_database
         assert b.check_cached("u4", "priority_support") is None  # nothing cached while down
     finally:
         redis_server.start()
-    await eventually(lambda: _value(coherence.leased and coherence.up), bool)
+    await wait_until_async("the lease back", lambda: _value(coherence.leased and coherence.up))
     assert metric("billing_redis_up") == 1
     assert (await b.entry("u4")).tier == "free"

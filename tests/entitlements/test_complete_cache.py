@@ -10,10 +10,11 @@ from pathlib import Path
 import grpc
 from prometheus_client.parser import text_string_to_metric_families
 
+from devtools.waiting import wait_until_async
 from generated.billing.v1 import billing_pb2_grpc as pb_grpc
 from tests.conftest import migrate
 from tests.entitlements.conftest import service_env
-from tests.entitlements.support import Billing, eventually
+from tests.entitlements.support import Billing
 from tests.events import factory
 from tests.events.stripe_standin import StripeStandIn
 from tests.support.processes import ServiceProcess
@@ -46,13 +47,13 @@ async def test_unknown_users_are_free_without_a_read_and_changes_still_show(
     with ServiceProcess(env) as service:
         async with grpc.aio.insecure_channel(service.target) as channel:
             billing = Billing(pb_grpc.BillingServiceStub(channel))
-            complete = await eventually(
+            await wait_until_async(
+                "billing_entitlement_cache_complete == 1",
                 lambda: asyncio.to_thread(
                     _counter, service.metrics_target, "billing_entitlement_cache_complete"
                 ),
                 lambda value: value == 1,
             )
-            assert complete == 1
             loads = await asyncio.to_thread(
                 _counter, service.metrics_target, "billing_entitlement_db_loads_total"
             )

@@ -145,7 +145,7 @@ async def test_closing_the_hub_ends_waiting_streams() -> None:
     hub = WatchHub()
     sub = hub.subscribe(None)
     waiting = asyncio.create_task(sub.next())
-    await asyncio.sleep(0)
+    await asyncio.sleep(0)  # one loop turn: the task starts waiting on the hub
     hub.close()
     with pytest.raises(ShuttingDown):
         await waiting

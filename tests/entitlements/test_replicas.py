@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator, Iterator
 
 import grpc
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from billing_service.health import REDIS_HEALTH_NAME
+from devtools.waiting import wait_until_async
 from generated.billing.v1 import billing_pb2_grpc as pb_grpc
 from tests.entitlements.conftest import service_env
-from tests.entitlements.support import Billing, RedisServer, eventually
+from tests.entitlements.support import Billing, RedisServer
 from tests.events import factory
 from tests.events.stripe_standin import StripeStandIn
 from tests.support.processes import ServiceProcess
@@ -73,8 +77,19 @@ async def test_many_users_changed_on_b_are_seen_on_a(
         assert await a.tier(user) == "pro"
 
 
+async def redis_health(target: str) -> int:
+    """The replica's ``redis`` health status (SERVING once it uses Redis again)."""
+    async with grpc.aio.insecure_channel(target) as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        answer = await health.Check(health_pb2.HealthCheckRequest(service=REDIS_HEALTH_NAME))
+        return int(answer.status)
+
+
 async def test_answers_stay_correct_while_redis_is_down_and_after_it_returns(
-    ab: tuple[Billing, Billing], redis_server: RedisServer, user_id: str
+    replicas: tuple[ServiceProcess, ServiceProcess],
+    ab: tuple[Billing, Billing],
+    redis_server: RedisServer,
+    user_id: str,
 ) -> None:
     a, b = ab
     sub_id = factory.new_id("sub")
@@ -94,7 +109,13 @@ async def test_answers_stay_correct_while_redis_is_down_and_after_it_returns(
         redis_server.start()
 
     # Once both replicas are back in the replica set, changes propagate as before.
-    await eventually(lambda: a.tier(user_id), lambda t: t == "studio")
+    for replica in replicas:
+        await wait_until_async(
+            f"replica {replica.target} to see Redis again",
+            functools.partial(redis_health, replica.target),
+            lambda status: status == health_pb2.HealthCheckResponse.SERVING,
+        )
+    assert (await a.tier(user_id), await b.tier(user_id)) == ("studio", "studio")
     await a.subscribe(user_id, sub_id, "canceled", price="price_studio_monthly")
     assert await b.tier(user_id) == "free"
     assert await a.tier(user_id) == "free"

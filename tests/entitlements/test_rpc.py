@@ -8,10 +8,11 @@ import time
 import grpc
 import pytest
 
+from devtools.waiting import wait_until_async
 from generated.billing.v1 import billing_pb2 as pb
 from generated.billing.v1 import billing_pb2_grpc as pb_grpc
 from tests.entitlements.conftest import service_env
-from tests.entitlements.support import Billing, eventually
+from tests.entitlements.support import Billing
 from tests.events import factory
 from tests.events.stripe_standin import StripeStandIn
 from tests.support.processes import ServiceProcess
@@ -92,8 +93,10 @@ async def test_access_ends_at_period_end_with_no_event(billing: Billing, user_id
     assert first.tier == "pro"
     assert first.access_until.seconds == period_end
     assert (await billing.check(user_id, "priority_support")).allowed  # now cached
-    after = await eventually(
-        lambda: billing.check(user_id, "priority_support"), lambda a: not a.allowed
+    after = await wait_until_async(
+        "access to end at period end",
+        lambda: billing.check(user_id, "priority_support"),
+        lambda a: not a.allowed,
     )
     assert (after.allowed, after.tier) == (False, "free")
     assert time.time() >= period_end  # never answered free early

@@ -28,9 +28,10 @@ from billing_service.settings import Settings
 from billing_service.storage import repository
 from billing_service.storage.database import Database
 from billing_service.storage.models import Subscription, utcnow
+from devtools.waiting import wait_until_async
 from generated.billing.v1 import billing_pb2_grpc as pb_grpc
 from tests.entitlements.conftest import service_env
-from tests.entitlements.support import Billing, eventually
+from tests.entitlements.support import Billing
 from tests.events import factory
 from tests.events.stripe_standin import StripeStandIn
 from tests.support.processes import PLANS_FILE
@@ -124,8 +125,9 @@ async def test_users_changed_during_warm_up_are_never_answered_from_before(
         await billing.subscribe(quiet_leaver, quiet_sub, "canceled")
 
         gate.open()
-        await eventually(lambda: cache_health(channel), lambda status: status == SERVING)
-        assert await cache_health(channel) == SERVING
+        await wait_until_async(
+            "the cache to report complete", lambda: cache_health(channel), lambda s: s == SERVING
+        )
         assert REGISTRY.get_sample_value("billing_entitlement_cache_warming") == 0
         # Complete: the snapshot may predate both changes; neither shows through it.
         assert await billing.tier(newcomer) == "pro"

@@ -32,7 +32,7 @@ class StripeStandIn:
         sub_id = request.match_info["sub_id"]
         self.fetches.append(sub_id)
         if self.delay:
-            await asyncio.sleep(self.delay)
+            await asyncio.sleep(self.delay)  # a hanging Stripe, not an assertion
         if self.down:
             error = {"error": {"type": "api_error", "message": "stand-in is down"}}
             return web.json_response(error, status=503)

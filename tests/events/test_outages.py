@@ -11,6 +11,7 @@ import pytest
 import redis
 
 from devtools.redis_server import RedisServer
+from devtools.waiting import wait_until_async
 from generated.billing.v1 import billing_pb2 as pb
 from generated.billing.v1 import billing_pb2_grpc as pb_grpc
 from tests.conftest import migrate
@@ -35,13 +36,18 @@ async def _send_until_answered(
     client: EventsClient, ev: dict[str, object]
 ) -> pb.ApplyStripeEventResponse:
     """Retry UNAVAILABLE like the gateway does; pooled connections may need a try to heal."""
-    for _ in range(10):
+
+    async def send() -> pb.ApplyStripeEventResponse | None:
         try:
             return await client.send(ev)
         except grpc.aio.AioRpcError as exc:
             if exc.code() != grpc.StatusCode.UNAVAILABLE:
                 raise
-    raise AssertionError("still UNAVAILABLE after 10 retries")
+            return None
+
+    answer = await wait_until_async("an answer other than UNAVAILABLE", send)
+    assert answer is not None
+    return answer
 
 
 async def test_an_event_that_failed_while_the_database_was_down_applies_on_retry(
@@ -81,11 +87,8 @@ async def test_an_event_that_failed_while_the_database_was_down_applies_on_retry
 @pytest.fixture
 def private_redis() -> Iterator[RedisServer]:
     """A private Redis, stopped at the end whatever happened."""
-    server = RedisServer().start()
-    try:
+    with RedisServer() as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])

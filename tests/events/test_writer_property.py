@@ -24,7 +24,7 @@ from billing_service.events.apply import Outcome
 from billing_service.events.ordering import state_digest
 from billing_service.events.service import EventService
 from billing_service.events.writer import SubscriptionWriter
-from billing_service.locks import EventGuard
+from billing_service.locks import EventLocks
 from billing_service.plans import load_catalog
 from billing_service.storage import repository
 from billing_service.storage.database import Database, migrate
@@ -56,7 +56,7 @@ def writer_core(
     migrate(db.db)
     catalog = load_catalog(PLANS_FILE)
     authority = StripeAuthority()
-    events = EventService(db, catalog, authority, EventGuard(""))
+    events = EventService(db, catalog, authority, EventLocks())
     yield events, SubscriptionWriter(db, catalog, authority), authority, db
     db.close()
 

@@ -9,7 +9,7 @@ of an event is chosen by its id (``evt_<outcome>_...``) unless
     evt_invalid_*      -> INVALID_ARGUMENT
     evt_unavailable_*  -> UNAVAILABLE
     evt_internal_*     -> INTERNAL
-    evt_slow_*         -> sleeps SLOW_SECONDS, then APPLIED
+    evt_slow_*         -> never answers: the caller's deadline ends the call
     anything else      -> APPLIED if it has a string id, else INVALID_ARGUMENT
 """
 
@@ -25,8 +25,6 @@ from grpc_health.v1.health import aio as health_aio  # type: ignore[attr-defined
 
 from generated.billing.v1 import billing_pb2 as pb
 from generated.billing.v1 import billing_pb2_grpc as pb_grpc
-
-SLOW_SECONDS = 6.0
 
 OUTCOMES = {
     "applied": pb.EVENT_OUTCOME_APPLIED,
@@ -65,8 +63,8 @@ class _Servicer(pb_grpc.BillingServiceServicer):
             if not event_id:
                 behaviour = "invalid"
         if behaviour == "slow":
-            await asyncio.sleep(SLOW_SECONDS)
-            behaviour = "applied"
+            # Hangs until gRPC cancels the call when the gateway's deadline passes.
+            await asyncio.Event().wait()
         if behaviour in ERRORS:
             await context.abort(ERRORS[behaviour], f"programmed {behaviour} for {event_id!r}")
         outcome = OUTCOMES.get(behaviour, pb.EVENT_OUTCOME_APPLIED)

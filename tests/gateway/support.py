@@ -10,6 +10,7 @@ from typing import Any
 
 import stripe
 
+from devtools.waiting import wait_until
 from tests.support.processes import ListeningProcess
 
 WEBHOOK_PATH = "/webhooks/stripe"
@@ -107,6 +108,29 @@ def post_event(
     if signature is not None:
         headers["Stripe-Signature"] = signature
     return request(gateway.host, gateway.port, "POST", WEBHOOK_PATH, body, headers)
+
+
+def signed_at(signature: str) -> int:
+    """The timestamp (``t=``) of a Stripe-Signature header."""
+    return int(dict(part.split("=", 1) for part in signature.split(","))["t"])
+
+
+def wait_until_stale(gateway: GatewayProcess, timestamp: int, secret: str) -> None:
+    """Wait until ``gateway`` refuses signatures made at ``timestamp`` as too old.
+
+    What a replay meets once the tolerance has passed, observed instead of
+    slept for. The probe is a body that is not JSON, signed at ``timestamp``:
+    400 ``malformed_json`` while its signature holds, 400
+    ``timestamp_outside_tolerance`` once stale; it is never forwarded.
+    """
+    body = b"not json: a staleness probe"
+    signature = sign(body, secret, timestamp)
+    wait_until(
+        f"signatures made at {timestamp} to fall outside the tolerance",
+        lambda: post_event(gateway, body, signature).json,
+        lambda answer: answer == {"error": "timestamp_outside_tolerance"},
+        interval=0.2,
+    )
 
 
 def deliver(gateway: GatewayProcess, event: dict[str, Any], secret: str) -> Answer:

@@ -7,19 +7,19 @@ file, so tests can count rows (processed events, audit records) directly.
 from __future__ import annotations
 
 import sqlite3
-import time
 import uuid
 from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any
 
 import grpc
 import stripe
 
 from billing_service.storage.database import migrate, open_database
 from devtools.stripe_emulator.process import EmulatorProcess
+from devtools.waiting import wait_until
 from generated.billing.v1 import billing_pb2 as pb
 from generated.billing.v1 import billing_pb2_grpc as pb_grpc
 from tests.gateway.support import GatewayProcess
@@ -30,20 +30,8 @@ EMULATOR_KEY = "sk_test_emulator"
 CALLER = (("x-billing-caller", "gateway-e2e"),)
 # Long enough for a billing-service restart to fit inside the emulator's retries.
 RETRY_DELAYS = ",".join(["0.5"] * 4 + ["1"] * 40)
-
-T = TypeVar("T")
-
-
-def wait_until(what: str, probe: Callable[[], T | None], timeout: float = 120.0) -> T:
-    """Poll ``probe`` until it returns something truthy (webhooks arrive asynchronously)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
+# How long the whole system may take to settle (webhook retries span a restart).
+SYSTEM_WAIT = 120.0
 
 
 class System:
@@ -163,7 +151,7 @@ class System:
         answer), a moment later. Waiting for the emulator's deliveries to be
         answered puts the test's next CheckEntitlement after that point.
         """
-        wait_until(what, lambda: (lambda s: s if done(s) else None)(self.subscription(user_id)))
+        wait_until(what, lambda: self.subscription(user_id), done, within=SYSTEM_WAIT)
         self.wait_deliveries_idle()
         return self.subscription(user_id)
 
@@ -176,7 +164,8 @@ class System:
         """Wait until the emulator has no queued or in-flight delivery; returns all attempts."""
         wait_until(
             "webhook deliveries to finish",
-            lambda: self.emulator.control("GET", "/webhooks/deliveries")["idle"],
+            self.emulator.deliveries_idle,
+            within=SYSTEM_WAIT,
         )
         return self.emulator.deliveries()
 

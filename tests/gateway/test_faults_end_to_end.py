@@ -18,9 +18,18 @@ from typing import Any
 
 import pytest
 
+from devtools.waiting import wait_until
 from generated.billing.v1 import billing_pb2 as pb
-from tests.gateway.support import Answer, GatewayProcess, post_event, request, sign
-from tests.gateway.system import EMULATOR_KEY, SECRET, System, new_user, wait_until
+from tests.gateway.support import (
+    Answer,
+    GatewayProcess,
+    post_event,
+    request,
+    sign,
+    signed_at,
+    wait_until_stale,
+)
+from tests.gateway.system import EMULATOR_KEY, SECRET, SYSTEM_WAIT, System, new_user
 
 
 def metric(gateway: GatewayProcess, status: int, reason: str) -> float:
@@ -65,7 +74,9 @@ def test_service_outage_answers_503_then_redelivery_applies_each_event_once(
         # Stripe keeps delivering while the service is down: each attempt gets 503.
         wait_until(
             "three 503 answers",
-            lambda: sum(d["status"] == 503 for d in system.emulator.deliveries()) >= 3,
+            lambda: sum(d["status"] == 503 for d in system.emulator.deliveries()),
+            lambda count: count >= 3,
+            within=SYSTEM_WAIT,
         )
         assert metric(gateway, 503, "billing_unavailable") >= 3
         assert system.processed() == before
@@ -97,12 +108,13 @@ def test_service_outage_answers_503_then_redelivery_applies_each_event_once(
 def _post_until_acknowledged(gateway: GatewayProcess, body: bytes) -> Answer:
     # A concurrent twin may hold the event's lock: the gateway answers 503 and
     # Stripe would retry, so the test retries too.
-    for _ in range(50):
-        answer = post_event(gateway, body, sign(body, SECRET))
-        if answer.status != 503:
-            return answer
-        time.sleep(0.1)
-    return answer
+    return wait_until(
+        "an answer other than 503",
+        lambda: post_event(gateway, body, sign(body, SECRET)),
+        lambda answer: answer.status != 503,
+        within=10,
+        interval=0.1,
+    )
 
 
 def test_duplicates_delivered_concurrently_through_two_gateways(tmp_path: Path) -> None:
@@ -236,7 +248,9 @@ def test_every_rejection_applies_nothing(tmp_path: Path, capture: _Capture) -> N
         audit = audit_per_event(system, user_id)
         assert len(capture.captured) == len(events)
 
-        time.sleep(tolerance + 1.5)
+        # The eavesdropper replays once the captured signatures are stale.
+        newest = max(signed_at(signature) for _, signature in capture.captured)
+        wait_until_stale(gateway, newest, SECRET)
         for body, signature in capture.captured:
             answer = post_event(gateway, body, signature)
             assert (answer.status, answer.json) == (400, {"error": "timestamp_outside_tolerance"})

@@ -3,27 +3,29 @@
 from __future__ import annotations
 
 import json
-import socket
-import time
 from collections.abc import Iterator
 
 import pytest
 
+from devtools.processes import free_port
 from tests.gateway.conftest import NEW_SECRET, gateway_env
 from tests.gateway.standin import StandIn
-from tests.gateway.support import GatewayProcess, deliver, new_event, post_event, request, sign
-
-
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests.gateway.support import (
+    GatewayProcess,
+    deliver,
+    new_event,
+    post_event,
+    request,
+    sign,
+    signed_at,
+    wait_until_stale,
+)
 
 
 @pytest.fixture
 def gateway_to_nowhere(gateway_db: str) -> Iterator[GatewayProcess]:
     """A gateway whose billing service is not running."""
-    with GatewayProcess(gateway_env(f"127.0.0.1:{_closed_port()}", gateway_db)) as process:
+    with GatewayProcess(gateway_env(f"127.0.0.1:{free_port()}", gateway_db)) as process:
         yield process
 
 
@@ -57,7 +59,8 @@ def test_captured_delivery_replayed_after_tolerance_is_refused(
     body = json.dumps(event).encode()
     signature = sign(body, NEW_SECRET)
     assert post_event(strict_gateway, body, signature).status == 200
-    time.sleep(3.5)  # an attacker replays the captured bytes and header later
+    # An attacker replays the captured bytes and header once they are stale.
+    wait_until_stale(strict_gateway, signed_at(signature), NEW_SECRET)
     answer = post_event(strict_gateway, body, signature)
     assert (answer.status, answer.json) == (400, {"error": "timestamp_outside_tolerance"})
     assert standin.count(event["id"]) == 1

@@ -10,11 +10,11 @@ from __future__ import annotations
 import gzip
 import json
 import socket
-import time
 from collections.abc import Iterator
 
 import pytest
 
+from devtools.waiting import wait_until
 from tests.gateway.conftest import NEW_SECRET, gateway_env
 from tests.gateway.standin import StandIn
 from tests.gateway.support import (
@@ -40,11 +40,12 @@ def metric(gateway: GatewayProcess, status: int | str, reason: str) -> float:
 
 def wait_for_metric(gateway: GatewayProcess, status: int, reason: str, at_least: float) -> None:
     """Poll /metrics until the sample reaches ``at_least``; raise on timeout."""
-    deadline = time.monotonic() + 10
-    while metric(gateway, status, reason) < at_least:
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{reason} never reached {at_least}")
-        time.sleep(0.05)
+    wait_until(
+        f"responses_total{{{status}, {reason}}} >= {at_least}",
+        lambda: metric(gateway, status, reason),
+        lambda value: value >= at_least,
+        within=10,
+    )
 
 
 def raw_exchange(gateway: GatewayProcess, data: bytes, *, close_after_send: bool = False) -> bytes:

@@ -13,10 +13,11 @@ import grpc
 import stripe
 
 from billing_service.storage.database import migrate, open_database
+from devtools.waiting import wait_until
 from generated.billing.v1 import billing_pb2 as pb
 from generated.billing.v1 import billing_pb2_grpc as pb_grpc
 from tests.gateway.support import GatewayProcess, request
-from tests.gateway.system import SECRET, new_user, wait_until
+from tests.gateway.system import SECRET, SYSTEM_WAIT, new_user
 from tests.support.localstripe import LocalStripeProcess
 from tests.support.processes import ServiceProcess
 
@@ -102,7 +103,9 @@ def test_subscription_created_and_deleted_through_localstripe_webhooks(tmp_path:
         created = legacy_subscription(client, user_id)
         active = wait_until(
             "the subscription from customer.subscription.created",
-            lambda: (lambda s: s if s.tier == "pro" else None)(subscription(user_id)),
+            lambda: subscription(user_id),
+            lambda s: s.tier == "pro",
+            within=SYSTEM_WAIT,
         )
         assert active.stripe_subscription_id == created.id
         assert active.status == pb.SUBSCRIPTION_STATUS_ACTIVE
@@ -110,9 +113,9 @@ def test_subscription_created_and_deleted_through_localstripe_webhooks(tmp_path:
         client.v1.subscriptions.cancel(created.id)
         ended = wait_until(
             "customer.subscription.deleted",
-            lambda: (lambda s: s if s.status == pb.SUBSCRIPTION_STATUS_CANCELED else None)(
-                subscription(user_id)
-            ),
+            lambda: subscription(user_id),
+            lambda s: s.status == pb.SUBSCRIPTION_STATUS_CANCELED,
+            within=SYSTEM_WAIT,
         )
         assert ended.tier == "free"
 
@@ -132,6 +135,7 @@ def test_subscription_created_and_deleted_through_localstripe_webhooks(tmp_path:
         invoices = wait_until(
             "the invoice from the invoice events",
             lambda: stub.ListInvoices(pb.ListInvoicesRequest(user_id=user_id), timeout=10).invoices,
+            within=SYSTEM_WAIT,
         )
         assert [i.stripe_subscription_id for i in invoices] == [created.id]
 
@@ -146,9 +150,9 @@ def test_subscription_created_and_deleted_through_localstripe_webhooks(tmp_path:
 
         metrics = wait_until(
             "every delivery answered",
-            lambda: (lambda text: text if acted_on(text) >= 4 else None)(
-                request(gateway.host, gateway.port, "GET", "/metrics").body.decode()
-            ),
+            lambda: request(gateway.host, gateway.port, "GET", "/metrics").body.decode(),
+            lambda text: acted_on(text) >= 4,
+            within=SYSTEM_WAIT,
         )
         assert acted_on(metrics) == 4, metrics
         assert 'status="503"' not in metrics

@@ -3,32 +3,19 @@
 from __future__ import annotations
 
 import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
-from devtools.processes import REPO_ROOT
+from devtools.processes import ListeningProcess
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+class MakeRun(ListeningProcess):
+    """``python -m devtools.run_local``, ready once it prints ``ready:``."""
 
+    name = "make-run"
 
-def _wait_for_ready(proc: subprocess.Popen[str], seconds: float) -> None:
-    assert proc.stdout is not None
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if line.startswith("ready:"):
-            return
-        if not line and proc.poll() is not None:
-            break
-    raise AssertionError("make run did not report ready")
+    def parse_ready(self, line: str) -> str | None:
+        """run_local reports readiness, not an address: its children report theirs."""
+        return "ready" if line.startswith("ready:") else None
 
 
 def test_make_run_logs_text_lines(tmp_path: Path) -> None:
@@ -37,27 +24,13 @@ def test_make_run_logs_text_lines(tmp_path: Path) -> None:
         "DATABASE_URL": f"sqlite:///{tmp_path}/billing.db",
         "BILLING_GRPC_ADDR": "127.0.0.1:0",
         "GATEWAY_ADDR": "127.0.0.1:0",
-        "STRIPE_EMULATOR_PORT": str(_free_port()),
+        # Every child binds port 0 and reports it; run_local passes the reports on.
+        "STRIPE_EMULATOR_PORT": "0",
     }
     env.pop("STRIPE_SECRET_KEY", None)
-    stderr_path = tmp_path / "stderr.log"
-    with stderr_path.open("w") as stderr:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "devtools.run_local"],
-            env=env,
-            cwd=REPO_ROOT,
-            stdout=subprocess.PIPE,
-            stderr=stderr,
-            text=True,
-        )
-        try:
-            _wait_for_ready(proc, 60)
-        finally:
-            proc.send_signal(signal.SIGINT)
-            proc.wait(30)
-            assert proc.stdout is not None
-            proc.stdout.close()
-    lines = stderr_path.read_text(encoding="utf-8").splitlines()
+    with MakeRun(["devtools.run_local"], env, ready_timeout=60, inherit_environment=False) as run:
+        assert run.stop() == 0
+        lines = run.log_text().splitlines()
     service = [line for line in lines if "gRPC serving on" in line]
     gateway = [line for line in lines if "webhook_gateway" in line]
     assert service, lines

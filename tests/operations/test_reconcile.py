@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import socket
+import subprocess
+import threading
 from datetime import UTC, datetime
 
 import stripe
@@ -87,23 +89,48 @@ async def test_reconcile_accepts_a_relative_since(
     assert summary_counts(done.stdout)["failed"] == 0
 
 
+def reconcile_against_a_hang_up(
+    service: ServiceProcess, database_url: str, retries: int
+) -> tuple[subprocess.CompletedProcess[str], int]:
+    """``reconcile --since 1d`` against a "Stripe" that accepts and hangs up; its connections."""
+    with socket.socket() as hangs_up:
+        hangs_up.bind(("127.0.0.1", 0))
+        hangs_up.listen()
+        accepted = 0
+
+        def serve() -> None:
+            nonlocal accepted
+            while True:
+                try:
+                    conn, _ = hangs_up.accept()
+                except OSError:
+                    return
+                accepted += 1
+                conn.close()
+
+        threading.Thread(target=serve, daemon=True).start()
+        done = run_cli(
+            ["reconcile", "--since", "1d"],
+            database_url=database_url,
+            stripe_base=f"http://127.0.0.1:{hangs_up.getsockname()[1]}",
+            service=service,
+            STRIPE_MAX_NETWORK_RETRIES=str(retries),
+        )
+    return done, accepted
+
+
 async def test_reconcile_fails_loudly_when_stripe_is_unreachable(
     service: ServiceProcess, database_url: str
 ) -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        closed_port = probe.getsockname()[1]
-    done = run_cli(
-        ["reconcile", "--since", "1d"],
-        database_url=database_url,
-        stripe_base=f"http://127.0.0.1:{closed_port}",
-        service=service,
-    )
+    done, once = reconcile_against_a_hang_up(service, database_url, retries=0)
     assert done.returncode == 1
     assert "could not list Stripe events" in done.stdout
     assert "nothing was applied" in done.stdout
     assert "result: INCOMPLETE" in done.stdout
-    assert "try 2/2" in done.stdout  # it backed off and tried again first
+    retried, twice = reconcile_against_a_hang_up(service, database_url, retries=1)
+    assert retried.returncode == 1 and "result: INCOMPLETE" in retried.stdout
+    # The SDK's own retries (STRIPE_MAX_NETWORK_RETRIES) tried the listing again first.
+    assert once > 0 and twice == 2 * once
 
 
 async def test_reconcile_reports_events_it_could_not_apply(

@@ -119,7 +119,7 @@ async def test_sync_racing_the_webhooks_applies_one_change(
     completed = next(e for e in events if e["type"] == "checkout.session.completed")
 
     async def late_sync() -> pb.Subscription:
-        await asyncio.sleep(sync_delay)
+        await asyncio.sleep(sync_delay)  # offsets the race's start, asserts nothing
         return await sync(stub, session_id)
 
     async def webhook(event: dict[str, Any]) -> pb.ApplyStripeEventResponse:

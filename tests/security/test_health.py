@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from devtools.redis_server import RedisServer
+from devtools.waiting import wait_until_async
 from tests.support.processes import ServiceProcess
 from tests.support.tcp_proxy import TcpProxy
 
@@ -16,14 +15,15 @@ NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
 
 async def _status_becomes(health: health_pb2_grpc.HealthStub, service: str, wanted: int) -> int:
-    """Poll Check(service) until it answers ``wanted`` (a hang guard of 30 s)."""
-    status = -1
-    for _ in range(300):
-        status = (await health.Check(health_pb2.HealthCheckRequest(service=service))).status
-        if status == wanted:
-            break
-        await asyncio.sleep(0.1)
-    return status
+    """Poll Check(service) until it answers ``wanted``; raises after 30 s."""
+
+    async def status() -> int:
+        return int((await health.Check(health_pb2.HealthCheckRequest(service=service))).status)
+
+    name = health_pb2.HealthCheckResponse.ServingStatus.Name(wanted)
+    return await wait_until_async(
+        f"health of {service!r} to be {name}", status, lambda s: s == wanted
+    )
 
 
 async def test_health_follows_the_database_and_names_redis_apart(

@@ -12,21 +12,22 @@ import pytest
 from aiohttp import web
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from devtools.waiting import wait_until_async
 from generated.billing.v1 import billing_pb2_grpc as pb_grpc
 from tests.support.flows import checkout
 from tests.support.processes import ServiceProcess
 
 
 class SlowStripe:
-    """A local Stripe-compatible server whose customer creation takes a while."""
+    """A local Stripe-compatible server that answers customer creation once released."""
 
-    def __init__(self, delay: float) -> None:
-        self.delay = delay
+    def __init__(self) -> None:
         self.customer_requested = asyncio.Event()
+        self.release = asyncio.Event()
 
     async def customers(self, request: web.Request) -> web.Response:
         self.customer_requested.set()
-        await asyncio.sleep(self.delay)
+        await self.release.wait()
         return web.json_response({"id": "cus_slow", "object": "customer"})
 
     async def sessions(self, request: web.Request) -> web.Response:
@@ -40,7 +41,7 @@ class SlowStripe:
 
 @pytest.fixture
 async def slow_stripe() -> AsyncIterator[tuple[SlowStripe, str]]:
-    fake = SlowStripe(delay=4.0)
+    fake = SlowStripe()
     app = web.Application()
     app.router.add_post("/v1/customers", fake.customers)
     app.router.add_post("/v1/checkout/sessions", fake.sessions)
@@ -50,6 +51,7 @@ async def slow_stripe() -> AsyncIterator[tuple[SlowStripe, str]]:
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     yield fake, f"http://127.0.0.1:{runner.addresses[0][1]}"
+    fake.release.set()
     await runner.cleanup()
 
 
@@ -72,20 +74,24 @@ async def test_sigterm_lets_the_call_in_flight_finish(
             # A new call while the first is still in flight is refused.
             async with grpc.aio.insecure_channel(service.target) as late:
                 health = health_pb2_grpc.HealthStub(late)
-                for _ in range(50):
+
+                async def refusal() -> grpc.StatusCode | None:
                     try:
                         await health.Check(health_pb2.HealthCheckRequest(), timeout=1)
                     except grpc.aio.AioRpcError as refused:
-                        # grpc core cancels calls that arrive during shutdown.
-                        assert refused.code() in (
-                            grpc.StatusCode.UNAVAILABLE,
-                            grpc.StatusCode.CANCELLED,
-                        )
-                        break
-                    await asyncio.sleep(0.05)
-                else:
-                    pytest.fail("server kept accepting new calls after SIGTERM")
+                        return refused.code()
+                    return None
+
+                code = await wait_until_async(
+                    "the server to refuse new calls after SIGTERM",
+                    refusal,
+                    lambda code: code is not None,
+                    within=10,
+                )
+                # grpc core cancels calls that arrive during shutdown.
+                assert code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED)
             assert not in_flight.done()
+            fake.release.set()  # Stripe answers: the call in flight may now finish
             response = await in_flight
             assert response.session_id == "cs_test_slow"
         assert service.proc is not None

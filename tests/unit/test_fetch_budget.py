@@ -8,6 +8,7 @@ import pytest
 
 from billing_service.errors import Unavailable
 from billing_service.events.fetch_budget import FetchBudget, LocalBucket
+from billing_service.redis_client import connect
 from tests.support.services import redis_url
 
 SLOW = 0.001  # one token per ~17 minutes: nothing refills during a test
@@ -24,24 +25,25 @@ def test_a_local_bucket_refills_at_its_rate() -> None:
 
 
 async def test_replicas_draw_from_one_redis_bucket() -> None:
-    url = redis_url()
     key = f"billing:test-bucket:{uuid.uuid4().hex}"
-    first, second = (FetchBudget(SLOW, url, key=key) for _ in range(2))
+    first_client, second_client = connect(redis_url(), 1.0), connect(redis_url(), 1.0)
+    first, second = (FetchBudget(SLOW, client, key=key) for client in (first_client, second_client))
     try:
         await first.take("same_second_conflict")
         with pytest.raises(Unavailable) as caught:
             await second.take("same_second_conflict")  # the other replica spent it
         assert "BILLING_STRIPE_EVENT_FETCH_RATE" in str(caught.value)
     finally:
-        await first.close()
-        await second.close()
+        await first_client.aclose()
+        await second_client.aclose()
 
 
 async def test_without_redis_each_process_keeps_its_own_bucket() -> None:
-    budget = FetchBudget(SLOW, "redis://127.0.0.1:1/0", timeout=0.2)  # nothing listens there
+    client = connect("redis://127.0.0.1:1/0", 0.2)  # nothing listens there
+    budget = FetchBudget(SLOW, client)
     try:
         await budget.take("untied_subscription")
         with pytest.raises(Unavailable):
             await budget.take("untied_subscription")
     finally:
-        await budget.close()
+        await client.aclose()

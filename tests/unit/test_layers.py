@@ -20,6 +20,7 @@ PROTO_ALLOWED = {
     "reflection",
     "auth",
     "reconcile",
+    "reconcile_cli",
     "dead_letter_commands",
     # Their messages are built in their own packages (owned by their own modules).
     "entitlements",

@@ -10,7 +10,6 @@ import asyncio
 import json
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -19,6 +18,7 @@ import grpc
 import pytest
 import stripe
 
+from devtools.waiting import wait_until_async
 from generated.billing.v1 import billing_pb2_grpc as pb_grpc
 from tests.conftest import EMULATOR_KEY
 from tests.events import factory
@@ -68,15 +68,13 @@ async def _studio_customer(usage: Usage, emulator: Any, user_id: str) -> str:
 
 
 async def _events_of(emulator: Any, customer: str, expected: int) -> list[dict[str, Any]]:
-    deadline = time.monotonic() + 30
-    while True:
-        listing = _listing(emulator)
-        mine = [e for e in listing["data"] if e["payload"]["stripe_customer_id"] == customer]
-        if len(mine) >= expected:
-            return mine
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{len(mine)} of {expected} meter events arrived: {listing}")
-        await asyncio.sleep(0.1)
+    async def mine() -> list[dict[str, Any]]:
+        listing = await asyncio.to_thread(_listing, emulator)
+        return [e for e in listing["data"] if e["payload"]["stripe_customer_id"] == customer]
+
+    return await wait_until_async(
+        f"{expected} meter events of {customer}", mine, lambda events: len(events) >= expected
+    )
 
 
 async def test_overage_is_reported_once_even_when_the_meter_endpoint_fails_a_while(
@@ -139,11 +137,11 @@ async def test_overage_stripe_refuses_is_failed_counted_and_listed(
         user_id, factory.new_id("sub"), price="price_studio_monthly", customer="cus_unknown1"
     )
     await usage.consume(user_id, 10001, meter="tokens")
-    deadline = time.monotonic() + 30
-    while _failed_gauge(overage_service) < 1:
-        if time.monotonic() > deadline:
-            raise AssertionError("the refused overage was never counted as failed")
-        await asyncio.sleep(0.2)
+    await wait_until_async(
+        "the refused overage to be counted as failed",
+        lambda: asyncio.to_thread(_failed_gauge, overage_service),
+        lambda failed: failed >= 1,
+    )
     result = subprocess.run(
         [sys.executable, "-m", "billing_service.cli", "usage", "report-status"],
         env={"DATABASE_URL": shared_postgres, "PATH": ""},

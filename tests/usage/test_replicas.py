@@ -36,13 +36,10 @@ Op = tuple[int, str, int]  # (replica, "consume" | "refund", key index)
 @pytest.fixture(scope="module")
 def replicas(shared_postgres: str, stripe_standin: StripeStandIn) -> Iterator[tuple[str, str]]:
     """Targets of replicas A and B over the same database and Redis."""
-    redis = RedisServer().start()
-    try:
+    with RedisServer() as redis:
         env = service_env(shared_postgres, stripe_standin, redis.url)
         with ServiceProcess(env) as a, ServiceProcess(env) as b:
             yield a.target, b.target
-    finally:
-        redis.stop()
 
 
 operations = st.tuples(

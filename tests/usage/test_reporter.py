@@ -47,7 +47,9 @@ async def test_rows_outside_stripes_window_or_without_customer_fail_and_stay(
     db.call(_row, "old", "cus_x", now - timedelta(days=36), now - timedelta(days=36))
     db.call(_row, "nobody", "", now, now)
     db.call(_row, "unknown-customer", "cus_does_not_exist", now, now)
-    settings = Settings(stripe_api_base=emulator.base_url, stripe_secret_key=EMULATOR_KEY)
+    settings = Settings.from_env(
+        {"STRIPE_API_BASE": emulator.base_url, "STRIPE_SECRET_KEY": EMULATOR_KEY}
+    )
     stripe_api = StripeApi(settings)
     try:
         reporter = UsageReporter(db, stripe_api, lambda: now)
@@ -67,10 +69,12 @@ async def test_transient_failures_back_off_then_fail_after_the_dedupe_window(
 ) -> None:
     now = utcnow()
     db.call(_row, "late", "cus_x", now, now)
-    settings = Settings(
-        stripe_api_base=emulator.base_url,
-        stripe_secret_key=EMULATOR_KEY,
-        stripe_max_network_retries=0,
+    settings = Settings.from_env(
+        {
+            "STRIPE_API_BASE": emulator.base_url,
+            "STRIPE_SECRET_KEY": EMULATOR_KEY,
+            "STRIPE_MAX_NETWORK_RETRIES": "0",
+        }
     )
     stripe_api = StripeApi(settings)
     clock = [now]

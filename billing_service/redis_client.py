@@ -1,0 +1,38 @@
+"""The process's one Redis client, built from the settings and shared by every user.
+
+Locks and dedupe (locks.py), the Stripe fetch budget, entitlement coherence,
+usage announcements and the health probe all take this client, so the
+process holds one connection pool and every command honours
+``BILLING_REDIS_TIMEOUT_SECONDS``::
+
+    client = connect(settings.redis_url, settings.redis_timeout_seconds)
+    ...
+    await client.aclose()
+
+Replies are decoded to ``str``. A pub/sub subscription (``client.pubsub()``)
+holds a dedicated connection from the same pool, with the same settings, for
+as long as it is subscribed; its reads pass their own timeout
+(``get_message(timeout=...)``), so the command timeout does not cut a quiet
+subscription short.
+"""
+
+from __future__ import annotations
+
+import redis.asyncio as aioredis
+
+Redis = aioredis.Redis
+
+
+def connect(url: str, timeout: float) -> Redis:
+    """A client for ``url`` whose connects and commands time out after ``timeout`` seconds.
+
+    No connection is made until the first command. Commands are not retried
+    (redis-py's default for a URL-built client): callers fall back to the
+    database at once (see redis_breaker.py).
+    """
+    return aioredis.Redis.from_url(
+        url,
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+        decode_responses=True,
+    )
