@@ -24,7 +24,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from billing_service.lifecycle import LIVE, TERMINAL, Grant, Status, grant
+from billing_service.access import evaluate
+from billing_service.lifecycle import LIVE, TERMINAL, Grant, Status
 from billing_service.plans import FREE_TIER, Catalog
 from billing_service.storage.models import Subscription
 
@@ -40,21 +41,6 @@ class Choice:
     grant: Grant
     others: tuple[Subscription, ...]
     valid_until: datetime | None
-
-
-def evaluate(row: Subscription | None, catalog: Catalog, now: datetime) -> Grant:
-    """The grant of one stored subscription row (free without one)."""
-    if row is None:
-        return Grant(FREE_TIER, None)
-    plan = row.plan if row.plan in catalog.plans else ""
-    return grant(
-        Status(row.status),
-        plan,
-        row.current_period_end,
-        row.cancel_at_period_end,
-        now,
-        catalog.access,
-    )
 
 
 def tier_rank(catalog: Catalog, tier: str) -> tuple[int, int, int, int]:

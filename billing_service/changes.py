@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 
 log = logging.getLogger(__name__)
 
+# The one change-listener type: called with a user id after that user's change committed.
 Listener = Callable[[str], Awaitable[None]]
 
 

@@ -28,7 +28,7 @@ from typing import Any
 from billing_service import validation
 from billing_service.deadlines import DeadlineExceeded
 from billing_service.errors import BillingError, FailedPrecondition, InvalidArgument, Unavailable
-from billing_service.lifecycle import LIVE_PAID
+from billing_service.lifecycle import LIVE_PAID, NEVER_STARTED
 from billing_service.plan_options import CheckoutSettings, Interval
 from billing_service.plans import Catalog, Plan
 from billing_service.storage import checkout_requests, repository
@@ -38,6 +38,13 @@ from billing_service.stripe_api import StripeApi, idempotency_key
 from billing_service.subscriptions import SubscriptionService
 
 log = logging.getLogger(__name__)
+
+_NEVER_STARTED = frozenset(status.value for status in NEVER_STARTED)
+
+
+def started(subscription: dict[str, object]) -> bool:
+    """Whether a Stripe subscription was a trial or went past its first payment."""
+    return bool(subscription.get("trial_start")) or subscription.get("status") not in _NEVER_STARTED
 
 
 @dataclass(frozen=True)
@@ -160,12 +167,11 @@ class CheckoutService:
             return 0
         if not self._catalog.checkout.trial_once_per_user:
             return plan.trial_days
-        if await self._db.run(checkout_requests.had_subscription, user_id):
+        if await self._db.run(repository.has_subscription_outside, user_id, _NEVER_STARTED):
             return 0
         # Stripe also knows subscriptions whose events we have not seen yet.
         if customer_id and any(
-            checkout_requests.started(sub)
-            for sub in await self._stripe.list_subscriptions(customer_id)
+            started(sub) for sub in await self._stripe.list_subscriptions(customer_id)
         ):
             return 0
         return plan.trial_days

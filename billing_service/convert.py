@@ -6,12 +6,20 @@ from datetime import UTC, datetime
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from billing_client.names import OUTCOME_VALUES
+from billing_service.access import SubscriptionView
 from billing_service.discounts import Discount
+from billing_service.events.apply import Outcome
 from billing_service.lifecycle import Status
 from billing_service.plan_changes import PlanChangePreview
 from billing_service.storage.models import AuditRecord, Invoice
-from billing_service.subscriptions import SubscriptionView
 from generated.billing.v1 import billing_pb2 as pb
+
+# The domain names its outcomes as billing.v1 does: an Outcome without an
+# EventOutcome of its name fails here, at import.
+OUTCOME_TO_PROTO: dict[Outcome, pb.EventOutcome] = {
+    outcome: OUTCOME_VALUES[outcome.value] for outcome in Outcome
+}
 
 STATUS_TO_PROTO: dict[Status, pb.SubscriptionStatus] = {
     Status.NONE: pb.SUBSCRIPTION_STATUS_NONE,
@@ -35,15 +43,36 @@ def status_to_proto(raw: str) -> pb.SubscriptionStatus:
 
 
 _INTERVALS = {
-    pb.BILLING_INTERVAL_UNSPECIFIED: "month",
+    pb.BILLING_INTERVAL_UNSPECIFIED: "",
     pb.BILLING_INTERVAL_MONTH: "month",
     pb.BILLING_INTERVAL_YEAR: "year",
 }
 
+_PRORATION_BEHAVIORS = {
+    pb.PRORATION_BEHAVIOR_UNSPECIFIED: "create_prorations",
+    pb.PRORATION_BEHAVIOR_CREATE_PRORATIONS: "create_prorations",
+    pb.PRORATION_BEHAVIOR_NONE: "none",
+    pb.PRORATION_BEHAVIOR_ALWAYS_INVOICE: "always_invoice",
+}
+
+
+def interval_choice(value: int) -> str:
+    """The catalog interval a BillingInterval asks for ("" when unset; unknown numbers: as given).
+
+    Unknown numbers pass through as text so the operation refuses them in its
+    own validation order, naming the field.
+    """
+    return _INTERVALS.get(value, str(value))  # type: ignore[call-overload]
+
 
 def interval_name(value: int) -> str:
     """The catalog interval of a BillingInterval (unset: month; unknown numbers: as given)."""
-    return _INTERVALS.get(value, str(value))  # type: ignore[call-overload]
+    return interval_choice(value) or "month"
+
+
+def proration_name(value: int) -> str:
+    """Stripe's proration_behavior for a ProrationBehavior (unknown numbers: as given)."""
+    return _PRORATION_BEHAVIORS.get(value, str(value))  # type: ignore[call-overload]
 
 
 def interval_to_proto(name: str) -> pb.BillingInterval:

@@ -31,6 +31,7 @@ from peewee import PostgresqlDatabase
 from prometheus_client import Counter
 
 from billing_service.errors import BillingError
+from billing_service.lifecycle import LIVE
 from billing_service.plans import OnDuplicate
 from billing_service.storage import repository
 from billing_service.storage.database import Database, StorageUnavailable
@@ -48,6 +49,7 @@ DUPLICATES = Counter(
     ["action"],
 )
 POLICY_CALLER = "billing-service"
+_LIVE_VALUES = frozenset(status.value for status in LIVE)
 _USER_LOCK_NAMESPACE = 2  # pg_advisory_xact_lock(namespace, hashtext(user id))
 
 
@@ -60,7 +62,7 @@ def other_live(user_id: str, subscription_id: str) -> tuple[str, ...]:
     return tuple(
         sorted(
             str(row.stripe_subscription_id)
-            for row in repository.live_subscriptions(user_id)
+            for row in repository.subscriptions_in_status(user_id, _LIVE_VALUES)
             if row.stripe_subscription_id != subscription_id
         )
     )
@@ -75,7 +77,7 @@ def audit_detail(subscription_id: str, others: tuple[str, ...]) -> str:
 
 
 def _newest_live(user_id: str) -> Subscription | None:
-    rows = repository.live_subscriptions(user_id)
+    rows = repository.subscriptions_in_status(user_id, _LIVE_VALUES)
     if len(rows) < 2:
         return None
     # Within one Stripe second, the one we stored last is the newer.

@@ -98,6 +98,11 @@ LIVE = frozenset(_LIVE)
 LIVE_PAID = frozenset({Status.TRIALING, Status.ACTIVE, Status.PAST_DUE, Status.UNPAID})
 
 
+# Statuses of a subscription that never started (no trial, never paid): its user may
+# still get a trial.
+NEVER_STARTED = frozenset({Status.INCOMPLETE, Status.INCOMPLETE_EXPIRED})
+
+
 def parse_status(raw: str) -> Status:
     """The Status for Stripe's string; ValueError for anything Stripe never sends."""
     status = Status(raw)

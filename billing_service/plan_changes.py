@@ -17,30 +17,24 @@ from datetime import datetime
 from typing import Any
 
 from billing_service import validation
+from billing_service.access import SubscriptionView
 from billing_service.errors import FailedPrecondition, InvalidArgument, NotFound
 from billing_service.lifecycle import LIVE_PAID
 from billing_service.plan_options import Interval
 from billing_service.plans import Catalog, Plan
 from billing_service.stripe_api import StripeApi
 from billing_service.stripe_shapes import from_timestamp, object_id
-from billing_service.subscriptions import SubscriptionService, SubscriptionView
-from generated.billing.v1 import billing_pb2 as pb
+from billing_service.subscriptions import SubscriptionService
 
-# billing.v1 ProrationBehavior -> Stripe's proration_behavior.
-PRORATION_BEHAVIORS: dict[int, str] = {
-    pb.PRORATION_BEHAVIOR_UNSPECIFIED: "create_prorations",
-    pb.PRORATION_BEHAVIOR_CREATE_PRORATIONS: "create_prorations",
-    pb.PRORATION_BEHAVIOR_NONE: "none",
-    pb.PRORATION_BEHAVIOR_ALWAYS_INVOICE: "always_invoice",
-}
+# Stripe's proration_behavior values; the servicer maps billing.v1 ProrationBehavior onto them.
+PRORATION_BEHAVIORS = frozenset({"create_prorations", "none", "always_invoice"})
 
 
-def proration_behavior(value: int) -> str:
-    """Stripe's proration_behavior for a billing.v1 ProrationBehavior value."""
-    try:
-        return PRORATION_BEHAVIORS[value]
-    except KeyError:
-        raise InvalidArgument("proration", f"unknown ProrationBehavior {value}") from None
+def proration_behavior(value: str) -> str:
+    """``value`` when it is a Stripe proration_behavior, else InvalidArgument(proration)."""
+    if value not in PRORATION_BEHAVIORS:
+        raise InvalidArgument("proration", f"unknown ProrationBehavior {value}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -61,15 +55,12 @@ class _Target:
     interval: str
 
 
-_INTERVALS: dict[int, Interval] = {
-    pb.BILLING_INTERVAL_MONTH: Interval.MONTH,
-    pb.BILLING_INTERVAL_YEAR: Interval.YEAR,
-}
+_INTERVALS = {interval.value: interval for interval in Interval}
 
 
-def _interval(value: int, current: str) -> Interval:
-    """The requested interval; unset keeps the subscription's (monthly when unknown)."""
-    if value == pb.BILLING_INTERVAL_UNSPECIFIED:
+def _interval(value: str, current: str) -> Interval:
+    """The requested interval; "" keeps the subscription's (monthly when unknown)."""
+    if not value:
         return Interval.YEAR if current == Interval.YEAR.value else Interval.MONTH
     try:
         return _INTERVALS[value]
@@ -88,9 +79,9 @@ class PlanChanges:
         self._subscriptions = subscriptions
 
     async def _target(
-        self, user_id: str, plan: Plan, subscription_id: str, interval_value: int = 0
+        self, user_id: str, plan: Plan, subscription_id: str, interval_value: str = ""
     ) -> _Target:
-        if interval_value not in (pb.BILLING_INTERVAL_UNSPECIFIED, *_INTERVALS):
+        if interval_value and interval_value not in _INTERVALS:
             raise InvalidArgument("interval", f"unknown BillingInterval {interval_value}")
         view = await self._subscriptions.target(user_id, subscription_id)
         row = view.row
@@ -105,9 +96,7 @@ class PlanChanges:
         price_id = plan.price_for(interval)
         if price_id is None:
             raise InvalidArgument("interval", f"plan {plan.name!r} has no {interval.value}ly price")
-        if row.plan == plan.name and (
-            interval_value == pb.BILLING_INTERVAL_UNSPECIFIED or row.price_id == price_id
-        ):
+        if row.plan == plan.name and (not interval_value or row.price_id == price_id):
             raise FailedPrecondition(
                 f"subscription is already on plan {plan.name!r}"
                 + (f" billed by the {interval.value}" if row.price_id == price_id else "")
@@ -128,14 +117,18 @@ class PlanChanges:
         *,
         user_id: str,
         plan: str,
-        proration: int,
+        proration: str,
         request_id: str,
         proration_date: int | None,
         caller: str,
         subscription_id: str = "",
-        interval: int = 0,
+        interval: str = "",
     ) -> SubscriptionView:
-        """Move the user's live subscription to ``plan``; see billing.proto ChangePlan."""
+        """Move the user's live subscription to ``plan``; see billing.proto ChangePlan.
+
+        ``proration`` is Stripe's proration_behavior; ``interval`` "month" or
+        "year" ("" keeps the subscription's).
+        """
         validation.user_id(user_id)
         target_plan = self._catalog.requested(plan)
         behavior = proration_behavior(proration)
@@ -164,9 +157,9 @@ class PlanChanges:
         *,
         user_id: str,
         plan: str,
-        proration: int,
+        proration: str,
         subscription_id: str = "",
-        interval: int = 0,
+        interval: str = "",
     ) -> PlanChangePreview:
         """What ChangePlan would bill; see billing.proto PreviewPlanChange."""
         validation.user_id(user_id)

@@ -25,22 +25,26 @@ time, so the next Stripe event still applies over it.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from dataclasses import dataclass
 from typing import Any
 
 from billing_service import audit, validation
+from billing_service.access import SubscriptionView
 from billing_service.errors import FailedPrecondition, InvalidArgument, NotFound
-from billing_service.events.parse import CHECKOUT_COMPLETED, SUBSCRIPTION_EVENTS
+from billing_service.events.parse import (
+    CHECKOUT_COMPLETED,
+    SUBSCRIPTION_EVENTS,
+    event_from_dict,
+)
 from billing_service.events.service import EventService
 from billing_service.events.writer import SubscriptionWriter
 from billing_service.storage import repository
 from billing_service.storage.database import Database
 from billing_service.stripe_api import StripeApi
 from billing_service.stripe_shapes import as_dict, object_id, subscription_snapshot
-from billing_service.subscriptions import SubscriptionService, SubscriptionView
+from billing_service.subscriptions import SubscriptionService
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +115,7 @@ class ResyncService:
             raise FailedPrecondition("session has no subscription")
         events = await self._session_events(session, subscription_id)
         for event in events:
-            answer = await self._events.apply(json.dumps(event).encode())
+            answer = await self._events.apply_parsed(event_from_dict(event))
             log.info(
                 "SyncCheckoutSession %s by %s: %s %s -> %s %s",
                 session_id,

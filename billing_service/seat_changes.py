@@ -13,13 +13,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from billing_service import validation
+from billing_service.access import SubscriptionView
 from billing_service.errors import FailedPrecondition, InvalidArgument, NotFound
 from billing_service.lifecycle import LIVE_PAID
 from billing_service.plan_changes import PlanChangePreview, proration_behavior
 from billing_service.plans import Catalog, Plan
 from billing_service.stripe_api import StripeApi
 from billing_service.stripe_shapes import from_timestamp
-from billing_service.subscriptions import SubscriptionService, SubscriptionView
+from billing_service.subscriptions import SubscriptionService
 
 
 @dataclass(frozen=True)
@@ -76,7 +77,7 @@ class SeatChanges:
         *,
         user_id: str,
         quantity: int,
-        proration: int,
+        proration: str,
         request_id: str,
         proration_date: int | None,
         caller: str,
@@ -101,7 +102,7 @@ class SeatChanges:
         )
 
     async def preview(
-        self, *, user_id: str, quantity: int, proration: int, subscription_id: str = ""
+        self, *, user_id: str, quantity: int, proration: str, subscription_id: str = ""
     ) -> PlanChangePreview:
         """What UpdateSeats would bill; see billing.proto PreviewSeatChange."""
         behavior = proration_behavior(proration)

@@ -9,19 +9,17 @@ audit record, and the change notice after the commit.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from billing_service import audit, validation
+from billing_service.access import SubscriptionView, evaluate
 from billing_service.best_subscription import choose, is_live
-from billing_service.best_subscription import evaluate as evaluate
 from billing_service.errors import FailedPrecondition, NotFound
-from billing_service.lifecycle import TERMINAL, Grant, Status
+from billing_service.lifecycle import TERMINAL, Status
 from billing_service.plans import Catalog
 from billing_service.storage import repository
 from billing_service.storage.database import Database
-from billing_service.storage.models import Subscription, utcnow
+from billing_service.storage.models import utcnow
 from billing_service.stripe_api import Answer, StripeApi
 from billing_service.stripe_shapes import subscription_snapshot
 
@@ -29,25 +27,6 @@ if TYPE_CHECKING:
     from billing_service.events.writer import SubscriptionWriter
 
 log = logging.getLogger(__name__)
-
-UserChanged = Callable[[str], Awaitable[None]]
-
-
-@dataclass(frozen=True)
-class SubscriptionView:
-    """A user's subscription plus the access it grants now."""
-
-    user_id: str
-    row: Subscription | None
-    stripe_customer_id: str
-    grant: Grant
-    # The user's other live subscriptions (a duplicate), best first; normally empty.
-    others: tuple[Subscription, ...] = ()
-
-    @property
-    def status(self) -> Status:
-        """The stored status, NONE without a subscription."""
-        return Status(self.row.status) if self.row else Status.NONE
 
 
 class SubscriptionService:
@@ -69,7 +48,7 @@ class SubscriptionService:
         self._redirect_hosts = redirect_hosts
 
     def _view(self, user_id: str) -> SubscriptionView:
-        choice = choose(repository.relevant_subscriptions(user_id), self._catalog, utcnow())
+        choice = choose(repository.subscriptions_of_user(user_id), self._catalog, utcnow())
         row = choice.best
         customer = repository.customer_for_user(user_id)
         customer_id = (
@@ -107,7 +86,7 @@ class SubscriptionService:
         row = repository.subscription_by_stripe_id(subscription_id)
         if row is None or row.user_id != user_id:
             return None
-        choice = choose(repository.relevant_subscriptions(user_id), self._catalog, utcnow())
+        choice = choose(repository.subscriptions_of_user(user_id), self._catalog, utcnow())
         others = tuple(o for o in (choice.best, *choice.others) if o is not None and o.id != row.id)
         return SubscriptionView(
             user_id,

@@ -7,7 +7,7 @@ the subscription that matters first (the order of
 On PostgreSQL the result streams through ``COPY ... TO STDOUT`` (one round
 trip, text rows parsed as they arrive); on SQLite a plain cursor is iterated.
 Each row becomes an ``Entry`` through ``lifecycle.grant`` (the one access
-policy, applied as ``subscriptions.evaluate`` applies it) and ``EntryBook``
+policy, applied as ``access.evaluate`` applies it) and ``EntryBook``
 (shared entries), straight into a dict
 the caller swaps in, so memory holds the entries and nothing else.
 
@@ -53,7 +53,7 @@ class CurrentEntries(Generic[A]):
 
     ``add`` runs a million times per warm-up, so it is written flat: the
     per-row work is a status lookup, ``lifecycle.grant`` (the one policy, as
-    ``subscriptions.evaluate`` calls it) and a lookup of the shared entry.
+    ``access.evaluate`` calls it) and a lookup of the shared entry.
     """
 
     def __init__(

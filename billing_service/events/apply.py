@@ -22,8 +22,9 @@ from enum import StrEnum
 import peewee
 
 from billing_service import audit
+from billing_service.events.invoices import InvoiceWrite, store_invoice
 from billing_service.events.ordering import (
-    Decision,
+    Verdict,
     decide,
     previous_state_digest,
     state_digest,
@@ -40,7 +41,6 @@ from billing_service.lifecycle import parse_status
 from billing_service.plans import Catalog
 from billing_service.storage import repository
 from billing_service.storage.database import Database
-from billing_service.storage.invoices import InvoiceWrite, upsert_invoice
 from billing_service.storage.models import Customer, ProcessedEvent, Subscription, utcnow
 from billing_service.stripe_shapes import InvoiceSnapshot, SubscriptionSnapshot
 
@@ -177,7 +177,7 @@ def _decide_and_write(
 
 
 def _keep_invoice(event: StripeEvent, invoice: InvoiceSnapshot, base: ApplyResult) -> ApplyResult:
-    written = upsert_invoice(invoice, base.user_id, event_created=event.created, event_id=event.id)
+    written = store_invoice(invoice, base.user_id, event_created=event.created, event_id=event.id)
     if written is InvoiceWrite.STALE:
         return _with(
             base,
@@ -197,7 +197,7 @@ def _apply_state(
     base: ApplyResult,
 ) -> ApplyResult:
     digest = state_digest(snapshot)
-    decision = decide(
+    verdict = decide(
         stored_created=int(row.last_event_created) if row is not None else None,
         stored_digest=str(row.last_state_digest) if row is not None else "",
         event_created=event.created,
@@ -213,10 +213,10 @@ def _apply_state(
             else previous_state_digest(event.object, event.previous_attributes)
         ),
     )
-    if decision is Decision.ASK_STRIPE:
+    if verdict is Verdict.ASK_STRIPE:
         assert row is not None
         raise NeedsAuthorityError(str(row.last_event_id))
-    if decision is Decision.STALE:
+    if verdict is Verdict.STALE:
         assert row is not None
         if event.created == row.last_event_created:
             return _with(

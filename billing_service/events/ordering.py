@@ -26,7 +26,7 @@ from billing_service.lifecycle import Status, transition_allowed
 from billing_service.stripe_shapes import SubscriptionSnapshot, subscription_snapshot
 
 
-class Decision(StrEnum):
+class Verdict(StrEnum):
     """What to do with an event, given the state we hold."""
 
     APPLY = "apply"
@@ -65,7 +65,7 @@ def decide(
     event_status: str = "",
     event_is_creation: bool = False,
     previous_digest: str = "",
-) -> Decision:
+) -> Verdict:
     """Decide for one event; ``stored_created`` is None when we hold no row.
 
     ``authoritative`` marks a snapshot just fetched from Stripe: it never
@@ -76,15 +76,15 @@ def decide(
     when only one order is possible; otherwise Stripe is asked.
     """
     if stored_created is None or event_created > stored_created:
-        return Decision.APPLY
+        return Verdict.APPLY
     if event_created < stored_created:
-        return Decision.STALE
+        return Verdict.STALE
     if authoritative or event_digest == stored_digest or not stored_digest:
-        return Decision.APPLY
+        return Verdict.APPLY
     if previous_digest and previous_digest == stored_digest:
-        return Decision.APPLY
+        return Verdict.APPLY
     if event_is_creation:
-        return Decision.STALE
+        return Verdict.STALE
     return same_second_order(stored_status, event_status)
 
 
@@ -97,16 +97,16 @@ def previous_state_digest(
     return state_digest(subscription_snapshot({**subscription, **previous_attributes}))
 
 
-def same_second_order(stored_status: str, event_status: str) -> Decision:
+def same_second_order(stored_status: str, event_status: str) -> Verdict:
     """APPLY or STALE when the lifecycle allows only one order of two statuses, else ASK_STRIPE."""
     try:
         stored, incoming = Status(stored_status), Status(event_status)
     except ValueError:
-        return Decision.ASK_STRIPE
+        return Verdict.ASK_STRIPE
     forward = transition_allowed(stored, incoming)
     backward = transition_allowed(incoming, stored)
     if forward and not backward:
-        return Decision.APPLY
+        return Verdict.APPLY
     if backward and not forward:
-        return Decision.STALE
-    return Decision.ASK_STRIPE
+        return Verdict.STALE
+    return Verdict.ASK_STRIPE

@@ -91,6 +91,11 @@ def parse_event(payload: bytes) -> StripeEvent:
         raise _bad("is nested too deeply") from None
     if not isinstance(raw, dict):
         raise _bad("is not a JSON object")
+    return event_from_dict(raw)
+
+
+def event_from_dict(raw: dict[str, Any]) -> StripeEvent:
+    """Check an event Stripe already handed over parsed (its Events API); as ``parse_event``."""
     if raw.get("object") != "event":
         raise _bad('is not a Stripe event (object is not "event")')
     event_id = raw.get("id")

@@ -19,9 +19,8 @@ What each event carries, with no Stripe call on the steady path:
 Stripe is asked only when the payload cannot decide: a checkout that ties a
 subscription whose earlier events were ignored as untied (their state was
 never stored), an invoice of a subscription we never saw whose user nothing
-names, and (in ``service``) a same-second conflict. Each such fetch first
-draws from the shared ``FetchBudget``; a fetch that fails propagates
-(UNAVAILABLE) and nothing is recorded, so the webhook's retry applies the event.
+names, and (in ``service``) a same-second conflict; those calls are
+``fetch.StripeFetches`` (budgeted), the database's answers ``known``.
 """
 
 from __future__ import annotations
@@ -29,20 +28,19 @@ from __future__ import annotations
 import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import Any, Protocol
+from typing import Any
 
-from billing_service import metrics, validation
-from billing_service.errors import BillingError, InvalidArgument, NotFound
-from billing_service.events.fetch_budget import FetchBudget
+from billing_service import validation
+from billing_service.errors import InvalidArgument
+from billing_service.events.fetch import CAUSE_UNKNOWN_USER, CAUSE_UNTIED, StripeFetches
+from billing_service.events.known import lookup, users_of
 from billing_service.events.parse import (
     CHECKOUT_COMPLETED,
     INVOICE_EVENTS,
     SUBSCRIPTION_EVENTS,
     StripeEvent,
 )
-from billing_service.storage import invoices, repository
 from billing_service.storage.database import Database
-from billing_service.storage.models import ProcessedEvent
 from billing_service.stripe_shapes import (
     InvoiceSnapshot,
     SubscriptionSnapshot,
@@ -52,25 +50,6 @@ from billing_service.stripe_shapes import (
     object_id,
     subscription_snapshot,
 )
-
-
-class SubscriptionFetcher(Protocol):
-    """What resolving needs from Stripe: the current state of one subscription."""
-
-    async def retrieve_subscription(self, subscription_id: str) -> dict[str, Any]:
-        """The subscription as Stripe holds it now."""
-        ...
-
-    async def retrieve_subscription_discounts(self, subscription_id: str) -> dict[str, Any]:
-        """The subscription with its discounts expanded."""
-        ...
-
-
-# Causes of Stripe calls on the event path (label of billing_stripe_event_fetches_total).
-CAUSE_CONFLICT = "same_second_conflict"
-CAUSE_UNTIED = "untied_subscription"
-CAUSE_UNKNOWN_USER = "unknown_user"
-CAUSE_DISCOUNT = "discount_ids"
 
 
 @dataclass(frozen=True)
@@ -127,43 +106,6 @@ def lock_key(event: StripeEvent) -> str:
     return f"subscription:{sub or event.id}"
 
 
-def _known_users(subscription_id: str, customer_id: str) -> tuple[str, str]:
-    """(user of the stored subscription row, user linked to the customer); "" when unknown."""
-    row = repository.subscription_by_stripe_id(subscription_id) if subscription_id else None
-    by_customer = repository.user_for_customer(customer_id) if customer_id else None
-    return (str(row.user_id) if row else "", by_customer or "")
-
-
-@dataclass(frozen=True)
-class _Known:
-    """What the database knows about the subscription (and invoice) an event names."""
-
-    row_user: str
-    customer_user: str
-    invoice_user: str = ""
-    # An earlier subscription event was ignored (untied): its state was never stored.
-    ignored_before: bool = False
-
-
-def _known(
-    subscription_id: str, customer_id: str, invoice_id: str = "", *, check_ignored: bool = False
-) -> _Known:
-    row_user, customer_user = _known_users(subscription_id, customer_id)
-    ignored = (
-        check_ignored
-        and not row_user
-        and ProcessedEvent.select(ProcessedEvent.id)
-        .where(
-            ProcessedEvent.stripe_subscription_id == subscription_id,
-            ProcessedEvent.outcome == "ignored",
-            ProcessedEvent.event_type.startswith("customer.subscription."),
-        )
-        .exists()
-    )
-    invoice_user = invoices.user_of_invoice(invoice_id) if invoice_id else ""
-    return _Known(row_user, customer_user, invoice_user, ignored)
-
-
 def _first_usable(*candidates: str) -> str:
     return next((c for c in candidates if c and _usable(c)), "")
 
@@ -179,51 +121,9 @@ def _usable(user_id: str) -> bool:
 class Resolver:
     """Resolves events with the database; with Stripe only where the payload cannot decide."""
 
-    def __init__(
-        self, db: Database, stripe: SubscriptionFetcher, budget: FetchBudget | None = None
-    ) -> None:
+    def __init__(self, db: Database, fetches: StripeFetches) -> None:
         self._db = db
-        self._stripe = stripe
-        self._budget = budget
-
-    async def fetch(self, subscription_id: str, cause: str) -> SubscriptionSnapshot | None:
-        """The subscription from Stripe (one budgeted call); None when Stripe does not know it."""
-        if self._budget is not None:
-            await self._budget.take(cause)
-        try:
-            raw = await self._stripe.retrieve_subscription(subscription_id)
-        except NotFound:
-            metrics.EVENT_FETCHES.labels(cause, "not_found").inc()
-            return None
-        except BillingError:
-            metrics.EVENT_FETCHES.labels(cause, "failed").inc()
-            raise
-        metrics.EVENT_FETCHES.labels(cause, "ok").inc()
-        return await self.with_discount(subscription_snapshot(raw))
-
-    async def with_discount(self, snapshot: SubscriptionSnapshot) -> SubscriptionSnapshot:
-        """``snapshot`` with its discount read, when it arrived as ids only (newer API shape).
-
-        Best effort and budgeted like every event-path fetch: the discount is for
-        display, so when Stripe cannot be asked now the snapshot stays pending
-        and the stored discount is kept (``repository.upsert_subscription``);
-        the event itself still applies.
-        """
-        if not snapshot.discount_pending:
-            return snapshot
-        try:
-            if self._budget is not None:
-                await self._budget.take(CAUSE_DISCOUNT)
-            raw = await self._stripe.retrieve_subscription_discounts(snapshot.id)
-        except NotFound:
-            metrics.EVENT_FETCHES.labels(CAUSE_DISCOUNT, "not_found").inc()
-            return replace(snapshot, discount_pending=False)
-        except BillingError:
-            metrics.EVENT_FETCHES.labels(CAUSE_DISCOUNT, "failed").inc()
-            return snapshot
-        metrics.EVENT_FETCHES.labels(CAUSE_DISCOUNT, "ok").inc()
-        expanded = subscription_snapshot(raw)
-        return replace(snapshot, discount=expanded.discount, discount_pending=False)
+        self._fetches = fetches
 
     async def resolve(self, event: StripeEvent) -> Resolution:
         """Tie ``event`` to a user and what it carries (``reason`` says why when it cannot)."""
@@ -234,7 +134,7 @@ class Resolver:
             snapshot = subscription_snapshot(obj)
             if not snapshot.id.startswith("sub_"):
                 return Resolution(reason="the subscription has no id")
-            snapshot = await self.with_discount(snapshot)
+            snapshot = await self._fetches.with_discount(snapshot)
             return await self._tie(snapshot, (), authoritative=False)
         if event.type == CHECKOUT_COMPLETED:
             return await self._checkout(obj)
@@ -251,12 +151,12 @@ class Resolver:
         customer_id = object_id(obj.get("customer"))
         hints = (_text(obj.get("client_reference_id")), _meta_user(obj.get("metadata")))
         known = await self._db.run(
-            functools.partial(_known, sub_id, customer_id, check_ignored=True)
+            functools.partial(lookup, sub_id, customer_id, check_ignored=True)
         )
         if known.ignored_before:
             # Its earlier events could not be tied, so its state was never
             # stored: this checkout ties it, and only Stripe knows the state.
-            snapshot = await self.fetch(sub_id, CAUSE_UNTIED)
+            snapshot = await self._fetches.fetch(sub_id, CAUSE_UNTIED)
             if snapshot is None:
                 return Resolution(reason=f"Stripe does not know subscription {sub_id}")
             resolution = await self._tie(snapshot, hints, authoritative=True)
@@ -278,11 +178,11 @@ class Resolver:
             return Resolution(reason="the invoice has no id")
         sub_id = invoice.subscription_id
         hint = _meta_user(invoice_subscription_metadata(obj))
-        known = await self._db.run(_known, sub_id, invoice.customer_id, invoice.id)
+        known = await self._db.run(lookup, sub_id, invoice.customer_id, invoice.id)
         user_id = _first_usable(known.invoice_user, known.row_user, hint, known.customer_user)
         if not user_id:
             # A subscription we never saw, and nothing in the invoice names its user.
-            fetched = await self.fetch(sub_id, CAUSE_UNKNOWN_USER)
+            fetched = await self._fetches.fetch(sub_id, CAUSE_UNKNOWN_USER)
             if fetched is None:
                 return Resolution(reason=f"Stripe does not know subscription {sub_id}")
             user_id = _first_usable(_meta_user(fetched.metadata))
@@ -296,7 +196,7 @@ class Resolver:
     async def _tie(
         self, snapshot: SubscriptionSnapshot, hints: tuple[str, ...], *, authoritative: bool
     ) -> Resolution:
-        by_row, by_customer = await self._db.run(_known_users, snapshot.id, snapshot.customer_id)
+        by_row, by_customer = await self._db.run(users_of, snapshot.id, snapshot.customer_id)
         user_id = _first_usable(by_row, *hints, _meta_user(snapshot.metadata), by_customer)
         if not user_id:
             return Resolution(

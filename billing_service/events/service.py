@@ -24,6 +24,8 @@ from dataclasses import dataclass, replace
 import peewee
 
 from billing_service import metrics
+from billing_service.access import SubscriptionView, evaluate
+from billing_service.changes import Listener
 from billing_service.events.apply import (
     ApplyResult,
     NeedsAuthorityError,
@@ -31,22 +33,16 @@ from billing_service.events.apply import (
     apply_event,
     duplicate_result,
 )
+from billing_service.events.fetch import CAUSE_CONFLICT, StripeFetches, SubscriptionFetcher
 from billing_service.events.fetch_budget import FetchBudget
 from billing_service.events.group_commit import GroupCommitter
 from billing_service.events.parse import SUBSCRIPTION_EVENTS, StripeEvent, parse_event
-from billing_service.events.resolve import (
-    CAUSE_CONFLICT,
-    Resolution,
-    Resolver,
-    SubscriptionFetcher,
-    lock_key,
-)
+from billing_service.events.resolve import Resolution, Resolver, lock_key
 from billing_service.locks import EventLocks
 from billing_service.plans import Catalog
 from billing_service.storage import repository
 from billing_service.storage.database import Database
 from billing_service.storage.models import ProcessedEvent, Subscription, utcnow
-from billing_service.subscriptions import SubscriptionView, UserChanged, evaluate
 
 # (user_id, subscription that became live, the user's other live ones), after the commit.
 DuplicateFound = Callable[[str, str, tuple[str, ...]], Awaitable[None]]
@@ -73,7 +69,7 @@ class EventService:
         locks: EventLocks,
         *,
         lock_wait: float = 10.0,
-        on_user_changed: UserChanged | None = None,
+        on_user_changed: Listener | None = None,
         fetch_budget: FetchBudget | None = None,
         committer: GroupCommitter | None = None,
         on_duplicate: DuplicateFound | None = None,
@@ -81,8 +77,8 @@ class EventService:
         self._db = db
         self._committer = committer or GroupCommitter(db)
         self._catalog = catalog
-        # Without a budget (tests of the engine alone) fetches are not limited.
-        self._resolver = Resolver(db, stripe, fetch_budget)
+        self._fetches = StripeFetches(stripe, fetch_budget)
+        self._resolver = Resolver(db, self._fetches)
         self._locks = locks
         self._lock_wait = lock_wait
         self._on_user_changed = on_user_changed
@@ -90,7 +86,10 @@ class EventService:
 
     async def apply(self, payload: bytes) -> EventAnswer:
         """Apply one event from its raw payload; see billing.proto ApplyStripeEvent."""
-        event = parse_event(payload)
+        return await self.apply_parsed(parse_event(payload))
+
+    async def apply_parsed(self, event: StripeEvent) -> EventAnswer:
+        """Apply one event already parsed (``parse.parse_event`` or ``parse.event_from_dict``)."""
         started = time.perf_counter()
         answer = await self._apply(event)
         result = answer.result
@@ -146,7 +145,7 @@ class EventService:
         except NeedsAuthorityError as conflict:
             assert resolution.snapshot is not None
             sub_id = resolution.snapshot.id
-            fetched = await self._resolver.fetch(sub_id, CAUSE_CONFLICT)
+            fetched = await self._fetches.fetch(sub_id, CAUSE_CONFLICT)
             if fetched is None:
                 resolution = Resolution(reason=f"Stripe does not know subscription {sub_id}")
             else:

@@ -13,13 +13,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from billing_service import audit, duplicates
+from billing_service.access import evaluate
 from billing_service.lifecycle import LIVE, Status, transition_allowed
 from billing_service.plans import Catalog
 from billing_service.storage import repository
 from billing_service.storage.database import Database
 from billing_service.storage.models import Subscription, utcnow
 from billing_service.stripe_shapes import SubscriptionSnapshot
-from billing_service.subscriptions import evaluate
 
 ADVISORY_NAMESPACE = 1  # pg_advisory_xact_lock(namespace, hashtext(subscription id))
 
@@ -77,9 +77,7 @@ def write_transition(
         audit_unchanged(row, snapshot.id, user_id, cause, tier_before, detail, reason)
         return Written(False, reason)
     stored = repository.upsert_subscription(
-        snapshot,
-        user_id,
-        plan,
+        row_values(snapshot, user_id, plan),
         event_created=ordering.event_created,
         event_id=ordering.event_id,
         state_digest=ordering.state_digest,
@@ -139,6 +137,38 @@ def plan_of(catalog: Catalog, snapshot: SubscriptionSnapshot, row: Subscription 
     """The catalog plan of the snapshot's price, else the stored plan."""
     known = catalog.plan_for_price(snapshot.price_id)
     return known.name if known else (str(row.plan) if row is not None else "")
+
+
+def row_values(
+    snapshot: SubscriptionSnapshot, user_id: str, plan: str
+) -> repository.SubscriptionValues:
+    """The row that stores ``snapshot`` for ``user_id`` on ``plan``.
+
+    A snapshot without a status stores as incomplete; discount ids we could
+    not read (not expanded) leave the stored discount as it is.
+    """
+    discount = None
+    if not snapshot.discount_pending:
+        discount = snapshot.discount.to_json() if snapshot.discount else ""
+    return repository.SubscriptionValues(
+        stripe_subscription_id=snapshot.id,
+        user_id=user_id,
+        stripe_customer_id=snapshot.customer_id,
+        status=snapshot.status or Status.INCOMPLETE.value,
+        plan=plan,
+        price_id=snapshot.price_id,
+        current_period_start=snapshot.current_period_start,
+        current_period_end=snapshot.current_period_end,
+        cancel_at_period_end=snapshot.cancel_at_period_end,
+        canceled_at=snapshot.canceled_at,
+        stripe_created=snapshot.created,
+        interval=snapshot.interval,
+        quantity=snapshot.quantity,
+        unit_amount=snapshot.unit_amount,
+        currency=snapshot.currency,
+        trial_end=snapshot.trial_end,
+        discount=discount,
+    )
 
 
 def row_snapshot(row: Subscription) -> SubscriptionSnapshot:

@@ -21,8 +21,10 @@ import logging
 from typing import Any, Protocol
 
 from billing_service import audit
+from billing_service.access import evaluate
+from billing_service.changes import Listener
 from billing_service.errors import BillingError
-from billing_service.events.ordering import Decision, decide, state_digest
+from billing_service.events.ordering import Verdict, decide, state_digest
 from billing_service.events.service import DuplicateFound
 from billing_service.events.transition import (
     Ordering,
@@ -39,7 +41,6 @@ from billing_service.storage import repository
 from billing_service.storage.database import Database
 from billing_service.storage.models import Customer, utcnow
 from billing_service.stripe_shapes import SubscriptionSnapshot, subscription_snapshot
-from billing_service.subscriptions import UserChanged, evaluate
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +132,7 @@ def store_answer(
             )
         else:
             ordering = Ordering(stripe_time, "", digest)
-            decision = decide(
+            verdict = decide(
                 stored_created=int(row.last_event_created) if row is not None else None,
                 stored_digest=str(row.last_state_digest) if row is not None else "",
                 event_created=stripe_time,
@@ -140,9 +141,9 @@ def store_answer(
                 stored_status=str(row.status) if row is not None else "",
                 event_status=snapshot.status,
             )
-            if decision is Decision.ASK_STRIPE:
+            if verdict is Verdict.ASK_STRIPE:
                 return Written(False, "same-second conflict with the stored state", True)
-            if decision is Decision.STALE:
+            if verdict is Verdict.STALE:
                 assert row is not None
                 reason = (
                     f"Stripe's answer at {stripe_time} is older than the stored state "
@@ -169,7 +170,7 @@ class SubscriptionWriter:
         db: Database,
         catalog: Catalog,
         authority: Authority,
-        on_user_changed: UserChanged | None = None,
+        on_user_changed: Listener | None = None,
     ) -> None:
         self._db = db
         self._catalog = catalog

@@ -8,10 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
-from billing_service.storage.models import CheckoutRequest, Subscription, utcnow
-
-# Statuses of a subscription that never started: its user may still get a trial.
-_NEVER_STARTED = ("incomplete", "incomplete_expired")
+from billing_service.storage.models import CheckoutRequest, utcnow
 
 
 @dataclass(frozen=True)
@@ -55,17 +52,3 @@ def record_session(request_id: str, session_id: str, checkout_url: str, trial_da
     CheckoutRequest.update(
         session_id=session_id, checkout_url=checkout_url, trial_days=trial_days
     ).where(CheckoutRequest.request_id == request_id).execute()
-
-
-def had_subscription(user_id: str) -> bool:
-    """Whether the user ever had a trial or a paid subscription, as far as we stored."""
-    return (
-        Subscription.select(Subscription.id)
-        .where(Subscription.user_id == user_id, Subscription.status.not_in(_NEVER_STARTED))
-        .exists()
-    )
-
-
-def started(subscription: dict[str, object]) -> bool:
-    """Whether a Stripe subscription was a trial or went past its first payment."""
-    return bool(subscription.get("trial_start")) or subscription.get("status") not in _NEVER_STARTED

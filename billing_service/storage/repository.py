@@ -1,21 +1,46 @@
 """Queries and upserts on customers and subscriptions, keyed on Stripe ids.
 
 Every function expects an open connection (``Database.call``/``run``); the
-write functions are meant to run inside the caller's transaction.
+write functions are meant to run inside the caller's transaction. Rows only:
+which rows answer for a user, what a status means and how Stripe shapes its
+objects are the domain's (``best_subscription``, ``lifecycle``,
+``events/transition.py``).
 """
 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
 
 from peewee import IntegrityError
 
-from billing_service.best_subscription import relevant
-from billing_service.lifecycle import LIVE, Status
 from billing_service.storage.models import Customer, Subscription, utcnow
-from billing_service.stripe_shapes import SubscriptionSnapshot
 
-_LIVE_VALUES = [s.value for s in LIVE]
+
+@dataclass(frozen=True)
+class SubscriptionValues:
+    """The column values of one subscription row, as the domain decided them."""
+
+    stripe_subscription_id: str
+    user_id: str
+    stripe_customer_id: str
+    status: str
+    plan: str
+    price_id: str
+    current_period_start: datetime | None
+    current_period_end: datetime | None
+    cancel_at_period_end: bool
+    canceled_at: datetime | None
+    stripe_created: int
+    interval: str
+    quantity: int
+    unit_amount: int
+    currency: str
+    trial_end: datetime | None
+    # The stored discount's JSON ("" for none); None leaves the stored discount as it is.
+    discount: str | None
 
 
 def customer_for_user(user_id: str) -> Customer | None:
@@ -45,21 +70,26 @@ def link_customer(user_id: str, stripe_customer_id: str, email: str = "") -> Cus
     return found
 
 
-def relevant_subscriptions(user_id: str) -> list[Subscription]:
-    """The user's rows that can answer for them (``best_subscription.relevant``).
-
-    Every unended subscription, else the newest ended one; chosen in Python
-    so the database's collation never makes it differ from the cache's choice.
-    """
-    return relevant(Subscription.select().where(Subscription.user_id == user_id))
+def subscriptions_of_user(user_id: str) -> list[Subscription]:
+    """Every row of the user's, in no particular order."""
+    return list(Subscription.select().where(Subscription.user_id == user_id))
 
 
-def live_subscriptions(user_id: str) -> list[Subscription]:
-    """The user's live rows (trialing, active, past_due, unpaid, paused)."""
+def subscriptions_in_status(user_id: str, statuses: Iterable[str]) -> list[Subscription]:
+    """The user's rows whose status is one of ``statuses``."""
     return list(
         Subscription.select().where(
-            Subscription.user_id == user_id, Subscription.status.in_(_LIVE_VALUES)
+            Subscription.user_id == user_id, Subscription.status.in_(list(statuses))
         )
+    )
+
+
+def has_subscription_outside(user_id: str, statuses: Iterable[str]) -> bool:
+    """Whether the user has a row whose status is not one of ``statuses``."""
+    return (
+        Subscription.select(Subscription.id)
+        .where(Subscription.user_id == user_id, Subscription.status.not_in(list(statuses)))
+        .exists()
     )
 
 
@@ -69,51 +99,48 @@ def subscription_by_stripe_id(stripe_subscription_id: str) -> Subscription | Non
 
 
 def upsert_subscription(
-    snapshot: SubscriptionSnapshot,
-    user_id: str,
-    plan: str,
+    row: SubscriptionValues,
     *,
     event_created: int | None = None,
     event_id: str = "",
     state_digest: str = "",
 ) -> Subscription:
-    """Insert or update the row for ``snapshot.id``; one row per Stripe id, whatever the race.
+    """Insert or update the row of its Stripe id; one row per id, whatever the race.
 
     ``event_created``/``event_id``/``state_digest`` record the event that set
     this state (ordering data); None leaves the stored ordering data as it is.
     """
     values = {
-        Subscription.user_id: user_id,
-        Subscription.stripe_customer_id: snapshot.customer_id,
-        Subscription.status: snapshot.status or Status.INCOMPLETE.value,
-        Subscription.plan: plan,
-        Subscription.price_id: snapshot.price_id,
-        Subscription.current_period_start: snapshot.current_period_start,
-        Subscription.current_period_end: snapshot.current_period_end,
-        Subscription.cancel_at_period_end: snapshot.cancel_at_period_end,
-        Subscription.canceled_at: snapshot.canceled_at,
-        Subscription.stripe_created: snapshot.created,
+        Subscription.user_id: row.user_id,
+        Subscription.stripe_customer_id: row.stripe_customer_id,
+        Subscription.status: row.status,
+        Subscription.plan: row.plan,
+        Subscription.price_id: row.price_id,
+        Subscription.current_period_start: row.current_period_start,
+        Subscription.current_period_end: row.current_period_end,
+        Subscription.cancel_at_period_end: row.cancel_at_period_end,
+        Subscription.canceled_at: row.canceled_at,
+        Subscription.stripe_created: row.stripe_created,
         Subscription.updated_at: utcnow(),
-        Subscription.interval: snapshot.interval,
-        Subscription.quantity: snapshot.quantity,
-        Subscription.unit_amount: snapshot.unit_amount,
-        Subscription.currency: snapshot.currency,
-        Subscription.trial_end: snapshot.trial_end,
+        Subscription.interval: row.interval,
+        Subscription.quantity: row.quantity,
+        Subscription.unit_amount: row.unit_amount,
+        Subscription.currency: row.currency,
+        Subscription.trial_end: row.trial_end,
     }
-    # Discount ids we could not read (not expanded) leave the stored discount as it is.
-    if not snapshot.discount_pending:
-        values[Subscription.discount] = snapshot.discount.to_json() if snapshot.discount else ""
+    if row.discount is not None:
+        values[Subscription.discount] = row.discount
     if event_created is not None:
         values[Subscription.last_event_created] = event_created
         values[Subscription.last_event_id] = event_id
         values[Subscription.last_state_digest] = state_digest
-    insert = {**values, Subscription.stripe_subscription_id: snapshot.id}
+    insert = {**values, Subscription.stripe_subscription_id: row.stripe_subscription_id}
     # RETURNING hands back the stored row in the same statement (no read after the write).
     query = (
         Subscription.insert(insert)
         .on_conflict(conflict_target=[Subscription.stripe_subscription_id], update=values)
         .returning(Subscription)
     )
-    for row in query.execute():
-        return row
-    raise RuntimeError(f"upsert of {snapshot.id} returned no row")
+    for stored in query.execute():
+        return stored
+    raise RuntimeError(f"upsert of {row.stripe_subscription_id} returned no row")

@@ -16,11 +16,11 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from peewee import Case
 
 from billing_service import validation
+from billing_service.access import evaluate
 from billing_service.lifecycle import TERMINAL
 from billing_service.plans import Catalog
 from billing_service.storage.database import Database
 from billing_service.storage.models import Subscription
-from billing_service.subscriptions import evaluate
 from billing_service.usage import ledger, requests
 from billing_service.usage.announce import UsageAnnouncer
 from billing_service.usage.batch import ConsumeBatcher

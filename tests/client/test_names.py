@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from billing_client.names import OUTCOME_NAMES, OUTCOME_VALUES, RPC_NAMES, SERVICE_NAME, method_path
+from billing_service.convert import OUTCOME_TO_PROTO
 from billing_service.events.apply import Outcome
-from billing_service.servicer import OUTCOME_TO_PROTO
 from generated.billing.v1 import billing_pb2 as pb
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from billing_service.best_subscription import relevant
 from billing_service.entitlements.model import (
     EntryBook,
     build_entry,
@@ -115,7 +116,7 @@ def test_pick_current_agrees_with_the_repository(tmp_path: Path) -> None:
         users = [f"u{i}" for i in range(45)]
         picked = pick_current(Subscription.select().where(Subscription.user_id.in_(users)))
         for user in users:
-            expected = {r.id for r in repository.relevant_subscriptions(user)}
+            expected = {r.id for r in relevant(repository.subscriptions_of_user(user))}
             assert {r.id for r in picked.get(user, [])} == expected
     db.close()
 

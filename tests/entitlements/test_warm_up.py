@@ -17,6 +17,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client import REGISTRY
 
+from billing_service.best_subscription import relevant
 from billing_service.entitlements.model import EntryBook
 from billing_service.entitlements.warmup import read_current_entries
 from billing_service.entitlements.wire import ResponseBook
@@ -176,7 +177,7 @@ def test_the_warm_up_reads_what_the_repository_and_the_policy_say(database_url: 
         snapshot = db.call(read_current_entries, db, book, now, lambda: False)
         with db.db.connection_context():
             for user in users:
-                user_rows = repository.relevant_subscriptions(user)
+                user_rows = relevant(repository.subscriptions_of_user(user))
                 expected = book.from_rows(user_rows, now) if user_rows else None
                 got = snapshot.entries.get(user)
                 assert (got is None) == (expected is None), user

@@ -9,8 +9,8 @@ import pytest
 
 from billing_service import audit
 from billing_service.errors import InvalidArgument
-from billing_service.events.ordering import Decision, decide, previous_state_digest, state_digest
-from billing_service.events.parse import HANDLED_TYPES, parse_event
+from billing_service.events.ordering import Verdict, decide, previous_state_digest, state_digest
+from billing_service.events.parse import HANDLED_TYPES, event_from_dict, parse_event
 from billing_service.lifecycle import ACCESS, NEXT, TERMINAL, Access, Status, grant
 from billing_service.plans import FREE_TIER, AccessPolicy
 from billing_service.storage.models import AuditRecord
@@ -80,14 +80,14 @@ def test_past_due_grace_window_is_configurable() -> None:
 @pytest.mark.parametrize(
     ("stored", "stored_digest", "created", "digest", "authoritative", "expected"),
     [
-        (None, "", 10, "a", False, Decision.APPLY),
-        (10, "a", 11, "b", False, Decision.APPLY),
-        (10, "a", 9, "a", False, Decision.STALE),
-        (10, "a", 9, "b", True, Decision.STALE),
-        (10, "a", 10, "a", False, Decision.APPLY),
-        (10, "a", 10, "b", False, Decision.ASK_STRIPE),
-        (10, "a", 10, "b", True, Decision.APPLY),
-        (0, "", 0, "b", False, Decision.APPLY),
+        (None, "", 10, "a", False, Verdict.APPLY),
+        (10, "a", 11, "b", False, Verdict.APPLY),
+        (10, "a", 9, "a", False, Verdict.STALE),
+        (10, "a", 9, "b", True, Verdict.STALE),
+        (10, "a", 10, "a", False, Verdict.APPLY),
+        (10, "a", 10, "b", False, Verdict.ASK_STRIPE),
+        (10, "a", 10, "b", True, Verdict.APPLY),
+        (0, "", 0, "b", False, Verdict.APPLY),
     ],
 )
 def test_ordering_decisions(
@@ -96,7 +96,7 @@ def test_ordering_decisions(
     created: int,
     digest: str,
     authoritative: bool,
-    expected: Decision,
+    expected: Verdict,
 ) -> None:
     decision = decide(
         stored_created=stored,
@@ -111,17 +111,17 @@ def test_ordering_decisions(
 @pytest.mark.parametrize(
     ("stored", "incoming", "expected"),
     [
-        ("incomplete", "active", Decision.APPLY),  # checkout: created, then paid
-        ("active", "incomplete", Decision.STALE),  # active never becomes incomplete
-        ("active", "canceled", Decision.APPLY),
-        ("canceled", "active", Decision.STALE),
-        ("active", "past_due", Decision.ASK_STRIPE),  # either order is possible
-        ("active", "active", Decision.ASK_STRIPE),  # same status, other fields differ
-        ("", "active", Decision.ASK_STRIPE),
+        ("incomplete", "active", Verdict.APPLY),  # checkout: created, then paid
+        ("active", "incomplete", Verdict.STALE),  # active never becomes incomplete
+        ("active", "canceled", Verdict.APPLY),
+        ("canceled", "active", Verdict.STALE),
+        ("active", "past_due", Verdict.ASK_STRIPE),  # either order is possible
+        ("active", "active", Verdict.ASK_STRIPE),  # same status, other fields differ
+        ("", "active", Verdict.ASK_STRIPE),
     ],
 )
 def test_a_same_second_disagreement_is_settled_by_the_lifecycle_when_it_can(
-    stored: str, incoming: str, expected: Decision
+    stored: str, incoming: str, expected: Verdict
 ) -> None:
     decision = decide(
         stored_created=10,
@@ -160,6 +160,17 @@ def test_parse_accepts_an_old_created_timestamp() -> None:
     # Stripe retries for three days: freshness is the gateway's signature check.
     ev = factory.event("customer.subscription.updated", {"id": "sub_1"}, created=1)
     assert parse_event(json.dumps(ev).encode()).created == 1
+
+
+def test_an_event_handed_over_parsed_reads_as_its_payload() -> None:
+    # SyncCheckoutSession applies the events Stripe's Events API lists without re-encoding them.
+    ev = factory.event(
+        "customer.subscription.updated", factory.subscription("sub_1", "cus_1", "active")
+    )
+    assert event_from_dict(ev) == parse_event(factory.payload(ev))
+    with pytest.raises(InvalidArgument) as caught:
+        event_from_dict({**ev, "object": "subscription"})
+    assert caught.value.field == "payload"
 
 
 def test_page_tokens_round_trip_and_reject_garbage() -> None:
@@ -221,10 +232,10 @@ def test_a_same_second_event_says_its_own_place() -> None:
         "stored_status": "active",
         "event_status": "active",
     }
-    assert decide(**common) is Decision.ASK_STRIPE  # type: ignore[arg-type]
-    assert decide(**common, previous_digest="a") is Decision.APPLY  # type: ignore[arg-type]
-    assert decide(**common, previous_digest="c") is Decision.ASK_STRIPE  # type: ignore[arg-type]
-    assert decide(**common, event_is_creation=True) is Decision.STALE  # type: ignore[arg-type]
+    assert decide(**common) is Verdict.ASK_STRIPE  # type: ignore[arg-type]
+    assert decide(**common, previous_digest="a") is Verdict.APPLY  # type: ignore[arg-type]
+    assert decide(**common, previous_digest="c") is Verdict.ASK_STRIPE  # type: ignore[arg-type]
+    assert decide(**common, event_is_creation=True) is Verdict.STALE  # type: ignore[arg-type]
 
 
 def test_the_previous_state_of_an_update_reads_its_previous_attributes() -> None:

@@ -7,12 +7,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from billing_service.errors import InvalidArgument
-from billing_service.storage.invoices import (
-    InvoiceWrite,
-    decide_invoice,
-    decode_page_token,
-    progress,
-)
+from billing_service.events.invoices import InvoiceWrite, decide_invoice, progress
+from billing_service.invoices import decode_page_token
 from billing_service.stripe_shapes import invoice_snapshot
 from tests.events import factory
 
