@@ -21,10 +21,8 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import socket
 import statistics
 import tempfile
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -32,6 +30,7 @@ from typing import Any
 
 import grpc
 
+from devtools.hanging_server import HangingServer
 from devtools.processes import ListeningProcess
 from generated.billing.v1 import billing_pb2 as pb
 from generated.billing.v1 import billing_pb2_grpc as pb_grpc
@@ -39,29 +38,6 @@ from generated.billing.v1 import billing_pb2_grpc as pb_grpc
 REPO = Path(__file__).resolve().parents[1]
 PLANS = REPO / "plans.example.toml"
 RESULTS = REPO / "bench" / "results" / "redis_breaker.json"
-
-
-class HangingRedis:
-    """Accepts TCP connections on loopback and never answers."""
-
-    def __init__(self) -> None:
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = int(self.listener.getsockname()[1])
-        self.held: list[socket.socket] = []
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                self.held.append(self.listener.accept()[0])
-            except OSError:
-                return
-
-    def close(self) -> None:
-        """Stop accepting and drop every connection."""
-        self.listener.close()
-        for conn in self.held:
-            conn.close()
 
 
 def event(kind: str, now: int) -> bytes:
@@ -138,15 +114,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--events", type=int, default=20)
     args = parser.parse_args()
-    hanging = HangingRedis()
-    redis_url = f"redis://127.0.0.1:{hanging.port}/0"
-    cases: dict[str, dict[str, str]] = {
-        "no_redis": {"REDIS_URL": ""},
-        "hanging_redis_breaker": {"REDIS_URL": redis_url},
-        "hanging_redis_no_breaker": {"REDIS_URL": redis_url, "BILLING_REDIS_BREAKER_SECONDS": "0"},
-    }
     rows: list[dict[str, Any]] = []
-    try:
+    with HangingServer() as hanging:
+        redis_url = f"redis://127.0.0.1:{hanging.port}/0"
+        cases: dict[str, dict[str, str]] = {
+            "no_redis": {"REDIS_URL": ""},
+            "hanging_redis_breaker": {"REDIS_URL": redis_url},
+            "hanging_redis_no_breaker": {
+                "REDIS_URL": redis_url,
+                "BILLING_REDIS_BREAKER_SECONDS": "0",
+            },
+        }
         for kind in ("ignored", "applied"):
             baseline = 0.0
             for name, env in cases.items():
@@ -165,8 +143,6 @@ def main() -> None:
                         "p50_vs_no_redis": round(p50 / baseline, 2),
                     }
                 )
-    finally:
-        hanging.close()
     print(f"{'kind':<8} {'case':<26} {'n':>3} {'p50 ms':>9} {'p95 ms':>9} {'x no_redis':>10}")
     for row in rows:
         print(

@@ -27,6 +27,7 @@ from typing import Any
 import grpc
 
 from devtools.usage_demo import run_usage
+from devtools.waiting import WaitTimeout, wait_until
 from generated.billing.v1 import billing_pb2 as pb
 from generated.billing.v1 import billing_pb2_grpc as pb_grpc
 
@@ -92,25 +93,31 @@ class Demo:
         self, user_id: str, what: str, done: Callable[[pb.Subscription], bool]
     ) -> pb.Subscription:
         """Poll ``user_id``'s subscription until ``done``."""
-        deadline = time.monotonic() + WAIT_SECONDS
-        while True:
-            current = self.stub.GetSubscription(
+
+        def current() -> pb.Subscription:
+            return self.stub.GetSubscription(
                 pb.GetSubscriptionRequest(user_id=user_id), timeout=10, metadata=CALLER
             ).subscription
-            if done(current):
-                return current
-            if time.monotonic() > deadline:
-                raise DemoError(f"timed out waiting for {what}; last state: {describe(current)}")
-            time.sleep(0.2)
+
+        try:
+            return wait_until(what, current, done, within=WAIT_SECONDS, interval=0.2)
+        except WaitTimeout as exc:
+            last = exc.last if isinstance(exc.last, pb.Subscription) else current()
+            raise DemoError(f"timed out waiting for {what}; last state: {describe(last)}") from None
 
     def show_deliveries(self) -> None:
         """Print the webhook deliveries the emulator made since the last call."""
-        deadline = time.monotonic() + WAIT_SECONDS
-        while True:
-            answer = _http("GET", f"{self.emulator}/_emulator/webhooks/deliveries")
-            if answer["idle"] or time.monotonic() > deadline:
-                break
-            time.sleep(0.2)
+        url = f"{self.emulator}/_emulator/webhooks/deliveries"
+        try:
+            answer = wait_until(
+                "the emulator's deliveries to finish",
+                lambda: _http("GET", url),
+                lambda listing: bool(listing["idle"]),
+                within=WAIT_SECONDS,
+                interval=0.2,
+            )
+        except WaitTimeout:
+            answer = _http("GET", url)  # still delivering: show what arrived so far
         new = answer["data"][self.seen_deliveries :]
         self.seen_deliveries = len(answer["data"])
         for delivery in new:

@@ -6,11 +6,11 @@ user consumes past the included tokens and the overage reaches Stripe Billing Me
 from __future__ import annotations
 
 import json
-import time
 import urllib.request
 import uuid
 from typing import TYPE_CHECKING, Any
 
+from devtools.waiting import WaitTimeout, wait_until
 from generated.billing.v1 import billing_pb2 as pb
 
 if TYPE_CHECKING:
@@ -85,16 +85,19 @@ def run_usage(demo: Demo) -> None:
         )
         return
     demo.say("The service reports the overage to Stripe Billing Meters (outbox, background)")
-    deadline = time.monotonic() + WAIT_SECONDS
-    mine: list[dict[str, Any]] = []
-    while not mine and time.monotonic() < deadline:
+
+    def reported() -> list[dict[str, Any]]:
         listing = _get(f"{demo.emulator}/_emulator/billing/meter_events")
-        mine = [
+        return [
             e
             for e in listing["data"]
             if e["payload"].get("stripe_customer_id") == sub.stripe_customer_id
         ]
-        time.sleep(0.2)
+
+    try:
+        mine = wait_until("the overage's meter events", reported, within=WAIT_SECONDS, interval=0.2)
+    except WaitTimeout:
+        mine = []
     for event in mine:
         demo.detail(
             f"meter event {event['event_name']} value={event['payload']['value']} "

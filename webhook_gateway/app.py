@@ -20,7 +20,6 @@ from typing import Any
 
 from aiohttp import web
 
-from billing_client import Credentials
 from billing_service.tracing import Tracing
 from webhook_gateway.body import BodyRefused, ClientGone, read_body
 from webhook_gateway.dead_letters import DeadLetterStore, DeadLetterStoreError
@@ -185,17 +184,11 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
 
 async def _forwarder_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS_KEY]
-    credentials = Credentials(
-        token=settings.billing_token,
-        tls_ca_file=settings.tls_ca_file,
-        tls_cert_file=settings.tls_cert_file,
-        tls_key_file=settings.tls_key_file,
-    )
     tracing = app[TRACING_KEY]
     forwarder = Forwarder(
         settings.billing_target,
         settings.forward_deadline_seconds,
-        credentials,
+        settings.credentials,
         interceptors=tracing.grpc_client_interceptors() if tracing else (),
     )
     app[FORWARDER_KEY] = forwarder

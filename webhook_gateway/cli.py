@@ -107,7 +107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # The service's log formats, with the webhook secrets scrubbed as a second guard.
     logs.configure(
         settings.log_level,
-        secrets=(*settings.webhook_secrets, settings.billing_token),
+        secrets=(*settings.webhook_secrets, settings.credentials.token),
         fmt=settings.log_format,
     )
     try:

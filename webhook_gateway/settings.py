@@ -15,6 +15,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from billing_client import Credentials, CredentialsError
 from billing_service import settings as service
 from billing_service.env_settings import EnvReader, SettingsError, SettingSpec, default_of
 from billing_service.env_settings import settings_help as table_help
@@ -91,10 +92,7 @@ class GatewaySettings:
     host: str
     port: int
     billing_target: str
-    billing_token: str = field(repr=False)
-    tls_ca_file: str
-    tls_cert_file: str
-    tls_key_file: str
+    credentials: Credentials
     webhook_secrets: tuple[str, ...] = field(repr=False)
     signature_tolerance_seconds: int
     max_body_bytes: int
@@ -112,16 +110,16 @@ class GatewaySettings:
         if not secrets:
             raise SettingsError("STRIPE_WEBHOOK_SECRETS is empty: no delivery could be verified")
         host, port = split_addr(read.text("GATEWAY_ADDR"))
-        cert, key = (
-            read.text("BILLING_SERVICE_TLS_CERT_FILE"),
-            read.text("BILLING_SERVICE_TLS_KEY_FILE"),
-        )
-        if bool(cert) != bool(key):
-            raise SettingsError(
-                "BILLING_SERVICE_TLS_CERT_FILE and BILLING_SERVICE_TLS_KEY_FILE go together"
+        try:
+            # The client package's rules: a certificate needs its key and a CA.
+            credentials = Credentials(
+                token=read.text("BILLING_SERVICE_TOKEN"),
+                tls_ca_file=read.text("BILLING_SERVICE_TLS_CA_FILE"),
+                tls_cert_file=read.text("BILLING_SERVICE_TLS_CERT_FILE"),
+                tls_key_file=read.text("BILLING_SERVICE_TLS_KEY_FILE"),
             )
-        if cert and not read.text("BILLING_SERVICE_TLS_CA_FILE"):
-            raise SettingsError("a client certificate needs BILLING_SERVICE_TLS_CA_FILE")
+        except CredentialsError as exc:
+            raise SettingsError(str(exc)) from None
         log_format = read.text("GATEWAY_LOG_FORMAT").lower()
         if log_format not in service.LOG_FORMATS:
             raise SettingsError(f"GATEWAY_LOG_FORMAT must be json or text, got {log_format!r}")
@@ -129,10 +127,7 @@ class GatewaySettings:
             host=host,
             port=port,
             billing_target=read.text("BILLING_SERVICE_TARGET"),
-            billing_token=read.text("BILLING_SERVICE_TOKEN"),
-            tls_ca_file=read.text("BILLING_SERVICE_TLS_CA_FILE"),
-            tls_cert_file=cert,
-            tls_key_file=key,
+            credentials=credentials,
             webhook_secrets=secrets,
             signature_tolerance_seconds=int(
                 read.at_least("GATEWAY_SIGNATURE_TOLERANCE_SECONDS", 1)

@@ -1,0 +1,1 @@
+"""The billing-client package: channels, retries, names from the proto and authentication."""

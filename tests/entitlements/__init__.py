@@ -1,0 +1,3 @@
+"""Entitlements: CheckEntitlement, the cache and its coherence across replicas, warm-up and
+Watch streams.
+"""

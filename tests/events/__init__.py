@@ -1,0 +1,3 @@
+"""ApplyStripeEvent: exactly once, ordering, the writer, invoices, audit chains and malformed
+events.
+"""

@@ -17,12 +17,12 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from billing_service.redis_breaker import RedisBreaker
+from devtools.hanging_server import HangingServer
 from generated.billing.v1 import billing_pb2 as pb
 from generated.billing.v1 import billing_pb2_grpc as pb_grpc
 from tests.events import factory
 from tests.events.conftest import service_env
 from tests.events.stripe_standin import StripeStandIn
-from tests.support.hanging_server import HangingServer
 from tests.support.processes import ServiceProcess
 
 

@@ -1,0 +1,1 @@
+"""Authentication, authorization, configuration errors, health and observability of the service."""

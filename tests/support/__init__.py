@@ -1,0 +1,3 @@
+"""What tests share: database and Redis fixtures, service launchers, certificates and fixtures'
+paths.
+"""

@@ -1,0 +1,1 @@
+"""Unit tests of pure logic and single modules, without servers."""

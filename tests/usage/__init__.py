@@ -1,0 +1,3 @@
+"""Usage metering: ConsumeUsage, RefundUsage and GetUsage, periods, replicas and overage
+reporting.
+"""
