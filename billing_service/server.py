@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import cast
 
 import grpc
+import redis
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio  # type: ignore[attr-defined]
 
@@ -47,6 +48,7 @@ from billing_service.tracing import Tracing
 from billing_service.tracing import from_env as tracing_from_env
 from billing_service.usage.announce import UsageAnnouncer
 from billing_service.usage.clock import make_clock
+from billing_service.usage.counters import RedisCounters
 from billing_service.usage.reporter import UsageReporter
 from billing_service.usage.service import UsageService
 from generated.billing.v1 import billing_pb2 as pb
@@ -208,7 +210,9 @@ async def start(
         usage_clock,
         on_change=announcer.announce if announcer is not None else entitlements.usage_changed,
         announcer=announcer,
+        counters=usage_counters(settings),
     )
+    usage.start()
     servicer = BillingServicer(
         subscriptions,
         events,
@@ -280,6 +284,22 @@ async def start(
         usage,
         committer,
     )
+
+
+def usage_counters(settings: Settings) -> RedisCounters | None:
+    """The Redis usage counters (docs/usage.md, "Redis fast path"), when Redis is configured.
+
+    A synchronous client: its calls run on the database threads, inside the
+    transaction that holds the usage locks (usage/fast.py).
+    """
+    if not settings.redis_url:
+        return None
+    client = redis.Redis.from_url(
+        settings.redis_url,
+        socket_timeout=settings.redis_timeout_seconds,
+        socket_connect_timeout=settings.redis_timeout_seconds,
+    )
+    return RedisCounters(client)
 
 
 async def serve(settings: Settings) -> None:

@@ -8,23 +8,25 @@ the same committed state, whichever replica answers.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 
 from google.protobuf.timestamp_pb2 import Timestamp
-from peewee import Case
 
 from billing_service import validation
-from billing_service.lifecycle import TERMINAL
 from billing_service.plans import Catalog
 from billing_service.storage.database import Database
-from billing_service.storage.models import Subscription
 from billing_service.subscriptions import evaluate
 from billing_service.usage import ledger, requests
 from billing_service.usage.announce import UsageAnnouncer
 from billing_service.usage.batch import ConsumeBatcher
 from billing_service.usage.clock import Clock
+from billing_service.usage.counters import RedisCounters
+from billing_service.usage.current import current_subscription, current_subscriptions
+from billing_service.usage.fast import FastLedger
 from billing_service.usage.limits import MeterLimit
 from billing_service.usage.models import UsageRecord
 from billing_service.usage.period import Period, usage_period
@@ -32,6 +34,9 @@ from billing_service.usage.resets import ExhaustedMeters
 from generated.billing.v1 import billing_pb2 as pb
 
 log = logging.getLogger(__name__)
+
+# How often each replica looks for answers a stopped batch left pending (fast.DRAIN_AFTER).
+DRAIN_INTERVAL_SECONDS = 10.0
 
 # Called after a consumption or refund changed a meter: (user_id, meter usage after it).
 UsageChanged = Callable[[str, pb.MeterUsage], None]
@@ -82,31 +87,6 @@ def consume_response(record: UsageRecord, *, replayed: bool) -> pb.ConsumeUsageR
     return response
 
 
-_TERMINAL = [status.value for status in TERMINAL]
-
-
-def current_subscription(user_id: str) -> Subscription | None:
-    """``repository.current_subscription`` in one query: the newest live row, else the newest."""
-    ended_last = Case(None, [(Subscription.status.in_(_TERMINAL), 1)], 0)
-    return (
-        Subscription.select()
-        .where(Subscription.user_id == user_id)
-        .order_by(ended_last, Subscription.stripe_created.desc(), Subscription.id.desc())
-        .first()
-    )
-
-
-def current_subscriptions(user_ids: list[str]) -> dict[str, Subscription]:
-    """Per user, ``current_subscription``'s answer, for many users in one query."""
-    best: dict[str, tuple[tuple[bool, int, int], Subscription]] = {}
-    for row in Subscription.select().where(Subscription.user_id.in_(user_ids)):
-        rank = (row.status not in _TERMINAL, row.stripe_created, row.id)
-        held = best.get(row.user_id)
-        if held is None or rank > held[0]:
-            best[row.user_id] = (rank, row)
-    return {user: row for user, (_, row) in best.items()}
-
-
 def _ts(value: datetime) -> Timestamp:
     ts = Timestamp()
     ts.FromDatetime(value.replace(tzinfo=UTC))
@@ -127,20 +107,49 @@ class UsageService:
         clock: Clock,
         on_change: UsageChanged | None = None,
         announcer: UsageAnnouncer | None = None,
+        counters: RedisCounters | None = None,
     ) -> None:
         self._db = db
         self._catalog = catalog
         self._clock = clock
+        self._counters = counters
         self._on_change = on_change
         self._announcer = announcer
         self._exhausted = ExhaustedMeters(clock, self._announce_reset)
-        self._batcher = ConsumeBatcher(db, catalog, self.periods_now, clock)
+        # Redis counters serve PostgreSQL only: SQLite is one process, exact on its own.
+        self._fast = (
+            FastLedger(db, counters, catalog, clock)
+            if counters is not None and db.is_postgres
+            else None
+        )
+        self._batcher = ConsumeBatcher(db, catalog, self.periods_now, clock, self._fast)
+        self._drainer: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """With Redis counters: write answers left pending by stopped batches, now and then."""
+        if self._fast is not None and self._drainer is None:
+            self._drainer = asyncio.get_running_loop().create_task(self._drain_forever())
+
+    async def _drain_forever(self) -> None:
+        assert self._fast is not None
+        while True:
+            try:
+                await self._db.run(self._fast.drain)
+            except Exception:
+                log.warning("writing pending usage answers failed; retrying", exc_info=True)
+            await asyncio.sleep(DRAIN_INTERVAL_SECONDS)
 
     async def close(self) -> None:
-        """Stop watching exhausted meters for their period end; stop announcing."""
+        """Stop draining, watching exhausted meters for their period end, announcing."""
+        if self._drainer is not None:
+            self._drainer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._drainer
         await self._exhausted.close()
         if self._announcer is not None:
             await self._announcer.close()
+        if self._counters is not None:
+            self._counters.close()
 
     async def _announce_reset(self, user_id: str, meter: str) -> None:
         if self._on_change is None:
@@ -206,7 +215,10 @@ class UsageService:
         validation.user_id(user_id)
         meter = requests.meter(self._catalog, meter)
         requests.idempotency_key(key)
-        result = await self._db.run(ledger.refund, self._db, user_id, meter, key)
+        if self._fast is not None:
+            result = await self._db.run(self._fast.refund, user_id, meter, key)
+        else:
+            result = await self._db.run(ledger.refund, self._db, user_id, meter, key)
         record = result.record
         limit = MeterLimit(included=record.limit, unlimited=record.unlimited)
         usage = meter_usage(meter, result.used, limit, record.period_start, record.period_end)

@@ -1,0 +1,486 @@
+"""ConsumeUsage on PostgreSQL + Redis: counters decided in Redis, the ledger in the same batch.
+
+One batch (``batch.ConsumeBatcher``) is one PostgreSQL transaction::
+
+    lock (shared, advisory): the generation lock + one lock per (user, meter)
+    read the batch's subscriptions (period, limit) and their counters' database values
+    Redis: one Lua call checks and counts every call in arrival order  (counters.py)
+    INSERT the ledger records ... ON CONFLICT (idempotency_key) DO NOTHING
+    UPSERT the counters by the units counted; INSERT the overage reports
+    COMMIT, then answer; then drop the batch's answers from Redis's pending hash
+
+Why it stays exact across replicas (docs/usage.md, "Redis fast path"):
+
+* The decision is the Lua script's, atomic in Redis: never over a hard limit,
+  a key answered once (its first answer is stored with it).
+* Redis lost (flushed, restarted): ``usage:generation`` is gone, the script
+  refuses to count, and a new generation is started under the *exclusive*
+  generation lock, which waits for every batch still in flight on any replica.
+  From then on a missing counter is seeded from the database value read under
+  the batch's locks, which already holds every committed unit.
+* A refund takes its (user, meter) lock exclusively, so no batch reads a
+  counter's database value on one side of the refund and seeds it on the other.
+* The process dying between the Lua call and the commit leaves the answers in
+  the pending hash; any replica writes answers pending for more than
+  ``DRAIN_AFTER`` to the ledger (``drain``), so the ledger catches up with the
+  units Redis counted and a retry replays the same answer.
+* A key the ledger already holds but Redis forgot (answer expired, or Redis
+  lost) loses on the unique key: its units are taken back in Redis and the
+  stored answer is replayed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import uuid
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import redis
+from psycopg2.extras import execute_values
+
+from billing_service.errors import Unavailable
+from billing_service.plans import Catalog
+from billing_service.storage.database import Database
+from billing_service.storage.models import Subscription
+from billing_service.subscriptions import evaluate
+from billing_service.usage import ledger
+from billing_service.usage.clock import Clock
+from billing_service.usage.counters import (
+    COUNTER_GRACE_SECONDS,
+    CountersLost,
+    RedisCounters,
+    Reservation,
+    answer_key,
+    counter_key,
+)
+from billing_service.usage.current import pick_current
+from billing_service.usage.limits import MeterLimit
+from billing_service.usage.models import UsageRecord
+from billing_service.usage.period import Period, usage_period
+
+if TYPE_CHECKING:
+    from billing_service.usage.batch import Decided, Pending
+
+log = logging.getLogger(__name__)
+
+GENERATION_LOCK = 0x7573616765  # "usage"
+# An answer still pending after this long belongs to a batch that died: write it to the ledger.
+DRAIN_AFTER = timedelta(seconds=30)
+
+_LOCK_SHARED = "SELECT pg_advisory_xact_lock_shared(k) FROM unnest(%s::bigint[]) AS k"
+_LOCK = "SELECT pg_advisory_xact_lock(k) FROM unnest(%s::bigint[]) AS k"
+_SUBSCRIPTIONS = "SELECT * FROM subscription WHERE user_id = ANY(%s)"
+_CUSTOMERS = "SELECT user_id, stripe_customer_id FROM customer WHERE user_id = ANY(%s)"
+_COUNTERS = (
+    "SELECT user_id, meter, period_start, used FROM usage_counter "
+    "WHERE user_id = ANY(%s) AND period_start = ANY(%s)"
+)
+_RECORD_COLUMNS = (
+    "idempotency_key",
+    "user_id",
+    "meter",
+    "quantity",
+    "allowed",
+    "counted",
+    "overage",
+    "used_after",
+    "limit",
+    "unlimited",
+    "period_start",
+    "period_end",
+    "occurred_at",
+    "created_at",
+)
+_INSERT_RECORDS = (
+    "INSERT INTO usage_record (idempotency_key, user_id, meter, quantity, allowed, counted, "
+    'overage, used_after, "limit", unlimited, period_start, period_end, occurred_at, created_at) '
+    "VALUES %s ON CONFLICT (idempotency_key) DO NOTHING RETURNING idempotency_key"
+)
+_STORED = (
+    "SELECT idempotency_key, user_id, meter, quantity, allowed, counted, overage, used_after, "
+    '"limit", unlimited, period_start, period_end, occurred_at, created_at FROM usage_record '
+    "WHERE idempotency_key = ANY(%s)"
+)
+_UPSERT_COUNTERS = (
+    "INSERT INTO usage_counter AS c (user_id, meter, period_start, period_end, used, last_delta) "
+    "VALUES %s ON CONFLICT (user_id, meter, period_start) "
+    "DO UPDATE SET used = c.used + EXCLUDED.used"
+)
+_INSERT_REPORTS = (
+    "INSERT INTO usage_report (identifier, user_id, stripe_customer_id, event_name, value, "
+    "timestamp, state, attempts, next_attempt_at, last_error, created_at) VALUES %s "
+    "ON CONFLICT (identifier) DO NOTHING"
+)
+
+
+def pair_lock(user_id: str, meter: str) -> int:
+    """The advisory lock id of one user's meter (64-bit, signed as PostgreSQL wants)."""
+    digest = hashlib.blake2b(f"{user_id}\0{meter}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def _epoch(value: datetime) -> int:
+    return int(value.replace(tzinfo=UTC).timestamp())
+
+
+def _record_of(key: str, fields: list[Any]) -> dict[str, Any]:
+    """The ledger row of an answer's fields (see counters.py for their order)."""
+    (user, meter, quantity, limit, unlimited, start, end, occurred, created) = fields[:9]
+    allowed, counted, overage, used_after = fields[11:15]
+    return {
+        "idempotency_key": key,
+        "user_id": user,
+        "meter": meter,
+        "quantity": quantity,
+        "allowed": allowed,
+        "counted": counted,
+        "overage": overage,
+        "used_after": used_after,
+        "limit": limit,
+        "unlimited": unlimited,
+        "period_start": datetime.fromisoformat(start),
+        "period_end": datetime.fromisoformat(end),
+        "occurred_at": datetime.fromisoformat(occurred),
+        "created_at": datetime.fromisoformat(created),
+    }
+
+
+def _answer_of(row: dict[str, Any], customer: str, event_name: str) -> list[Any]:
+    """The answer fields of a ledger row (the inverse of ``_record_of``)."""
+    return [
+        row["user_id"],
+        row["meter"],
+        row["quantity"],
+        row["limit"],
+        row["unlimited"],
+        row["period_start"].isoformat(),
+        row["period_end"].isoformat(),
+        row["occurred_at"].isoformat(),
+        row["created_at"].isoformat(),
+        customer,
+        event_name,
+        row["allowed"],
+        row["counted"],
+        row["overage"],
+        row["used_after"],
+    ]
+
+
+class FastLedger:
+    """Check-and-consume through Redis counters, the ledger written in the same batch."""
+
+    def __init__(
+        self, db: Database, counters: RedisCounters, catalog: Catalog, clock: Clock
+    ) -> None:
+        self._db = db
+        self._counters = counters
+        self._catalog = catalog
+        self._clock = clock
+
+    # -- consume (on a database thread) ------------------------------------------------
+
+    def apply(self, batch: Sequence[Pending]) -> list[Decided]:
+        """Decide and record a batch; a Redis outage is UNAVAILABLE (nothing answered)."""
+        try:
+            for _ in range(3):
+                try:
+                    return self._attempt(batch)
+                except CountersLost:
+                    self._renew_generation()
+        except redis.RedisError as exc:
+            raise Unavailable(f"usage counters unavailable (Redis: {type(exc).__name__})") from exc
+        raise Unavailable("usage counters: Redis lost its counters three times in a row")
+
+    def _attempt(self, batch: Sequence[Pending]) -> list[Decided]:
+        from billing_service.usage.batch import Decided, consumption, replay_of
+
+        now = self._clock()
+        users = sorted({p.user_id for p in batch})
+        pairs = {(p.user_id, p.meter) for p in batch}
+        conn = self._db.db.connection()
+        with self._db.db.atomic(), conn.cursor() as cur:
+            cur.execute(_LOCK_SHARED, (sorted([GENERATION_LOCK, *map(_pair_lock_of, pairs)]),))
+            periods = self._periods(cur, users, now)
+            limits = [periods[p.user_id].limit(p.meter) for p in batch]
+            billed = sorted(
+                {p.user_id for p, lim in zip(batch, limits, strict=True) if lim.bills_overage}
+            )
+            customers = _customers(cur, billed)
+            seeds = _database_counters(cur, users, {periods[u].start for u in users})
+            requests = [
+                consumption(p, periods[p.user_id], lim, customers.get(p.user_id, ""), now)
+                for p, lim in zip(batch, limits, strict=True)
+            ]
+            reserved = self._counters.reserve([_reservation(r, seeds) for r in requests])
+            decided: list[Decided] = []
+            new_rows: list[dict[str, Any]] = []
+            for p, limit, got in zip(batch, limits, reserved, strict=True):
+                row = _record_of(p.key, got.fields)
+                if got.new:
+                    new_rows.append(row)
+                    decided.append(Decided((UsageRecord(**row), False, limit)))
+                else:
+                    decided.append(replay_of(UsageRecord(**row), p, limit))
+            written = self._write(cur, new_rows, {r.key: r for r in requests})
+            for index, (p, got) in enumerate(zip(batch, reserved, strict=True)):
+                if got.new and p.key in written.replays:
+                    decided[index] = replay_of(written.replays[p.key], p, limits[index])
+        self._counters.settle([answer_key(row["idempotency_key"]) for row in new_rows])
+        return decided
+
+    def _periods(self, cur: Any, users: list[str], now: datetime) -> dict[str, Period]:
+        cur.execute(_SUBSCRIPTIONS, (users,))
+        names = [column[0] for column in cur.description]
+        rows = pick_current(
+            Subscription(**dict(zip(names, row, strict=True))) for row in cur.fetchall()
+        )
+        return {
+            user: usage_period(
+                rows.get(user), evaluate(rows.get(user), self._catalog, now), self._catalog, now
+            )
+            for user in users
+        }
+
+    def _write(
+        self,
+        cur: Any,
+        rows: list[dict[str, Any]],
+        requests: dict[str, ledger.Consumption],
+    ) -> _Written:
+        """Insert the new records; add the inserted ones to the counters; report overage."""
+        written = _Written()
+        if not rows:
+            return written
+        inserted = {
+            key
+            for (key,) in execute_values(
+                cur,
+                _INSERT_RECORDS,
+                [tuple(row[c] for c in _RECORD_COLUMNS) for row in rows],
+                page_size=len(rows),
+                fetch=True,
+            )
+        }
+        lost = [row for row in rows if row["idempotency_key"] not in inserted]
+        if lost:
+            self._settle_conflicts(cur, lost, requests, written)
+        ours = [row for row in rows if row["idempotency_key"] in inserted]
+        _add_to_counters(cur, ours)
+        reports = [
+            ledger.report_row(requests[row["idempotency_key"]], row["overage"])
+            for row in ours
+            if row["overage"]
+        ]
+        _insert_reports(cur, reports)
+        return written
+
+    def _settle_conflicts(
+        self,
+        cur: Any,
+        lost: list[dict[str, Any]],
+        requests: dict[str, ledger.Consumption],
+        written: _Written,
+    ) -> None:
+        """Keys the ledger already held: ours when drained meanwhile, else an older answer."""
+        cur.execute(_STORED, ([row["idempotency_key"] for row in lost],))
+        stored = {r[0]: dict(zip(_RECORD_COLUMNS, r, strict=True)) for r in cur.fetchall()}
+        for row in lost:
+            key = row["idempotency_key"]
+            found = stored[key]
+            if found["created_at"] == row["created_at"]:
+                continue  # written by ``drain`` from the pending hash: the same answer
+            request = requests[key]
+            self._counters.undo(
+                counter_key(row["user_id"], row["meter"], _epoch(row["period_start"])),
+                row["counted"],
+                answer_key(key),
+                _answer_of(found, request.stripe_customer_id, request.limit.event_name),
+            )
+            written.replays[key] = UsageRecord(**found)
+
+    def _renew_generation(self) -> None:
+        """Redis lost its counters: wait for every batch in flight, then trust Redis again."""
+        with self._db.db.atomic(), self._db.db.connection().cursor() as cur:
+            cur.execute(_LOCK, ([GENERATION_LOCK],))
+            if not self._counters.generation_exists():
+                self._counters.forget_counters()
+                self._counters.start_generation(uuid.uuid4().hex)
+                log.warning("usage counters lost in Redis; rebuilding them from the ledger")
+
+    # -- pending answers of batches that died --------------------------------------------
+
+    def drain(self) -> int:
+        """Write answers pending longer than DRAIN_AFTER to the ledger; how many were new."""
+        cutoff = self._clock() - DRAIN_AFTER
+        with self._db.db.atomic(), self._db.db.connection().cursor() as cur:
+            cur.execute(_LOCK_SHARED, ([GENERATION_LOCK],))
+            # Read under the lock: a generation started after a flush waits for this write.
+            pending = self._counters.pending()
+            stale = {
+                key: fields
+                for key, fields in pending.items()
+                if datetime.fromisoformat(fields[8]) < cutoff
+            }
+            if not stale:
+                return 0
+            rows = [_record_of(key.removeprefix("usage:k:"), f) for key, f in stale.items()]
+            inserted = {
+                key
+                for (key,) in execute_values(
+                    cur,
+                    _INSERT_RECORDS,
+                    [tuple(row[c] for c in _RECORD_COLUMNS) for row in rows],
+                    page_size=len(rows),
+                    fetch=True,
+                )
+            }
+            ours = [row for row in rows if row["idempotency_key"] in inserted]
+            _add_to_counters(cur, ours)
+            reports = [
+                _report_of(row, stale[answer_key(row["idempotency_key"])])
+                for row in ours
+                if row["overage"]
+            ]
+            _insert_reports(cur, reports)
+        self._counters.settle(list(stale))
+        if ours:
+            log.warning("wrote %d usage answers left pending by a stopped batch", len(ours))
+        return len(ours)
+
+    # -- refund -------------------------------------------------------------------------
+
+    def refund(self, user_id: str, meter: str, key: str) -> ledger.Refund:
+        """``ledger.refund`` under the (user, meter) lock, giving the units back in Redis too."""
+        released = 0
+        counter = ""
+        body_done = False
+        try:
+            with self._db.db.atomic(), self._db.db.connection().cursor() as cur:
+                cur.execute(_LOCK_SHARED, ([GENERATION_LOCK],))
+                cur.execute(_LOCK, ([pair_lock(user_id, meter)],))
+                result = ledger.refund(self._db, user_id, meter, key)
+                if result.refunded_now:
+                    start = _epoch(result.record.period_start)
+                    counter = counter_key(user_id, meter, start)
+                    released = int(result.record.counted)
+                    self._counters.release(counter, released)
+                body_done = True
+        except redis.RedisError as exc:
+            raise Unavailable(f"usage counters unavailable (Redis: {type(exc).__name__})") from exc
+        except BaseException:
+            if body_done and released:
+                # The commit failed after Redis gave the units back: take them again.
+                self._counters.release(counter, -released)
+            raise
+        return result
+
+
+class _Written:
+    """Keys whose insert lost to an older ledger record, with that record."""
+
+    def __init__(self) -> None:
+        self.replays: dict[str, UsageRecord] = {}
+
+
+def _pair_lock_of(pair: tuple[str, str]) -> int:
+    return pair_lock(*pair)
+
+
+def _customers(cur: Any, users: list[str]) -> dict[str, str]:
+    if not users:
+        return {}
+    cur.execute(_CUSTOMERS, (users,))
+    return dict(cur.fetchall())
+
+
+def _database_counters(
+    cur: Any, users: list[str], starts: Iterable[datetime]
+) -> dict[tuple[str, str, datetime], int]:
+    cur.execute(_COUNTERS, (users, sorted(starts)))
+    return {(user, meter, start): int(used) for user, meter, start, used in cur.fetchall()}
+
+
+def _reservation(
+    request: ledger.Consumption, seeds: dict[tuple[str, str, datetime], int]
+) -> Reservation:
+    limit: MeterLimit = request.limit
+    static = json.dumps(
+        [
+            request.user_id,
+            request.meter,
+            request.quantity,
+            limit.included,
+            limit.unlimited,
+            request.period_start.isoformat(),
+            request.period_end.isoformat(),
+            request.occurred_at.isoformat(),
+            request.now.isoformat(),
+            request.stripe_customer_id,
+            limit.event_name,
+        ]
+    )[1:-1]
+    return Reservation(
+        counter=counter_key(request.user_id, request.meter, _epoch(request.period_start)),
+        answer=answer_key(request.key),
+        quantity=request.quantity,
+        included=limit.included,
+        open=limit.unlimited or limit.bills_overage,
+        bills=limit.bills_overage and not limit.unlimited,
+        static=static,
+        seed=seeds.get((request.user_id, request.meter, request.period_start), 0),
+        counter_expires_at=_epoch(request.period_end) + COUNTER_GRACE_SECONDS,
+    )
+
+
+def _add_to_counters(cur: Any, rows: list[dict[str, Any]]) -> None:
+    """Add the counted units of ``rows`` to their database counters (in key order: no deadlock)."""
+    totals: dict[tuple[str, str, datetime], tuple[datetime, int]] = {}
+    for row in rows:
+        if row["counted"]:
+            counter = (row["user_id"], row["meter"], row["period_start"])
+            held = totals.get(counter, (row["period_end"], 0))
+            totals[counter] = (held[0], held[1] + row["counted"])
+    if totals:
+        values = [(u, m, s, end, used, 0) for (u, m, s), (end, used) in sorted(totals.items())]
+        execute_values(cur, _UPSERT_COUNTERS, values, page_size=len(values))
+
+
+def _report_of(row: dict[str, Any], fields: list[Any]) -> dict[str, Any]:
+    return {
+        "identifier": ledger.identifier_for(row["idempotency_key"]),
+        "user_id": row["user_id"],
+        "stripe_customer_id": fields[9],
+        "event_name": fields[10],
+        "value": row["overage"],
+        "timestamp": _epoch(row["occurred_at"]),
+        "state": "pending",
+        "attempts": 0,
+        "next_attempt_at": row["created_at"],
+        "last_error": "",
+        "created_at": row["created_at"],
+    }
+
+
+_REPORT_COLUMNS = (
+    "identifier",
+    "user_id",
+    "stripe_customer_id",
+    "event_name",
+    "value",
+    "timestamp",
+    "state",
+    "attempts",
+    "next_attempt_at",
+    "last_error",
+    "created_at",
+)
+
+
+def _insert_reports(cur: Any, reports: list[dict[str, Any]]) -> None:
+    if reports:
+        rows = [tuple(r[c] for c in _REPORT_COLUMNS) for r in reports]
+        execute_values(cur, _INSERT_REPORTS, rows, page_size=len(rows))
