@@ -48,7 +48,7 @@ for i = 1, n do
   local counter, answer = KEYS[1 + 2 * i], KEYS[2 + 2 * i]
   local prev = redis.call('GET', answer)
   if prev then
-    out[i] = prev
+    if redis.call('HEXISTS', KEYS[2], answer) == 1 then out[i] = '!' .. prev else out[i] = prev end
   else
     local q, inc = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
     local open, bill = ARGV[a + 3] == '1', ARGV[a + 4] == '1'
@@ -75,8 +75,10 @@ end
 return out
 """
 
-# Give back units counted for an answer the ledger did not take, and store the ledger's answer.
+# Give back units counted for an answer the ledger did not take, and store the ledger's answer;
+# only while the answer is still ours, so two batches settling the same key undo it once.
 _UNDO = """
+if redis.call('GET', KEYS[2]) ~= ARGV[4] then return 0 end
 if redis.call('EXISTS', KEYS[1]) == 1 and tonumber(ARGV[1]) > 0 then
   redis.call('DECRBY', KEYS[1], ARGV[1])
 end
@@ -113,10 +115,24 @@ class Reservation:
 
 @dataclass(frozen=True)
 class Reserved:
-    """The script's answer for one consumption: its answer fields and whether it is new."""
+    """The script's answer for one consumption.
+
+    ``new``: counted by this call; ``pending``: not known to be in the ledger yet
+    (every new answer, and a replay of an answer whose batch has not committed).
+    """
 
     fields: list[Any]
+    raw: str
     new: bool
+    pending: bool
+
+
+def _reserved(raw: str) -> Reserved:
+    if raw[0] == "+":
+        return Reserved(json.loads(raw[1:]), raw[1:], new=True, pending=True)
+    if raw[0] == "!":
+        return Reserved(json.loads(raw[1:]), raw[1:], new=False, pending=True)
+    return Reserved(json.loads(raw), raw, new=False, pending=False)
 
 
 def counter_key(user_id: str, meter: str, period_start: int) -> str:
@@ -156,23 +172,20 @@ class RedisCounters:
         out = self._reserve(keys=keys, args=args)
         if out and out[0] == b"lost":
             raise CountersLost
-        return [
-            Reserved(json.loads(raw[1:]), True)
-            if raw[:1] == b"+"
-            else Reserved(json.loads(raw), False)
-            for raw in out
-        ]
+        return [_reserved(raw.decode()) for raw in out]
 
     def settle(self, answers: Sequence[str]) -> None:
         """The ledger holds these answers now: drop them from the pending hash."""
         if answers:
             self._client.hdel(PENDING, *answers)
 
-    def undo(self, counter: str, counted: int, answer: str, ledger_answer: list[Any]) -> None:
-        """Take back ``counted`` units and store the ledger's answer under ``answer``."""
+    def undo(
+        self, counter: str, counted: int, answer: str, ours: str, ledger_answer: list[Any]
+    ) -> None:
+        """While ``answer`` holds ``ours``: take back ``counted``, store the ledger's answer."""
         self._undo(
             keys=[counter, answer, PENDING],
-            args=[counted, json.dumps(ledger_answer), ANSWER_TTL_SECONDS],
+            args=[counted, json.dumps(ledger_answer), ANSWER_TTL_SECONDS, ours],
         )
 
     def release(self, counter: str, units: int) -> None:
@@ -202,7 +215,7 @@ class RedisCounters:
         """Close the client's connections (the service owns the client it was given)."""
         self._client.close()
 
-    def pending(self) -> dict[str, list[Any]]:
-        """Answers given but not (known to be) in the ledger, by answer key."""
+    def pending(self) -> dict[str, str]:
+        """Answers given but not (known to be) in the ledger: answer key -> answer JSON."""
         raw: dict[bytes, bytes] = self._client.hgetall(PENDING)  # type: ignore[assignment]
-        return {key.decode(): json.loads(value) for key, value in raw.items()}
+        return {key.decode(): value.decode() for key, value in raw.items()}

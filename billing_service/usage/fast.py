@@ -54,6 +54,7 @@ from billing_service.usage.counters import (
     CountersLost,
     RedisCounters,
     Reservation,
+    Reserved,
     answer_key,
     counter_key,
 )
@@ -217,19 +218,22 @@ class FastLedger:
             ]
             reserved = self._counters.reserve([_reservation(r, seeds) for r in requests])
             decided: list[Decided] = []
-            new_rows: list[dict[str, Any]] = []
+            unwritten: dict[str, Reserved] = {}
             for p, limit, got in zip(batch, limits, reserved, strict=True):
-                row = _record_of(p.key, got.fields)
+                record = UsageRecord(**_record_of(p.key, got.fields))
                 if got.new:
-                    new_rows.append(row)
-                    decided.append(Decided((UsageRecord(**row), False, limit)))
+                    decided.append(Decided((record, False, limit)))
                 else:
-                    decided.append(replay_of(UsageRecord(**row), p, limit))
-            written = self._write(cur, new_rows, {r.key: r for r in requests})
-            for index, (p, got) in enumerate(zip(batch, reserved, strict=True)):
-                if got.new and p.key in written.replays:
-                    decided[index] = replay_of(written.replays[p.key], p, limits[index])
-        self._counters.settle([answer_key(row["idempotency_key"]) for row in new_rows])
+                    decided.append(replay_of(record, p, limit))
+                if got.pending:
+                    # A replay of an answer not yet committed is written here too: no
+                    # answer leaves before the ledger holds it.
+                    unwritten.setdefault(p.key, got)
+            replays = self._write(cur, unwritten)
+            for index, p in enumerate(batch):
+                if p.key in replays:
+                    decided[index] = replay_of(replays[p.key], p, limits[index])
+        self._counters.settle([answer_key(key) for key in unwritten])
         return decided
 
     def _periods(self, cur: Any, users: list[str], now: datetime) -> dict[str, Period]:
@@ -245,62 +249,53 @@ class FastLedger:
             for user in users
         }
 
-    def _write(
-        self,
-        cur: Any,
-        rows: list[dict[str, Any]],
-        requests: dict[str, ledger.Consumption],
-    ) -> _Written:
-        """Insert the new records; add the inserted ones to the counters; report overage."""
-        written = _Written()
-        if not rows:
-            return written
+    def _write(self, cur: Any, answers: dict[str, Reserved]) -> dict[str, UsageRecord]:
+        """Write pending answers to the ledger; the older ledger record of each key that lost.
+
+        A key already in the ledger with the same answer (``created_at``) was
+        written by another batch or ``drain``: nothing to do. One with another
+        answer is older than Redis's memory of it: its units are taken back and
+        the ledger's answer is the one given.
+        """
+        if not answers:
+            return {}
+        rows = {key: _record_of(key, got.fields) for key, got in answers.items()}
         inserted = {
             key
             for (key,) in execute_values(
                 cur,
                 _INSERT_RECORDS,
-                [tuple(row[c] for c in _RECORD_COLUMNS) for row in rows],
+                [tuple(row[c] for c in _RECORD_COLUMNS) for row in rows.values()],
                 page_size=len(rows),
                 fetch=True,
             )
         }
-        lost = [row for row in rows if row["idempotency_key"] not in inserted]
+        replays: dict[str, UsageRecord] = {}
+        lost = [key for key in rows if key not in inserted]
         if lost:
-            self._settle_conflicts(cur, lost, requests, written)
-        ours = [row for row in rows if row["idempotency_key"] in inserted]
+            cur.execute(_STORED, (lost,))
+            stored = {r[0]: dict(zip(_RECORD_COLUMNS, r, strict=True)) for r in cur.fetchall()}
+            for key in lost:
+                row, found, got = rows[key], stored[key], answers[key]
+                if found["created_at"] == row["created_at"]:
+                    continue
+                self._counters.undo(
+                    counter_key(row["user_id"], row["meter"], _epoch(row["period_start"])),
+                    row["counted"],
+                    answer_key(key),
+                    got.raw,
+                    _answer_of(found, got.fields[9], got.fields[10]),
+                )
+                replays[key] = UsageRecord(**found)
+        ours = [rows[key] for key in rows if key in inserted]
         _add_to_counters(cur, ours)
         reports = [
-            ledger.report_row(requests[row["idempotency_key"]], row["overage"])
+            _report_of(row, answers[row["idempotency_key"]].fields)
             for row in ours
             if row["overage"]
         ]
         _insert_reports(cur, reports)
-        return written
-
-    def _settle_conflicts(
-        self,
-        cur: Any,
-        lost: list[dict[str, Any]],
-        requests: dict[str, ledger.Consumption],
-        written: _Written,
-    ) -> None:
-        """Keys the ledger already held: ours when drained meanwhile, else an older answer."""
-        cur.execute(_STORED, ([row["idempotency_key"] for row in lost],))
-        stored = {r[0]: dict(zip(_RECORD_COLUMNS, r, strict=True)) for r in cur.fetchall()}
-        for row in lost:
-            key = row["idempotency_key"]
-            found = stored[key]
-            if found["created_at"] == row["created_at"]:
-                continue  # written by ``drain`` from the pending hash: the same answer
-            request = requests[key]
-            self._counters.undo(
-                counter_key(row["user_id"], row["meter"], _epoch(row["period_start"])),
-                row["counted"],
-                answer_key(key),
-                _answer_of(found, request.stripe_customer_id, request.limit.event_name),
-            )
-            written.replays[key] = UsageRecord(**found)
+        return replays
 
     def _renew_generation(self) -> None:
         """Redis lost its counters: wait for every batch in flight, then trust Redis again."""
@@ -320,36 +315,17 @@ class FastLedger:
             cur.execute(_LOCK_SHARED, ([GENERATION_LOCK],))
             # Read under the lock: a generation started after a flush waits for this write.
             pending = self._counters.pending()
-            stale = {
-                key: fields
-                for key, fields in pending.items()
-                if datetime.fromisoformat(fields[8]) < cutoff
-            }
+            stale: dict[str, Reserved] = {}
+            for key, raw in pending.items():
+                fields = json.loads(raw)
+                if datetime.fromisoformat(fields[8]) < cutoff:
+                    stale[key.removeprefix("usage:k:")] = Reserved(fields, raw, False, True)
             if not stale:
                 return 0
-            rows = [_record_of(key.removeprefix("usage:k:"), f) for key, f in stale.items()]
-            inserted = {
-                key
-                for (key,) in execute_values(
-                    cur,
-                    _INSERT_RECORDS,
-                    [tuple(row[c] for c in _RECORD_COLUMNS) for row in rows],
-                    page_size=len(rows),
-                    fetch=True,
-                )
-            }
-            ours = [row for row in rows if row["idempotency_key"] in inserted]
-            _add_to_counters(cur, ours)
-            reports = [
-                _report_of(row, stale[answer_key(row["idempotency_key"])])
-                for row in ours
-                if row["overage"]
-            ]
-            _insert_reports(cur, reports)
-        self._counters.settle(list(stale))
-        if ours:
-            log.warning("wrote %d usage answers left pending by a stopped batch", len(ours))
-        return len(ours)
+            self._write(cur, stale)
+        self._counters.settle([answer_key(key) for key in stale])
+        log.warning("wrote %d usage answers left pending by a stopped batch", len(stale))
+        return len(stale)
 
     # -- refund -------------------------------------------------------------------------
 
@@ -377,13 +353,6 @@ class FastLedger:
                 self._counters.release(counter, -released)
             raise
         return result
-
-
-class _Written:
-    """Keys whose insert lost to an older ledger record, with that record."""
-
-    def __init__(self) -> None:
-        self.replays: dict[str, UsageRecord] = {}
 
 
 def _pair_lock_of(pair: tuple[str, str]) -> int:
