@@ -49,6 +49,7 @@ from billing_service.tracing import from_env as tracing_from_env
 from billing_service.usage.announce import UsageAnnouncer
 from billing_service.usage.clock import make_clock
 from billing_service.usage.counters import RedisCounters
+from billing_service.usage.messages import delivered_as_messages
 from billing_service.usage.reporter import UsageReporter
 from billing_service.usage.service import UsageService
 from generated.billing.v1 import billing_pb2 as pb
@@ -208,7 +209,9 @@ async def start(
         db,
         catalog,
         usage_clock,
-        on_change=announcer.announce if announcer is not None else entitlements.usage_changed,
+        on_change=delivered_as_messages(
+            announcer.announce if announcer is not None else entitlements.usage_changed
+        ),
         announcer=announcer,
         counters=usage_counters(settings),
     )

@@ -37,6 +37,7 @@ from billing_service.storage.checkout_requests import CheckoutParams
 from billing_service.storage.database import StorageUnavailable
 from billing_service.stream_limits import StreamLimiter
 from billing_service.subscriptions import SubscriptionService
+from billing_service.usage import messages
 from billing_service.usage.service import UsageService
 from generated.billing.v1 import billing_pb2 as pb
 from generated.billing.v1 import billing_pb2_grpc as pb_grpc
@@ -353,7 +354,7 @@ class BillingServicer(pb_grpc.BillingServiceServicer):
         self, request: pb.CheckEntitlementRequest, context: Context
     ) -> pb.CheckEntitlementResponse:
         allowed, usage = await self._usage.check(request.user_id, request.meter, request.quantity)
-        response = pb.CheckEntitlementResponse(allowed=allowed, usage=usage)
+        response = pb.CheckEntitlementResponse(allowed=allowed, usage=messages.meter_usage(usage))
         if request.feature:
             feature = await self._entitlements.check(request.user_id, request.feature)
             response.MergeFrom(feature)
@@ -373,25 +374,27 @@ class BillingServicer(pb_grpc.BillingServiceServicer):
         self, request: pb.ConsumeUsageRequest, context: Context
     ) -> pb.ConsumeUsageResponse:
         """See billing.proto and docs/usage.md."""
-        return await self._usage.consume(
+        answer = await self._usage.consume(
             request.user_id,
             request.meter,
             request.quantity,
             request.idempotency_key,
             request.occurred_at.ToDatetime(UTC) if request.HasField("occurred_at") else None,
         )
+        return messages.consume_response(answer)
 
     @rpc_errors
     async def RefundUsage(
         self, request: pb.RefundUsageRequest, context: Context
     ) -> pb.RefundUsageResponse:
         """See billing.proto and docs/usage.md."""
-        return await self._usage.refund(request.user_id, request.meter, request.idempotency_key)
+        answer = await self._usage.refund(request.user_id, request.meter, request.idempotency_key)
+        return messages.refund_response(answer)
 
     @rpc_errors
     async def GetUsage(self, request: pb.GetUsageRequest, context: Context) -> pb.GetUsageResponse:
         """See billing.proto and docs/usage.md."""
-        return await self._usage.usage(request.user_id, request.meter)
+        return messages.usage_response(await self._usage.usage(request.user_id, request.meter))
 
     @rpc_errors
     async def GetEntitlements(

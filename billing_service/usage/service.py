@@ -14,14 +14,13 @@ import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from google.protobuf.timestamp_pb2 import Timestamp
-
 from billing_service import validation
 from billing_service.plans import Catalog
 from billing_service.storage.database import Database
 from billing_service.subscriptions import evaluate
 from billing_service.usage import ledger, requests
 from billing_service.usage.announce import UsageAnnouncer
+from billing_service.usage.answers import ConsumeAnswer, MeterUsage, RefundAnswer, UsageSummary
 from billing_service.usage.batch import ConsumeBatcher
 from billing_service.usage.clock import Clock
 from billing_service.usage.counters import RedisCounters
@@ -31,7 +30,6 @@ from billing_service.usage.limits import MeterLimit
 from billing_service.usage.models import UsageRecord
 from billing_service.usage.period import Period, usage_period
 from billing_service.usage.resets import ExhaustedMeters
-from generated.billing.v1 import billing_pb2 as pb
 
 log = logging.getLogger(__name__)
 
@@ -39,24 +37,7 @@ log = logging.getLogger(__name__)
 DRAIN_INTERVAL_SECONDS = 10.0
 
 # Called after a consumption or refund changed a meter: (user_id, meter usage after it).
-UsageChanged = Callable[[str, pb.MeterUsage], None]
-
-
-def meter_usage(
-    meter: str, used: int, limit: MeterLimit, start: datetime, end: datetime
-) -> pb.MeterUsage:
-    """The MeterUsage message of one meter in one period."""
-    message = pb.MeterUsage(
-        meter=meter,
-        used=used,
-        limit=limit.included,
-        remaining=0 if limit.unlimited else max(0, limit.included - used),
-        unlimited=limit.unlimited,
-        overage_billed=limit.bills_overage,
-    )
-    message.period_start.CopyFrom(_ts(start))
-    message.period_end.CopyFrom(_ts(end))
-    return message
+UsageChanged = Callable[[str, MeterUsage], None]
 
 
 def _reason(record: UsageRecord) -> str:
@@ -70,9 +51,9 @@ def _reason(record: UsageRecord) -> str:
     return "counted"
 
 
-def consume_response(record: UsageRecord, *, replayed: bool) -> pb.ConsumeUsageResponse:
+def consume_answer(record: UsageRecord, *, replayed: bool) -> ConsumeAnswer:
     """The ConsumeUsage answer stored in ``record``."""
-    response = pb.ConsumeUsageResponse(
+    return ConsumeAnswer(
         allowed=record.allowed,
         used=record.used_after,
         limit=record.limit,
@@ -81,16 +62,9 @@ def consume_response(record: UsageRecord, *, replayed: bool) -> pb.ConsumeUsageR
         unlimited=record.unlimited,
         replayed=replayed,
         reason=_reason(record),
+        period_start=record.period_start,
+        period_end=record.period_end,
     )
-    response.period_start.CopyFrom(_ts(record.period_start))
-    response.period_end.CopyFrom(_ts(record.period_end))
-    return response
-
-
-def _ts(value: datetime) -> Timestamp:
-    ts = Timestamp()
-    ts.FromDatetime(value.replace(tzinfo=UTC))
-    return ts
 
 
 def _naive(value: datetime) -> datetime:
@@ -184,7 +158,7 @@ class UsageService:
         quantity: int,
         key: str,
         occurred_at: datetime | None,
-    ) -> pb.ConsumeUsageResponse:
+    ) -> ConsumeAnswer:
         """Check and count ``quantity`` units of ``meter`` for ``user_id`` (idempotent on key)."""
         validation.user_id(user_id)
         meter = requests.meter(self._catalog, meter)
@@ -196,7 +170,7 @@ class UsageService:
         record, replayed, limit = await self._batcher.submit(user_id, meter, quantity, key, when)
         if not replayed and record.counted:
             self._announce(record, limit, record.used_after - record.counted)
-        return consume_response(record, replayed=replayed)
+        return consume_answer(record, replayed=replayed)
 
     def _announce(self, record: UsageRecord, limit: MeterLimit, before: int) -> None:
         """Tell watchers when this change crossed the meter's limit (either way)."""
@@ -207,10 +181,10 @@ class UsageService:
             self._exhausted.reached(record.user_id, record.meter, record.period_end)
             self._on_change(
                 record.user_id,
-                meter_usage(record.meter, after, limit, record.period_start, record.period_end),
+                MeterUsage.of(record.meter, after, limit, record.period_start, record.period_end),
             )
 
-    async def refund(self, user_id: str, meter: str, key: str) -> pb.RefundUsageResponse:
+    async def refund(self, user_id: str, meter: str, key: str) -> RefundAnswer:
         """Give back the units of the consumption ``key``, once."""
         validation.user_id(user_id)
         meter = requests.meter(self._catalog, meter)
@@ -221,16 +195,16 @@ class UsageService:
             result = await self._db.run(ledger.refund, self._db, user_id, meter, key)
         record = result.record
         limit = MeterLimit(included=record.limit, unlimited=record.unlimited)
-        usage = meter_usage(meter, result.used, limit, record.period_start, record.period_end)
+        usage = MeterUsage.of(meter, result.used, limit, record.period_start, record.period_end)
         if result.refunded_now:
             self._announce_refund(user_id, usage, record.counted)
-        return pb.RefundUsageResponse(
+        return RefundAnswer(
             refunded=record.counted if result.refunded_now else 0,
             already_refunded=record.refunded_at is not None and not result.refunded_now,
             usage=usage,
         )
 
-    def _announce_refund(self, user_id: str, usage: pb.MeterUsage, counted: int) -> None:
+    def _announce_refund(self, user_id: str, usage: MeterUsage, counted: int) -> None:
         if self._on_change is None or usage.unlimited:
             return
         if usage.used < usage.limit <= usage.used + counted:
@@ -241,23 +215,23 @@ class UsageService:
         period = self.period_now(user_id)
         return period, ledger.used_in(user_id, meters, period.start)
 
-    async def usage(self, user_id: str, meter: str) -> pb.GetUsageResponse:
+    async def usage(self, user_id: str, meter: str) -> UsageSummary:
         """Usage of ``meter`` (every meter when empty) in the user's current period."""
         validation.user_id(user_id)
         meters = (
             [requests.meter(self._catalog, meter)] if meter else sorted(self._catalog.all_meters)
         )
         period, used = await self._db.run(self._used_now, user_id, meters)
-        return pb.GetUsageResponse(
+        return UsageSummary(
             user_id=user_id,
             tier=period.plan.name,
             meters=[
-                meter_usage(m, used.get(m, 0), period.limit(m), period.start, period.end)
+                MeterUsage.of(m, used.get(m, 0), period.limit(m), period.start, period.end)
                 for m in meters
             ],
         )
 
-    async def check(self, user_id: str, meter: str, quantity: int) -> tuple[bool, pb.MeterUsage]:
+    async def check(self, user_id: str, meter: str, quantity: int) -> tuple[bool, MeterUsage]:
         """Whether ``quantity`` more units of ``meter`` would be allowed now; consumes nothing."""
         validation.user_id(user_id)
         meter = requests.meter(self._catalog, meter)
@@ -265,5 +239,5 @@ class UsageService:
         period, used = await self._db.run(self._used_now, user_id, [meter])
         limit = period.limit(meter)
         current = used.get(meter, 0)
-        usage = meter_usage(meter, current, limit, period.start, period.end)
+        usage = MeterUsage.of(meter, current, limit, period.start, period.end)
         return limit.admits(current, quantity or 1), usage
