@@ -259,7 +259,9 @@ class FastLedger:
         """
         if not answers:
             return {}
-        rows = {key: _record_of(key, got.fields) for key, got in answers.items()}
+        # In key order: two batches writing the same keys (one adopting the other's
+        # pending answers) wait on each other's unique index entries in one order.
+        rows = {key: _record_of(key, answers[key].fields) for key in sorted(answers)}
         inserted = {
             key
             for (key,) in execute_values(
@@ -294,6 +296,7 @@ class FastLedger:
             for row in ours
             if row["overage"]
         ]
+        reports.sort(key=lambda report: str(report["identifier"]))
         _insert_reports(cur, reports)
         return replays
 
