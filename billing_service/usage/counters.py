@@ -3,7 +3,7 @@
 Keys (all under ``usage:``)::
 
     usage:generation         present while the counters below are trustworthy
-    usage:c:<user>:<meter>:<period start, unix s>   units counted (expires 2 days after the period)
+    usage:c:<user>:<meter>:<period start, unix s>   units counted (kept 2 days past the period)
     usage:k:<idempotency key>                        the first answer (expires after ANSWER_TTL)
     usage:pending            hash: answer key -> answer, for answers not yet in the ledger
 
@@ -57,7 +57,7 @@ for i = 1, n do
       used = tonumber(used)
     else
       used = tonumber(ARGV[a + 6])
-      redis.call('SET', counter, used, 'EXAT', ARGV[a + 7])
+      redis.call('SET', counter, used, 'EX', ARGV[a + 7])
     end
     local allowed = open or used + q <= inc
     local counted = 0
@@ -110,7 +110,7 @@ class Reservation:
     bills: bool
     static: str  # the answer's first 11 fields, JSON without brackets
     seed: int  # the database's value of the counter, used when Redis has none
-    counter_expires_at: int
+    counter_ttl: int  # seconds, from the usage clock's now: the period's rest plus a grace
 
 
 @dataclass(frozen=True)
@@ -167,7 +167,7 @@ class RedisCounters:
                 int(it.bills),
                 it.static,
                 it.seed,
-                it.counter_expires_at,
+                it.counter_ttl,
             )
         out = self._reserve(keys=keys, args=args)
         if out and out[0] == b"lost":

@@ -404,7 +404,9 @@ def _reservation(
         bills=limit.bills_overage and not limit.unlimited,
         static=static,
         seed=seeds.get((request.user_id, request.meter, request.period_start), 0),
-        counter_expires_at=_epoch(request.period_end) + COUNTER_GRACE_SECONDS,
+        # Relative to the usage clock, which a test may set anywhere.
+        counter_ttl=max(0, _epoch(request.period_end) - _epoch(request.now))
+        + COUNTER_GRACE_SECONDS,
     )
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import grpc
 import pytest
 
+from devtools.redis_server import RedisServer
 from generated.billing.v1 import billing_pb2_grpc as pb_grpc
 from tests.entitlements.conftest import service_env
 from tests.events.stripe_standin import StripeStandIn
@@ -28,14 +29,30 @@ def clock_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("clock") / "now"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="module", params=["", "redis"])
 def usage_service(
-    database_url: str, stripe_standin: StripeStandIn, clock_path: Path
+    request: pytest.FixtureRequest,
+    database_url: str,
+    stripe_standin: StripeStandIn,
+    clock_path: Path,
 ) -> Iterator[ServiceProcess]:
-    """One billing-service process over ``database_url`` with a test clock."""
-    env = {**service_env(database_url, stripe_standin), "BILLING_TEST_CLOCK_FILE": str(clock_path)}
-    with ServiceProcess(env) as process:
-        yield process
+    """One billing-service process over ``database_url`` with a test clock.
+
+    On PostgreSQL also with a Redis, so the same tests run on the Redis fast path.
+    """
+    if request.param and database_url.startswith("sqlite"):
+        pytest.skip("SQLite counts in the database with or without Redis")
+    redis_server = RedisServer().start() if request.param else None
+    env = {
+        **service_env(database_url, stripe_standin, redis_server.url if redis_server else ""),
+        "BILLING_TEST_CLOCK_FILE": str(clock_path),
+    }
+    try:
+        with ServiceProcess(env) as process:
+            yield process
+    finally:
+        if redis_server is not None:
+            redis_server.stop()
 
 
 @pytest.fixture
