@@ -3,7 +3,10 @@
 Each call reads the user's current subscription row, evaluates its grant at
 the usage clock's "now" and counts in the ledger (``usage.ledger``), all in
 one call on a database thread: the plan, the period and the count come from
-the same committed state, whichever replica answers.
+the same committed state, whichever replica answers. ConsumeUsage goes
+through the group commit (``batch``), which on PostgreSQL with Redis counters
+decides in Redis (``fast``). Answers are plain values (``answers``); the
+servicer turns them into messages (``messages``).
 """
 
 from __future__ import annotations
