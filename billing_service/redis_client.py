@@ -14,10 +14,16 @@ holds a dedicated connection from the same pool, with the same settings, for
 as long as it is subscribed; its reads pass their own timeout
 (``get_message(timeout=...)``), so the command timeout does not cut a quiet
 subscription short.
+
+One more client exists, on purpose: the usage fast path's synchronous one
+(``connect_sync``), whose commands run on the database threads inside the
+transaction that holds the usage locks (usage/fast.py), where an asyncio
+client cannot be awaited. Same URL, same timeout.
 """
 
 from __future__ import annotations
 
+import redis
 import redis.asyncio as aioredis
 
 Redis = aioredis.Redis
@@ -36,3 +42,8 @@ def connect(url: str, timeout: float) -> Redis:
         socket_connect_timeout=timeout,
         decode_responses=True,
     )
+
+
+def connect_sync(url: str, timeout: float) -> redis.Redis:
+    """A synchronous client for ``url`` with the same timeouts (bytes replies)."""
+    return redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -31,12 +32,10 @@ def migrate(database_url: str) -> None:
     )
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def database_url(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[str]:
-    """A migrated, empty database per module, on SQLite and on PostgreSQL."""
-    if request.param == "sqlite":
+@contextmanager
+def migrated_database(kind: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The URL of a migrated, empty database: ``kind`` is "sqlite" or "postgresql"."""
+    if kind == "sqlite":
         path: Path = tmp_path_factory.mktemp("db") / "billing.db"
         url = f"sqlite:///{path}"
         migrate(url)
@@ -44,6 +43,15 @@ def database_url(
         return
     with fresh_postgres_database() as url:
         migrate(url)
+        yield url
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def database_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """A migrated, empty database per module, on SQLite and on PostgreSQL."""
+    with migrated_database(request.param, tmp_path_factory) as url:
         yield url
 
 

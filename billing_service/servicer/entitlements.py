@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from billing_service.entitlements import EntitlementService
 from billing_service.servicer.edge import Context, abort_for, caller_of, rpc_errors
 from billing_service.stream_limits import StreamLimiter
+from billing_service.usage import messages
 from billing_service.usage.service import UsageService
 from generated.billing.v1 import billing_pb2 as pb
 
@@ -58,7 +59,7 @@ class EntitlementRpcs:
         self, request: pb.CheckEntitlementRequest, context: Context
     ) -> pb.CheckEntitlementResponse:
         allowed, usage = await self._usage.check(request.user_id, request.meter, request.quantity)
-        response = pb.CheckEntitlementResponse(allowed=allowed, usage=usage)
+        response = pb.CheckEntitlementResponse(allowed=allowed, usage=messages.meter_usage(usage))
         if request.feature:
             feature = await self._entitlements.check(request.user_id, request.feature)
             response.MergeFrom(feature)

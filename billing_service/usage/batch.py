@@ -21,7 +21,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from peewee import IntegrityError, Tuple
 
@@ -34,6 +34,9 @@ from billing_service.usage import ledger
 from billing_service.usage.limits import MeterLimit
 from billing_service.usage.models import UsageCounter, UsageRecord, UsageReport
 from billing_service.usage.period import Period
+
+if TYPE_CHECKING:
+    from billing_service.usage.fast import FastLedger
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +62,9 @@ class Pending:
 
 
 @dataclass
-class _Decided:
+class Decided:
+    """One call's outcome, or the error to answer it with."""
+
     outcome: Outcome | None = None
     error: BaseException | None = None
 
@@ -67,8 +72,17 @@ class _Decided:
 class ConsumeBatcher:
     """Applies queued consumptions in batches on the database thread pool."""
 
-    def __init__(self, db: Database, catalog: Catalog, periods: Periods, clock: Any) -> None:
+    def __init__(
+        self,
+        db: Database,
+        catalog: Catalog,
+        periods: Periods,
+        clock: Any,
+        fast: FastLedger | None = None,
+    ) -> None:
         self._db = db
+        # PostgreSQL + Redis: the counters live in Redis (fast.py); else the database path below.
+        self._fast = fast
         self._catalog = catalog
         self._periods = periods
         self._clock = clock
@@ -99,7 +113,7 @@ class ConsumeBatcher:
         try:
             decided = await self._db.run(self._apply, batch) if batch else []
         except Exception as exc:
-            decided = [_Decided(error=exc) for _ in batch]
+            decided = [Decided(error=exc) for _ in batch]
         finally:
             self._in_flight -= 1
             if self._queue:
@@ -127,7 +141,9 @@ class ConsumeBatcher:
 
     # -- on a database thread ----------------------------------------------------------
 
-    def _apply(self, batch: list[Pending]) -> list[_Decided]:
+    def _apply(self, batch: list[Pending]) -> list[Decided]:
+        if self._fast is not None:
+            return self._fast.apply(batch)
         now = self._clock()
         periods = self._periods(sorted({p.user_id for p in batch}), now)
         limits = [periods[p.user_id].limit(p.meter) for p in batch]
@@ -151,13 +167,13 @@ class ConsumeBatcher:
         limit: MeterLimit,
         customers: dict[str, str],
         now: datetime,
-    ) -> _Decided:
-        request = _consumption(p, period, limit, customers.get(p.user_id, ""), now)
+    ) -> Decided:
+        request = consumption(p, period, limit, customers.get(p.user_id, ""), now)
         try:
             record, replayed = ledger.consume(self._db, request)
         except BillingError as exc:
-            return _Decided(error=exc)
-        return _Decided((record, replayed, limit))
+            return Decided(error=exc)
+        return Decided((record, replayed, limit))
 
     @staticmethod
     def _customers(users: list[str]) -> dict[str, str]:
@@ -223,7 +239,7 @@ class ConsumeBatcher:
         limits: list[MeterLimit],
         customers: dict[str, str],
         now: datetime,
-    ) -> list[_Decided]:
+    ) -> list[Decided]:
         wanted = sorted(
             {(p.user_id, p.meter, periods[p.user_id].start, periods[p.user_id].end) for p in batch}
         )
@@ -238,15 +254,15 @@ class ConsumeBatcher:
         used = {key: int(c.used) for key, c in counters.items()}
         records: list[dict[str, Any]] = []
         reports: list[dict[str, Any]] = []
-        decided: list[_Decided] = []
+        decided: list[Decided] = []
         for p, limit in zip(batch, limits, strict=True):
             found = stored.get(p.key)
             if found is not None:
-                decided.append(_replay(found, p, limit))
+                decided.append(replay_of(found, p, limit))
                 continue
             period = periods[p.user_id]
             counter = (p.user_id, p.meter, period.start)
-            request = _consumption(p, period, limit, customers.get(p.user_id, ""), now)
+            request = consumption(p, period, limit, customers.get(p.user_id, ""), now)
             row = ledger.decide(request, used[counter])
             used[counter] = row["used_after"]
             record = UsageRecord(**row)
@@ -254,7 +270,7 @@ class ConsumeBatcher:
             records.append(row)
             if row["overage"]:
                 reports.append(ledger.report_row(request, row["overage"]))
-            decided.append(_Decided((record, False, limit)))
+            decided.append(Decided((record, False, limit)))
         if records:
             UsageRecord.insert_many(records).execute()
         self._write_counters(
@@ -265,9 +281,10 @@ class ConsumeBatcher:
         return decided
 
 
-def _consumption(
+def consumption(
     p: Pending, period: Period, limit: MeterLimit, customer: str, now: datetime
 ) -> ledger.Consumption:
+    """The ledger's request for one queued call in ``period`` under ``limit``."""
     return ledger.Consumption(
         user_id=p.user_id,
         meter=p.meter,
@@ -282,7 +299,8 @@ def _consumption(
     )
 
 
-def _replay(found: UsageRecord, p: Pending, limit: MeterLimit) -> _Decided:
+def replay_of(found: UsageRecord, p: Pending, limit: MeterLimit) -> Decided:
+    """The stored answer ``found`` for ``p``'s key: a replay, or FAILED_PRECONDITION if reused."""
     if (found.user_id, found.meter, found.quantity) != (p.user_id, p.meter, p.quantity):
-        return _Decided(error=ledger.key_reused())
-    return _Decided((found, True, limit))
+        return Decided(error=ledger.key_reused())
+    return Decided((found, True, limit))

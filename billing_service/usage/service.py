@@ -3,55 +3,44 @@
 Each call reads the user's current subscription row, evaluates its grant at
 the usage clock's "now" and counts in the ledger (``usage.ledger``), all in
 one call on a database thread: the plan, the period and the count come from
-the same committed state, whichever replica answers.
+the same committed state, whichever replica answers. ConsumeUsage goes
+through the group commit (``batch``), which on PostgreSQL with Redis counters
+decides in Redis (``fast``). Answers are plain values (``answers``); the
+servicer turns them into messages (``messages``).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from google.protobuf.timestamp_pb2 import Timestamp
-from peewee import Case
-
 from billing_service import validation
 from billing_service.access import evaluate
-from billing_service.lifecycle import TERMINAL
 from billing_service.plans import Catalog
 from billing_service.storage.database import Database
-from billing_service.storage.models import Subscription
 from billing_service.usage import ledger, requests
 from billing_service.usage.announce import UsageAnnouncer
+from billing_service.usage.answers import ConsumeAnswer, MeterUsage, RefundAnswer, UsageSummary
 from billing_service.usage.batch import ConsumeBatcher
 from billing_service.usage.clock import Clock
+from billing_service.usage.counters import RedisCounters
+from billing_service.usage.current import current_subscription, current_subscriptions
+from billing_service.usage.fast import FastLedger
 from billing_service.usage.limits import MeterLimit
 from billing_service.usage.models import UsageRecord
 from billing_service.usage.period import Period, usage_period
 from billing_service.usage.resets import ExhaustedMeters
-from generated.billing.v1 import billing_pb2 as pb
 
 log = logging.getLogger(__name__)
 
+# How often each replica looks for answers a stopped batch left pending (fast.DRAIN_AFTER).
+DRAIN_INTERVAL_SECONDS = 10.0
+
 # Called after a consumption or refund changed a meter: (user_id, meter usage after it).
-UsageChanged = Callable[[str, pb.MeterUsage], None]
-
-
-def meter_usage(
-    meter: str, used: int, limit: MeterLimit, start: datetime, end: datetime
-) -> pb.MeterUsage:
-    """The MeterUsage message of one meter in one period."""
-    message = pb.MeterUsage(
-        meter=meter,
-        used=used,
-        limit=limit.included,
-        remaining=0 if limit.unlimited else max(0, limit.included - used),
-        unlimited=limit.unlimited,
-        overage_billed=limit.bills_overage,
-    )
-    message.period_start.CopyFrom(_ts(start))
-    message.period_end.CopyFrom(_ts(end))
-    return message
+UsageChanged = Callable[[str, MeterUsage], None]
 
 
 def _reason(record: UsageRecord) -> str:
@@ -65,9 +54,9 @@ def _reason(record: UsageRecord) -> str:
     return "counted"
 
 
-def consume_response(record: UsageRecord, *, replayed: bool) -> pb.ConsumeUsageResponse:
+def consume_answer(record: UsageRecord, *, replayed: bool) -> ConsumeAnswer:
     """The ConsumeUsage answer stored in ``record``."""
-    response = pb.ConsumeUsageResponse(
+    return ConsumeAnswer(
         allowed=record.allowed,
         used=record.used_after,
         limit=record.limit,
@@ -76,41 +65,9 @@ def consume_response(record: UsageRecord, *, replayed: bool) -> pb.ConsumeUsageR
         unlimited=record.unlimited,
         replayed=replayed,
         reason=_reason(record),
+        period_start=record.period_start,
+        period_end=record.period_end,
     )
-    response.period_start.CopyFrom(_ts(record.period_start))
-    response.period_end.CopyFrom(_ts(record.period_end))
-    return response
-
-
-_TERMINAL = [status.value for status in TERMINAL]
-
-
-def current_subscription(user_id: str) -> Subscription | None:
-    """``repository.current_subscription`` in one query: the newest live row, else the newest."""
-    ended_last = Case(None, [(Subscription.status.in_(_TERMINAL), 1)], 0)
-    return (
-        Subscription.select()
-        .where(Subscription.user_id == user_id)
-        .order_by(ended_last, Subscription.stripe_created.desc(), Subscription.id.desc())
-        .first()
-    )
-
-
-def current_subscriptions(user_ids: list[str]) -> dict[str, Subscription]:
-    """Per user, ``current_subscription``'s answer, for many users in one query."""
-    best: dict[str, tuple[tuple[bool, int, int], Subscription]] = {}
-    for row in Subscription.select().where(Subscription.user_id.in_(user_ids)):
-        rank = (row.status not in _TERMINAL, row.stripe_created, row.id)
-        held = best.get(row.user_id)
-        if held is None or rank > held[0]:
-            best[row.user_id] = (rank, row)
-    return {user: row for user, (_, row) in best.items()}
-
-
-def _ts(value: datetime) -> Timestamp:
-    ts = Timestamp()
-    ts.FromDatetime(value.replace(tzinfo=UTC))
-    return ts
 
 
 def _naive(value: datetime) -> datetime:
@@ -127,20 +84,49 @@ class UsageService:
         clock: Clock,
         on_change: UsageChanged | None = None,
         announcer: UsageAnnouncer | None = None,
+        counters: RedisCounters | None = None,
     ) -> None:
         self._db = db
         self._catalog = catalog
         self._clock = clock
+        self._counters = counters
         self._on_change = on_change
         self._announcer = announcer
         self._exhausted = ExhaustedMeters(clock, self._announce_reset)
-        self._batcher = ConsumeBatcher(db, catalog, self.periods_now, clock)
+        # Redis counters serve PostgreSQL only: SQLite is one process, exact on its own.
+        self._fast = (
+            FastLedger(db, counters, catalog, clock)
+            if counters is not None and db.is_postgres
+            else None
+        )
+        self._batcher = ConsumeBatcher(db, catalog, self.periods_now, clock, self._fast)
+        self._drainer: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """With Redis counters: write answers left pending by stopped batches, now and then."""
+        if self._fast is not None and self._drainer is None:
+            self._drainer = asyncio.get_running_loop().create_task(self._drain_forever())
+
+    async def _drain_forever(self) -> None:
+        assert self._fast is not None
+        while True:
+            try:
+                await self._db.run(self._fast.drain)
+            except Exception:
+                log.warning("writing pending usage answers failed; retrying", exc_info=True)
+            await asyncio.sleep(DRAIN_INTERVAL_SECONDS)
 
     async def close(self) -> None:
-        """Stop watching exhausted meters for their period end; stop announcing."""
+        """Stop draining, watching exhausted meters for their period end, announcing."""
+        if self._drainer is not None:
+            self._drainer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._drainer
         await self._exhausted.close()
         if self._announcer is not None:
             await self._announcer.close()
+        if self._counters is not None:
+            self._counters.close()
 
     async def _announce_reset(self, user_id: str, meter: str) -> None:
         if self._on_change is None:
@@ -175,7 +161,7 @@ class UsageService:
         quantity: int,
         key: str,
         occurred_at: datetime | None,
-    ) -> pb.ConsumeUsageResponse:
+    ) -> ConsumeAnswer:
         """Check and count ``quantity`` units of ``meter`` for ``user_id`` (idempotent on key)."""
         validation.user_id(user_id)
         meter = requests.meter(self._catalog, meter)
@@ -187,7 +173,7 @@ class UsageService:
         record, replayed, limit = await self._batcher.submit(user_id, meter, quantity, key, when)
         if not replayed and record.counted:
             self._announce(record, limit, record.used_after - record.counted)
-        return consume_response(record, replayed=replayed)
+        return consume_answer(record, replayed=replayed)
 
     def _announce(self, record: UsageRecord, limit: MeterLimit, before: int) -> None:
         """Tell watchers when this change crossed the meter's limit (either way)."""
@@ -198,27 +184,30 @@ class UsageService:
             self._exhausted.reached(record.user_id, record.meter, record.period_end)
             self._on_change(
                 record.user_id,
-                meter_usage(record.meter, after, limit, record.period_start, record.period_end),
+                MeterUsage.of(record.meter, after, limit, record.period_start, record.period_end),
             )
 
-    async def refund(self, user_id: str, meter: str, key: str) -> pb.RefundUsageResponse:
+    async def refund(self, user_id: str, meter: str, key: str) -> RefundAnswer:
         """Give back the units of the consumption ``key``, once."""
         validation.user_id(user_id)
         meter = requests.meter(self._catalog, meter)
         requests.idempotency_key(key)
-        result = await self._db.run(ledger.refund, self._db, user_id, meter, key)
+        if self._fast is not None:
+            result = await self._db.run(self._fast.refund, user_id, meter, key)
+        else:
+            result = await self._db.run(ledger.refund, self._db, user_id, meter, key)
         record = result.record
         limit = MeterLimit(included=record.limit, unlimited=record.unlimited)
-        usage = meter_usage(meter, result.used, limit, record.period_start, record.period_end)
+        usage = MeterUsage.of(meter, result.used, limit, record.period_start, record.period_end)
         if result.refunded_now:
             self._announce_refund(user_id, usage, record.counted)
-        return pb.RefundUsageResponse(
+        return RefundAnswer(
             refunded=record.counted if result.refunded_now else 0,
             already_refunded=record.refunded_at is not None and not result.refunded_now,
             usage=usage,
         )
 
-    def _announce_refund(self, user_id: str, usage: pb.MeterUsage, counted: int) -> None:
+    def _announce_refund(self, user_id: str, usage: MeterUsage, counted: int) -> None:
         if self._on_change is None or usage.unlimited:
             return
         if usage.used < usage.limit <= usage.used + counted:
@@ -229,23 +218,23 @@ class UsageService:
         period = self.period_now(user_id)
         return period, ledger.used_in(user_id, meters, period.start)
 
-    async def usage(self, user_id: str, meter: str) -> pb.GetUsageResponse:
+    async def usage(self, user_id: str, meter: str) -> UsageSummary:
         """Usage of ``meter`` (every meter when empty) in the user's current period."""
         validation.user_id(user_id)
         meters = (
             [requests.meter(self._catalog, meter)] if meter else sorted(self._catalog.all_meters)
         )
         period, used = await self._db.run(self._used_now, user_id, meters)
-        return pb.GetUsageResponse(
+        return UsageSummary(
             user_id=user_id,
             tier=period.plan.name,
             meters=[
-                meter_usage(m, used.get(m, 0), period.limit(m), period.start, period.end)
+                MeterUsage.of(m, used.get(m, 0), period.limit(m), period.start, period.end)
                 for m in meters
             ],
         )
 
-    async def check(self, user_id: str, meter: str, quantity: int) -> tuple[bool, pb.MeterUsage]:
+    async def check(self, user_id: str, meter: str, quantity: int) -> tuple[bool, MeterUsage]:
         """Whether ``quantity`` more units of ``meter`` would be allowed now; consumes nothing."""
         validation.user_id(user_id)
         meter = requests.meter(self._catalog, meter)
@@ -253,5 +242,5 @@ class UsageService:
         period, used = await self._db.run(self._used_now, user_id, [meter])
         limit = period.limit(meter)
         current = used.get(meter, 0)
-        usage = meter_usage(meter, current, limit, period.start, period.end)
+        usage = MeterUsage.of(meter, current, limit, period.start, period.end)
         return limit.admits(current, quantity or 1), usage

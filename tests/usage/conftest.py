@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import grpc
 import pytest
 
+from devtools.redis_server import RedisServer
 from generated.billing.v1 import billing_pb2_grpc as pb_grpc
+from tests.conftest import migrated_database
 from tests.entitlements.conftest import service_env
 from tests.events.stripe_standin import StripeStandIn
 from tests.support.processes import ServiceProcess
@@ -28,14 +31,30 @@ def clock_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("clock") / "now"
 
 
-@pytest.fixture(scope="module")
+# SQLite counts in the database with or without Redis; PostgreSQL runs both paths.
+BACKENDS = {"sqlite": False, "postgresql": False, "postgresql+redis": True}
+
+
+@pytest.fixture(scope="module", params=list(BACKENDS))
 def usage_service(
-    database_url: str, stripe_standin: StripeStandIn, clock_path: Path
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    stripe_standin: StripeStandIn,
+    clock_path: Path,
 ) -> Iterator[ServiceProcess]:
-    """One billing-service process over ``database_url`` with a test clock."""
-    env = {**service_env(database_url, stripe_standin), "BILLING_TEST_CLOCK_FILE": str(clock_path)}
-    with ServiceProcess(env) as process:
-        yield process
+    """One billing-service process with a test clock, on each backend.
+
+    On PostgreSQL also with a Redis, so the same tests run on the Redis fast path.
+    """
+    kind = request.param.split("+")[0]
+    with contextlib.ExitStack() as stack:
+        database_url = stack.enter_context(migrated_database(kind, tmp_path_factory))
+        redis_url = stack.enter_context(RedisServer()).url if BACKENDS[request.param] else ""
+        env = {
+            **service_env(database_url, stripe_standin, redis_url),
+            "BILLING_TEST_CLOCK_FILE": str(clock_path),
+        }
+        yield stack.enter_context(ServiceProcess(env))
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ import grpc
 import pytest
 import stripe
 
+from devtools.redis_server import RedisServer
 from devtools.waiting import wait_until_async
 from generated.billing.v1 import billing_pb2_grpc as pb_grpc
 from tests.conftest import EMULATOR_KEY
@@ -34,9 +35,12 @@ def _fail_next(emulator: Any, count: int) -> None:
     emulator.control("POST", "/billing/meter_events/fail", {"count": count})
 
 
-@pytest.fixture(scope="module")
-def overage_service(shared_postgres: str, emulator: Any) -> Iterator[ServiceProcess]:
-    """A service reporting to the emulator every 0.1 s."""
+@pytest.fixture(scope="module", params=["database", "redis"])
+def overage_service(
+    request: pytest.FixtureRequest, shared_postgres: str, emulator: Any
+) -> Iterator[ServiceProcess]:
+    """A service reporting to the emulator every 0.1 s, counting in the database or in Redis."""
+    redis_server = RedisServer().start() if request.param == "redis" else None
     env = {
         "DATABASE_URL": shared_postgres,
         "STRIPE_API_BASE": emulator.base_url,
@@ -44,9 +48,14 @@ def overage_service(shared_postgres: str, emulator: Any) -> Iterator[ServiceProc
         "BILLING_USAGE_REPORT_INTERVAL_SECONDS": "0.1",
         "BILLING_METRICS_ADDR": "127.0.0.1:0",
         "BILLING_LOG_LEVEL": "WARNING",
+        "REDIS_URL": redis_server.url if redis_server is not None else "",
     }
-    with ServiceProcess(env) as process:
-        yield process
+    try:
+        with ServiceProcess(env) as process:
+            yield process
+    finally:
+        if redis_server is not None:
+            redis_server.stop()
 
 
 @pytest.fixture
