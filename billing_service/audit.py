@@ -16,15 +16,12 @@ chain ending at ``audit_chain_head`` row 1, verified as before.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from billing_service import validation
-from billing_service.errors import InvalidArgument
+from billing_service import paging, validation
 from billing_service.storage.database import Database
 from billing_service.storage.models import AuditChain, AuditChainHead, AuditRecord, utcnow
 
@@ -215,41 +212,7 @@ def verify_chain() -> ChainReport:
     return verify_user_chains(after.iterator(), heads, report.checked)
 
 
-DEFAULT_PAGE_SIZE = 50
-MAX_PAGE_SIZE = 500
 _CURSOR_PREFIX = "audit:"
-MAX_RECORD_ID = 1 << 63
-
-
-def encode_page_token(last_id: int) -> str:
-    """An opaque token for the page after the record ``last_id``."""
-    return base64.urlsafe_b64encode(f"{_CURSOR_PREFIX}{last_id}".encode()).decode().rstrip("=")
-
-
-def decode_page_token(token: str) -> int | None:
-    """The record id a token continues after (None for the first page)."""
-    if not token:
-        return None
-    try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
-        if not raw.startswith(_CURSOR_PREFIX):
-            raise ValueError(raw)
-        last_id = int(raw.removeprefix(_CURSOR_PREFIX))
-    except (ValueError, UnicodeDecodeError, binascii.Error):
-        raise InvalidArgument("page_token", "is not a token from a previous response") from None
-    # Ids are 64-bit at most; a larger number would overflow the query, not find nothing.
-    if not 0 < last_id < MAX_RECORD_ID:
-        raise InvalidArgument("page_token", "is not a token from a previous response")
-    return last_id
-
-
-def page_size(requested: int) -> int:
-    """The page size for ``requested`` (0 means the default)."""
-    if requested == 0:
-        return DEFAULT_PAGE_SIZE
-    if requested < 0 or requested > MAX_PAGE_SIZE:
-        raise InvalidArgument("page_size", f"must be between 0 and {MAX_PAGE_SIZE}")
-    return requested
 
 
 def records_for_user(user_id: str, before_id: int | None, limit: int) -> list[AuditRecord]:
@@ -271,9 +234,10 @@ class AuditLog:
     ) -> tuple[list[AuditRecord], str]:
         """One page of the user's records, newest first, and the next page's token."""
         validation.user_id(user_id)
-        size = page_size(requested_size)
-        before = decode_page_token(page_token)
+        size = paging.page_size(requested_size)
+        cursor = paging.decode_page_token(_CURSOR_PREFIX, page_token, 1)
+        before = None if cursor is None else cursor[0]
         rows = await self._db.run(records_for_user, user_id, before, size + 1)
         if len(rows) > size:
-            return rows[:size], encode_page_token(int(rows[size - 1].id))
+            return rows[:size], paging.encode_page_token(_CURSOR_PREFIX, int(rows[size - 1].id))
         return rows, ""

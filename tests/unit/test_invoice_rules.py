@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from billing_service.errors import InvalidArgument
 from billing_service.events.invoices import InvoiceWrite, decide_invoice, progress
-from billing_service.invoices import decode_page_token
 from billing_service.stripe_shapes import invoice_snapshot
 from tests.events import factory
 
@@ -65,10 +62,3 @@ def test_no_row_is_always_stored() -> None:
         )
         is InvoiceWrite.STORED
     )
-
-
-@pytest.mark.parametrize("token", ["x", "aW52b2ljZTox", "aW52b2ljZTotMTox", "YXVkaXQ6MQ"])
-def test_a_foreign_page_token_is_invalid(token: str) -> None:
-    with pytest.raises(InvalidArgument) as caught:
-        decode_page_token(token)
-    assert caught.value.field == "page_token"
