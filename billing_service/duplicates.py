@@ -1,11 +1,10 @@
 """A second live subscription for one user: found in the write, reported, and the policy applied.
 
 Detection runs inside the transaction that makes a subscription live
-(``events.transition.write_transition``, shared by ApplyStripeEvent and the
-resyncs from Stripe): when the user already has another live subscription,
-an audit record names both and the write returns their ids. On PostgreSQL a
-transaction-scoped advisory lock on the user serializes that check, so two
-subscriptions becoming live at once in two transactions still see each other.
+(``events/duplicate_check.py``, called by ``events.transition.write_transition``,
+shared by ApplyStripeEvent and the resyncs from Stripe): when the user already
+has another live subscription, an audit record names both and the write
+returns their ids.
 
 After the commit, ``DuplicateHandler.handle`` logs at WARNING, counts
 ``billing_duplicate_subscriptions`` and applies the plans file's
@@ -27,16 +26,14 @@ from __future__ import annotations
 
 import logging
 
-from peewee import PostgresqlDatabase
 from prometheus_client import Counter
 
 from billing_service.errors import BillingError
-from billing_service.lifecycle import LIVE
+from billing_service.events.duplicate_check import LIVE_VALUES
 from billing_service.plans import OnDuplicate
 from billing_service.storage import repository
 from billing_service.storage.database import Database, StorageUnavailable
 from billing_service.storage.models import Subscription
-from billing_service.storage.models import database as database_proxy
 from billing_service.stripe_api import StripeApi
 from billing_service.subscriptions import SubscriptionService
 
@@ -49,35 +46,10 @@ DUPLICATES = Counter(
     ["action"],
 )
 POLICY_CALLER = "billing-service"
-_LIVE_VALUES = frozenset(status.value for status in LIVE)
-_USER_LOCK_NAMESPACE = 2  # pg_advisory_xact_lock(namespace, hashtext(user id))
-
-
-def other_live(user_id: str, subscription_id: str) -> tuple[str, ...]:
-    """Ids of the user's other live subscriptions than ``subscription_id``; in a transaction."""
-    if isinstance(database_proxy.obj, PostgresqlDatabase):
-        database_proxy.obj.execute_sql(
-            "SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (_USER_LOCK_NAMESPACE, user_id)
-        )
-    return tuple(
-        sorted(
-            str(row.stripe_subscription_id)
-            for row in repository.subscriptions_in_status(user_id, _LIVE_VALUES)
-            if row.stripe_subscription_id != subscription_id
-        )
-    )
-
-
-def audit_detail(subscription_id: str, others: tuple[str, ...]) -> str:
-    """The audit text of a detected duplicate (ids only)."""
-    return (
-        f"duplicate subscription: {subscription_id} became live while "
-        f"{', '.join(others)} {'is' if len(others) == 1 else 'are'} live for this user"
-    )
 
 
 def _newest_live(user_id: str) -> Subscription | None:
-    rows = repository.subscriptions_in_status(user_id, _LIVE_VALUES)
+    rows = repository.subscriptions_in_status(user_id, LIVE_VALUES)
     if len(rows) < 2:
         return None
     # Within one Stripe second, the one we stored last is the newer.

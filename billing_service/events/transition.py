@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from billing_service import audit, duplicates
+from billing_service import audit
 from billing_service.access import evaluate
+from billing_service.events import duplicate_check
 from billing_service.lifecycle import LIVE, Status, transition_allowed
 from billing_service.plans import Catalog
 from billing_service.storage import repository
@@ -95,7 +96,7 @@ def write_transition(
     )
     if after not in LIVE or before in LIVE:
         return Written(True)
-    others = duplicates.other_live(user_id, snapshot.id)
+    others = duplicate_check.other_live(user_id, snapshot.id)
     if others:
         audit.append(
             user_id=user_id,
@@ -105,7 +106,7 @@ def write_transition(
             status_after=after.value,
             tier_before=tier_after,
             tier_after=tier_after,
-            detail=duplicates.audit_detail(snapshot.id, others),
+            detail=duplicate_check.audit_detail(snapshot.id, others),
         )
     return Written(True, duplicates=others)
 
