@@ -56,7 +56,6 @@ from billing_service.usage.counters import (
     counter_key,
 )
 from billing_service.usage.current import pick_current
-from billing_service.usage.models import UsageRecord
 from billing_service.usage.period import Period, usage_period
 
 if TYPE_CHECKING:
@@ -120,7 +119,7 @@ class FastLedger:
             decided: list[Decided] = []
             unwritten: dict[str, Reserved] = {}
             for p, limit, got in zip(batch, limits, reserved, strict=True):
-                record = UsageRecord(**sql.record_of(p.key, got.fields))
+                record = sql.LedgerRecord(**sql.record_of(p.key, got.fields))
                 if got.new:
                     decided.append(Decided((record, False, limit)))
                 else:
@@ -149,7 +148,7 @@ class FastLedger:
             for user in users
         }
 
-    def _write(self, cur: Any, answers: dict[str, Reserved]) -> dict[str, UsageRecord]:
+    def _write(self, cur: Any, answers: dict[str, Reserved]) -> dict[str, sql.LedgerRecord]:
         """Write pending answers to the ledger; the older ledger record of each key that lost.
 
         A key already in the ledger with the same answer (``created_at``) was
@@ -163,7 +162,7 @@ class FastLedger:
         # pending answers) wait on each other's unique index entries in one order.
         rows = {key: sql.record_of(key, answers[key].fields) for key in sorted(answers)}
         inserted = sql.insert_records(cur, list(rows.values()))
-        replays: dict[str, UsageRecord] = {}
+        replays: dict[str, sql.LedgerRecord] = {}
         lost = [key for key in rows if key not in inserted]
         if lost:
             stored = sql.stored_records(cur, lost)
@@ -178,7 +177,7 @@ class FastLedger:
                     got.raw,
                     sql.answer_of(found, got.fields[9], got.fields[10]),
                 )
-                replays[key] = UsageRecord(**found)
+                replays[key] = sql.LedgerRecord(**found)
         ours = [rows[key] for key in rows if key in inserted]
         sql.add_to_counters(cur, ours)
         reports = [

@@ -24,13 +24,12 @@ from billing_service.storage.database import Database
 from billing_service.usage import ledger, requests
 from billing_service.usage.announce import UsageAnnouncer
 from billing_service.usage.answers import ConsumeAnswer, MeterUsage, RefundAnswer, UsageSummary
-from billing_service.usage.batch import ConsumeBatcher
+from billing_service.usage.batch import ConsumeBatcher, Recorded
 from billing_service.usage.clock import Clock
 from billing_service.usage.counters import RedisCounters
 from billing_service.usage.current import current_subscription, current_subscriptions
 from billing_service.usage.fast import FastLedger
 from billing_service.usage.limits import MeterLimit
-from billing_service.usage.models import UsageRecord
 from billing_service.usage.period import Period, usage_period
 from billing_service.usage.resets import ExhaustedMeters
 
@@ -43,7 +42,7 @@ DRAIN_INTERVAL_SECONDS = 10.0
 UsageChanged = Callable[[str, MeterUsage], None]
 
 
-def _reason(record: UsageRecord) -> str:
+def _reason(record: Recorded) -> str:
     if record.unlimited:
         return f"meter {record.meter!r} is unlimited on this plan"
     if not record.allowed:
@@ -54,7 +53,7 @@ def _reason(record: UsageRecord) -> str:
     return "counted"
 
 
-def consume_answer(record: UsageRecord, *, replayed: bool) -> ConsumeAnswer:
+def consume_answer(record: Recorded, *, replayed: bool) -> ConsumeAnswer:
     """The ConsumeUsage answer stored in ``record``."""
     return ConsumeAnswer(
         allowed=record.allowed,
@@ -175,7 +174,7 @@ class UsageService:
             self._announce(record, limit, record.used_after - record.counted)
         return consume_answer(record, replayed=replayed)
 
-    def _announce(self, record: UsageRecord, limit: MeterLimit, before: int) -> None:
+    def _announce(self, record: Recorded, limit: MeterLimit, before: int) -> None:
         """Tell watchers when this change crossed the meter's limit (either way)."""
         if self._on_change is None or limit.unlimited:
             return
