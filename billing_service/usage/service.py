@@ -87,6 +87,8 @@ class UsageService:
     ) -> None:
         self._db = db
         self._catalog = catalog
+        # Built by the catalog on each read: read once, not per call.
+        self._meters = catalog.all_meters
         self._clock = clock
         self._counters = counters
         self._on_change = on_change
@@ -163,7 +165,7 @@ class UsageService:
     ) -> ConsumeAnswer:
         """Check and count ``quantity`` units of ``meter`` for ``user_id`` (idempotent on key)."""
         validation.user_id(user_id)
-        meter = requests.meter(self._catalog, meter)
+        meter = requests.meter(self._meters, meter)
         requests.quantity(quantity)
         requests.idempotency_key(key)
         when = requests.occurred_at(
@@ -189,7 +191,7 @@ class UsageService:
     async def refund(self, user_id: str, meter: str, key: str) -> RefundAnswer:
         """Give back the units of the consumption ``key``, once."""
         validation.user_id(user_id)
-        meter = requests.meter(self._catalog, meter)
+        meter = requests.meter(self._meters, meter)
         requests.idempotency_key(key)
         if self._fast is not None:
             result = await self._db.run(self._fast.refund, user_id, meter, key)
@@ -220,9 +222,7 @@ class UsageService:
     async def usage(self, user_id: str, meter: str) -> UsageSummary:
         """Usage of ``meter`` (every meter when empty) in the user's current period."""
         validation.user_id(user_id)
-        meters = (
-            [requests.meter(self._catalog, meter)] if meter else sorted(self._catalog.all_meters)
-        )
+        meters = [requests.meter(self._meters, meter)] if meter else sorted(self._meters)
         period, used = await self._db.run(self._used_now, user_id, meters)
         return UsageSummary(
             user_id=user_id,
@@ -236,7 +236,7 @@ class UsageService:
     async def check(self, user_id: str, meter: str, quantity: int) -> tuple[bool, MeterUsage]:
         """Whether ``quantity`` more units of ``meter`` would be allowed now; consumes nothing."""
         validation.user_id(user_id)
-        meter = requests.meter(self._catalog, meter)
+        meter = requests.meter(self._meters, meter)
         requests.quantity(quantity or 1)
         period, used = await self._db.run(self._used_now, user_id, [meter])
         limit = period.limit(meter)
