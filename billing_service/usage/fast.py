@@ -118,8 +118,10 @@ class FastLedger:
             reserved = self._counters.reserve([sql.reservation(r, seeds) for r in requests])
             decided: list[Decided] = []
             unwritten: dict[str, Reserved] = {}
+            rows: dict[str, dict[str, Any]] = {}
             for p, limit, got in zip(batch, limits, reserved, strict=True):
-                record = sql.LedgerRecord(**sql.record_of(p.key, got.fields))
+                row = sql.record_of(p.key, got.fields)
+                record = sql.LedgerRecord(**row)
                 if got.new:
                     decided.append(Decided((record, False, limit)))
                 else:
@@ -128,7 +130,8 @@ class FastLedger:
                     # A replay of an answer not yet committed is written here too: no
                     # answer leaves before the ledger holds it.
                     unwritten.setdefault(p.key, got)
-            replays = self._write(cur, unwritten)
+                    rows.setdefault(p.key, row)
+            replays = self._write(cur, unwritten, rows)
             for index, p in enumerate(batch):
                 if p.key in replays:
                     decided[index] = replay_of(replays[p.key], p, limits[index])
@@ -148,8 +151,15 @@ class FastLedger:
             for user in users
         }
 
-    def _write(self, cur: Any, answers: dict[str, Reserved]) -> dict[str, sql.LedgerRecord]:
+    def _write(
+        self,
+        cur: Any,
+        answers: dict[str, Reserved],
+        parsed: dict[str, dict[str, Any]] | None = None,
+    ) -> dict[str, sql.LedgerRecord]:
         """Write pending answers to the ledger; the older ledger record of each key that lost.
+
+        ``parsed`` holds ledger rows the caller already made of some answers.
 
         A key already in the ledger with the same answer (``created_at``) was
         written by another batch or ``drain``: nothing to do. One with another
@@ -160,7 +170,11 @@ class FastLedger:
             return {}
         # In key order: two batches writing the same keys (one adopting the other's
         # pending answers) wait on each other's unique index entries in one order.
-        rows = {key: sql.record_of(key, answers[key].fields) for key in sorted(answers)}
+        known = parsed or {}
+        rows = {
+            key: known[key] if key in known else sql.record_of(key, answers[key].fields)
+            for key in sorted(answers)
+        }
         inserted = sql.insert_records(cur, list(rows.values()))
         replays: dict[str, sql.LedgerRecord] = {}
         lost = [key for key in rows if key not in inserted]

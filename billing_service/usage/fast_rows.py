@@ -11,6 +11,7 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from psycopg2.extras import execute_values
@@ -102,9 +103,16 @@ def pair_lock(user_id: str, meter: str) -> int:
     return int.from_bytes(digest, "big", signed=True)
 
 
+@lru_cache(maxsize=4096)
 def epoch(value: datetime) -> int:
     """Whole seconds since the epoch of a naive-UTC or aware time."""
+    # Period bounds repeat across calls and batches: each is converted once.
     return int(value.replace(tzinfo=UTC).timestamp())
+
+
+@lru_cache(maxsize=4096)
+def _iso(value: datetime) -> str:
+    return value.isoformat()
 
 
 def record_of(key: str, fields: list[Any]) -> dict[str, Any]:
@@ -195,10 +203,10 @@ def reservation(
             request.quantity,
             limit.included,
             limit.unlimited,
-            request.period_start.isoformat(),
-            request.period_end.isoformat(),
+            _iso(request.period_start),
+            _iso(request.period_end),
             request.occurred_at.isoformat(),
-            request.now.isoformat(),
+            _iso(request.now),
             request.stripe_customer_id,
             limit.event_name,
         ]
