@@ -31,6 +31,7 @@ from billing_service.plans import Catalog
 from billing_service.storage.database import Database
 from billing_service.storage.models import Customer
 from billing_service.usage import ledger
+from billing_service.usage.fast_rows import LedgerRecord
 from billing_service.usage.limits import MeterLimit
 from billing_service.usage.models import UsageCounter, UsageRecord, UsageReport
 from billing_service.usage.period import Period
@@ -43,7 +44,9 @@ log = logging.getLogger(__name__)
 MAX_BATCH = 256
 MAX_IN_FLIGHT = 2
 
-Outcome = tuple[UsageRecord, bool, MeterLimit]
+# The database path answers from peewee rows, the Redis fast path from plain values.
+Recorded = UsageRecord | LedgerRecord
+Outcome = tuple[Recorded, bool, MeterLimit]
 Periods = Callable[[list[str], datetime], dict[str, Period]]
 
 
@@ -299,7 +302,7 @@ def consumption(
     )
 
 
-def replay_of(found: UsageRecord, p: Pending, limit: MeterLimit) -> Decided:
+def replay_of(found: Recorded, p: Pending, limit: MeterLimit) -> Decided:
     """The stored answer ``found`` for ``p``'s key: a replay, or FAILED_PRECONDITION if reused."""
     if (found.user_id, found.meter, found.quantity) != (p.user_id, p.meter, p.quantity):
         return Decided(error=ledger.key_reused())

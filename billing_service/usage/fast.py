@@ -56,7 +56,6 @@ from billing_service.usage.counters import (
     counter_key,
 )
 from billing_service.usage.current import pick_current
-from billing_service.usage.models import UsageRecord
 from billing_service.usage.period import Period, usage_period
 
 if TYPE_CHECKING:
@@ -119,8 +118,10 @@ class FastLedger:
             reserved = self._counters.reserve([sql.reservation(r, seeds) for r in requests])
             decided: list[Decided] = []
             unwritten: dict[str, Reserved] = {}
+            rows: dict[str, dict[str, Any]] = {}
             for p, limit, got in zip(batch, limits, reserved, strict=True):
-                record = UsageRecord(**sql.record_of(p.key, got.fields))
+                row = sql.record_of(p.key, got.fields)
+                record = sql.LedgerRecord(**row)
                 if got.new:
                     decided.append(Decided((record, False, limit)))
                 else:
@@ -129,7 +130,8 @@ class FastLedger:
                     # A replay of an answer not yet committed is written here too: no
                     # answer leaves before the ledger holds it.
                     unwritten.setdefault(p.key, got)
-            replays = self._write(cur, unwritten)
+                    rows.setdefault(p.key, row)
+            replays = self._write(cur, unwritten, rows)
             for index, p in enumerate(batch):
                 if p.key in replays:
                     decided[index] = replay_of(replays[p.key], p, limits[index])
@@ -149,8 +151,15 @@ class FastLedger:
             for user in users
         }
 
-    def _write(self, cur: Any, answers: dict[str, Reserved]) -> dict[str, UsageRecord]:
+    def _write(
+        self,
+        cur: Any,
+        answers: dict[str, Reserved],
+        parsed: dict[str, dict[str, Any]] | None = None,
+    ) -> dict[str, sql.LedgerRecord]:
         """Write pending answers to the ledger; the older ledger record of each key that lost.
+
+        ``parsed`` holds ledger rows the caller already made of some answers.
 
         A key already in the ledger with the same answer (``created_at``) was
         written by another batch or ``drain``: nothing to do. One with another
@@ -161,9 +170,13 @@ class FastLedger:
             return {}
         # In key order: two batches writing the same keys (one adopting the other's
         # pending answers) wait on each other's unique index entries in one order.
-        rows = {key: sql.record_of(key, answers[key].fields) for key in sorted(answers)}
+        known = parsed or {}
+        rows = {
+            key: known[key] if key in known else sql.record_of(key, answers[key].fields)
+            for key in sorted(answers)
+        }
         inserted = sql.insert_records(cur, list(rows.values()))
-        replays: dict[str, UsageRecord] = {}
+        replays: dict[str, sql.LedgerRecord] = {}
         lost = [key for key in rows if key not in inserted]
         if lost:
             stored = sql.stored_records(cur, lost)
@@ -178,7 +191,7 @@ class FastLedger:
                     got.raw,
                     sql.answer_of(found, got.fields[9], got.fields[10]),
                 )
-                replays[key] = UsageRecord(**found)
+                replays[key] = sql.LedgerRecord(**found)
         ours = [rows[key] for key in rows if key in inserted]
         sql.add_to_counters(cur, ours)
         reports = [

@@ -9,7 +9,9 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from psycopg2.extras import execute_values
@@ -47,10 +49,15 @@ RECORD_COLUMNS = (
     "occurred_at",
     "created_at",
 )
+# One array per column: psycopg2 adapts the arrays in C, where execute_values
+# formats every row in Python.
 INSERT_RECORDS = (
     "INSERT INTO usage_record (idempotency_key, user_id, meter, quantity, allowed, counted, "
     'overage, used_after, "limit", unlimited, period_start, period_end, occurred_at, created_at) '
-    "VALUES %s ON CONFLICT (idempotency_key) DO NOTHING RETURNING idempotency_key"
+    "SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::bigint[], %s::boolean[], "
+    "%s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[], %s::boolean[], %s::timestamp[], "
+    "%s::timestamp[], %s::timestamp[], %s::timestamp[]) "
+    "ON CONFLICT (idempotency_key) DO NOTHING RETURNING idempotency_key"
 )
 STORED = (
     "SELECT idempotency_key, user_id, meter, quantity, allowed, counted, overage, used_after, "
@@ -59,8 +66,9 @@ STORED = (
 )
 UPSERT_COUNTERS = (
     "INSERT INTO usage_counter AS c (user_id, meter, period_start, period_end, used, last_delta) "
-    "VALUES %s ON CONFLICT (user_id, meter, period_start) "
-    "DO UPDATE SET used = c.used + EXCLUDED.used"
+    "SELECT u, m, s, e, n, 0 FROM unnest(%s::text[], %s::text[], %s::timestamp[], "
+    "%s::timestamp[], %s::bigint[]) AS v(u, m, s, e, n) "
+    "ON CONFLICT (user_id, meter, period_start) DO UPDATE SET used = c.used + EXCLUDED.used"
 )
 INSERT_REPORTS = (
     "INSERT INTO usage_report (identifier, user_id, stripe_customer_id, event_name, value, "
@@ -69,15 +77,42 @@ INSERT_REPORTS = (
 )
 
 
+@dataclass(frozen=True, slots=True)
+class LedgerRecord:
+    """A ledger row as a plain value: what a batch answers from (a peewee model costs more)."""
+
+    idempotency_key: str
+    user_id: str
+    meter: str
+    quantity: int
+    allowed: bool
+    counted: int
+    overage: int
+    used_after: int
+    limit: int
+    unlimited: bool
+    period_start: datetime
+    period_end: datetime
+    occurred_at: datetime
+    created_at: datetime
+
+
 def pair_lock(user_id: str, meter: str) -> int:
     """The advisory lock id of one user's meter (64-bit, signed as PostgreSQL wants)."""
     digest = hashlib.blake2b(f"{user_id}\0{meter}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big", signed=True)
 
 
+@lru_cache(maxsize=4096)
 def epoch(value: datetime) -> int:
     """Whole seconds since the epoch of a naive-UTC or aware time."""
+    # Period bounds repeat across calls and batches: each is converted once.
     return int(value.replace(tzinfo=UTC).timestamp())
+
+
+@lru_cache(maxsize=4096)
+def _iso(value: datetime) -> str:
+    return value.isoformat()
 
 
 def record_of(key: str, fields: list[Any]) -> dict[str, Any]:
@@ -125,9 +160,8 @@ def answer_of(row: dict[str, Any], customer: str, event_name: str) -> list[Any]:
 
 def insert_records(cur: Any, rows: list[dict[str, Any]]) -> set[str]:
     """Insert ledger rows (keys already there are left alone); the keys inserted."""
-    values = [tuple(row[c] for c in RECORD_COLUMNS) for row in rows]
-    inserted = execute_values(cur, INSERT_RECORDS, values, page_size=len(values), fetch=True)
-    return {key for (key,) in inserted}
+    cur.execute(INSERT_RECORDS, [[row[c] for row in rows] for c in RECORD_COLUMNS])
+    return {key for (key,) in cur.fetchall()}
 
 
 def stored_records(cur: Any, keys: list[str]) -> dict[str, dict[str, Any]]:
@@ -169,10 +203,10 @@ def reservation(
             request.quantity,
             limit.included,
             limit.unlimited,
-            request.period_start.isoformat(),
-            request.period_end.isoformat(),
+            _iso(request.period_start),
+            _iso(request.period_end),
             request.occurred_at.isoformat(),
-            request.now.isoformat(),
+            _iso(request.now),
             request.stripe_customer_id,
             limit.event_name,
         ]
@@ -200,8 +234,17 @@ def add_to_counters(cur: Any, rows: list[dict[str, Any]]) -> None:
             held = totals.get(counter, (row["period_end"], 0))
             totals[counter] = (held[0], held[1] + row["counted"])
     if totals:
-        values = [(u, m, s, end, used, 0) for (u, m, s), (end, used) in sorted(totals.items())]
-        execute_values(cur, UPSERT_COUNTERS, values, page_size=len(values))
+        ordered = sorted(totals.items())
+        cur.execute(
+            UPSERT_COUNTERS,
+            (
+                [u for (u, _, _), _ in ordered],
+                [m for (_, m, _), _ in ordered],
+                [s for (_, _, s), _ in ordered],
+                [end for _, (end, _) in ordered],
+                [used for _, (_, used) in ordered],
+            ),
+        )
 
 
 def report_of(row: dict[str, Any], fields: list[Any]) -> dict[str, Any]:

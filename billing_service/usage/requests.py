@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from billing_service.errors import InvalidArgument
-from billing_service.plans import Catalog
 from billing_service.usage.limits import DEFAULT_METER
 
 MAX_QUANTITY = 1_000_000_000
@@ -15,11 +14,11 @@ MAX_AHEAD = timedelta(minutes=5)
 _MAX_KEY = 255
 
 
-def meter(catalog: Catalog, value: str) -> str:
-    """A meter some tier of the catalog names; empty means the default meter."""
+def meter(known_meters: frozenset[str], value: str) -> str:
+    """A meter some tier of the catalog names (``Catalog.all_meters``); empty: the default."""
     name = value or DEFAULT_METER
-    if name not in catalog.all_meters:
-        known = ", ".join(sorted(catalog.all_meters))
+    if name not in known_meters:
+        known = ", ".join(sorted(known_meters))
         raise InvalidArgument("meter", f"unknown meter {name[:64]!r} (the catalog has: {known})")
     return name
 

@@ -24,13 +24,12 @@ from billing_service.storage.database import Database
 from billing_service.usage import ledger, requests
 from billing_service.usage.announce import UsageAnnouncer
 from billing_service.usage.answers import ConsumeAnswer, MeterUsage, RefundAnswer, UsageSummary
-from billing_service.usage.batch import ConsumeBatcher
+from billing_service.usage.batch import ConsumeBatcher, Recorded
 from billing_service.usage.clock import Clock
 from billing_service.usage.counters import RedisCounters
 from billing_service.usage.current import current_subscription, current_subscriptions
 from billing_service.usage.fast import FastLedger
 from billing_service.usage.limits import MeterLimit
-from billing_service.usage.models import UsageRecord
 from billing_service.usage.period import Period, usage_period
 from billing_service.usage.resets import ExhaustedMeters
 
@@ -43,7 +42,7 @@ DRAIN_INTERVAL_SECONDS = 10.0
 UsageChanged = Callable[[str, MeterUsage], None]
 
 
-def _reason(record: UsageRecord) -> str:
+def _reason(record: Recorded) -> str:
     if record.unlimited:
         return f"meter {record.meter!r} is unlimited on this plan"
     if not record.allowed:
@@ -54,7 +53,7 @@ def _reason(record: UsageRecord) -> str:
     return "counted"
 
 
-def consume_answer(record: UsageRecord, *, replayed: bool) -> ConsumeAnswer:
+def consume_answer(record: Recorded, *, replayed: bool) -> ConsumeAnswer:
     """The ConsumeUsage answer stored in ``record``."""
     return ConsumeAnswer(
         allowed=record.allowed,
@@ -88,6 +87,8 @@ class UsageService:
     ) -> None:
         self._db = db
         self._catalog = catalog
+        # Built by the catalog on each read: read once, not per call.
+        self._meters = catalog.all_meters
         self._clock = clock
         self._counters = counters
         self._on_change = on_change
@@ -164,7 +165,7 @@ class UsageService:
     ) -> ConsumeAnswer:
         """Check and count ``quantity`` units of ``meter`` for ``user_id`` (idempotent on key)."""
         validation.user_id(user_id)
-        meter = requests.meter(self._catalog, meter)
+        meter = requests.meter(self._meters, meter)
         requests.quantity(quantity)
         requests.idempotency_key(key)
         when = requests.occurred_at(
@@ -175,7 +176,7 @@ class UsageService:
             self._announce(record, limit, record.used_after - record.counted)
         return consume_answer(record, replayed=replayed)
 
-    def _announce(self, record: UsageRecord, limit: MeterLimit, before: int) -> None:
+    def _announce(self, record: Recorded, limit: MeterLimit, before: int) -> None:
         """Tell watchers when this change crossed the meter's limit (either way)."""
         if self._on_change is None or limit.unlimited:
             return
@@ -190,7 +191,7 @@ class UsageService:
     async def refund(self, user_id: str, meter: str, key: str) -> RefundAnswer:
         """Give back the units of the consumption ``key``, once."""
         validation.user_id(user_id)
-        meter = requests.meter(self._catalog, meter)
+        meter = requests.meter(self._meters, meter)
         requests.idempotency_key(key)
         if self._fast is not None:
             result = await self._db.run(self._fast.refund, user_id, meter, key)
@@ -221,9 +222,7 @@ class UsageService:
     async def usage(self, user_id: str, meter: str) -> UsageSummary:
         """Usage of ``meter`` (every meter when empty) in the user's current period."""
         validation.user_id(user_id)
-        meters = (
-            [requests.meter(self._catalog, meter)] if meter else sorted(self._catalog.all_meters)
-        )
+        meters = [requests.meter(self._meters, meter)] if meter else sorted(self._meters)
         period, used = await self._db.run(self._used_now, user_id, meters)
         return UsageSummary(
             user_id=user_id,
@@ -237,7 +236,7 @@ class UsageService:
     async def check(self, user_id: str, meter: str, quantity: int) -> tuple[bool, MeterUsage]:
         """Whether ``quantity`` more units of ``meter`` would be allowed now; consumes nothing."""
         validation.user_id(user_id)
-        meter = requests.meter(self._catalog, meter)
+        meter = requests.meter(self._meters, meter)
         requests.quantity(quantity or 1)
         period, used = await self._db.run(self._used_now, user_id, [meter])
         limit = period.limit(meter)

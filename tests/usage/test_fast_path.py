@@ -103,7 +103,7 @@ class Stopped(Exception):
 class StoppingLedger(FastLedger):
     """Stops like a killed process after Redis counted, before the ledger write."""
 
-    def _write(self, cur: Any, answers: Any) -> Any:
+    def _write(self, cur: Any, answers: Any, parsed: Any = None) -> Any:
         raise Stopped
 
 
