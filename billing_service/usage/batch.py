@@ -31,6 +31,7 @@ from billing_service.plans import Catalog
 from billing_service.storage.database import Database
 from billing_service.storage.models import Customer
 from billing_service.usage import ledger
+from billing_service.usage.consumption import Consumption
 from billing_service.usage.fast_rows import LedgerRecord
 from billing_service.usage.limits import MeterLimit
 from billing_service.usage.models import UsageCounter, UsageRecord, UsageReport
@@ -286,9 +287,9 @@ class ConsumeBatcher:
 
 def consumption(
     p: Pending, period: Period, limit: MeterLimit, customer: str, now: datetime
-) -> ledger.Consumption:
+) -> Consumption:
     """The ledger's request for one queued call in ``period`` under ``limit``."""
-    return ledger.Consumption(
+    return Consumption(
         user_id=p.user_id,
         meter=p.meter,
         quantity=p.quantity,

@@ -16,7 +16,7 @@ from typing import Any
 
 from psycopg2.extras import execute_values
 
-from billing_service.usage import ledger
+from billing_service.usage.consumption import Consumption, identifier_for
 from billing_service.usage.counters import (
     COUNTER_GRACE_SECONDS,
     Reservation,
@@ -191,9 +191,7 @@ def database_counters(
     return {(user, meter, start): int(used) for user, meter, start, used in cur.fetchall()}
 
 
-def reservation(
-    request: ledger.Consumption, seeds: dict[tuple[str, str, datetime], int]
-) -> Reservation:
+def reservation(request: Consumption, seeds: dict[tuple[str, str, datetime], int]) -> Reservation:
     """What the Lua script needs to decide ``request`` (counters.py), seeded from ``seeds``."""
     limit: MeterLimit = request.limit
     static = json.dumps(
@@ -250,7 +248,7 @@ def add_to_counters(cur: Any, rows: list[dict[str, Any]]) -> None:
 def report_of(row: dict[str, Any], fields: list[Any]) -> dict[str, Any]:
     """The overage report (outbox row) of a ledger row and its answer's fields."""
     return {
-        "identifier": ledger.identifier_for(row["idempotency_key"]),
+        "identifier": identifier_for(row["idempotency_key"]),
         "user_id": row["user_id"],
         "stripe_customer_id": fields[9],
         "event_name": fields[10],

@@ -12,7 +12,6 @@ record's unique constraint.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -22,33 +21,9 @@ from peewee import IntegrityError
 from billing_service.errors import FailedPrecondition, NotFound
 from billing_service.storage.database import Database
 from billing_service.storage.models import utcnow
-from billing_service.usage.limits import MeterLimit
+from billing_service.usage.consumption import Consumption, identifier_for
+from billing_service.usage.ledger_pg import consume_postgres
 from billing_service.usage.models import UsageCounter, UsageRecord, UsageReport
-
-_MAX_IDENTIFIER = 100  # Stripe's limit on a meter event identifier
-
-
-def identifier_for(key: str) -> str:
-    """The meter event identifier of a consumption key (Stripe allows 100 characters)."""
-    if len(key) <= _MAX_IDENTIFIER:
-        return key
-    return "usage-" + hashlib.sha256(key.encode()).hexdigest()
-
-
-@dataclass(frozen=True)
-class Consumption:
-    """What one ConsumeUsage asks for, with the period and limit in force now."""
-
-    user_id: str
-    meter: str
-    quantity: int
-    key: str
-    occurred_at: datetime
-    period_start: datetime
-    period_end: datetime
-    limit: MeterLimit
-    now: datetime
-    stripe_customer_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -109,8 +84,6 @@ def consume(db: Database, request: Consumption) -> tuple[UsageRecord, bool]:
     """Check and consume atomically; returns the record and True when it is a replay."""
     try:
         if db.is_postgres:
-            from billing_service.usage.ledger_pg import consume_postgres
-
             return consume_postgres(db, request), False
         with db.transaction():
             used = _lock_counter(

@@ -16,7 +16,7 @@ from datetime import UTC
 from typing import Any
 
 from billing_service.storage.database import Database
-from billing_service.usage.ledger import Consumption, identifier_for
+from billing_service.usage.consumption import Consumption, identifier_for
 from billing_service.usage.models import UsageRecord
 
 _CONSUME = """

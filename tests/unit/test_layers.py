@@ -1,4 +1,7 @@
-"""The import rules between layers (see billing_service/__init__.py), read from the source."""
+"""The import rules between layers (see billing_service/__init__.py), read from the source.
+
+Also: billing_service has no import cycles (a type-only import does not count).
+"""
 
 from __future__ import annotations
 
@@ -92,3 +95,57 @@ def test_the_pure_rules_do_no_io() -> None:
                 )
             )
         }, name
+
+
+def _module_imports(name: str, path: Path) -> set[str]:
+    """The billing_service modules ``name`` imports at run time (not under TYPE_CHECKING)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    typing_only = {
+        id(child)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+        for child in ast.walk(node)
+    }
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if id(node) in typing_only:
+            continue
+        if isinstance(node, ast.ImportFrom) and node.module:
+            modules = [node.module, *(f"{node.module}.{alias.name}" for alias in node.names)]
+        elif isinstance(node, ast.Import):
+            modules = [alias.name for alias in node.names]
+        else:
+            continue
+        found.update(
+            m.removeprefix("billing_service.") for m in modules if m.startswith("billing_service.")
+        )
+    return found
+
+
+def test_billing_service_has_no_import_cycles() -> None:
+    modules = {name: path for name, path in _modules()}
+
+    def known(module: str) -> str | None:
+        for candidate in (module, f"{module}.__init__"):
+            if candidate in modules:
+                return candidate
+        return None
+
+    graph = {
+        name: {k for m in _module_imports(name, path) if (k := known(m)) and k != name}
+        for name, path in modules.items()
+    }
+    done: set[str] = set()
+
+    def visit(name: str, trail: list[str]) -> None:
+        if name in trail:
+            cycle = [*trail[trail.index(name) :], name]
+            raise AssertionError("import cycle: " + " -> ".join(cycle))
+        if name in done:
+            return
+        for imported in sorted(graph[name]):
+            visit(imported, [*trail, name])
+        done.add(name)
+
+    for name in sorted(graph):
+        visit(name, [])
