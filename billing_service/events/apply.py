@@ -4,9 +4,11 @@
 caller opened (``apply_event`` opens one per event; a group-commit layer may
 run several in one); it never commits or rolls back itself.
 
-The event's row in ``processed_event`` is inserted first. Its unique
-``event_id`` makes a concurrent duplicate block on the index and then fail
-(IntegrityError -> DUPLICATE) without writing anything. On PostgreSQL a
+The event's row in ``processed_event`` is inserted first, with no read
+before it: its unique ``event_id`` makes an already processed event fail at
+once, and a concurrent duplicate block on the index and then fail
+(IntegrityError -> DUPLICATE, ``apply_event`` reads the first outcome after
+rolling back) without writing anything. On PostgreSQL a
 transaction-scoped advisory lock on the subscription id then serializes
 events for one subscription across replicas, so the ordering check and the
 upsert see each other; SQLite's IMMEDIATE transactions serialize all writers.
@@ -122,12 +124,11 @@ def apply_in_transaction(
 ) -> ApplyResult:
     """Apply ``event`` inside the caller's open transaction (see ``apply_event``).
 
-    Raises IntegrityError when a concurrent delivery of the same event holds
-    the processed row, and NeedsAuthorityError; the caller rolls back on both.
+    Raises IntegrityError when a delivery of the same event holds the processed
+    row (committed, or committing concurrently), and NeedsAuthorityError; the
+    caller rolls back on both. No read first: the service answers redeliveries
+    before it gets here, and the unique index catches the rest.
     """
-    found = duplicate_of(event.id)
-    if found is not None:
-        return found
     ProcessedEvent.insert(
         event_id=event.id,
         event_type=event.type,
