@@ -18,7 +18,7 @@ finished event answers DUPLICATE; only a failed transaction leaves no trace.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 import peewee
@@ -71,6 +71,9 @@ class ApplyResult:
     changed: bool = False
     # The user's other live subscriptions when this event made a second one live.
     duplicates: tuple[str, ...] = ()
+    # The subscription row as this apply left it, read or written under its lock
+    # (None: no row, or a DUPLICATE, which read none).
+    row: Subscription | None = field(default=None, compare=False, repr=False)
 
 
 class NeedsAuthorityError(Exception):
@@ -162,7 +165,7 @@ def _decide_and_write(
         Customer.insert(
             user_id=user_id, stripe_customer_id=resolution.customer_id, created_at=utcnow()
         ).on_conflict_ignore().execute()
-    base = ApplyResult(Outcome.APPLIED, event.id, user_id=user_id, subscription_id=sub_id)
+    base = ApplyResult(Outcome.APPLIED, event.id, user_id=user_id, subscription_id=sub_id, row=row)
     if resolution.invoice is not None:
         return _keep_invoice(event, resolution.invoice, base)
     snapshot = resolution.snapshot
@@ -237,9 +240,7 @@ def _apply_state(
 
 
 def _with(base: ApplyResult, outcome: Outcome, reason: str, changed: bool = False) -> ApplyResult:
-    return ApplyResult(
-        outcome, base.event_id, reason, base.user_id, base.subscription_id, changed=changed
-    )
+    return replace(base, outcome=outcome, reason=reason, changed=changed)
 
 
 def _transition(
@@ -272,4 +273,8 @@ def _transition(
     )
     if not written.applied:
         return _with(base, Outcome.IGNORED, written.reason)
-    return replace(_with(base, Outcome.APPLIED, "", changed=True), duplicates=written.duplicates)
+    return replace(
+        _with(base, Outcome.APPLIED, "", changed=True),
+        duplicates=written.duplicates,
+        row=written.stored,
+    )
