@@ -160,7 +160,7 @@ def _decide_and_write(
     lock_subscription(db, sub_id)
     row = repository.subscription_by_stripe_id(sub_id)
     user_id = str(row.user_id) if row is not None else resolution.user_id
-    if resolution.customer_id:
+    if resolution.customer_id and not resolution.customer_linked:
         # First link wins on both sides; later events find the user by customer.
         Customer.insert(
             user_id=user_id, stripe_customer_id=resolution.customer_id, created_at=utcnow()

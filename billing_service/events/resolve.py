@@ -71,6 +71,9 @@ class Resolution:
     # The subscription the event concerns when it carries no snapshot.
     subscription_id: str = ""
     invoice: InvoiceSnapshot | None = None
+    # The customer was linked to a user when resolved. Links never move or
+    # vanish (first link wins), so the apply skips its link insert.
+    customer_linked: bool = False
 
     @property
     def concerns(self) -> str:
@@ -168,7 +171,12 @@ class Resolver:
                 reason="cannot tie the checkout session to a user (no client_reference_id, "
                 "metadata.user_id or known customer)",
             )
-        return Resolution(user_id, customer_id, subscription_id=sub_id)
+        return Resolution(
+            user_id,
+            customer_id,
+            subscription_id=sub_id,
+            customer_linked=bool(known.customer_user),
+        )
 
     async def _invoice(self, obj: dict[str, Any]) -> Resolution:
         invoice = invoice_snapshot(obj)
@@ -191,7 +199,13 @@ class Resolver:
                 subscription_id=sub_id,
                 reason="cannot tie the invoice to a user (no user_id metadata or known customer)",
             )
-        return Resolution(user_id, invoice.customer_id, subscription_id=sub_id, invoice=invoice)
+        return Resolution(
+            user_id,
+            invoice.customer_id,
+            subscription_id=sub_id,
+            invoice=invoice,
+            customer_linked=bool(known.customer_user),
+        )
 
     async def _tie(
         self, snapshot: SubscriptionSnapshot, hints: tuple[str, ...], *, authoritative: bool
@@ -205,4 +219,10 @@ class Resolver:
                 reason="cannot tie the subscription to a user (no user_id metadata, "
                 "client_reference_id or known customer)",
             )
-        return Resolution(user_id, snapshot.customer_id, snapshot, authoritative)
+        return Resolution(
+            user_id,
+            snapshot.customer_id,
+            snapshot,
+            authoritative,
+            customer_linked=bool(by_customer),
+        )
