@@ -24,6 +24,7 @@ from enum import StrEnum
 import peewee
 
 from billing_service import audit
+from billing_service.events import known
 from billing_service.events.invoices import InvoiceWrite, store_invoice
 from billing_service.events.ordering import (
     Verdict,
@@ -32,7 +33,7 @@ from billing_service.events.ordering import (
     state_digest,
 )
 from billing_service.events.parse import StripeEvent
-from billing_service.events.resolve import Resolution
+from billing_service.events.resolve import Resolution, tie_in_apply
 from billing_service.events.transition import (
     Ordering,
     lock_subscription,
@@ -153,12 +154,19 @@ def _decide_and_write(
     db: Database, catalog: Catalog, event: StripeEvent, resolution: Resolution
 ) -> ApplyResult:
     sub_id = resolution.concerns
-    if not resolution.tied:
+    if not resolution.tied and not resolution.tie_in_apply:
         return ApplyResult(
             Outcome.IGNORED, event.id, reason=resolution.reason, subscription_id=sub_id
         )
     lock_subscription(db, sub_id)
-    row = repository.subscription_by_stripe_id(sub_id)
+    if resolution.tie_in_apply:
+        row, resolution = _tie(resolution, sub_id)
+        if not resolution.tied:
+            return ApplyResult(
+                Outcome.IGNORED, event.id, reason=resolution.reason, subscription_id=sub_id
+            )
+    else:
+        row = repository.subscription_by_stripe_id(sub_id)
     user_id = str(row.user_id) if row is not None else resolution.user_id
     if resolution.customer_id and not resolution.customer_linked:
         # First link wins on both sides; later events find the user by customer.
@@ -178,6 +186,22 @@ def _decide_and_write(
             "its state comes from its subscription events",
         )
     return _apply_state(catalog, event, resolution, snapshot, row, base)
+
+
+def _tie(resolution: Resolution, sub_id: str) -> tuple[Subscription | None, Resolution]:
+    """The locked row and the event tied by it: one read when the row exists."""
+    row, customer_user = known.subscription_with_customer_user(sub_id, resolution.customer_id)
+    if row is not None:
+        tied = tie_in_apply(resolution, str(row.user_id), lambda: customer_user)
+        return row, replace(tied, customer_linked=bool(customer_user))
+    found: list[str] = []
+
+    def user_of_customer() -> str:
+        found.append(repository.user_for_customer(resolution.customer_id) or "")
+        return found[0]
+
+    tied = tie_in_apply(resolution, "", user_of_customer)
+    return None, replace(tied, customer_linked=bool(found and found[0]))
 
 
 def _keep_invoice(event: StripeEvent, invoice: InvoiceSnapshot, base: ApplyResult) -> ApplyResult:
