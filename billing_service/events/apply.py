@@ -24,7 +24,6 @@ from enum import StrEnum
 import peewee
 
 from billing_service import audit
-from billing_service.events import known
 from billing_service.events.invoices import InvoiceWrite, store_invoice
 from billing_service.events.ordering import (
     Verdict,
@@ -42,7 +41,7 @@ from billing_service.events.transition import (
 )
 from billing_service.lifecycle import parse_status
 from billing_service.plans import Catalog
-from billing_service.storage import repository
+from billing_service.storage import fixed_sql, repository
 from billing_service.storage.database import Database
 from billing_service.storage.models import Customer, ProcessedEvent, Subscription, utcnow
 from billing_service.stripe_shapes import InvoiceSnapshot, SubscriptionSnapshot
@@ -133,20 +132,11 @@ def apply_in_transaction(
     caller rolls back on both. No read first: the service answers redeliveries
     before it gets here, and the unique index catches the rest.
     """
-    ProcessedEvent.insert(
-        event_id=event.id,
-        event_type=event.type,
-        stripe_created=event.created,
-        outcome=_PENDING,
-        processed_at=utcnow(),
-    ).execute()
+    fixed_sql.insert_processed(event.id, event.type, event.created, _PENDING, utcnow())
     result = _decide_and_write(db, catalog, event, resolution)
-    ProcessedEvent.update(
-        outcome=result.outcome.value,
-        reason=result.reason,
-        user_id=result.user_id,
-        stripe_subscription_id=result.subscription_id,
-    ).where(ProcessedEvent.event_id == event.id).execute()
+    fixed_sql.finish_processed(
+        event.id, result.outcome.value, result.reason, result.user_id, result.subscription_id
+    )
     return result
 
 
@@ -190,7 +180,7 @@ def _decide_and_write(
 
 def _tie(resolution: Resolution, sub_id: str) -> tuple[Subscription | None, Resolution]:
     """The locked row and the event tied by it: one read when the row exists."""
-    row, customer_user = known.subscription_with_customer_user(sub_id, resolution.customer_id)
+    row, customer_user = fixed_sql.subscription_with_customer_user(sub_id, resolution.customer_id)
     if row is not None:
         tied = tie_in_apply(resolution, str(row.user_id), lambda: customer_user)
         return row, replace(tied, customer_linked=bool(customer_user))

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from billing_service.storage import invoices, repository
-from billing_service.storage.models import Customer, ProcessedEvent, Subscription
+from billing_service.storage.models import ProcessedEvent
 
 
 def users_of(subscription_id: str, customer_id: str) -> tuple[str, str]:
@@ -16,27 +16,6 @@ def users_of(subscription_id: str, customer_id: str) -> tuple[str, str]:
     row = repository.subscription_by_stripe_id(subscription_id) if subscription_id else None
     by_customer = repository.user_for_customer(customer_id) if customer_id else None
     return (str(row.user_id) if row else "", by_customer or "")
-
-
-def subscription_with_customer_user(
-    subscription_id: str, customer_id: str
-) -> tuple[Subscription | None, str]:
-    """(the stored subscription row, user linked to the customer), in one statement.
-
-    The customer's user comes as a subquery column of the row's read, so it
-    is known only when the row exists; "" when the row or the link is absent.
-    """
-    customer_user = Customer.select(Customer.user_id).where(
-        Customer.stripe_customer_id == customer_id
-    )
-    row = (
-        Subscription.select(Subscription, customer_user.alias("customer_user"))
-        .where(Subscription.stripe_subscription_id == subscription_id)
-        .first()
-    )
-    if row is None:
-        return None, ""
-    return row, str(getattr(row, "customer_user", None) or "")
 
 
 @dataclass(frozen=True)
