@@ -23,7 +23,13 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from billing_service.storage.models import Customer, ProcessedEvent, Subscription
+from billing_service.storage.models import (
+    AuditChain,
+    AuditRecord,
+    Customer,
+    ProcessedEvent,
+    Subscription,
+)
 from billing_service.storage.models import database as database_proxy
 
 
@@ -192,3 +198,79 @@ def upsert_subscription(
     for stored in query:
         return stored
     raise RuntimeError(f"upsert of {stripe_subscription_id} returned no row")
+
+
+AUDIT_RECORD_COLUMNS = (
+    "user_id",
+    "stripe_subscription_id",
+    "stripe_event_id",
+    "stripe_event_type",
+    "caller",
+    "rpc",
+    "status_before",
+    "status_after",
+    "tier_before",
+    "tier_after",
+    "detail",
+    "created_at",
+    "prev_hash",
+    "hash",
+)
+
+
+@functools.cache
+def _lock_audit_head_sql(param: str) -> str:
+    return (
+        f'INSERT INTO "{AuditChain._meta.table_name}" '  # noqa: S608
+        f'("user_id", "last_hash", "last_record_id") VALUES ({param}, {param}, 0) '
+        'ON CONFLICT ("user_id") DO UPDATE SET "user_id" = EXCLUDED."user_id" '
+        'RETURNING "last_hash"'
+    )
+
+
+def lock_audit_head(user_id: str, genesis_hash: str) -> str:
+    """The user's newest audit hash, the head row created (``genesis_hash``) if new.
+
+    The upsert touches the row, so on PostgreSQL it holds the row's lock
+    until the transaction ends (SQLite's transactions have one writer).
+    """
+    cursor = database_proxy.obj.execute_sql(
+        _lock_audit_head_sql(_placeholder()), (user_id, genesis_hash)
+    )
+    found = cursor.fetchone()
+    if found is None:
+        raise RuntimeError(f"audit chain head of {user_id!r} not returned")
+    return str(found[0])
+
+
+@functools.cache
+def _insert_audit_record_sql(param: str) -> str:
+    return (
+        f'INSERT INTO "{AuditRecord._meta.table_name}" '  # noqa: S608
+        f"({_quoted(AUDIT_RECORD_COLUMNS)}) "
+        f'VALUES ({", ".join([param] * len(AUDIT_RECORD_COLUMNS))}) RETURNING "id"'
+    )
+
+
+def insert_audit_record(values: Sequence[Any]) -> int:
+    """Insert one audit record (``AUDIT_RECORD_COLUMNS``' values in order); its new id."""
+    cursor = database_proxy.obj.execute_sql(_insert_audit_record_sql(_placeholder()), values)
+    found = cursor.fetchone()
+    if found is None:
+        raise RuntimeError("audit record insert returned no id")
+    return int(found[0])
+
+
+@functools.cache
+def _set_audit_head_sql(param: str) -> str:
+    return (
+        f'UPDATE "{AuditChain._meta.table_name}" '  # noqa: S608
+        f'SET "last_hash" = {param}, "last_record_id" = {param} WHERE "user_id" = {param}'
+    )
+
+
+def set_audit_head(user_id: str, last_hash: str, last_record_id: int) -> None:
+    """Move the user's audit head to its newest record."""
+    database_proxy.obj.execute_sql(
+        _set_audit_head_sql(_placeholder()), (last_hash, last_record_id, user_id)
+    )

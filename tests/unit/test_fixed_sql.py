@@ -11,7 +11,13 @@ import pytest
 
 from billing_service.storage import fixed_sql, repository
 from billing_service.storage.database import Database
-from billing_service.storage.models import Customer, ProcessedEvent, Subscription, utcnow
+from billing_service.storage.models import (
+    AuditRecord,
+    Customer,
+    ProcessedEvent,
+    Subscription,
+    utcnow,
+)
 
 
 def _columns(model: type[peewee.Model]) -> set[str]:
@@ -29,6 +35,7 @@ def test_the_statements_name_only_model_columns() -> None:
         *fixed_sql.SUBSCRIPTION_ORDERING_COLUMNS,
     }
     assert written == _columns(Subscription) - {"id"}
+    assert set(fixed_sql.AUDIT_RECORD_COLUMNS) == _columns(AuditRecord) - {"id"}
 
 
 @pytest.fixture
