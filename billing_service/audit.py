@@ -22,6 +22,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from billing_service import paging, validation
+from billing_service.storage import fixed_sql
 from billing_service.storage.database import Database
 from billing_service.storage.models import AuditChain, AuditChainHead, AuditRecord, utcnow
 
@@ -105,27 +106,26 @@ def append(
         prev_hash=prev_hash,
     )
     record.hash = record_hash(_hashed_view(record), prev_hash)
-    record.save(force_insert=True)
-    AuditChain.update(last_hash=record.hash, last_record_id=record.id).where(
-        AuditChain.user_id == user_id
-    ).execute()
+    # Text columns as str, as peewee's CharField would pass them (enum members included).
+    record.id = fixed_sql.insert_audit_record(
+        [
+            value if name == "created_at" else str(value)
+            for name in fixed_sql.AUDIT_RECORD_COLUMNS
+            for value in (getattr(record, name),)
+        ]
+    )
+    fixed_sql.set_audit_head(user_id, record.hash, record.id)
     return record
 
 
 def _lock_head(user_id: str) -> str:
     """The user's newest hash, its head row created if new and locked until commit.
 
-    One statement: an upsert that touches the row takes its row lock on
-    PostgreSQL (SQLite's transactions already have a single writer).
+    One statement (fixed SQL, ``storage/fixed_sql``): an upsert that touches
+    the row takes its row lock on PostgreSQL (SQLite's transactions already
+    have a single writer).
     """
-    query = (
-        AuditChain.insert(user_id=user_id, last_hash=GENESIS_HASH, last_record_id=0)
-        .on_conflict(conflict_target=[AuditChain.user_id], update={AuditChain.user_id: user_id})
-        .returning(AuditChain.last_hash)
-    )
-    for row in query.execute():
-        return str(row.last_hash)
-    raise RuntimeError(f"audit chain head of {user_id!r} not returned")
+    return fixed_sql.lock_audit_head(user_id, GENESIS_HASH)
 
 
 @dataclass(frozen=True)

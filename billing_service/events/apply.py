@@ -4,9 +4,11 @@
 caller opened (``apply_event`` opens one per event; a group-commit layer may
 run several in one); it never commits or rolls back itself.
 
-The event's row in ``processed_event`` is inserted first. Its unique
-``event_id`` makes a concurrent duplicate block on the index and then fail
-(IntegrityError -> DUPLICATE) without writing anything. On PostgreSQL a
+The event's row in ``processed_event`` is inserted first, with no read
+before it: its unique ``event_id`` makes an already processed event fail at
+once, and a concurrent duplicate block on the index and then fail
+(IntegrityError -> DUPLICATE, ``apply_event`` reads the first outcome after
+rolling back) without writing anything. On PostgreSQL a
 transaction-scoped advisory lock on the subscription id then serializes
 events for one subscription across replicas, so the ordering check and the
 upsert see each other; SQLite's IMMEDIATE transactions serialize all writers.
@@ -16,7 +18,7 @@ finished event answers DUPLICATE; only a failed transaction leaves no trace.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 import peewee
@@ -30,7 +32,7 @@ from billing_service.events.ordering import (
     state_digest,
 )
 from billing_service.events.parse import StripeEvent
-from billing_service.events.resolve import Resolution
+from billing_service.events.resolve import Resolution, tie_in_apply
 from billing_service.events.transition import (
     Ordering,
     lock_subscription,
@@ -39,7 +41,7 @@ from billing_service.events.transition import (
 )
 from billing_service.lifecycle import parse_status
 from billing_service.plans import Catalog
-from billing_service.storage import repository
+from billing_service.storage import fixed_sql, repository
 from billing_service.storage.database import Database
 from billing_service.storage.models import Customer, ProcessedEvent, Subscription, utcnow
 from billing_service.stripe_shapes import InvoiceSnapshot, SubscriptionSnapshot
@@ -69,6 +71,9 @@ class ApplyResult:
     changed: bool = False
     # The user's other live subscriptions when this event made a second one live.
     duplicates: tuple[str, ...] = ()
+    # The subscription row as this apply left it, read or written under its lock
+    # (None: no row, or a DUPLICATE, which read none).
+    row: Subscription | None = field(default=None, compare=False, repr=False)
 
 
 class NeedsAuthorityError(Exception):
@@ -122,26 +127,16 @@ def apply_in_transaction(
 ) -> ApplyResult:
     """Apply ``event`` inside the caller's open transaction (see ``apply_event``).
 
-    Raises IntegrityError when a concurrent delivery of the same event holds
-    the processed row, and NeedsAuthorityError; the caller rolls back on both.
+    Raises IntegrityError when a delivery of the same event holds the processed
+    row (committed, or committing concurrently), and NeedsAuthorityError; the
+    caller rolls back on both. No read first: the service answers redeliveries
+    before it gets here, and the unique index catches the rest.
     """
-    found = duplicate_of(event.id)
-    if found is not None:
-        return found
-    ProcessedEvent.insert(
-        event_id=event.id,
-        event_type=event.type,
-        stripe_created=event.created,
-        outcome=_PENDING,
-        processed_at=utcnow(),
-    ).execute()
+    fixed_sql.insert_processed(event.id, event.type, event.created, _PENDING, utcnow())
     result = _decide_and_write(db, catalog, event, resolution)
-    ProcessedEvent.update(
-        outcome=result.outcome.value,
-        reason=result.reason,
-        user_id=result.user_id,
-        stripe_subscription_id=result.subscription_id,
-    ).where(ProcessedEvent.event_id == event.id).execute()
+    fixed_sql.finish_processed(
+        event.id, result.outcome.value, result.reason, result.user_id, result.subscription_id
+    )
     return result
 
 
@@ -149,19 +144,26 @@ def _decide_and_write(
     db: Database, catalog: Catalog, event: StripeEvent, resolution: Resolution
 ) -> ApplyResult:
     sub_id = resolution.concerns
-    if not resolution.tied:
+    if not resolution.tied and not resolution.tie_in_apply:
         return ApplyResult(
             Outcome.IGNORED, event.id, reason=resolution.reason, subscription_id=sub_id
         )
     lock_subscription(db, sub_id)
-    row = repository.subscription_by_stripe_id(sub_id)
+    if resolution.tie_in_apply:
+        row, resolution = _tie(resolution, sub_id)
+        if not resolution.tied:
+            return ApplyResult(
+                Outcome.IGNORED, event.id, reason=resolution.reason, subscription_id=sub_id
+            )
+    else:
+        row = repository.subscription_by_stripe_id(sub_id)
     user_id = str(row.user_id) if row is not None else resolution.user_id
-    if resolution.customer_id:
+    if resolution.customer_id and not resolution.customer_linked:
         # First link wins on both sides; later events find the user by customer.
         Customer.insert(
             user_id=user_id, stripe_customer_id=resolution.customer_id, created_at=utcnow()
         ).on_conflict_ignore().execute()
-    base = ApplyResult(Outcome.APPLIED, event.id, user_id=user_id, subscription_id=sub_id)
+    base = ApplyResult(Outcome.APPLIED, event.id, user_id=user_id, subscription_id=sub_id, row=row)
     if resolution.invoice is not None:
         return _keep_invoice(event, resolution.invoice, base)
     snapshot = resolution.snapshot
@@ -174,6 +176,22 @@ def _decide_and_write(
             "its state comes from its subscription events",
         )
     return _apply_state(catalog, event, resolution, snapshot, row, base)
+
+
+def _tie(resolution: Resolution, sub_id: str) -> tuple[Subscription | None, Resolution]:
+    """The locked row and the event tied by it: one read when the row exists."""
+    row, customer_user = fixed_sql.subscription_with_customer_user(sub_id, resolution.customer_id)
+    if row is not None:
+        tied = tie_in_apply(resolution, str(row.user_id), lambda: customer_user)
+        return row, replace(tied, customer_linked=bool(customer_user))
+    found: list[str] = []
+
+    def user_of_customer() -> str:
+        found.append(repository.user_for_customer(resolution.customer_id) or "")
+        return found[0]
+
+    tied = tie_in_apply(resolution, "", user_of_customer)
+    return None, replace(tied, customer_linked=bool(found and found[0]))
 
 
 def _keep_invoice(event: StripeEvent, invoice: InvoiceSnapshot, base: ApplyResult) -> ApplyResult:
@@ -236,9 +254,7 @@ def _apply_state(
 
 
 def _with(base: ApplyResult, outcome: Outcome, reason: str, changed: bool = False) -> ApplyResult:
-    return ApplyResult(
-        outcome, base.event_id, reason, base.user_id, base.subscription_id, changed=changed
-    )
+    return replace(base, outcome=outcome, reason=reason, changed=changed)
 
 
 def _transition(
@@ -271,4 +287,8 @@ def _transition(
     )
     if not written.applied:
         return _with(base, Outcome.IGNORED, written.reason)
-    return replace(_with(base, Outcome.APPLIED, "", changed=True), duplicates=written.duplicates)
+    return replace(
+        _with(base, Outcome.APPLIED, "", changed=True),
+        duplicates=written.duplicates,
+        row=written.stored,
+    )

@@ -16,6 +16,10 @@ What each event carries, with no Stripe call on the steady path:
 - ``invoice.*``: the invoice (kept in the ``invoice`` table); invoices carry
   no subscription status, which again comes from the subscription events.
 
+A subscription event is tied inside its apply (``tie_in_apply``), from the
+row the apply reads under the subscription lock anyway, so it costs no read
+of its own; checkout and invoice events are tied here, before the apply.
+
 Stripe is asked only when the payload cannot decide: a checkout that ties a
 subscription whose earlier events were ignored as untied (their state was
 never stored), an invoice of a subscription we never saw whose user nothing
@@ -26,7 +30,7 @@ names, and (in ``service``) a same-second conflict; those calls are
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -71,6 +75,13 @@ class Resolution:
     # The subscription the event concerns when it carries no snapshot.
     subscription_id: str = ""
     invoice: InvoiceSnapshot | None = None
+    # The customer was linked to a user when resolved. Links never move or
+    # vanish (first link wins), so the apply skips its link insert.
+    customer_linked: bool = False
+    # A subscription event: the apply ties it (``tie_in_apply``) from the row it
+    # reads under the subscription lock; ``user_hint`` is the payload's user.
+    tie_in_apply: bool = False
+    user_hint: str = ""
 
     @property
     def concerns(self) -> str:
@@ -106,6 +117,30 @@ def lock_key(event: StripeEvent) -> str:
     return f"subscription:{sub or event.id}"
 
 
+UNTIED_SUBSCRIPTION = (
+    "cannot tie the subscription to a user (no user_id metadata, "
+    "client_reference_id or known customer)"
+)
+
+
+def tie_in_apply(
+    resolution: Resolution, row_user: str, customer_user: Callable[[], str]
+) -> Resolution:
+    """Tie a subscription event inside its apply, by the rules above.
+
+    ``row_user`` is the user of the row the apply read under the subscription
+    lock (rule 1); ``customer_user`` looks up the customer's user (rule 4) and
+    is called only when the row and the payload (rule 3) name nobody. The
+    answer's ``reason`` says why when nothing ties it.
+    """
+    user_id = row_user or _first_usable(resolution.user_hint)
+    if not user_id and resolution.customer_id:
+        user_id = _first_usable(customer_user())
+    if not user_id:
+        return replace(resolution, reason=UNTIED_SUBSCRIPTION)
+    return replace(resolution, user_id=user_id)
+
+
 def _first_usable(*candidates: str) -> str:
     return next((c for c in candidates if c and _usable(c)), "")
 
@@ -135,7 +170,13 @@ class Resolver:
             if not snapshot.id.startswith("sub_"):
                 return Resolution(reason="the subscription has no id")
             snapshot = await self._fetches.with_discount(snapshot)
-            return await self._tie(snapshot, (), authoritative=False)
+            # Tied inside the apply from the row it reads anyway: no read here.
+            return Resolution(
+                customer_id=snapshot.customer_id,
+                snapshot=snapshot,
+                tie_in_apply=True,
+                user_hint=_meta_user(snapshot.metadata),
+            )
         if event.type == CHECKOUT_COMPLETED:
             return await self._checkout(obj)
         if event.type in INVOICE_EVENTS:
@@ -168,7 +209,12 @@ class Resolver:
                 reason="cannot tie the checkout session to a user (no client_reference_id, "
                 "metadata.user_id or known customer)",
             )
-        return Resolution(user_id, customer_id, subscription_id=sub_id)
+        return Resolution(
+            user_id,
+            customer_id,
+            subscription_id=sub_id,
+            customer_linked=bool(known.customer_user),
+        )
 
     async def _invoice(self, obj: dict[str, Any]) -> Resolution:
         invoice = invoice_snapshot(obj)
@@ -191,7 +237,13 @@ class Resolver:
                 subscription_id=sub_id,
                 reason="cannot tie the invoice to a user (no user_id metadata or known customer)",
             )
-        return Resolution(user_id, invoice.customer_id, subscription_id=sub_id, invoice=invoice)
+        return Resolution(
+            user_id,
+            invoice.customer_id,
+            subscription_id=sub_id,
+            invoice=invoice,
+            customer_linked=bool(known.customer_user),
+        )
 
     async def _tie(
         self, snapshot: SubscriptionSnapshot, hints: tuple[str, ...], *, authoritative: bool
@@ -200,9 +252,12 @@ class Resolver:
         user_id = _first_usable(by_row, *hints, _meta_user(snapshot.metadata), by_customer)
         if not user_id:
             return Resolution(
-                customer_id=snapshot.customer_id,
-                snapshot=snapshot,
-                reason="cannot tie the subscription to a user (no user_id metadata, "
-                "client_reference_id or known customer)",
+                customer_id=snapshot.customer_id, snapshot=snapshot, reason=UNTIED_SUBSCRIPTION
             )
-        return Resolution(user_id, snapshot.customer_id, snapshot, authoritative)
+        return Resolution(
+            user_id,
+            snapshot.customer_id,
+            snapshot,
+            authoritative,
+            customer_linked=bool(by_customer),
+        )

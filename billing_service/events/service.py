@@ -9,9 +9,10 @@
 
 A transient failure anywhere before the commit (database, Stripe, lock
 wait) raises and leaves no record, so the caller's retry applies the event.
-The answer's subscription is read inside the apply's own savepoint (what
-the writer just wrote), and a redelivery is answered by one indexed read
-that joins the processed record to its subscription.
+The answer's subscription is the row the apply read or wrote under its
+lock (the writer's upsert returns it), with no read after; a redelivery is
+answered by one indexed read that joins the processed record to its
+subscription.
 """
 
 from __future__ import annotations
@@ -165,7 +166,10 @@ class EventService:
             result = apply_event(self._db, self._catalog, event, resolution)
             if not result.subscription_id or not result.user_id:
                 return EventAnswer(result, None)
-            row = repository.subscription_by_stripe_id(result.subscription_id)
+            row = result.row
+            if result.outcome is Outcome.DUPLICATE:
+                # A concurrent delivery won the unique index: this apply read no row.
+                row = repository.subscription_by_stripe_id(result.subscription_id)
             return EventAnswer(result, self._view(result.user_id, row))
 
         return apply_and_view

@@ -10,7 +10,7 @@ audited the same way wherever it comes from.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from billing_service import audit
 from billing_service.access import evaluate
@@ -44,6 +44,8 @@ class Written:
     ask_stripe: bool = False
     # Ids of the user's other live subscriptions when this write made a second one live.
     duplicates: tuple[str, ...] = ()
+    # The row as stored by this write (RETURNING): the answer needs no read after it.
+    stored: Subscription | None = field(default=None, compare=False, repr=False)
 
 
 def lock_subscription(db: Database, subscription_id: str) -> None:
@@ -95,7 +97,7 @@ def write_transition(
         detail=detail,
     )
     if after not in LIVE or before in LIVE:
-        return Written(True)
+        return Written(True, stored=stored)
     others = duplicate_check.other_live(user_id, snapshot.id)
     if others:
         audit.append(
@@ -108,7 +110,7 @@ def write_transition(
             tier_after=tier_after,
             detail=duplicate_check.audit_detail(snapshot.id, others),
         )
-    return Written(True, duplicates=others)
+    return Written(True, duplicates=others, stored=stored)
 
 
 def audit_unchanged(

@@ -16,6 +16,7 @@ from datetime import datetime
 
 from peewee import IntegrityError
 
+from billing_service.storage import fixed_sql
 from billing_service.storage.models import Customer, Subscription, utcnow
 
 
@@ -95,7 +96,7 @@ def has_subscription_outside(user_id: str, statuses: Iterable[str]) -> bool:
 
 def subscription_by_stripe_id(stripe_subscription_id: str) -> Subscription | None:
     """The stored row for a Stripe subscription id, if any."""
-    return Subscription.get_or_none(Subscription.stripe_subscription_id == stripe_subscription_id)
+    return fixed_sql.subscription_by_stripe_id(stripe_subscription_id)
 
 
 def upsert_subscription(
@@ -110,37 +111,18 @@ def upsert_subscription(
     ``event_created``/``event_id``/``state_digest`` record the event that set
     this state (ordering data); None leaves the stored ordering data as it is.
     """
-    values = {
-        Subscription.user_id: row.user_id,
-        Subscription.stripe_customer_id: row.stripe_customer_id,
-        Subscription.status: row.status,
-        Subscription.plan: row.plan,
-        Subscription.price_id: row.price_id,
-        Subscription.current_period_start: row.current_period_start,
-        Subscription.current_period_end: row.current_period_end,
-        Subscription.cancel_at_period_end: row.cancel_at_period_end,
-        Subscription.canceled_at: row.canceled_at,
-        Subscription.stripe_created: row.stripe_created,
-        Subscription.updated_at: utcnow(),
-        Subscription.interval: row.interval,
-        Subscription.quantity: row.quantity,
-        Subscription.unit_amount: row.unit_amount,
-        Subscription.currency: row.currency,
-        Subscription.trial_end: row.trial_end,
-    }
-    if row.discount is not None:
-        values[Subscription.discount] = row.discount
-    if event_created is not None:
-        values[Subscription.last_event_created] = event_created
-        values[Subscription.last_event_id] = event_id
-        values[Subscription.last_state_digest] = state_digest
-    insert = {**values, Subscription.stripe_subscription_id: row.stripe_subscription_id}
-    # RETURNING hands back the stored row in the same statement (no read after the write).
-    query = (
-        Subscription.insert(insert)
-        .on_conflict(conflict_target=[Subscription.stripe_subscription_id], update=values)
-        .returning(Subscription)
+    now = utcnow()
+    state = (
+        row.user_id, row.stripe_customer_id, row.status, row.plan, row.price_id,
+        row.current_period_start, row.current_period_end, row.cancel_at_period_end,
+        row.canceled_at, row.stripe_created, now, row.interval, row.quantity,
+        row.unit_amount, row.currency, row.trial_end,
+    )  # fmt: skip
+    # The statement's text is fixed (fixed_sql); RETURNING hands back the stored row.
+    return fixed_sql.upsert_subscription(
+        row.stripe_subscription_id,
+        now,
+        state,
+        row.discount,
+        (event_created, event_id, state_digest) if event_created is not None else None,
     )
-    for stored in query.execute():
-        return stored
-    raise RuntimeError(f"upsert of {row.stripe_subscription_id} returned no row")

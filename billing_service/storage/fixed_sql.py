@@ -1,0 +1,276 @@
+"""The event apply's most frequent statements, as SQL text written once per database dialect.
+
+Peewee builds a query's SQL string on every call; on the apply path that
+was most of the service's own CPU there (issue 10, docs/performance.md).
+These statements run for nearly every applied event, so their text is fixed
+here, formatted once per placeholder style (``?`` SQLite, ``%s``
+PostgreSQL), and only the parameters change per call. Rows that come back
+are turned into models by peewee's ``Model.raw`` (its column conversions,
+no SQL building). Both dialects take the same text: quoted identifiers,
+``ON CONFLICT ... DO UPDATE``, ``RETURNING``. Every function expects an open
+connection; the writes belong inside the caller's transaction. Only model
+names and placeholders are formatted into the text (hence the S608 waivers);
+every value is a parameter.
+
+Table and column names are the models' (``storage/models.py``);
+``tests/unit/test_fixed_sql.py`` checks each statement's columns against them.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from billing_service.storage.models import (
+    AuditChain,
+    AuditRecord,
+    Customer,
+    ProcessedEvent,
+    Subscription,
+)
+from billing_service.storage.models import database as database_proxy
+
+
+def _placeholder() -> str:
+    return str(database_proxy.obj.param)
+
+
+def _quoted(names: Sequence[str]) -> str:
+    return ", ".join(f'"{name}"' for name in names)
+
+
+@functools.cache
+def _insert_processed_sql(param: str) -> str:
+    return (
+        f'INSERT INTO "{ProcessedEvent._meta.table_name}" '  # noqa: S608
+        f"({_quoted(PROCESSED_INSERT_COLUMNS)}) "
+        f"VALUES ({', '.join([param] * len(PROCESSED_INSERT_COLUMNS))})"
+    )
+
+
+PROCESSED_INSERT_COLUMNS = (
+    "event_id",
+    "event_type",
+    "stripe_created",
+    "outcome",
+    "reason",
+    "user_id",
+    "stripe_subscription_id",
+    "processed_at",
+)
+PROCESSED_FINISH_COLUMNS = ("outcome", "reason", "user_id", "stripe_subscription_id")
+
+
+def insert_processed(
+    event_id: str, event_type: str, created: int, outcome: str, at: datetime
+) -> None:
+    """Insert an event's processed row (its unique ``event_id`` refuses a second one)."""
+    database_proxy.obj.execute_sql(
+        _insert_processed_sql(_placeholder()),
+        (event_id, event_type, created, outcome, "", "", "", at),
+    )
+
+
+@functools.cache
+def _finish_processed_sql(param: str) -> str:
+    assignments = ", ".join(f'"{name}" = {param}' for name in PROCESSED_FINISH_COLUMNS)
+    return (
+        f'UPDATE "{ProcessedEvent._meta.table_name}" SET {assignments} '  # noqa: S608
+        f'WHERE "event_id" = {param}'
+    )
+
+
+def finish_processed(
+    event_id: str, outcome: str, reason: str, user_id: str, subscription_id: str
+) -> None:
+    """Record an event's outcome on its processed row."""
+    database_proxy.obj.execute_sql(
+        _finish_processed_sql(_placeholder()),
+        (outcome, reason, user_id, subscription_id, event_id),
+    )
+
+
+@functools.cache
+def _subscription_with_customer_user_sql(param: str) -> str:
+    sub = Subscription._meta.table_name
+    customer = Customer._meta.table_name
+    return (
+        f'SELECT "s".*, (SELECT "c"."user_id" FROM "{customer}" AS "c" '  # noqa: S608
+        f'WHERE "c"."stripe_customer_id" = {param}) AS "customer_user" '
+        f'FROM "{sub}" AS "s" WHERE "s"."stripe_subscription_id" = {param}'
+    )
+
+
+def subscription_with_customer_user(
+    subscription_id: str, customer_id: str
+) -> tuple[Subscription | None, str]:
+    """(the stored subscription row, user linked to the customer), in one statement.
+
+    The customer's user is a subquery column of the row's read, so it is known
+    only when the row exists; "" when the row or the link is absent.
+    """
+    query = Subscription.raw(
+        _subscription_with_customer_user_sql(_placeholder()), customer_id, subscription_id
+    )
+    for row in query:
+        return row, str(getattr(row, "customer_user", None) or "")
+    return None, ""
+
+
+@functools.cache
+def _subscription_sql(param: str) -> str:
+    return (
+        f'SELECT * FROM "{Subscription._meta.table_name}" '  # noqa: S608
+        f'WHERE "stripe_subscription_id" = {param}'
+    )
+
+
+def subscription_by_stripe_id(subscription_id: str) -> Subscription | None:
+    """The stored row of a Stripe subscription id, if any."""
+    for row in Subscription.raw(_subscription_sql(_placeholder()), subscription_id):
+        return row
+    return None
+
+
+# The columns an upsert always writes; the Stripe id is the conflict target.
+SUBSCRIPTION_STATE_COLUMNS = (
+    "user_id",
+    "stripe_customer_id",
+    "status",
+    "plan",
+    "price_id",
+    "current_period_start",
+    "current_period_end",
+    "cancel_at_period_end",
+    "canceled_at",
+    "stripe_created",
+    "updated_at",
+    "interval",
+    "quantity",
+    "unit_amount",
+    "currency",
+    "trial_end",
+)
+SUBSCRIPTION_ORDERING_COLUMNS = ("last_event_created", "last_event_id", "last_state_digest")
+
+
+@functools.cache
+def _upsert_subscription_sql(param: str, updated: tuple[str, ...]) -> str:
+    """Insert every column; on conflict update only ``updated`` (the rest keep their values)."""
+    inserted = ("stripe_subscription_id", "created_at", *SUBSCRIPTION_STATE_COLUMNS,
+                "discount", *SUBSCRIPTION_ORDERING_COLUMNS)  # fmt: skip
+    assignments = ", ".join(f'"{name}" = EXCLUDED."{name}"' for name in updated)
+    return (
+        f'INSERT INTO "{Subscription._meta.table_name}" ({_quoted(inserted)}) '  # noqa: S608
+        f"VALUES ({', '.join([param] * len(inserted))}) "
+        f'ON CONFLICT ("stripe_subscription_id") DO UPDATE SET {assignments} RETURNING *'
+    )
+
+
+def upsert_subscription(
+    stripe_subscription_id: str,
+    created_at: datetime,
+    state: Sequence[Any],
+    discount: str | None,
+    ordering: tuple[int, str, str] | None,
+) -> Subscription:
+    """Insert or update one subscription row by Stripe id, returning the stored row.
+
+    ``state`` holds ``SUBSCRIPTION_STATE_COLUMNS``' values in order. A new
+    row takes "" for a None ``discount`` and the column defaults for a None
+    ``ordering``; an existing row keeps its discount or ordering data then.
+    """
+    updated: tuple[str, ...] = SUBSCRIPTION_STATE_COLUMNS
+    if discount is not None:
+        updated += ("discount",)
+    if ordering is not None:
+        updated += SUBSCRIPTION_ORDERING_COLUMNS
+    params = (
+        stripe_subscription_id,
+        created_at,
+        *state,
+        discount if discount is not None else "",
+        *(ordering if ordering is not None else (0, "", "")),
+    )
+    query = Subscription.raw(_upsert_subscription_sql(_placeholder(), updated), *params)
+    for stored in query:
+        return stored
+    raise RuntimeError(f"upsert of {stripe_subscription_id} returned no row")
+
+
+AUDIT_RECORD_COLUMNS = (
+    "user_id",
+    "stripe_subscription_id",
+    "stripe_event_id",
+    "stripe_event_type",
+    "caller",
+    "rpc",
+    "status_before",
+    "status_after",
+    "tier_before",
+    "tier_after",
+    "detail",
+    "created_at",
+    "prev_hash",
+    "hash",
+)
+
+
+@functools.cache
+def _lock_audit_head_sql(param: str) -> str:
+    return (
+        f'INSERT INTO "{AuditChain._meta.table_name}" '  # noqa: S608
+        f'("user_id", "last_hash", "last_record_id") VALUES ({param}, {param}, 0) '
+        'ON CONFLICT ("user_id") DO UPDATE SET "user_id" = EXCLUDED."user_id" '
+        'RETURNING "last_hash"'
+    )
+
+
+def lock_audit_head(user_id: str, genesis_hash: str) -> str:
+    """The user's newest audit hash, the head row created (``genesis_hash``) if new.
+
+    The upsert touches the row, so on PostgreSQL it holds the row's lock
+    until the transaction ends (SQLite's transactions have one writer).
+    """
+    cursor = database_proxy.obj.execute_sql(
+        _lock_audit_head_sql(_placeholder()), (user_id, genesis_hash)
+    )
+    found = cursor.fetchone()
+    if found is None:
+        raise RuntimeError(f"audit chain head of {user_id!r} not returned")
+    return str(found[0])
+
+
+@functools.cache
+def _insert_audit_record_sql(param: str) -> str:
+    return (
+        f'INSERT INTO "{AuditRecord._meta.table_name}" '  # noqa: S608
+        f"({_quoted(AUDIT_RECORD_COLUMNS)}) "
+        f'VALUES ({", ".join([param] * len(AUDIT_RECORD_COLUMNS))}) RETURNING "id"'
+    )
+
+
+def insert_audit_record(values: Sequence[Any]) -> int:
+    """Insert one audit record (``AUDIT_RECORD_COLUMNS``' values in order); its new id."""
+    cursor = database_proxy.obj.execute_sql(_insert_audit_record_sql(_placeholder()), values)
+    found = cursor.fetchone()
+    if found is None:
+        raise RuntimeError("audit record insert returned no id")
+    return int(found[0])
+
+
+@functools.cache
+def _set_audit_head_sql(param: str) -> str:
+    return (
+        f'UPDATE "{AuditChain._meta.table_name}" '  # noqa: S608
+        f'SET "last_hash" = {param}, "last_record_id" = {param} WHERE "user_id" = {param}'
+    )
+
+
+def set_audit_head(user_id: str, last_hash: str, last_record_id: int) -> None:
+    """Move the user's audit head to its newest record."""
+    database_proxy.obj.execute_sql(
+        _set_audit_head_sql(_placeholder()), (last_hash, last_record_id, user_id)
+    )

@@ -1,0 +1,150 @@
+"""The apply's fixed SQL: its columns are the models', and it reads and writes as peewee's did."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import datetime
+
+import peewee
+import pytest
+
+from billing_service.storage import fixed_sql, repository
+from billing_service.storage.database import Database
+from billing_service.storage.models import (
+    AuditRecord,
+    Customer,
+    ProcessedEvent,
+    Subscription,
+    utcnow,
+)
+
+
+def _columns(model: type[peewee.Model]) -> set[str]:
+    return {field.column_name for field in model._meta.sorted_fields}
+
+
+def test_the_statements_name_only_model_columns() -> None:
+    assert set(fixed_sql.PROCESSED_INSERT_COLUMNS) == _columns(ProcessedEvent) - {"id"}
+    assert set(fixed_sql.PROCESSED_FINISH_COLUMNS) <= _columns(ProcessedEvent)
+    written = {
+        "stripe_subscription_id",
+        "created_at",
+        "discount",
+        *fixed_sql.SUBSCRIPTION_STATE_COLUMNS,
+        *fixed_sql.SUBSCRIPTION_ORDERING_COLUMNS,
+    }
+    assert written == _columns(Subscription) - {"id"}
+    assert set(fixed_sql.AUDIT_RECORD_COLUMNS) == _columns(AuditRecord) - {"id"}
+
+
+@pytest.fixture
+def db(database_url: str) -> Iterator[Database]:
+    database = Database(database_url, workers=1)
+    yield database
+    database.close()
+
+
+def _values(status: str, discount: str | None) -> repository.SubscriptionValues:
+    return repository.SubscriptionValues(
+        stripe_subscription_id=f"sub_fixed_{status}_{id(discount)}",
+        user_id="user-fixed",
+        stripe_customer_id="cus_fixed",
+        status=status,
+        plan="pro",
+        price_id="price_pro",
+        current_period_start=datetime(2026, 1, 1, 12, 30, 15, 123456),
+        current_period_end=datetime(2026, 2, 1),
+        cancel_at_period_end=True,
+        canceled_at=None,
+        stripe_created=1_700_000_000,
+        interval="month",
+        quantity=3,
+        unit_amount=900,
+        currency="usd",
+        trial_end=None,
+        discount=discount,
+    )
+
+
+def test_upsert_inserts_then_updates_keeping_what_it_is_not_given(db: Database) -> None:
+    first = _values("active", '{"coupon": "c1"}')
+
+    def scenario() -> tuple[Subscription, Subscription, Subscription | None]:
+        with db.transaction():
+            inserted = repository.upsert_subscription(
+                first, event_created=10, event_id="evt_1", state_digest="d1"
+            )
+            # No discount and no ordering data given: the stored ones stay.
+            again = replace(first, status="past_due", discount=None)
+            updated = repository.upsert_subscription(again)
+        return inserted, updated, repository.subscription_by_stripe_id(first.stripe_subscription_id)
+
+    inserted, updated, read = db.call(scenario)
+    assert read is not None
+    assert inserted.id == updated.id == read.id
+    assert inserted.created_at == read.created_at
+    assert (read.status, read.discount) == ("past_due", '{"coupon": "c1"}')
+    assert (read.last_event_created, read.last_event_id, read.last_state_digest) == (
+        10,
+        "evt_1",
+        "d1",
+    )
+    assert read.current_period_start == datetime(2026, 1, 1, 12, 30, 15, 123456)
+    assert read.cancel_at_period_end is True and read.quantity == 3
+    assert (updated.status, updated.discount, updated.last_event_id) == (
+        "past_due",
+        '{"coupon": "c1"}',
+        "evt_1",
+    )
+
+
+def test_a_new_row_without_discount_or_ordering_takes_the_defaults(db: Database) -> None:
+    values = _values("incomplete", None)
+    stored = db.call(repository.upsert_subscription, values)
+    assert (stored.discount, stored.last_event_created, stored.last_event_id) == ("", 0, "")
+
+
+def test_the_locked_read_names_the_customer_user(db: Database) -> None:
+    values = _values("trialing", "")
+
+    def scenario() -> tuple[tuple[Subscription | None, str], ...]:
+        missing = fixed_sql.subscription_with_customer_user("sub_fixed_none", "cus_fixed")
+        repository.upsert_subscription(values)
+        unlinked = fixed_sql.subscription_with_customer_user(
+            values.stripe_subscription_id, "cus_fixed_unlinked"
+        )
+        Customer.insert(
+            user_id="user-fixed-link", stripe_customer_id="cus_fixed_linked"
+        ).on_conflict_ignore().execute()
+        linked = fixed_sql.subscription_with_customer_user(
+            values.stripe_subscription_id, "cus_fixed_linked"
+        )
+        return missing, unlinked, linked
+
+    missing, unlinked, linked = db.call(scenario)
+    assert missing == (None, "")
+    assert unlinked[0] is not None and unlinked[1] == ""
+    assert linked[0] is not None and linked[0].status == "trialing"
+    assert linked[1] == "user-fixed-link"
+
+
+def test_processed_rows_are_inserted_once_and_finished(db: Database) -> None:
+    event_id = f"evt_fixed_{utcnow().timestamp()}"
+
+    def scenario() -> ProcessedEvent:
+        fixed_sql.insert_processed(
+            event_id, "customer.subscription.updated", 5, "pending", utcnow()
+        )
+        with pytest.raises(peewee.IntegrityError), db.transaction():
+            fixed_sql.insert_processed(event_id, "x", 6, "pending", utcnow())
+        fixed_sql.finish_processed(event_id, "applied", "why", "user-1", "sub_1")
+        return ProcessedEvent.get(ProcessedEvent.event_id == event_id)
+
+    done = db.call(scenario)
+    assert (done.event_type, done.stripe_created, done.outcome) == (
+        "customer.subscription.updated",
+        5,
+        "applied",
+    )
+    assert (done.reason, done.user_id, done.stripe_subscription_id) == ("why", "user-1", "sub_1")
