@@ -24,6 +24,7 @@ from billing_service.usage.counters import (
     counter_key,
 )
 from billing_service.usage.limits import MeterLimit
+from billing_service.usage.models import RECORD_COLUMNS
 
 LOCK_SHARED = "SELECT pg_advisory_xact_lock_shared(k) FROM unnest(%s::bigint[]) AS k"
 LOCK = "SELECT pg_advisory_xact_lock(k) FROM unnest(%s::bigint[]) AS k"
@@ -32,22 +33,6 @@ CUSTOMERS = "SELECT user_id, stripe_customer_id FROM customer WHERE user_id = AN
 COUNTERS = (
     "SELECT user_id, meter, period_start, used FROM usage_counter "
     "WHERE user_id = ANY(%s) AND period_start = ANY(%s)"
-)
-RECORD_COLUMNS = (
-    "idempotency_key",
-    "user_id",
-    "meter",
-    "quantity",
-    "allowed",
-    "counted",
-    "overage",
-    "used_after",
-    "limit",
-    "unlimited",
-    "period_start",
-    "period_end",
-    "occurred_at",
-    "created_at",
 )
 # One array per column: psycopg2 adapts the arrays in C, where execute_values
 # formats every row in Python.

@@ -17,7 +17,7 @@ from typing import Any
 
 from billing_service.storage.database import Database
 from billing_service.usage.consumption import Consumption, identifier_for
-from billing_service.usage.models import UsageRecord
+from billing_service.usage.models import RECORD_COLUMNS, UsageRecord
 
 _CONSUME = """
 WITH cnt AS (
@@ -52,24 +52,7 @@ WITH cnt AS (
 SELECT * FROM rec
 """
 
-_COLUMNS = (
-    "id",
-    "idempotency_key",
-    "user_id",
-    "meter",
-    "quantity",
-    "allowed",
-    "counted",
-    "overage",
-    "used_after",
-    "limit",
-    "unlimited",
-    "period_start",
-    "period_end",
-    "occurred_at",
-    "created_at",
-    "refunded_at",
-)
+_COLUMNS = ("id", *RECORD_COLUMNS, "refunded_at")
 
 
 def consume_postgres(db: Database, request: Consumption) -> UsageRecord:

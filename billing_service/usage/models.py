@@ -38,6 +38,25 @@ class UsageCounter(BaseModel):
         indexes = ((("user_id", "meter", "period_start"), True),)
 
 
+# The columns of one answer in usage_record, in table order (all but id and refunded_at).
+RECORD_COLUMNS = (
+    "idempotency_key",
+    "user_id",
+    "meter",
+    "quantity",
+    "allowed",
+    "counted",
+    "overage",
+    "used_after",
+    "limit",
+    "unlimited",
+    "period_start",
+    "period_end",
+    "occurred_at",
+    "created_at",
+)
+
+
 class UsageRecord(BaseModel):
     """One ConsumeUsage answer, stored under its idempotency key (kept at least 35 days)."""
 
