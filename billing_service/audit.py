@@ -24,7 +24,13 @@ from dataclasses import dataclass
 from billing_service import paging, validation
 from billing_service.storage import fixed_sql
 from billing_service.storage.database import Database
-from billing_service.storage.models import AuditChain, AuditChainHead, AuditRecord, utcnow
+from billing_service.storage.models import (
+    AUDIT_CONTENT_COLUMNS,
+    AuditChain,
+    AuditChainHead,
+    AuditRecord,
+    utcnow,
+)
 
 GENESIS_HASH = "0" * 64
 
@@ -49,30 +55,14 @@ class Cause:
         return cls(caller=caller, rpc=rpc)
 
 
-_HASHED_FIELDS = (
-    "user_id",
-    "stripe_subscription_id",
-    "stripe_event_id",
-    "stripe_event_type",
-    "caller",
-    "rpc",
-    "status_before",
-    "status_after",
-    "tier_before",
-    "tier_after",
-    "detail",
-    "created_at",
-)
-
-
 def record_hash(fields: dict[str, str], prev_hash: str) -> str:
     """SHA-256 over the record's content (canonical JSON) and the previous hash."""
-    content = json.dumps({k: fields[k] for k in _HASHED_FIELDS}, sort_keys=True)
+    content = json.dumps({k: fields[k] for k in AUDIT_CONTENT_COLUMNS}, sort_keys=True)
     return hashlib.sha256(f"{prev_hash}\n{content}".encode()).hexdigest()
 
 
 def _hashed_view(record: AuditRecord) -> dict[str, str]:
-    values = {name: getattr(record, name) for name in _HASHED_FIELDS}
+    values = {name: getattr(record, name) for name in AUDIT_CONTENT_COLUMNS}
     values["created_at"] = record.created_at.isoformat(timespec="microseconds")
     return {k: str(v) for k, v in values.items()}
 

@@ -24,6 +24,7 @@ from datetime import datetime
 from typing import Any
 
 from billing_service.storage.models import (
+    AUDIT_CONTENT_COLUMNS,
     AuditChain,
     AuditRecord,
     Customer,
@@ -200,22 +201,7 @@ def upsert_subscription(
     raise RuntimeError(f"upsert of {stripe_subscription_id} returned no row")
 
 
-AUDIT_RECORD_COLUMNS = (
-    "user_id",
-    "stripe_subscription_id",
-    "stripe_event_id",
-    "stripe_event_type",
-    "caller",
-    "rpc",
-    "status_before",
-    "status_after",
-    "tier_before",
-    "tier_after",
-    "detail",
-    "created_at",
-    "prev_hash",
-    "hash",
-)
+AUDIT_RECORD_COLUMNS = (*AUDIT_CONTENT_COLUMNS, "prev_hash", "hash")
 
 
 @functools.cache

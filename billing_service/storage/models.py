@@ -160,6 +160,24 @@ class AuditRecord(BaseModel):
     hash = CharField(max_length=64, unique=True)
 
 
+# What a record says (hashed into the chain by audit.record_hash); the record
+# stores these, then ``prev_hash`` and ``hash``.
+AUDIT_CONTENT_COLUMNS = (
+    "user_id",
+    "stripe_subscription_id",
+    "stripe_event_id",
+    "stripe_event_type",
+    "caller",
+    "rpc",
+    "status_before",
+    "status_after",
+    "tier_before",
+    "tier_after",
+    "detail",
+    "created_at",
+)
+
+
 class AuditChainHead(BaseModel):
     """Head of the global chain that records before per-user chains formed (frozen since 0004).
 
