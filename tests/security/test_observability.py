@@ -12,6 +12,7 @@ import grpc
 from prometheus_client.parser import text_string_to_metric_families
 
 from billing_service.auth import token_hash
+from devtools.waiting import wait_until_async
 from generated.billing.v1 import billing_pb2 as pb
 from generated.billing.v1 import billing_pb2_grpc as pb_grpc
 from tests.support.flows import apply_all_events, checkout, expect_code, stripe_client
@@ -93,7 +94,17 @@ token_sha256 = ["{token_hash(TOKEN)}"]
                 ),
                 grpc.StatusCode.UNAUTHENTICATED,
             )
-        after = await _scrape(service.metrics_target)
+        # The server sends a refusal's status before it counts the call: scrape until
+        # the last call is counted, so every earlier one is too.
+        refused = {"method": "GetSubscription", "code": "UNAUTHENTICATED"}
+        after = await wait_until_async(
+            "the refused call in the metrics",
+            lambda: _scrape(service.metrics_target),
+            lambda samples: (
+                _value(samples, "billing_grpc_requests_total", **refused)
+                > _value(before, "billing_grpc_requests_total", **refused)
+            ),
+        )
         log_text = service.log_text()
 
     def grew(name: str, **labels: str) -> float:
