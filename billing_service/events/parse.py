@@ -91,11 +91,17 @@ def parse_event(payload: bytes) -> StripeEvent:
         raise _bad("is nested too deeply") from None
     if not isinstance(raw, dict):
         raise _bad("is not a JSON object")
-    return event_from_dict(raw)
+    # Strict JSON refuses a raw control character in a string, so a NUL can only
+    # arrive escaped: without that escape in the bytes, no string needs walking.
+    return event_from_dict(raw, may_hold_nul=b"\\u0000" in payload)
 
 
-def event_from_dict(raw: dict[str, Any]) -> StripeEvent:
-    """Check an event Stripe already handed over parsed (its Events API); as ``parse_event``."""
+def event_from_dict(raw: dict[str, Any], *, may_hold_nul: bool = True) -> StripeEvent:
+    """Check an event Stripe already handed over parsed (its Events API); as ``parse_event``.
+
+    ``may_hold_nul=False`` skips the search for NUL characters in the object's
+    strings, for a caller that knows there is none.
+    """
     if raw.get("object") != "event":
         raise _bad('is not a Stripe event (object is not "event")')
     event_id = raw.get("id")
@@ -111,7 +117,7 @@ def event_from_dict(raw: dict[str, Any]) -> StripeEvent:
         raise _bad("data.object is missing")
     kind = _OBJECT_KINDS.get(event_type)
     if kind is not None:
-        validate.event_object(kind, obj)
+        validate.event_object(kind, obj, check_nul=may_hold_nul)
     previous = data.get("previous_attributes") if isinstance(data, dict) else None
     return StripeEvent(
         id=event_id,

@@ -173,6 +173,33 @@ def test_an_event_handed_over_parsed_reads_as_its_payload() -> None:
     assert caught.value.field == "payload"
 
 
+@pytest.mark.parametrize(
+    "place",
+    ["value", "key", "nested list"],
+)
+def test_a_nul_anywhere_in_the_object_is_refused(place: str) -> None:
+    sub = factory.subscription("sub_1", "cus_1", "active")
+    if place == "value":
+        sub["metadata"] = {"note": "a\x00b"}
+    elif place == "key":
+        sub["metadata"] = {"a\x00": "b"}
+    else:
+        sub["items"]["data"][0]["metadata"] = {"tags": ["ok", "x\x00"]}
+    payload = json.dumps(factory.event("customer.subscription.updated", sub)).encode()
+    with pytest.raises(InvalidArgument) as caught:
+        parse_event(payload)
+    assert "NUL" in str(caught.value)
+
+
+def test_an_escaped_backslash_before_u0000_is_text_not_a_nul() -> None:
+    # The bytes hold "\\u0000" (a backslash, then "u0000"): the walk runs and finds no NUL.
+    sub = factory.subscription("sub_1", "cus_1", "active")
+    sub["metadata"] = {"note": "\\u0000"}
+    payload = json.dumps(factory.event("customer.subscription.updated", sub)).encode()
+    assert b"\\u0000" in payload
+    assert parse_event(payload).object["metadata"]["note"] == "\\u0000"
+
+
 def _chain(n: int) -> list[AuditRecord]:
     records, prev = [], audit.GENESIS_HASH
     for i in range(1, n + 1):
