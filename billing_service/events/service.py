@@ -2,10 +2,12 @@
 
 ::
 
-    parse -> Redis "seen"? -> lock(customer) -> processed? -> resolve (from the payload)
+    parse -> Redis: "seen" marker? else lock(customer)   (one round trip, locks.Claim)
+          -> [seen: processed? -> answer]
+          -> resolve (from the payload)
           -> apply (a savepoint in the next group commit, events/group_commit.py)
           -> [same-second conflict: ask Stripe, apply again]
-          -> unlock -> Redis "seen" marker -> on_user_changed -> answer
+          -> Redis: unlock + "seen" marker (one round trip) -> on_user_changed -> answer
 
 A transient failure anywhere before the commit (database, Stripe, lock
 wait) raises and leaves no record, so the caller's retry applies the event.
@@ -112,25 +114,37 @@ class EventService:
 
     async def _apply(self, event: StripeEvent) -> EventAnswer:
         # Redeliveries are common (Stripe retries, replicas, replays): answer them
-        # with one read, before any lock or write transaction. With Redis, its
-        # marker says which events are worth that read; without, every one is.
-        if not self._locks.uses_redis or await self._locks.seen(event.id):
-            found = await self._db.run(self._duplicate, event.id)
-            if found is not None:
-                return found
+        # with one read, before any write transaction and with no lock held. With
+        # Redis, its marker says which events are worth that read (asked in the
+        # round trip that takes the lock); without, every one is.
         if not event.handled:
-            unhandled = Resolution(reason=f"event type {event.type} is not acted on")
-            answer = await self._committed(event, unhandled)
+            answer = await self._apply_unhandled(event)
         else:
-            async with self._locks.hold(lock_key(event), self._lock_wait):
+            async with self._locks.claim(lock_key(event), event.id, self._lock_wait) as claim:
+                if await claim.seen():
+                    found = await self._db.run(self._duplicate, event.id)
+                    if found is not None:
+                        return found
+                    await claim.hold()
                 answer = await self._apply_locked(event)
-        await self._locks.mark_seen(event.id)
+                claim.applied()
         result = answer.result
         if result.changed and self._on_user_changed is not None:
             await self._on_user_changed(result.user_id)
         if result.duplicates and self._on_duplicate is not None:
             # Committed and unlocked: the policy's Stripe call holds nothing.
             await self._on_duplicate(result.user_id, result.subscription_id, result.duplicates)
+        return answer
+
+    async def _apply_unhandled(self, event: StripeEvent) -> EventAnswer:
+        """Record an event type we do not act on (no lock: it changes nothing)."""
+        if not self._locks.uses_redis or await self._locks.seen(event.id):
+            found = await self._db.run(self._duplicate, event.id)
+            if found is not None:
+                return found
+        unhandled = Resolution(reason=f"event type {event.type} is not acted on")
+        answer = await self._committed(event, unhandled)
+        await self._locks.mark_seen(event.id)
         return answer
 
     async def _apply_locked(self, event: StripeEvent) -> EventAnswer:

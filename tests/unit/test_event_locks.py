@@ -1,4 +1,4 @@
-"""Per-customer locks across replicas through Redis (redis-py's asyncio Lock)."""
+"""Per-customer locks and dedupe markers across replicas through Redis (locks.EventLocks)."""
 
 from __future__ import annotations
 
@@ -70,3 +70,63 @@ async def test_without_a_reachable_redis_the_local_lock_still_serializes() -> No
                     pass
     finally:
         await client.aclose()
+
+
+async def test_an_applied_claim_leaves_a_marker_and_the_next_claim_takes_no_lock(
+    clients: tuple[Redis, Redis],
+) -> None:
+    key, event_id = f"test:{uuid.uuid4().hex}", f"evt_{uuid.uuid4().hex}"
+    a, b = EventLocks(clients[0]), EventLocks(clients[1])
+    async with a.claim(key, event_id, wait=1.0) as first:
+        assert not await first.seen()  # new: the lock is held
+        assert await clients[0].exists(f"billing:lock:{key}") == 1
+        first.applied()
+    assert await clients[0].exists(f"billing:lock:{key}") == 0
+    assert await clients[0].exists(f"billing:event:{event_id}") == 1
+    async with b.claim(key, event_id, wait=1.0) as again:
+        assert await again.seen()
+        assert await clients[1].exists(f"billing:lock:{key}") == 0  # no lock for a redelivery
+
+
+async def test_a_claim_that_failed_leaves_no_marker(clients: tuple[Redis, Redis]) -> None:
+    key, event_id = f"test:{uuid.uuid4().hex}", f"evt_{uuid.uuid4().hex}"
+    locks = EventLocks(clients[0])
+    with pytest.raises(RuntimeError):
+        async with locks.claim(key, event_id, wait=1.0) as claim:
+            assert not await claim.seen()
+            raise RuntimeError("the apply failed before its commit")
+    assert await clients[0].exists(f"billing:event:{event_id}") == 0
+    assert await clients[0].exists(f"billing:lock:{key}") == 0
+    async with locks.claim(key, event_id, wait=1.0) as retry:
+        assert not await retry.seen()  # the retry applies it
+
+
+async def test_a_redelivery_waiting_on_the_lock_sees_the_marker_once_the_first_commits(
+    clients: tuple[Redis, Redis],
+) -> None:
+    key, event_id = f"test:{uuid.uuid4().hex}", f"evt_{uuid.uuid4().hex}"
+    a, b = EventLocks(clients[0]), EventLocks(clients[1])
+    async with a.claim(key, event_id, wait=1.0) as first:
+        assert not await first.seen()
+        async with b.claim(key, event_id, wait=5.0) as second:
+            waiting = asyncio.create_task(second.seen())
+            await asyncio.sleep(0)
+            assert not waiting.done()  # b waits on a's lock
+            first.applied()
+            await first.release()
+            assert await asyncio.wait_for(waiting, 5.0)  # the marker, not the lock
+        assert await clients[1].exists(f"billing:lock:{key}") == 0
+
+
+async def test_after_a_marker_without_a_record_hold_takes_the_lock(
+    clients: tuple[Redis, Redis],
+) -> None:
+    # A marker whose processed record the database lacks (restored from a backup, say).
+    key, event_id = f"test:{uuid.uuid4().hex}", f"evt_{uuid.uuid4().hex}"
+    await clients[0].set(f"billing:event:{event_id}", b"1")
+    locks = EventLocks(clients[0])
+    async with locks.claim(key, event_id, wait=1.0) as claim:
+        assert await claim.seen()
+        await claim.hold()
+        assert await clients[0].exists(f"billing:lock:{key}") == 1
+    assert await clients[0].exists(f"billing:lock:{key}") == 0
