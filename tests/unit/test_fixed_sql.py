@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import replace
+from dataclasses import asdict, replace
 from datetime import datetime
+from typing import Any
 
 import peewee
 import pytest
 
-from billing_service.storage import fixed_sql, repository
+from billing_service.storage import fixed_invoice_sql, fixed_sql, invoices, repository
 from billing_service.storage.database import Database
 from billing_service.storage.models import (
     AuditRecord,
     Customer,
+    Invoice,
     ProcessedEvent,
     Subscription,
     utcnow,
@@ -36,6 +38,9 @@ def test_the_statements_name_only_model_columns() -> None:
     }
     assert written == _columns(Subscription) - {"id"}
     assert set(fixed_sql.AUDIT_RECORD_COLUMNS) == _columns(AuditRecord) - {"id"}
+    written_invoice = {"stripe_invoice_id", *fixed_invoice_sql.INVOICE_WRITTEN_COLUMNS}
+    assert written_invoice == _columns(Invoice) - {"id"}
+    assert len(written_invoice) == 1 + len(fixed_invoice_sql.INVOICE_WRITTEN_COLUMNS)
 
 
 @pytest.fixture
@@ -148,3 +153,60 @@ def test_processed_rows_are_inserted_once_and_finished(db: Database) -> None:
         "applied",
     )
     assert (done.reason, done.user_id, done.stripe_subscription_id) == ("why", "user-1", "sub_1")
+
+
+def _invoice(invoice_id: str, **changes: Any) -> invoices.InvoiceValues:
+    values = invoices.InvoiceValues(
+        stripe_invoice_id=invoice_id,
+        user_id="user-invoice",
+        stripe_customer_id="cus_invoice",
+        stripe_subscription_id="sub_invoice",
+        status="open",
+        amount_due=2500,
+        amount_paid=0,
+        currency="eur",
+        hosted_invoice_url="https://invoice.example/i",
+        invoice_pdf="https://invoice.example/i.pdf",
+        period_start=datetime(2026, 1, 1, 12, 30, 15, 123456),
+        period_end=datetime(2026, 2, 1),
+        attempt_count=1,
+        next_payment_attempt=datetime(2026, 1, 3),
+        stripe_created=1_700_000_100,
+    )
+    return replace(values, **changes)
+
+
+def test_an_invoice_is_read_inserted_and_overwritten_whole(db: Database) -> None:
+    invoice_id = f"in_fixed_{utcnow().timestamp()}"
+    first = _invoice(invoice_id)
+    second = _invoice(
+        invoice_id,
+        status="paid",
+        amount_paid=2500,
+        attempt_count=2,
+        next_payment_attempt=None,
+        hosted_invoice_url="",
+    )
+
+    def scenario() -> tuple[Invoice | None, Invoice | None, Invoice | None]:
+        missing = invoices.invoice_by_stripe_id(invoice_id)
+        with db.transaction():
+            invoices.write_invoice(first, event_created=10, event_id="evt_in_1")
+        inserted = invoices.invoice_by_stripe_id(invoice_id)
+        with db.transaction():
+            invoices.write_invoice(second, event_created=11, event_id="evt_in_2")
+        return missing, inserted, invoices.invoice_by_stripe_id(invoice_id)
+
+    missing, inserted, updated = db.call(scenario)
+    assert missing is None
+    assert inserted is not None and updated is not None
+    assert inserted.id == updated.id
+    for stored, values, created, event in (
+        (inserted, first, 10, "evt_in_1"),
+        (updated, second, 11, "evt_in_2"),
+    ):
+        expected = {**asdict(values), "last_event_created": created, "last_event_id": event}
+        assert {name: getattr(stored, name) for name in expected} == expected
+        assert stored.updated_at is not None
+    assert db.call(invoices.user_of_invoice, invoice_id) == "user-invoice"
+    assert db.call(invoices.user_of_invoice, "in_fixed_none") == ""
