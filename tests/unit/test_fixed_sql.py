@@ -29,6 +29,11 @@ def _columns(model: type[peewee.Model]) -> set[str]:
 def test_the_statements_name_only_model_columns() -> None:
     assert set(fixed_sql.PROCESSED_INSERT_COLUMNS) == _columns(ProcessedEvent) - {"id"}
     assert set(fixed_sql.PROCESSED_FINISH_COLUMNS) <= _columns(ProcessedEvent)
+    assert set(fixed_sql.PROCESSED_ANSWER_COLUMNS) <= _columns(ProcessedEvent)
+    # The redelivery read names them processed_*, beside the subscription's own columns.
+    assert not {f"processed_{name}" for name in fixed_sql.PROCESSED_ANSWER_COLUMNS} & _columns(
+        Subscription
+    )
     written = {
         "stripe_subscription_id",
         "created_at",
@@ -153,6 +158,42 @@ def test_processed_rows_are_inserted_once_and_finished(db: Database) -> None:
         "applied",
     )
     assert (done.reason, done.user_id, done.stripe_subscription_id) == ("why", "user-1", "sub_1")
+
+
+def test_the_redelivery_read_joins_the_processed_row_to_its_subscription(db: Database) -> None:
+    values = _values("active", "")
+    stamp = utcnow().timestamp()
+    with_row, without_row = f"evt_fixed_dup_{stamp}", f"evt_fixed_dup_none_{stamp}"
+
+    def scenario() -> list[tuple[ProcessedEvent, Subscription | None] | None]:
+        repository.upsert_subscription(values)
+        for event_id, sub_id in (
+            (with_row, values.stripe_subscription_id),
+            (without_row, "sub_fixed_absent"),
+        ):
+            fixed_sql.insert_processed(event_id, "invoice.paid", 7, "pending", utcnow())
+            fixed_sql.finish_processed(event_id, "applied", "why", "user-fixed", sub_id)
+        return [
+            fixed_sql.processed_with_subscription(event_id)
+            for event_id in (with_row, without_row, "evt_fixed_never")
+        ]
+
+    joined, alone, never = db.call(scenario)
+    assert never is None
+    assert joined is not None and alone is not None
+    for (done, _), event_id in ((joined, with_row), (alone, without_row)):
+        assert (done.event_id, done.outcome, done.user_id) == (event_id, "applied", "user-fixed")
+    assert alone[0].stripe_subscription_id == "sub_fixed_absent" and alone[1] is None
+    sub = joined[1]
+    assert sub is not None and sub.id is not None
+    assert (sub.stripe_subscription_id, sub.user_id, sub.status) == (
+        values.stripe_subscription_id,
+        "user-fixed",
+        "active",
+    )
+    # Converted as the model's fields convert them (SQLite stores text and 0/1).
+    assert sub.current_period_start == datetime(2026, 1, 1, 12, 30, 15, 123456)
+    assert sub.cancel_at_period_end is True and sub.quantity == 3
 
 
 def _invoice(invoice_id: str, **changes: Any) -> invoices.InvoiceValues:
