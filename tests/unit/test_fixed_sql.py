@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import asdict, replace
 from datetime import datetime
@@ -10,7 +11,13 @@ from typing import Any
 import peewee
 import pytest
 
-from billing_service.storage import fixed_invoice_sql, fixed_sql, invoices, repository
+from billing_service.storage import (
+    fixed_invoice_sql,
+    fixed_lookup_sql,
+    fixed_sql,
+    invoices,
+    repository,
+)
 from billing_service.storage.database import Database
 from billing_service.storage.models import (
     AuditRecord,
@@ -46,6 +53,34 @@ def test_the_statements_name_only_model_columns() -> None:
     written_invoice = {"stripe_invoice_id", *fixed_invoice_sql.INVOICE_WRITTEN_COLUMNS}
     assert written_invoice == _columns(Invoice) - {"id"}
     assert len(written_invoice) == 1 + len(fixed_invoice_sql.INVOICE_WRITTEN_COLUMNS)
+
+
+_ANSWER_ALIASES = {f"processed_{name}" for name in fixed_sql.PROCESSED_ANSWER_COLUMNS}
+
+
+@pytest.mark.parametrize(
+    ("statement", "models", "aliases"),
+    [
+        (fixed_invoice_sql._invoice_sql, (Invoice,), set()),
+        (fixed_invoice_sql._upsert_invoice_sql, (Invoice,), set()),
+        (
+            fixed_sql._processed_with_subscription_sql,
+            (ProcessedEvent, Subscription),
+            {"p", "s", *_ANSWER_ALIASES},
+        ),
+        (fixed_lookup_sql._customer_user_sql, (Customer,), set()),
+        (fixed_lookup_sql._processed_with_outcome_sql, (ProcessedEvent,), set()),
+    ],
+    ids=["invoice-read", "invoice-upsert", "redelivery-read", "customer-user", "ignored-check"],
+)
+def test_each_statement_names_its_tables_and_their_columns(
+    statement: Any, models: tuple[type[peewee.Model], ...], aliases: set[str]
+) -> None:
+    for param in ("?", "%s"):
+        names = set(re.findall(r'"([^"]+)"', statement(param))) - aliases
+        tables = {model._meta.table_name for model in models}
+        assert tables <= names
+        assert names - tables <= set().union(*(_columns(model) for model in models))
 
 
 @pytest.fixture
@@ -194,6 +229,40 @@ def test_the_redelivery_read_joins_the_processed_row_to_its_subscription(db: Dat
     # Converted as the model's fields convert them (SQLite stores text and 0/1).
     assert sub.current_period_start == datetime(2026, 1, 1, 12, 30, 15, 123456)
     assert sub.cancel_at_period_end is True and sub.quantity == 3
+
+
+def test_the_resolve_lookups_find_the_customer_user_and_ignored_events(db: Database) -> None:
+    stamp = utcnow().timestamp()
+    customer, sub_id = f"cus_fixed_lookup_{stamp}", f"sub_fixed_lookup_{stamp}"
+
+    def scenario() -> tuple[str | None, str | None, list[bool]]:
+        before = repository.user_for_customer(customer)
+        repository.link_customer("user-fixed-lookup", customer)
+        after = repository.user_for_customer(customer)
+        ignored = []
+        for n, (event_type, outcome) in enumerate(
+            [
+                ("invoice.paid", "ignored"),  # another type: not counted
+                ("customer.subscription.updated", "applied"),  # another outcome
+                ("Customer.Subscription.Created", "ignored"),  # the prefix is case-blind
+            ]
+        ):
+            ignored.append(
+                fixed_lookup_sql.processed_with_outcome(sub_id, "ignored", "customer.subscription.")
+            )
+            event_id = f"evt_fixed_lookup_{stamp}_{n}"
+            fixed_sql.insert_processed(event_id, event_type, 1, "pending", utcnow())
+            fixed_sql.finish_processed(event_id, outcome, "", "", sub_id)
+        ignored.append(
+            fixed_lookup_sql.processed_with_outcome(sub_id, "ignored", "customer.subscription.")
+        )
+        return before, after, ignored
+
+    before, after, ignored = db.call(scenario)
+    assert (before, after) == (None, "user-fixed-lookup")
+    assert ignored == [False, False, False, True]
+    with pytest.raises(ValueError, match="wildcard"):
+        fixed_lookup_sql.processed_with_outcome(sub_id, "ignored", "customer_")
 
 
 def _invoice(invoice_id: str, **changes: Any) -> invoices.InvoiceValues:
