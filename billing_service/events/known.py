@@ -7,8 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from billing_service.storage import invoices, repository
-from billing_service.storage.models import ProcessedEvent
+from billing_service.storage import fixed_lookup_sql, invoices, repository
 
 
 def users_of(subscription_id: str, customer_id: str) -> tuple[str, str]:
@@ -37,13 +36,9 @@ def lookup(
     ignored = (
         check_ignored
         and not row_user
-        and ProcessedEvent.select(ProcessedEvent.id)
-        .where(
-            ProcessedEvent.stripe_subscription_id == subscription_id,
-            ProcessedEvent.outcome == "ignored",
-            ProcessedEvent.event_type.startswith("customer.subscription."),
+        and fixed_lookup_sql.processed_with_outcome(
+            subscription_id, "ignored", "customer.subscription."
         )
-        .exists()
     )
     invoice_user = invoices.user_of_invoice(invoice_id) if invoice_id else ""
     return Known(row_user, customer_user, invoice_user, ignored)

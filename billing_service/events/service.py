@@ -24,8 +24,6 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 
-import peewee
-
 from billing_service import metrics
 from billing_service.access import SubscriptionView, evaluate
 from billing_service.changes import Listener
@@ -43,9 +41,9 @@ from billing_service.events.parse import SUBSCRIPTION_EVENTS, StripeEvent, parse
 from billing_service.events.resolve import Resolution, Resolver, lock_key
 from billing_service.locks import EventLocks
 from billing_service.plans import Catalog
-from billing_service.storage import repository
+from billing_service.storage import fixed_sql, repository
 from billing_service.storage.database import Database
-from billing_service.storage.models import ProcessedEvent, Subscription, utcnow
+from billing_service.storage.models import Subscription, utcnow
 
 # (user_id, subscription that became live, the user's other live ones), after the commit.
 DuplicateFound = Callable[[str, str, tuple[str, ...]], Awaitable[None]]
@@ -190,24 +188,14 @@ class EventService:
 
     def _duplicate(self, event_id: str) -> EventAnswer | None:
         """The DUPLICATE answer with its subscription, in one indexed read; None when new."""
-        query = (
-            ProcessedEvent.select(ProcessedEvent, Subscription)
-            .join(
-                Subscription,
-                peewee.JOIN.LEFT_OUTER,
-                on=(Subscription.stripe_subscription_id == ProcessedEvent.stripe_subscription_id),
-                attr="sub",
-            )
-            .where(ProcessedEvent.event_id == event_id)
-        )
-        done = query.first()
-        if done is None:
+        found = fixed_sql.processed_with_subscription(event_id)
+        if found is None:
             return None
+        done, row = found
         result = duplicate_result(done)
         if result is None:
             return None
-        row: Subscription | None = getattr(done, "sub", None)
-        if row is None or row.id is None or not result.user_id:
+        if row is None or not result.user_id:
             return EventAnswer(result, None)
         return EventAnswer(result, self._view(result.user_id, row))
 

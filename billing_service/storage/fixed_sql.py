@@ -93,6 +93,38 @@ def finish_processed(
     )
 
 
+# What a redelivery's answer needs of the processed row (``apply.duplicate_result``).
+PROCESSED_ANSWER_COLUMNS = ("event_id", "outcome", "user_id", "stripe_subscription_id")
+
+
+@functools.cache
+def _processed_with_subscription_sql(param: str) -> str:
+    processed = ProcessedEvent._meta.table_name
+    sub = Subscription._meta.table_name
+    picked = ", ".join(f'"p"."{name}" AS "processed_{name}"' for name in PROCESSED_ANSWER_COLUMNS)
+    return (
+        f'SELECT "s".*, {picked} FROM "{processed}" AS "p" '  # noqa: S608
+        f'LEFT JOIN "{sub}" AS "s" ON "s"."stripe_subscription_id" = "p"."stripe_subscription_id" '
+        f'WHERE "p"."event_id" = {param}'
+    )
+
+
+def processed_with_subscription(
+    event_id: str,
+) -> tuple[ProcessedEvent, Subscription | None] | None:
+    """(an event's processed row, the subscription row it names), in one indexed read.
+
+    None when the event has no processed row; the subscription is None when no
+    row has its id. The processed row carries ``PROCESSED_ANSWER_COLUMNS`` only.
+    """
+    for row in Subscription.raw(_processed_with_subscription_sql(_placeholder()), event_id):
+        done = ProcessedEvent(
+            **{name: getattr(row, f"processed_{name}") for name in PROCESSED_ANSWER_COLUMNS}
+        )
+        return done, (row if row.id is not None else None)
+    return None
+
+
 @functools.cache
 def _subscription_with_customer_user_sql(param: str) -> str:
     sub = Subscription._meta.table_name

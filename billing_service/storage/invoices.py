@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from billing_service.storage import fixed_invoice_sql
 from billing_service.storage.models import Invoice, utcnow
 
 
@@ -35,33 +36,19 @@ class InvoiceValues:
 
 def invoice_by_stripe_id(stripe_invoice_id: str) -> Invoice | None:
     """The stored row for a Stripe invoice id, if any."""
-    return Invoice.get_or_none(Invoice.stripe_invoice_id == stripe_invoice_id)
+    return fixed_invoice_sql.invoice_by_stripe_id(stripe_invoice_id)
 
 
 def write_invoice(row: InvoiceValues, *, event_created: int, event_id: str) -> None:
     """Insert or update the row of ``row.stripe_invoice_id``, recording the event that set it."""
-    values = {
-        Invoice.user_id: row.user_id,
-        Invoice.stripe_customer_id: row.stripe_customer_id,
-        Invoice.stripe_subscription_id: row.stripe_subscription_id,
-        Invoice.status: row.status,
-        Invoice.amount_due: row.amount_due,
-        Invoice.amount_paid: row.amount_paid,
-        Invoice.currency: row.currency,
-        Invoice.hosted_invoice_url: row.hosted_invoice_url,
-        Invoice.invoice_pdf: row.invoice_pdf,
-        Invoice.period_start: row.period_start,
-        Invoice.period_end: row.period_end,
-        Invoice.attempt_count: row.attempt_count,
-        Invoice.next_payment_attempt: row.next_payment_attempt,
-        Invoice.stripe_created: row.stripe_created,
-        Invoice.last_event_created: event_created,
-        Invoice.last_event_id: event_id,
-        Invoice.updated_at: utcnow(),
-    }
-    Invoice.insert({**values, Invoice.stripe_invoice_id: row.stripe_invoice_id}).on_conflict(
-        conflict_target=[Invoice.stripe_invoice_id], update=values
-    ).execute()
+    values = (
+        row.user_id, row.stripe_customer_id, row.stripe_subscription_id, row.status,
+        row.amount_due, row.amount_paid, row.currency, row.hosted_invoice_url, row.invoice_pdf,
+        row.period_start, row.period_end, row.attempt_count, row.next_payment_attempt,
+        row.stripe_created, event_created, event_id, utcnow(),
+    )  # fmt: skip
+    # The statement's text is fixed (fixed_invoice_sql), in its columns' order.
+    fixed_invoice_sql.upsert_invoice(row.stripe_invoice_id, values)
 
 
 def user_of_invoice(stripe_invoice_id: str) -> str:

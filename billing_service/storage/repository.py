@@ -16,7 +16,7 @@ from datetime import datetime
 
 from peewee import IntegrityError
 
-from billing_service.storage import fixed_sql
+from billing_service.storage import fixed_lookup_sql, fixed_sql
 from billing_service.storage.models import Customer, Subscription, utcnow
 
 
@@ -51,8 +51,7 @@ def customer_for_user(user_id: str) -> Customer | None:
 
 def user_for_customer(stripe_customer_id: str) -> str | None:
     """Our user id for a Stripe customer, if we know it."""
-    row = Customer.get_or_none(Customer.stripe_customer_id == stripe_customer_id)
-    return row.user_id if row else None
+    return fixed_lookup_sql.customer_user(stripe_customer_id)
 
 
 def link_customer(user_id: str, stripe_customer_id: str, email: str = "") -> Customer:

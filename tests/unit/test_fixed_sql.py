@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
-from dataclasses import replace
+from dataclasses import asdict, replace
 from datetime import datetime
+from typing import Any
 
 import peewee
 import pytest
 
-from billing_service.storage import fixed_sql, repository
+from billing_service.storage import (
+    fixed_invoice_sql,
+    fixed_lookup_sql,
+    fixed_sql,
+    invoices,
+    repository,
+)
 from billing_service.storage.database import Database
 from billing_service.storage.models import (
     AuditRecord,
     Customer,
+    Invoice,
     ProcessedEvent,
     Subscription,
     utcnow,
@@ -27,6 +36,11 @@ def _columns(model: type[peewee.Model]) -> set[str]:
 def test_the_statements_name_only_model_columns() -> None:
     assert set(fixed_sql.PROCESSED_INSERT_COLUMNS) == _columns(ProcessedEvent) - {"id"}
     assert set(fixed_sql.PROCESSED_FINISH_COLUMNS) <= _columns(ProcessedEvent)
+    assert set(fixed_sql.PROCESSED_ANSWER_COLUMNS) <= _columns(ProcessedEvent)
+    # The redelivery read names them processed_*, beside the subscription's own columns.
+    assert not {f"processed_{name}" for name in fixed_sql.PROCESSED_ANSWER_COLUMNS} & _columns(
+        Subscription
+    )
     written = {
         "stripe_subscription_id",
         "created_at",
@@ -36,6 +50,37 @@ def test_the_statements_name_only_model_columns() -> None:
     }
     assert written == _columns(Subscription) - {"id"}
     assert set(fixed_sql.AUDIT_RECORD_COLUMNS) == _columns(AuditRecord) - {"id"}
+    written_invoice = {"stripe_invoice_id", *fixed_invoice_sql.INVOICE_WRITTEN_COLUMNS}
+    assert written_invoice == _columns(Invoice) - {"id"}
+    assert len(written_invoice) == 1 + len(fixed_invoice_sql.INVOICE_WRITTEN_COLUMNS)
+
+
+_ANSWER_ALIASES = {f"processed_{name}" for name in fixed_sql.PROCESSED_ANSWER_COLUMNS}
+
+
+@pytest.mark.parametrize(
+    ("statement", "models", "aliases"),
+    [
+        (fixed_invoice_sql._invoice_sql, (Invoice,), set()),
+        (fixed_invoice_sql._upsert_invoice_sql, (Invoice,), set()),
+        (
+            fixed_sql._processed_with_subscription_sql,
+            (ProcessedEvent, Subscription),
+            {"p", "s", *_ANSWER_ALIASES},
+        ),
+        (fixed_lookup_sql._customer_user_sql, (Customer,), set()),
+        (fixed_lookup_sql._processed_with_outcome_sql, (ProcessedEvent,), set()),
+    ],
+    ids=["invoice-read", "invoice-upsert", "redelivery-read", "customer-user", "ignored-check"],
+)
+def test_each_statement_names_its_tables_and_their_columns(
+    statement: Any, models: tuple[type[peewee.Model], ...], aliases: set[str]
+) -> None:
+    for param in ("?", "%s"):
+        names = set(re.findall(r'"([^"]+)"', statement(param))) - aliases
+        tables = {model._meta.table_name for model in models}
+        assert tables <= names
+        assert names - tables <= set().union(*(_columns(model) for model in models))
 
 
 @pytest.fixture
@@ -148,3 +193,130 @@ def test_processed_rows_are_inserted_once_and_finished(db: Database) -> None:
         "applied",
     )
     assert (done.reason, done.user_id, done.stripe_subscription_id) == ("why", "user-1", "sub_1")
+
+
+def test_the_redelivery_read_joins_the_processed_row_to_its_subscription(db: Database) -> None:
+    values = _values("active", "")
+    stamp = utcnow().timestamp()
+    with_row, without_row = f"evt_fixed_dup_{stamp}", f"evt_fixed_dup_none_{stamp}"
+
+    def scenario() -> list[tuple[ProcessedEvent, Subscription | None] | None]:
+        repository.upsert_subscription(values)
+        for event_id, sub_id in (
+            (with_row, values.stripe_subscription_id),
+            (without_row, "sub_fixed_absent"),
+        ):
+            fixed_sql.insert_processed(event_id, "invoice.paid", 7, "pending", utcnow())
+            fixed_sql.finish_processed(event_id, "applied", "why", "user-fixed", sub_id)
+        return [
+            fixed_sql.processed_with_subscription(event_id)
+            for event_id in (with_row, without_row, "evt_fixed_never")
+        ]
+
+    joined, alone, never = db.call(scenario)
+    assert never is None
+    assert joined is not None and alone is not None
+    for (done, _), event_id in ((joined, with_row), (alone, without_row)):
+        assert (done.event_id, done.outcome, done.user_id) == (event_id, "applied", "user-fixed")
+    assert alone[0].stripe_subscription_id == "sub_fixed_absent" and alone[1] is None
+    sub = joined[1]
+    assert sub is not None and sub.id is not None
+    assert (sub.stripe_subscription_id, sub.user_id, sub.status) == (
+        values.stripe_subscription_id,
+        "user-fixed",
+        "active",
+    )
+    # Converted as the model's fields convert them (SQLite stores text and 0/1).
+    assert sub.current_period_start == datetime(2026, 1, 1, 12, 30, 15, 123456)
+    assert sub.cancel_at_period_end is True and sub.quantity == 3
+
+
+def test_the_resolve_lookups_find_the_customer_user_and_ignored_events(db: Database) -> None:
+    stamp = utcnow().timestamp()
+    customer, sub_id = f"cus_fixed_lookup_{stamp}", f"sub_fixed_lookup_{stamp}"
+
+    def scenario() -> tuple[str | None, str | None, list[bool]]:
+        before = repository.user_for_customer(customer)
+        repository.link_customer("user-fixed-lookup", customer)
+        after = repository.user_for_customer(customer)
+        ignored = []
+        for n, (event_type, outcome) in enumerate(
+            [
+                ("invoice.paid", "ignored"),  # another type: not counted
+                ("customer.subscription.updated", "applied"),  # another outcome
+                ("Customer.Subscription.Created", "ignored"),  # the prefix is case-blind
+            ]
+        ):
+            ignored.append(
+                fixed_lookup_sql.processed_with_outcome(sub_id, "ignored", "customer.subscription.")
+            )
+            event_id = f"evt_fixed_lookup_{stamp}_{n}"
+            fixed_sql.insert_processed(event_id, event_type, 1, "pending", utcnow())
+            fixed_sql.finish_processed(event_id, outcome, "", "", sub_id)
+        ignored.append(
+            fixed_lookup_sql.processed_with_outcome(sub_id, "ignored", "customer.subscription.")
+        )
+        return before, after, ignored
+
+    before, after, ignored = db.call(scenario)
+    assert (before, after) == (None, "user-fixed-lookup")
+    assert ignored == [False, False, False, True]
+    with pytest.raises(ValueError, match="wildcard"):
+        fixed_lookup_sql.processed_with_outcome(sub_id, "ignored", "customer_")
+
+
+def _invoice(invoice_id: str, **changes: Any) -> invoices.InvoiceValues:
+    values = invoices.InvoiceValues(
+        stripe_invoice_id=invoice_id,
+        user_id="user-invoice",
+        stripe_customer_id="cus_invoice",
+        stripe_subscription_id="sub_invoice",
+        status="open",
+        amount_due=2500,
+        amount_paid=0,
+        currency="eur",
+        hosted_invoice_url="https://invoice.example/i",
+        invoice_pdf="https://invoice.example/i.pdf",
+        period_start=datetime(2026, 1, 1, 12, 30, 15, 123456),
+        period_end=datetime(2026, 2, 1),
+        attempt_count=1,
+        next_payment_attempt=datetime(2026, 1, 3),
+        stripe_created=1_700_000_100,
+    )
+    return replace(values, **changes)
+
+
+def test_an_invoice_is_read_inserted_and_overwritten_whole(db: Database) -> None:
+    invoice_id = f"in_fixed_{utcnow().timestamp()}"
+    first = _invoice(invoice_id)
+    second = _invoice(
+        invoice_id,
+        status="paid",
+        amount_paid=2500,
+        attempt_count=2,
+        next_payment_attempt=None,
+        hosted_invoice_url="",
+    )
+
+    def scenario() -> tuple[Invoice | None, Invoice | None, Invoice | None]:
+        missing = invoices.invoice_by_stripe_id(invoice_id)
+        with db.transaction():
+            invoices.write_invoice(first, event_created=10, event_id="evt_in_1")
+        inserted = invoices.invoice_by_stripe_id(invoice_id)
+        with db.transaction():
+            invoices.write_invoice(second, event_created=11, event_id="evt_in_2")
+        return missing, inserted, invoices.invoice_by_stripe_id(invoice_id)
+
+    missing, inserted, updated = db.call(scenario)
+    assert missing is None
+    assert inserted is not None and updated is not None
+    assert inserted.id == updated.id
+    for stored, values, created, event in (
+        (inserted, first, 10, "evt_in_1"),
+        (updated, second, 11, "evt_in_2"),
+    ):
+        expected = {**asdict(values), "last_event_created": created, "last_event_id": event}
+        assert {name: getattr(stored, name) for name in expected} == expected
+        assert stored.updated_at is not None
+    assert db.call(invoices.user_of_invoice, invoice_id) == "user-invoice"
+    assert db.call(invoices.user_of_invoice, "in_fixed_none") == ""

@@ -1,0 +1,60 @@
+"""The lookups that tie a checkout or invoice event to a user, as SQL text written once per dialect.
+
+The same pattern and rules as ``fixed_sql`` (whose placeholder helper these
+share): the resolve runs these reads for nearly every checkout and invoice
+event (``events/known.py``), and peewee built their SQL on each call (issue
+10, docs/performance.md), so their text is fixed, formatted once per
+placeholder style. Every value is a parameter; only model names and
+placeholders are formatted into the text (hence the S608 waivers).
+``tests/unit/test_fixed_sql.py`` checks them on SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import functools
+
+from billing_service.storage.fixed_sql import _placeholder
+from billing_service.storage.models import Customer, ProcessedEvent
+from billing_service.storage.models import database as database_proxy
+
+
+@functools.cache
+def _customer_user_sql(param: str) -> str:
+    return (
+        f'SELECT "user_id" FROM "{Customer._meta.table_name}" '  # noqa: S608
+        f'WHERE "stripe_customer_id" = {param}'
+    )
+
+
+def customer_user(stripe_customer_id: str) -> str | None:
+    """The user linked to a Stripe customer, if any."""
+    cursor = database_proxy.obj.execute_sql(
+        _customer_user_sql(_placeholder()), (stripe_customer_id,)
+    )
+    found = cursor.fetchone()
+    return str(found[0]) if found is not None else None
+
+
+@functools.cache
+def _processed_with_outcome_sql(param: str) -> str:
+    # lower() ... LIKE: case-blind on both dialects, as peewee's startswith (ILIKE) was.
+    return (
+        f'SELECT 1 FROM "{ProcessedEvent._meta.table_name}" '  # noqa: S608
+        f'WHERE "stripe_subscription_id" = {param} AND "outcome" = {param} '
+        f'AND lower("event_type") LIKE {param} LIMIT 1'
+    )
+
+
+def processed_with_outcome(subscription_id: str, outcome: str, type_prefix: str) -> bool:
+    """Whether an event of the subscription ended with ``outcome``, of a type ``type_prefix``*.
+
+    ``type_prefix`` is compared without regard to case and may not hold a LIKE
+    wildcard (``_``, ``%``) or backslash.
+    """
+    if any(char in type_prefix for char in "_%\\"):
+        raise ValueError(f"event type prefix {type_prefix!r} holds a LIKE wildcard")
+    cursor = database_proxy.obj.execute_sql(
+        _processed_with_outcome_sql(_placeholder()),
+        (subscription_id, outcome, f"{type_prefix.lower()}%"),
+    )
+    return cursor.fetchone() is not None
