@@ -15,7 +15,7 @@ import functools
 from collections.abc import Sequence
 from typing import Any
 
-from billing_service.storage.fixed_sql import _placeholder, _quoted
+from billing_service.storage.fixed_sql import placeholder, quoted_names
 from billing_service.storage.models import Invoice
 from billing_service.storage.models import database as database_proxy
 
@@ -52,7 +52,7 @@ def _invoice_sql(param: str) -> str:
 
 def invoice_by_stripe_id(stripe_invoice_id: str) -> Invoice | None:
     """The stored row of a Stripe invoice id, if any."""
-    for row in Invoice.raw(_invoice_sql(_placeholder()), stripe_invoice_id):
+    for row in Invoice.raw(_invoice_sql(placeholder()), stripe_invoice_id):
         return row
     return None
 
@@ -62,7 +62,7 @@ def _upsert_invoice_sql(param: str) -> str:
     inserted = ("stripe_invoice_id", *INVOICE_WRITTEN_COLUMNS)
     assignments = ", ".join(f'"{name}" = EXCLUDED."{name}"' for name in INVOICE_WRITTEN_COLUMNS)
     return (
-        f'INSERT INTO "{Invoice._meta.table_name}" ({_quoted(inserted)}) '  # noqa: S608
+        f'INSERT INTO "{Invoice._meta.table_name}" ({quoted_names(inserted)}) '  # noqa: S608
         f"VALUES ({', '.join([param] * len(inserted))}) "
         f'ON CONFLICT ("stripe_invoice_id") DO UPDATE SET {assignments}'
     )
@@ -73,6 +73,4 @@ def upsert_invoice(stripe_invoice_id: str, values: Sequence[Any]) -> None:
 
     ``values`` holds ``INVOICE_WRITTEN_COLUMNS``' values in order.
     """
-    database_proxy.obj.execute_sql(
-        _upsert_invoice_sql(_placeholder()), (stripe_invoice_id, *values)
-    )
+    database_proxy.obj.execute_sql(_upsert_invoice_sql(placeholder()), (stripe_invoice_id, *values))

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import functools
 
-from billing_service.storage.fixed_sql import _placeholder
+from billing_service.storage.fixed_sql import placeholder
 from billing_service.storage.models import Customer, ProcessedEvent
 from billing_service.storage.models import database as database_proxy
 
@@ -29,7 +29,7 @@ def _customer_user_sql(param: str) -> str:
 def customer_user(stripe_customer_id: str) -> str | None:
     """The user linked to a Stripe customer, if any."""
     cursor = database_proxy.obj.execute_sql(
-        _customer_user_sql(_placeholder()), (stripe_customer_id,)
+        _customer_user_sql(placeholder()), (stripe_customer_id,)
     )
     found = cursor.fetchone()
     return str(found[0]) if found is not None else None
@@ -54,7 +54,7 @@ def processed_with_outcome(subscription_id: str, outcome: str, type_prefix: str)
     if any(char in type_prefix for char in "_%\\"):
         raise ValueError(f"event type prefix {type_prefix!r} holds a LIKE wildcard")
     cursor = database_proxy.obj.execute_sql(
-        _processed_with_outcome_sql(_placeholder()),
+        _processed_with_outcome_sql(placeholder()),
         (subscription_id, outcome, f"{type_prefix.lower()}%"),
     )
     return cursor.fetchone() is not None

@@ -34,11 +34,13 @@ from billing_service.storage.models import (
 from billing_service.storage.models import database as database_proxy
 
 
-def _placeholder() -> str:
+def placeholder() -> str:
+    """The bound database's parameter placeholder (``?`` SQLite, ``%s`` PostgreSQL)."""
     return str(database_proxy.obj.param)
 
 
-def _quoted(names: Sequence[str]) -> str:
+def quoted_names(names: Sequence[str]) -> str:
+    """``names`` as a comma-separated list of quoted identifiers."""
     return ", ".join(f'"{name}"' for name in names)
 
 
@@ -46,7 +48,7 @@ def _quoted(names: Sequence[str]) -> str:
 def _insert_processed_sql(param: str) -> str:
     return (
         f'INSERT INTO "{ProcessedEvent._meta.table_name}" '  # noqa: S608
-        f"({_quoted(PROCESSED_INSERT_COLUMNS)}) "
+        f"({quoted_names(PROCESSED_INSERT_COLUMNS)}) "
         f"VALUES ({', '.join([param] * len(PROCESSED_INSERT_COLUMNS))})"
     )
 
@@ -69,7 +71,7 @@ def insert_processed(
 ) -> None:
     """Insert an event's processed row (its unique ``event_id`` refuses a second one)."""
     database_proxy.obj.execute_sql(
-        _insert_processed_sql(_placeholder()),
+        _insert_processed_sql(placeholder()),
         (event_id, event_type, created, outcome, "", "", "", at),
     )
 
@@ -88,7 +90,7 @@ def finish_processed(
 ) -> None:
     """Record an event's outcome on its processed row."""
     database_proxy.obj.execute_sql(
-        _finish_processed_sql(_placeholder()),
+        _finish_processed_sql(placeholder()),
         (outcome, reason, user_id, subscription_id, event_id),
     )
 
@@ -117,7 +119,7 @@ def processed_with_subscription(
     None when the event has no processed row; the subscription is None when no
     row has its id. The processed row carries ``PROCESSED_ANSWER_COLUMNS`` only.
     """
-    for row in Subscription.raw(_processed_with_subscription_sql(_placeholder()), event_id):
+    for row in Subscription.raw(_processed_with_subscription_sql(placeholder()), event_id):
         done = ProcessedEvent(
             **{name: getattr(row, f"processed_{name}") for name in PROCESSED_ANSWER_COLUMNS}
         )
@@ -145,7 +147,7 @@ def subscription_with_customer_user(
     only when the row exists; "" when the row or the link is absent.
     """
     query = Subscription.raw(
-        _subscription_with_customer_user_sql(_placeholder()), customer_id, subscription_id
+        _subscription_with_customer_user_sql(placeholder()), customer_id, subscription_id
     )
     for row in query:
         return row, str(getattr(row, "customer_user", None) or "")
@@ -162,7 +164,7 @@ def _subscription_sql(param: str) -> str:
 
 def subscription_by_stripe_id(subscription_id: str) -> Subscription | None:
     """The stored row of a Stripe subscription id, if any."""
-    for row in Subscription.raw(_subscription_sql(_placeholder()), subscription_id):
+    for row in Subscription.raw(_subscription_sql(placeholder()), subscription_id):
         return row
     return None
 
@@ -196,7 +198,7 @@ def _upsert_subscription_sql(param: str, updated: tuple[str, ...]) -> str:
                 "discount", *SUBSCRIPTION_ORDERING_COLUMNS)  # fmt: skip
     assignments = ", ".join(f'"{name}" = EXCLUDED."{name}"' for name in updated)
     return (
-        f'INSERT INTO "{Subscription._meta.table_name}" ({_quoted(inserted)}) '  # noqa: S608
+        f'INSERT INTO "{Subscription._meta.table_name}" ({quoted_names(inserted)}) '  # noqa: S608
         f"VALUES ({', '.join([param] * len(inserted))}) "
         f'ON CONFLICT ("stripe_subscription_id") DO UPDATE SET {assignments} RETURNING *'
     )
@@ -227,7 +229,7 @@ def upsert_subscription(
         discount if discount is not None else "",
         *(ordering if ordering is not None else (0, "", "")),
     )
-    query = Subscription.raw(_upsert_subscription_sql(_placeholder(), updated), *params)
+    query = Subscription.raw(_upsert_subscription_sql(placeholder(), updated), *params)
     for stored in query:
         return stored
     raise RuntimeError(f"upsert of {stripe_subscription_id} returned no row")
@@ -253,7 +255,7 @@ def lock_audit_head(user_id: str, genesis_hash: str) -> str:
     until the transaction ends (SQLite's transactions have one writer).
     """
     cursor = database_proxy.obj.execute_sql(
-        _lock_audit_head_sql(_placeholder()), (user_id, genesis_hash)
+        _lock_audit_head_sql(placeholder()), (user_id, genesis_hash)
     )
     found = cursor.fetchone()
     if found is None:
@@ -265,14 +267,14 @@ def lock_audit_head(user_id: str, genesis_hash: str) -> str:
 def _insert_audit_record_sql(param: str) -> str:
     return (
         f'INSERT INTO "{AuditRecord._meta.table_name}" '  # noqa: S608
-        f"({_quoted(AUDIT_RECORD_COLUMNS)}) "
+        f"({quoted_names(AUDIT_RECORD_COLUMNS)}) "
         f'VALUES ({", ".join([param] * len(AUDIT_RECORD_COLUMNS))}) RETURNING "id"'
     )
 
 
 def insert_audit_record(values: Sequence[Any]) -> int:
     """Insert one audit record (``AUDIT_RECORD_COLUMNS``' values in order); its new id."""
-    cursor = database_proxy.obj.execute_sql(_insert_audit_record_sql(_placeholder()), values)
+    cursor = database_proxy.obj.execute_sql(_insert_audit_record_sql(placeholder()), values)
     found = cursor.fetchone()
     if found is None:
         raise RuntimeError("audit record insert returned no id")
@@ -290,5 +292,5 @@ def _set_audit_head_sql(param: str) -> str:
 def set_audit_head(user_id: str, last_hash: str, last_record_id: int) -> None:
     """Move the user's audit head to its newest record."""
     database_proxy.obj.execute_sql(
-        _set_audit_head_sql(_placeholder()), (last_hash, last_record_id, user_id)
+        _set_audit_head_sql(placeholder()), (last_hash, last_record_id, user_id)
     )
