@@ -12,7 +12,7 @@ waivers). ``tests/unit/test_fixed_sql.py`` checks the columns against
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from billing_service.storage.fixed_sql import placeholder, quoted_names
@@ -68,9 +68,10 @@ def _upsert_invoice_sql(param: str) -> str:
     )
 
 
-def upsert_invoice(stripe_invoice_id: str, values: Sequence[Any]) -> None:
+def upsert_invoice(values: Mapping[str, Any]) -> None:
     """Insert the invoice's row, or overwrite every written column of the stored one.
 
-    ``values`` holds ``INVOICE_WRITTEN_COLUMNS``' values in order.
+    ``values`` maps ``stripe_invoice_id`` and each of ``INVOICE_WRITTEN_COLUMNS`` to its value.
     """
-    database_proxy.obj.execute_sql(_upsert_invoice_sql(placeholder()), (stripe_invoice_id, *values))
+    params = (values["stripe_invoice_id"], *(values[name] for name in INVOICE_WRITTEN_COLUMNS))
+    database_proxy.obj.execute_sql(_upsert_invoice_sql(placeholder()), params)

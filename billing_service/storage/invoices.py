@@ -6,6 +6,7 @@ Which event may write over a stored invoice is the event path's rule
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -34,6 +35,9 @@ class InvoiceValues:
     stripe_created: int
 
 
+_ROW_COLUMNS = tuple(field.name for field in dataclasses.fields(InvoiceValues))
+
+
 def invoice_by_stripe_id(stripe_invoice_id: str) -> Invoice | None:
     """The stored row for a Stripe invoice id, if any."""
     return fixed_invoice_sql.invoice_by_stripe_id(stripe_invoice_id)
@@ -41,14 +45,9 @@ def invoice_by_stripe_id(stripe_invoice_id: str) -> Invoice | None:
 
 def write_invoice(row: InvoiceValues, *, event_created: int, event_id: str) -> None:
     """Insert or update the row of ``row.stripe_invoice_id``, recording the event that set it."""
-    values = (
-        row.user_id, row.stripe_customer_id, row.stripe_subscription_id, row.status,
-        row.amount_due, row.amount_paid, row.currency, row.hosted_invoice_url, row.invoice_pdf,
-        row.period_start, row.period_end, row.attempt_count, row.next_payment_attempt,
-        row.stripe_created, event_created, event_id, utcnow(),
-    )  # fmt: skip
-    # The statement's text is fixed (fixed_invoice_sql), in its columns' order.
-    fixed_invoice_sql.upsert_invoice(row.stripe_invoice_id, values)
+    values = {name: getattr(row, name) for name in _ROW_COLUMNS}
+    values.update(last_event_created=event_created, last_event_id=event_id, updated_at=utcnow())
+    fixed_invoice_sql.upsert_invoice(values)
 
 
 def user_of_invoice(stripe_invoice_id: str) -> str:
