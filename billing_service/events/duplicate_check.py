@@ -13,7 +13,7 @@ from __future__ import annotations
 from peewee import PostgresqlDatabase
 
 from billing_service.lifecycle import LIVE
-from billing_service.storage import repository
+from billing_service.storage import fixed_lookup_sql
 from billing_service.storage.models import database as database_proxy
 
 LIVE_VALUES = frozenset(status.value for status in LIVE)
@@ -26,13 +26,8 @@ def other_live(user_id: str, subscription_id: str) -> tuple[str, ...]:
         database_proxy.obj.execute_sql(
             "SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (_USER_LOCK_NAMESPACE, user_id)
         )
-    return tuple(
-        sorted(
-            str(row.stripe_subscription_id)
-            for row in repository.subscriptions_in_status(user_id, LIVE_VALUES)
-            if row.stripe_subscription_id != subscription_id
-        )
-    )
+    live = fixed_lookup_sql.subscription_ids_in_status(user_id, LIVE_VALUES)
+    return tuple(sorted(found for found in live if found != subscription_id))
 
 
 def audit_detail(subscription_id: str, others: tuple[str, ...]) -> str:

@@ -1,8 +1,10 @@
-"""The lookups that tie a checkout or invoice event to a user, as SQL text written once per dialect.
+"""The apply path's small lookups, as SQL text written once per dialect.
 
 The same pattern and rules as ``fixed_sql`` (whose placeholder helper these
-share): the resolve runs these reads for nearly every checkout and invoice
-event (``events/known.py``), and peewee built their SQL on each call (issue
+share): the resolve runs the customer and ignored-event reads for nearly
+every checkout and invoice event (``events/known.py``), and the duplicate
+check reads a user's live subscriptions whenever one becomes live
+(``events/duplicate_check.py``); peewee built their SQL on each call (issue
 10, docs/performance.md), so their text is fixed, formatted once per
 placeholder style. Every value is a parameter; only model names and
 placeholders are formatted into the text (hence the S608 waivers).
@@ -12,9 +14,10 @@ placeholders are formatted into the text (hence the S608 waivers).
 from __future__ import annotations
 
 import functools
+from collections.abc import Collection
 
 from billing_service.storage.fixed_sql import placeholder
-from billing_service.storage.models import Customer, ProcessedEvent
+from billing_service.storage.models import Customer, ProcessedEvent, Subscription
 from billing_service.storage.models import database as database_proxy
 
 
@@ -58,3 +61,20 @@ def processed_with_outcome(subscription_id: str, outcome: str, type_prefix: str)
         (subscription_id, outcome, f"{type_prefix.lower()}%"),
     )
     return cursor.fetchone() is not None
+
+
+@functools.cache
+def _subscription_ids_in_status_sql(param: str, statuses: int) -> str:
+    return (
+        f'SELECT "stripe_subscription_id" FROM "{Subscription._meta.table_name}" '  # noqa: S608
+        f'WHERE "user_id" = {param} AND "status" IN ({", ".join([param] * statuses)})'
+    )
+
+
+def subscription_ids_in_status(user_id: str, statuses: Collection[str]) -> list[str]:
+    """The Stripe ids of the user's subscriptions whose status is one of ``statuses``."""
+    ordered = sorted(statuses)
+    cursor = database_proxy.obj.execute_sql(
+        _subscription_ids_in_status_sql(placeholder(), len(ordered)), (user_id, *ordered)
+    )
+    return [str(found[0]) for found in cursor.fetchall()]

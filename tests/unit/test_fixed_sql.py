@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator
 from dataclasses import asdict, replace
@@ -70,8 +71,20 @@ _ANSWER_ALIASES = {f"processed_{name}" for name in fixed_sql.PROCESSED_ANSWER_CO
         ),
         (fixed_lookup_sql._customer_user_sql, (Customer,), set()),
         (fixed_lookup_sql._processed_with_outcome_sql, (ProcessedEvent,), set()),
+        (
+            functools.partial(fixed_lookup_sql._subscription_ids_in_status_sql, statuses=3),
+            (Subscription,),
+            set(),
+        ),
     ],
-    ids=["invoice-read", "invoice-upsert", "redelivery-read", "customer-user", "ignored-check"],
+    ids=[
+        "invoice-read",
+        "invoice-upsert",
+        "redelivery-read",
+        "customer-user",
+        "ignored-check",
+        "live-ids",
+    ],
 )
 def test_each_statement_names_its_tables_and_their_columns(
     statement: Any, models: tuple[type[peewee.Model], ...], aliases: set[str]
@@ -320,3 +333,23 @@ def test_an_invoice_is_read_inserted_and_overwritten_whole(db: Database) -> None
         assert stored.updated_at is not None
     assert db.call(invoices.user_of_invoice, invoice_id) == "user-invoice"
     assert db.call(invoices.user_of_invoice, "in_fixed_none") == ""
+
+
+def test_the_live_ids_are_the_users_rows_in_those_statuses(db: Database) -> None:
+    user = f"user-live-{utcnow().timestamp()}"
+    rows = {"sub_live_a": "active", "sub_live_b": "canceled", "sub_live_c": "trialing"}
+
+    def scenario() -> tuple[list[str], list[str]]:
+        for sub_id, status in rows.items():
+            values = replace(_values(status, None), stripe_subscription_id=f"{sub_id}_{user}")
+            repository.upsert_subscription(replace(values, user_id=user))
+        other = replace(_values("active", None), stripe_subscription_id=f"sub_other_{user}")
+        repository.upsert_subscription(replace(other, user_id=f"{user}-other"))
+        return (
+            fixed_lookup_sql.subscription_ids_in_status(user, {"active", "trialing", "past_due"}),
+            fixed_lookup_sql.subscription_ids_in_status(user, {"incomplete"}),
+        )
+
+    live, none = db.call(scenario)
+    assert sorted(live) == [f"sub_live_a_{user}", f"sub_live_c_{user}"]
+    assert none == []
