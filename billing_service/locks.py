@@ -107,8 +107,7 @@ class Claim:
             return True
         self._local = await self._locks.local.acquire(self._key, self._left())
         if await self._take(check_seen=True):
-            self._local.release()
-            self._local = None
+            self._release_local()
             return True
         return False
 
