@@ -1,4 +1,4 @@
-"""Group commit for ConsumeUsage: the consumptions of one event-loop turn in one transaction.
+"""Group commit for ConsumeUsage: the consumptions queued while a batch ran, in one transaction.
 
 Requests queue up; while a batch runs on a database thread (two at once on
 the database path, see ``IN_FLIGHT``), the next batch accumulates. One batch
