@@ -4,8 +4,11 @@ Per backend and stream variant: a fresh database, a Stripe API that is never
 available (bench.renewal.StripeCounter), ``bench.counted_service`` (the
 service with SQL statements and commits counted), the gateway and the
 verify-and-200 baseline. Phases, all with the same deliveries and in-flight
-count: gateway (first delivery), baseline, and an all-duplicates replay
-through the gateway. Each phase records events/s, p50/p99, HTTP statuses,
+count: gateway (first delivery), baseline, and two all-duplicates replays:
+through the same gateway, which answers them from its memory of finished
+events (webhook_gateway/seen.py), and through a second gateway with that
+memory off, so each is forwarded and the service answers it (what a replica
+that did not see the first delivery does). Each phase records events/s, p50/p99, HTTP statuses,
 CPU ms per delivery of the service, the gateway and the database's backends
 (PostgreSQL; SQLite runs inside the service), statements and commits per
 applied event, Stripe calls and peak RSS. Then it checks exactly-once, the
@@ -213,6 +216,17 @@ def bench_renewal(
                 "BILLING_GATEWAY_LISTENING",
             )
             children.append(gateway)
+            forwarding = child(
+                ["webhook_gateway.cli", "serve"],
+                {
+                    **common,
+                    "GATEWAY_ADDR": "127.0.0.1:0",
+                    "BILLING_SERVICE_TARGET": service.target,
+                    "GATEWAY_SEEN_EVENTS": "0",
+                },
+                "BILLING_GATEWAY_LISTENING",
+            )
+            children.append(forwarding)
             baseline = child(
                 ["bench.webhook_baseline", "127.0.0.1", "0"], common, "BASELINE_LISTENING"
             )
@@ -236,12 +250,20 @@ def bench_renewal(
                 None,
                 calls,
             )
-            replay = _phase(
-                (backend, stream_name, "all-duplicates replay -> service"),
+            remembered = _phase(
+                (backend, stream_name, "all-duplicates replay, same gateway (its memory)"),
                 gateway_url,
                 stream.deliveries,
                 concurrency,
                 meters,
+                calls,
+            )
+            replay = _phase(
+                (backend, stream_name, "all-duplicates replay, other gateway -> service"),
+                f"http://{forwarding.target}/webhooks/stripe",
+                stream.deliveries,
+                concurrency,
+                Meters(service, forwarding, database_url),
                 calls,
             )
             rss = {
@@ -255,7 +277,8 @@ def bench_renewal(
         audit = _audit_verify(database_url)
     processed = state.pop("__processed__")[1]
     wrong = sorted(sub for sub, want in stream.truth.items() if state.get(sub) != want)
-    for phase in (first, base, replay):
+    phases = (first, base, remembered, replay)
+    for phase in phases:
         phase.ratio = round(phase.events_per_second / base.events_per_second, 3)
     return {
         "backend": backend,
@@ -263,7 +286,7 @@ def bench_renewal(
         "events": stream.events,
         "deliveries": len(stream.deliveries),
         "by_type": stream.by_type,
-        "phases": [asdict(p) for p in (first, base, replay)],
+        "phases": [asdict(p) for p in phases],
         "peak_rss_mb": rss,
         "checks": {
             "processed_rows": processed,

@@ -3,7 +3,9 @@
 POST /webhooks/stripe answers (see docs/gateway.md for every body):
 
 * 200 ``{status, event_id}`` once the billing service is done with the event
-  (applied, duplicate, ignored, stale) or it is stored as a dead letter;
+  (applied, duplicate, ignored, stale) or it is stored as a dead letter; a
+  redelivery of an event this process saw finished is answered ``duplicate``
+  without a forward (seen.py);
 * 400/408/413 ``{error}`` when the delivery is refused: nothing is forwarded
   (408: the body did not arrive within GATEWAY_BODY_TIMEOUT_SECONDS, and the
   connection is closed);
@@ -25,6 +27,7 @@ from webhook_gateway.body import BodyRefused, ClientGone, read_body
 from webhook_gateway.dead_letters import DeadLetterStore, DeadLetterStoreError
 from webhook_gateway.forward import Forwarder, Verdict
 from webhook_gateway.metrics import CONTENT_TYPE_LATEST, GatewayMetrics
+from webhook_gateway.seen import SeenEvents
 from webhook_gateway.settings import GatewaySettings
 from webhook_gateway.verify import Rejection, VerificationError, verify_signature
 
@@ -39,6 +42,7 @@ METRICS_KEY = web.AppKey("metrics", GatewayMetrics)
 FORWARDER_KEY = web.AppKey("forwarder", Forwarder)
 DEAD_LETTERS_KEY = web.AppKey("dead_letters", DeadLetterStore)
 TRACING_KEY = web.AppKey[Tracing | None]("tracing")
+SEEN_KEY = web.AppKey("seen", SeenEvents)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -107,9 +111,16 @@ async def receive_webhook(request: web.Request) -> web.Response:
     event_id, event_type = _str_field(event, "id"), _str_field(event, "type")
 
     metrics = request.app[METRICS_KEY]
+    seen = request.app[SEEN_KEY]
+    if event_id in seen:
+        metrics.seen_answers.inc()
+        log.info("event %s (%s): duplicate, finished before", event_id, event_type)
+        return _answer(request, 200, "duplicate", {"status": "duplicate", "event_id": event_id})
     started = time.perf_counter()
     result = await request.app[FORWARDER_KEY].apply(raw)
     metrics.forward_seconds.labels(result.verdict.value).observe(time.perf_counter() - started)
+    if result.verdict is Verdict.DONE:
+        seen.add(event_id)
     event_id = result.event_id or event_id
 
     if result.verdict is Verdict.DONE:
@@ -216,6 +227,7 @@ def build_app(settings: GatewaySettings, tracing: Tracing | None = None) -> web.
     app[SETTINGS_KEY] = settings
     app[TRACING_KEY] = tracing
     app[METRICS_KEY] = GatewayMetrics()
+    app[SEEN_KEY] = SeenEvents(settings.seen_events)
     app.cleanup_ctx.append(_forwarder_ctx)
     app.cleanup_ctx.append(_dead_letters_ctx)
     app.router.add_post(WEBHOOK_PATH, receive_webhook)

@@ -14,7 +14,7 @@ __all__ = ["CONTENT_TYPE_LATEST", "GatewayMetrics"]
 
 
 class GatewayMetrics:
-    """Answers by status and reason, dead letters, and forward latency."""
+    """Answers by status and reason, dead letters, redeliveries answered here, forward latency."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
@@ -27,6 +27,12 @@ class GatewayMetrics:
         self.dead_letters = Counter(
             "billing_gateway_dead_letters",
             "Verified events stored as dead letters (refused as invalid by the service).",
+            registry=self.registry,
+        )
+        self.seen_answers = Counter(
+            "billing_gateway_seen_answers",
+            "Redeliveries answered duplicate from this process's memory of finished events,"
+            " without a forward.",
             registry=self.registry,
         )
         self.forward_seconds = Histogram(

@@ -60,6 +60,12 @@ SETTINGS: tuple[SettingSpec, ...] = (
     ),
     SettingSpec("GATEWAY_FORWARD_DEADLINE_SECONDS", "10", "deadline of one ApplyStripeEvent call"),
     SettingSpec(
+        "GATEWAY_SEEN_EVENTS",
+        "50000",
+        "event ids the service finished that this process remembers, to answer their"
+        " redeliveries without a forward (0: forward every delivery)",
+    ),
+    SettingSpec(
         "DATABASE_URL",
         default_of(service.SETTINGS, "DATABASE_URL"),
         "the billing service's database, where dead letters are written",
@@ -98,6 +104,7 @@ class GatewaySettings:
     max_body_bytes: int
     forward_deadline_seconds: float
     body_timeout_seconds: float
+    seen_events: int
     database_url: str = field(repr=False)
     log_level: str
     log_format: str
@@ -120,6 +127,9 @@ class GatewaySettings:
             )
         except CredentialsError as exc:
             raise SettingsError(str(exc)) from None
+        seen_events = read.integer("GATEWAY_SEEN_EVENTS")
+        if seen_events < 0:
+            raise SettingsError(f"GATEWAY_SEEN_EVENTS must be at least 0, got {seen_events}")
         log_format = read.text("GATEWAY_LOG_FORMAT").lower()
         if log_format not in service.LOG_FORMATS:
             raise SettingsError(f"GATEWAY_LOG_FORMAT must be json or text, got {log_format!r}")
@@ -135,6 +145,7 @@ class GatewaySettings:
             max_body_bytes=int(read.at_least("GATEWAY_MAX_BODY_BYTES", 1024)),
             forward_deadline_seconds=read.at_least("GATEWAY_FORWARD_DEADLINE_SECONDS", 0.05),
             body_timeout_seconds=read.at_least("GATEWAY_BODY_TIMEOUT_SECONDS", 0.05),
+            seen_events=seen_events,
             database_url=read.text("DATABASE_URL"),
             log_level=read.text("GATEWAY_LOG_LEVEL").upper(),
             log_format=log_format,
