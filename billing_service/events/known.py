@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from billing_service.storage import fixed_lookup_sql, invoices, repository
+from billing_service.storage import fixed_lookup_sql, repository
 
 
 def users_of(subscription_id: str, customer_id: str) -> tuple[str, str]:
@@ -31,14 +31,9 @@ class Known:
 def lookup(
     subscription_id: str, customer_id: str, invoice_id: str = "", *, check_ignored: bool = False
 ) -> Known:
-    """What the database knows about an event's subscription, customer and invoice."""
-    row_user, customer_user = users_of(subscription_id, customer_id)
-    ignored = (
-        check_ignored
-        and not row_user
-        and fixed_lookup_sql.processed_with_outcome(
-            subscription_id, "ignored", "customer.subscription."
+    """What the database knows about an event's subscription, customer and invoice (one read)."""
+    return Known(
+        *fixed_lookup_sql.known_users(
+            subscription_id, customer_id, invoice_id, check_ignored=check_ignored
         )
     )
-    invoice_user = invoices.user_of_invoice(invoice_id) if invoice_id else ""
-    return Known(row_user, customer_user, invoice_user, ignored)

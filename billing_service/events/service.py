@@ -37,7 +37,7 @@ from billing_service.events.apply import (
 from billing_service.events.fetch import CAUSE_CONFLICT, StripeFetches, SubscriptionFetcher
 from billing_service.events.fetch_budget import FetchBudget
 from billing_service.events.group_commit import GroupCommitter
-from billing_service.events.parse import SUBSCRIPTION_EVENTS, StripeEvent, parse_event
+from billing_service.events.parse import StripeEvent, parse_event
 from billing_service.events.resolve import Resolution, Resolver, lock_key
 from billing_service.locks import EventLocks
 from billing_service.plans import Catalog
@@ -146,12 +146,10 @@ class EventService:
         return answer
 
     async def _apply_locked(self, event: StripeEvent) -> EventAnswer:
-        # Checked before resolving: a retried checkout/invoice event costs no resolving reads.
-        # A subscription event resolves from its payload: the apply's own check suffices.
-        if event.type not in SUBSCRIPTION_EVENTS:
-            found = await self._db.run(self._duplicate, event.id)
-            if found is not None:
-                return found
+        # No duplicate read here: ``_apply`` made it (no Redis, or Redis remembers
+        # the event), or Redis does not remember the event, which is then new
+        # unless Redis lost its marker; the apply's own check on the processed
+        # record catches that rare one after its resolve.
         resolution = await self._resolver.resolve(event)
         try:
             return await self._committed(event, resolution)

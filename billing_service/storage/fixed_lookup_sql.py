@@ -1,8 +1,10 @@
 """The apply path's small lookups, as SQL text written once per dialect.
 
 The same pattern and rules as ``fixed_sql`` (whose placeholder helper these
-share): the resolve runs the customer and ignored-event reads for nearly
-every checkout and invoice event (``events/known.py``), and the duplicate
+share): the resolve asks, for every checkout and invoice event, who the
+subscription, customer and invoice belong to and whether the subscription's
+events were ignored, in one statement (``known_users``, ``events/known.py``),
+and the duplicate
 check reads a user's live subscriptions whenever one becomes live
 (``events/duplicate_check.py``); peewee built their SQL on each call (issue
 10, docs/performance.md), so their text is fixed, formatted once per
@@ -17,7 +19,7 @@ import functools
 from collections.abc import Collection
 
 from billing_service.storage.fixed_sql import placeholder
-from billing_service.storage.models import Customer, ProcessedEvent, Subscription
+from billing_service.storage.models import Customer, Invoice, ProcessedEvent, Subscription
 from billing_service.storage.models import database as database_proxy
 
 
@@ -36,6 +38,42 @@ def customer_user(stripe_customer_id: str) -> str | None:
     )
     found = cursor.fetchone()
     return str(found[0]) if found is not None else None
+
+
+@functools.cache
+def _known_users_sql(param: str, check_ignored: bool) -> str:
+    ignored = "0"
+    if check_ignored:
+        # Only asked when no row holds the subscription (CASE: in that order).
+        ignored = (
+            f'CASE WHEN NOT EXISTS (SELECT 1 FROM "{Subscription._meta.table_name}" '
+            f'WHERE "stripe_subscription_id" = {param}) '
+            f"THEN EXISTS ({_processed_with_outcome_sql(param)}) ELSE 0 = 1 END"
+        )
+    return (
+        f'SELECT (SELECT "user_id" FROM "{Subscription._meta.table_name}" '  # noqa: S608
+        f'WHERE "stripe_subscription_id" = {param}), '
+        f'(SELECT "user_id" FROM "{Customer._meta.table_name}" '
+        f'WHERE "stripe_customer_id" = {param}), '
+        f'(SELECT "user_id" FROM "{Invoice._meta.table_name}" '
+        f'WHERE "stripe_invoice_id" = {param}), '
+        f"{ignored}"
+    )
+
+
+def known_users(
+    subscription_id: str, customer_id: str, invoice_id: str, *, check_ignored: bool
+) -> tuple[str, str, str, bool]:
+    """(user of the subscription row, of the customer, of the invoice; "" when unknown, and
+    with ``check_ignored``, whether the subscription, held in no row, had a
+    ``customer.subscription.*`` event ignored) in one statement.
+    """
+    params: tuple[str, ...] = (subscription_id, customer_id, invoice_id)
+    if check_ignored:
+        params += (subscription_id, subscription_id, "ignored", "customer.subscription.%")
+    cursor = database_proxy.obj.execute_sql(_known_users_sql(placeholder(), check_ignored), params)
+    row_user, customer_user, invoice_user, ignored = cursor.fetchone()
+    return str(row_user or ""), str(customer_user or ""), str(invoice_user or ""), bool(ignored)
 
 
 @functools.cache

@@ -76,6 +76,11 @@ _ANSWER_ALIASES = {f"processed_{name}" for name in fixed_sql.PROCESSED_ANSWER_CO
             (Subscription,),
             set(),
         ),
+        (
+            functools.partial(fixed_lookup_sql._known_users_sql, check_ignored=True),
+            (Subscription, Customer, Invoice, ProcessedEvent),
+            set(),
+        ),
     ],
     ids=[
         "invoice-read",
@@ -84,6 +89,7 @@ _ANSWER_ALIASES = {f"processed_{name}" for name in fixed_sql.PROCESSED_ANSWER_CO
         "customer-user",
         "ignored-check",
         "live-ids",
+        "resolve-read",
     ],
 )
 def test_each_statement_names_its_tables_and_their_columns(
@@ -276,6 +282,41 @@ def test_the_resolve_lookups_find_the_customer_user_and_ignored_events(db: Datab
     assert ignored == [False, False, False, True]
     with pytest.raises(ValueError, match="wildcard"):
         fixed_lookup_sql.processed_with_outcome(sub_id, "ignored", "customer_")
+
+
+def test_the_resolve_asks_everything_it_needs_in_one_read(db: Database) -> None:
+    stamp = utcnow().timestamp()
+    sub_id, customer, invoice_id = (f"{p}_known_{stamp}" for p in ("sub", "cus", "in"))
+
+    def ask(check_ignored: bool) -> tuple[str, str, str, bool]:
+        return fixed_lookup_sql.known_users(
+            sub_id, customer, invoice_id, check_ignored=check_ignored
+        )
+
+    def scenario() -> list[tuple[str, str, str, bool]]:
+        answers = [ask(True)]
+        event_id = f"evt_known_{stamp}"
+        fixed_sql.insert_processed(
+            event_id, "customer.subscription.created", 1, "pending", utcnow()
+        )
+        fixed_sql.finish_processed(event_id, "ignored", "", "", sub_id)
+        answers += [ask(True), ask(False)]
+        repository.link_customer("user-known-customer", customer)
+        values = replace(_values("active", None), stripe_subscription_id=sub_id)
+        repository.upsert_subscription(replace(values, user_id="user-known-sub"))
+        invoices.write_invoice(
+            _invoice(invoice_id, user_id="user-known-invoice"), event_created=1, event_id=event_id
+        )
+        answers.append(ask(True))
+        return answers
+
+    assert db.call(scenario) == [
+        ("", "", "", False),
+        ("", "", "", True),  # an ignored subscription event, no row
+        ("", "", "", False),  # not asked
+        # A stored row: its earlier ignored events no longer matter.
+        ("user-known-sub", "user-known-customer", "user-known-invoice", False),
+    ]
 
 
 def _invoice(invoice_id: str, **changes: Any) -> invoices.InvoiceValues:
