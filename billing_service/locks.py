@@ -71,7 +71,9 @@ class LocalLocks:
             lock = asyncio.Lock()
             self._locks[key] = lock
         try:
-            await asyncio.wait_for(lock.acquire(), max(0.0, wait))
+            # asyncio.timeout, not wait_for: no task per acquire (one per applied event).
+            async with asyncio.timeout(max(0.0, wait)):
+                await lock.acquire()
         except TimeoutError:
             raise Unavailable(f"lock for {key} not obtained in {wait:g}s; retry") from None
         return lock

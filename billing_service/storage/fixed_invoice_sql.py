@@ -15,7 +15,7 @@ import functools
 from collections.abc import Mapping
 from typing import Any
 
-from billing_service.storage.fixed_sql import placeholder, quoted_names
+from billing_service.storage.fixed_sql import first_row, placeholder, quoted_names
 from billing_service.storage.models import Invoice
 from billing_service.storage.models import database as database_proxy
 
@@ -52,9 +52,7 @@ def _invoice_sql(param: str) -> str:
 
 def invoice_by_stripe_id(stripe_invoice_id: str) -> Invoice | None:
     """The stored row of a Stripe invoice id, if any."""
-    for row in Invoice.raw(_invoice_sql(placeholder()), stripe_invoice_id):
-        return row
-    return None
+    return first_row(Invoice, _invoice_sql(placeholder()), (stripe_invoice_id,))
 
 
 @functools.cache

@@ -46,7 +46,7 @@ def _known_users_sql(param: str, check_ignored: bool) -> str:
     if check_ignored:
         # Only asked when no row holds the subscription (CASE: in that order).
         ignored = (
-            f'CASE WHEN NOT EXISTS (SELECT 1 FROM "{Subscription._meta.table_name}" '
+            f'CASE WHEN NOT EXISTS (SELECT 1 FROM "{Subscription._meta.table_name}" '  # noqa: S608
             f'WHERE "stripe_subscription_id" = {param}) '
             f"THEN EXISTS ({_processed_with_outcome_sql(param)}) ELSE 0 = 1 END"
         )

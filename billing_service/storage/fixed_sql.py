@@ -4,10 +4,12 @@ Peewee builds a query's SQL string on every call; on the apply path that
 was most of the service's own CPU there (issue 10, docs/performance.md).
 These statements run for nearly every applied event, so their text is fixed
 here, formatted once per placeholder style (``?`` SQLite, ``%s``
-PostgreSQL), and only the parameters change per call. Rows that come back
-are turned into models by peewee's ``Model.raw`` (its column conversions,
-no SQL building). Both dialects take the same text: quoted identifiers,
-``ON CONFLICT ... DO UPDATE``, ``RETURNING``. Every function expects an open
+PostgreSQL), and only the parameters change per call. A row that comes back
+becomes a model through ``first_row``: each column converted by its field's
+``python_value``, as peewee's ``Model.raw`` does, with the column-to-field
+plan worked out once per statement shape instead of per query. Both
+dialects take the same text: quoted identifiers, ``ON CONFLICT ... DO
+UPDATE``, ``RETURNING``. Every function expects an open
 connection; the writes belong inside the caller's transaction. Only model
 names and placeholders are formatted into the text (hence the S608 waivers);
 every value is a parameter.
@@ -19,9 +21,11 @@ Table and column names are the models' (``storage/models.py``);
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
+
+import peewee
 
 from billing_service.storage.models import (
     AUDIT_CONTENT_COLUMNS,
@@ -99,6 +103,50 @@ def finish_processed(
 PROCESSED_ANSWER_COLUMNS = ("event_id", "outcome", "user_id", "stripe_subscription_id")
 
 
+M = TypeVar("M", bound=peewee.Model)
+
+# Per result column: (the field's attribute name or the column's own, converter, is a field).
+_RowPlan = tuple[tuple[str, Callable[[Any], Any] | None, bool], ...]
+
+
+@functools.lru_cache(maxsize=128)
+def _row_plan(model: type[peewee.Model], columns: tuple[str, ...]) -> _RowPlan:
+    by_column = model._meta.columns
+    plan = []
+    for column in columns:
+        field = by_column.get(column)
+        if field is None:
+            plan.append((column, None, False))  # an alias: an attribute of its own
+        else:
+            plan.append((field.name, field.python_value, True))
+    return tuple(plan)
+
+
+def first_row(model: type[M], sql: str, params: Sequence[Any]) -> M | None:
+    """The first row ``sql`` returns as a ``model``, or None.
+
+    Field columns are converted as peewee converts them; any other column (an
+    alias) becomes an attribute of that name, as with ``Model.raw``.
+    """
+    cursor = database_proxy.obj.execute_sql(sql, params)
+    values = cursor.fetchone()
+    if values is None:
+        return None
+    plan = _row_plan(model, tuple(column[0] for column in cursor.description))
+    fields: dict[str, Any] = {}
+    extra: list[tuple[str, Any]] = []
+    for (name, convert, is_field), value in zip(plan, values, strict=True):
+        if is_field:
+            fields[name] = convert(value) if convert is not None and value is not None else value
+        else:
+            extra.append((name, value))
+    row = model(__no_default__=1, **fields)
+    for name, value in extra:
+        setattr(row, name, value)
+    row._dirty.clear()  # type: ignore[attr-defined]  # peewee: a loaded row is clean
+    return row
+
+
 @functools.cache
 def _processed_with_subscription_sql(param: str) -> str:
     processed = ProcessedEvent._meta.table_name
@@ -119,12 +167,13 @@ def processed_with_subscription(
     None when the event has no processed row; the subscription is None when no
     row has its id. The processed row carries ``PROCESSED_ANSWER_COLUMNS`` only.
     """
-    for row in Subscription.raw(_processed_with_subscription_sql(placeholder()), event_id):
-        done = ProcessedEvent(
-            **{name: getattr(row, f"processed_{name}") for name in PROCESSED_ANSWER_COLUMNS}
-        )
-        return done, (row if row.id is not None else None)
-    return None
+    row = first_row(Subscription, _processed_with_subscription_sql(placeholder()), (event_id,))
+    if row is None:
+        return None
+    done = ProcessedEvent(
+        **{name: getattr(row, f"processed_{name}") for name in PROCESSED_ANSWER_COLUMNS}
+    )
+    return done, (row if row.id is not None else None)
 
 
 @functools.cache
@@ -146,12 +195,14 @@ def subscription_with_customer_user(
     The customer's user is a subquery column of the row's read, so it is known
     only when the row exists; "" when the row or the link is absent.
     """
-    query = Subscription.raw(
-        _subscription_with_customer_user_sql(placeholder()), customer_id, subscription_id
+    row = first_row(
+        Subscription,
+        _subscription_with_customer_user_sql(placeholder()),
+        (customer_id, subscription_id),
     )
-    for row in query:
-        return row, str(getattr(row, "customer_user", None) or "")
-    return None, ""
+    if row is None:
+        return None, ""
+    return row, str(getattr(row, "customer_user", None) or "")
 
 
 @functools.cache
@@ -164,9 +215,7 @@ def _subscription_sql(param: str) -> str:
 
 def subscription_by_stripe_id(subscription_id: str) -> Subscription | None:
     """The stored row of a Stripe subscription id, if any."""
-    for row in Subscription.raw(_subscription_sql(placeholder()), subscription_id):
-        return row
-    return None
+    return first_row(Subscription, _subscription_sql(placeholder()), (subscription_id,))
 
 
 # The columns an upsert always writes; the Stripe id is the conflict target.
@@ -229,8 +278,8 @@ def upsert_subscription(
         discount if discount is not None else "",
         *(ordering if ordering is not None else (0, "", "")),
     )
-    query = Subscription.raw(_upsert_subscription_sql(placeholder(), updated), *params)
-    for stored in query:
+    stored = first_row(Subscription, _upsert_subscription_sql(placeholder(), updated), params)
+    if stored is not None:
         return stored
     raise RuntimeError(f"upsert of {stripe_subscription_id} returned no row")
 
