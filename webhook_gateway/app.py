@@ -108,22 +108,21 @@ async def receive_webhook(request: web.Request) -> web.Response:
         event = None
     if not isinstance(event, dict):
         return _reject(request, 400, "malformed_json")
-    event_id, event_type = _str_field(event, "id"), _str_field(event, "type")
+    delivered_id, event_type = _str_field(event, "id"), _str_field(event, "type")
 
     metrics = request.app[METRICS_KEY]
     seen = request.app[SEEN_KEY]
-    if event_id in seen:
+    if delivered_id in seen:
         metrics.seen_answers.inc()
-        log.info("event %s (%s): duplicate, finished before", event_id, event_type)
-        return _answer(request, 200, "duplicate", {"status": "duplicate", "event_id": event_id})
+        log.info("event %s (%s): duplicate, finished before", delivered_id, event_type)
+        return _answer(request, 200, "duplicate", {"status": "duplicate", "event_id": delivered_id})
     started = time.perf_counter()
     result = await request.app[FORWARDER_KEY].apply(raw)
     metrics.forward_seconds.labels(result.verdict.value).observe(time.perf_counter() - started)
-    if result.verdict is Verdict.DONE:
-        seen.add(event_id)
-    event_id = result.event_id or event_id
+    event_id = result.event_id or delivered_id
 
     if result.verdict is Verdict.DONE:
+        seen.add(delivered_id)
         log.info(
             "event %s (%s): %s",
             event_id,

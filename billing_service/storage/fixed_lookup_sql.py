@@ -4,9 +4,8 @@ The same pattern and rules as ``fixed_sql`` (whose placeholder helper these
 share): the resolve asks, for every checkout and invoice event, who the
 subscription, customer and invoice belong to and whether the subscription's
 events were ignored, in one statement (``known_users``, ``events/known.py``),
-and the duplicate
-check reads a user's live subscriptions whenever one becomes live
-(``events/duplicate_check.py``); peewee built their SQL on each call (issue
+and the duplicate check reads a user's live subscriptions whenever one
+becomes live (``events/duplicate_check.py``); peewee built their SQL on each call (issue
 10, docs/performance.md), so their text is fixed, formatted once per
 placeholder style. Every value is a parameter; only model names and
 placeholders are formatted into the text (hence the S608 waivers).
@@ -84,21 +83,6 @@ def _processed_with_outcome_sql(param: str) -> str:
         f'WHERE "stripe_subscription_id" = {param} AND "outcome" = {param} '
         f'AND lower("event_type") LIKE {param} LIMIT 1'
     )
-
-
-def processed_with_outcome(subscription_id: str, outcome: str, type_prefix: str) -> bool:
-    """Whether an event of the subscription ended with ``outcome``, of a type ``type_prefix``*.
-
-    ``type_prefix`` is compared without regard to case and may not hold a LIKE
-    wildcard (``_``, ``%``) or backslash.
-    """
-    if any(char in type_prefix for char in "_%\\"):
-        raise ValueError(f"event type prefix {type_prefix!r} holds a LIKE wildcard")
-    cursor = database_proxy.obj.execute_sql(
-        _processed_with_outcome_sql(placeholder()),
-        (subscription_id, outcome, f"{type_prefix.lower()}%"),
-    )
-    return cursor.fetchone() is not None
 
 
 @functools.cache
