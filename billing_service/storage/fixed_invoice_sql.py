@@ -15,7 +15,7 @@ import functools
 from collections.abc import Mapping
 from typing import Any
 
-from billing_service.storage.fixed_sql import first_row, placeholder, quoted_names
+from billing_service.storage.fixed_sql import by_key_sql, first_row, placeholder, quoted_names
 from billing_service.storage.models import Invoice
 from billing_service.storage.models import database as database_proxy
 
@@ -44,10 +44,7 @@ INVOICE_WRITTEN_COLUMNS = (
 
 @functools.cache
 def _invoice_sql(param: str) -> str:
-    return (
-        f'SELECT * FROM "{Invoice._meta.table_name}" '  # noqa: S608
-        f'WHERE "stripe_invoice_id" = {param}'
-    )
+    return by_key_sql(Invoice, "stripe_invoice_id", param)
 
 
 def invoice_by_stripe_id(stripe_invoice_id: str) -> Invoice | None:

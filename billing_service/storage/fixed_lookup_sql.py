@@ -17,17 +17,14 @@ from __future__ import annotations
 import functools
 from collections.abc import Collection
 
-from billing_service.storage.fixed_sql import placeholder
+from billing_service.storage.fixed_sql import by_key_sql, placeholder
 from billing_service.storage.models import Customer, Invoice, ProcessedEvent, Subscription
 from billing_service.storage.models import database as database_proxy
 
 
 @functools.cache
 def _customer_user_sql(param: str) -> str:
-    return (
-        f'SELECT "user_id" FROM "{Customer._meta.table_name}" '  # noqa: S608
-        f'WHERE "stripe_customer_id" = {param}'
-    )
+    return by_key_sql(Customer, "stripe_customer_id", param, '"user_id"')
 
 
 def customer_user(stripe_customer_id: str) -> str | None:
@@ -44,20 +41,17 @@ def _known_users_sql(param: str, check_ignored: bool) -> str:
     ignored = "0"
     if check_ignored:
         # Only asked when no row holds the subscription (CASE: in that order).
+        held = by_key_sql(Subscription, "stripe_subscription_id", param, "1")
         ignored = (
-            f'CASE WHEN NOT EXISTS (SELECT 1 FROM "{Subscription._meta.table_name}" '  # noqa: S608
-            f'WHERE "stripe_subscription_id" = {param}) '
+            f"CASE WHEN NOT EXISTS ({held}) "
             f"THEN EXISTS ({_processed_with_outcome_sql(param)}) ELSE 0 = 1 END"
         )
-    return (
-        f'SELECT (SELECT "user_id" FROM "{Subscription._meta.table_name}" '  # noqa: S608
-        f'WHERE "stripe_subscription_id" = {param}), '
-        f'(SELECT "user_id" FROM "{Customer._meta.table_name}" '
-        f'WHERE "stripe_customer_id" = {param}), '
-        f'(SELECT "user_id" FROM "{Invoice._meta.table_name}" '
-        f'WHERE "stripe_invoice_id" = {param}), '
-        f"{ignored}"
+    users = (
+        by_key_sql(Subscription, "stripe_subscription_id", param, '"user_id"'),
+        by_key_sql(Customer, "stripe_customer_id", param, '"user_id"'),
+        by_key_sql(Invoice, "stripe_invoice_id", param, '"user_id"'),
     )
+    return f"SELECT {', '.join(f'({user})' for user in users)}, {ignored}"
 
 
 def known_users(

@@ -48,6 +48,11 @@ def quoted_names(names: Sequence[str]) -> str:
     return ", ".join(f'"{name}"' for name in names)
 
 
+def by_key_sql(model: type[peewee.Model], key: str, param: str, selected: str = "*") -> str:
+    """``SELECT selected FROM`` the model's table ``WHERE key =`` one parameter."""
+    return f'SELECT {selected} FROM "{model._meta.table_name}" WHERE "{key}" = {param}'  # noqa: S608
+
+
 @functools.cache
 def _insert_processed_sql(param: str) -> str:
     return (
@@ -207,10 +212,7 @@ def subscription_with_customer_user(
 
 @functools.cache
 def _subscription_sql(param: str) -> str:
-    return (
-        f'SELECT * FROM "{Subscription._meta.table_name}" '  # noqa: S608
-        f'WHERE "stripe_subscription_id" = {param}'
-    )
+    return by_key_sql(Subscription, "stripe_subscription_id", param)
 
 
 def subscription_by_stripe_id(subscription_id: str) -> Subscription | None:
