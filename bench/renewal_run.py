@@ -4,11 +4,14 @@ Per backend and stream variant: a fresh database, a Stripe API that is never
 available (bench.renewal.StripeCounter), ``bench.counted_service`` (the
 service with SQL statements and commits counted), the gateway and the
 verify-and-200 baseline. Phases, all with the same deliveries and in-flight
-count: gateway (first delivery), baseline, and two all-duplicates replays:
+count: gateway (first delivery), baseline, and the all-duplicates replays:
 through the same gateway, which answers them from its memory of finished
-events (webhook_gateway/seen.py), and through a second gateway with that
-memory off, so each is forwarded and the service answers it (what a replica
-that did not see the first delivery does). Each phase records events/s, p50/p99, HTTP statuses,
+events (webhook_gateway/seen.py); with Redis, through a second gateway with
+that memory off that reads the service's processed markers
+(webhook_gateway/markers.py), as a replica that did not see the first
+delivery does; and through a third with neither, so each is forwarded and
+the service answers it. The first gateway shares the service's Redis, as
+deployed. Each phase records events/s, p50/p99, HTTP statuses,
 CPU ms per delivery of the service, the gateway and the database's backends
 (PostgreSQL; SQLite runs inside the service), statements and commits per
 applied event, Stripe calls and peak RSS. Then it checks exactly-once, the
@@ -210,23 +213,26 @@ def bench_renewal(
         children: list[ListeningProcess] = [service]
         try:
             common = {**quiet, "STRIPE_WEBHOOK_SECRETS": SECRET, "DATABASE_URL": database_url}
+            to_service = {**common, "GATEWAY_ADDR": "127.0.0.1:0"}
+            to_service["BILLING_SERVICE_TARGET"] = service.target
+            # As deployed: every gateway shares the service's Redis (when there is one).
             gateway = child(
                 ["webhook_gateway.cli", "serve"],
-                {**common, "GATEWAY_ADDR": "127.0.0.1:0", "BILLING_SERVICE_TARGET": service.target},
+                {**to_service, "REDIS_URL": redis_url},
                 "BILLING_GATEWAY_LISTENING",
             )
             children.append(gateway)
-            forwarding = child(
-                ["webhook_gateway.cli", "serve"],
-                {
-                    **common,
-                    "GATEWAY_ADDR": "127.0.0.1:0",
-                    "BILLING_SERVICE_TARGET": service.target,
-                    "GATEWAY_SEEN_EVENTS": "0",
-                },
-                "BILLING_GATEWAY_LISTENING",
-            )
-            children.append(forwarding)
+            replicas = {"other gateway, no Redis -> service": ""}
+            if redis_url:
+                replicas = {"other gateway (Redis markers)": redis_url, **replicas}
+            others: dict[str, ListeningProcess] = {}
+            for name, replica_redis in replicas.items():
+                others[name] = child(
+                    ["webhook_gateway.cli", "serve"],
+                    {**to_service, "GATEWAY_SEEN_EVENTS": "0", "REDIS_URL": replica_redis},
+                    "BILLING_GATEWAY_LISTENING",
+                )
+                children.append(others[name])
             baseline = child(
                 ["bench.webhook_baseline", "127.0.0.1", "0"], common, "BASELINE_LISTENING"
             )
@@ -258,14 +264,17 @@ def bench_renewal(
                 meters,
                 calls,
             )
-            replay = _phase(
-                (backend, stream_name, "all-duplicates replay, other gateway -> service"),
-                f"http://{forwarding.target}/webhooks/stripe",
-                stream.deliveries,
-                concurrency,
-                Meters(service, forwarding, database_url),
-                calls,
-            )
+            replays = [
+                _phase(
+                    (backend, stream_name, f"all-duplicates replay, {name}"),
+                    f"http://{other.target}/webhooks/stripe",
+                    stream.deliveries,
+                    concurrency,
+                    Meters(service, other, database_url),
+                    calls,
+                )
+                for name, other in others.items()
+            ]
             rss = {
                 "service": peak_rss_mb(service.proc.pid),  # type: ignore[union-attr]
                 "gateway": peak_rss_mb(gateway.proc.pid),  # type: ignore[union-attr]
@@ -277,7 +286,7 @@ def bench_renewal(
         audit = _audit_verify(database_url)
     processed = state.pop("__processed__")[1]
     wrong = sorted(sub for sub, want in stream.truth.items() if state.get(sub) != want)
-    phases = (first, base, remembered, replay)
+    phases = (first, base, remembered, *replays)
     for phase in phases:
         phase.ratio = round(phase.events_per_second / base.events_per_second, 3)
     return {

@@ -4,8 +4,9 @@ POST /webhooks/stripe answers (see docs/gateway.md for every body):
 
 * 200 ``{status, event_id}`` once the billing service is done with the event
   (applied, duplicate, ignored, stale) or it is stored as a dead letter; a
-  redelivery of an event this process saw finished is answered ``duplicate``
-  without a forward (seen.py);
+  redelivery of an event this process saw finished (seen.py), or whose
+  processed marker the service left in Redis (markers.py), is answered
+  ``duplicate`` without a forward;
 * 400/408/413 ``{error}`` when the delivery is refused: nothing is forwarded
   (408: the body did not arrive within GATEWAY_BODY_TIMEOUT_SECONDS, and the
   connection is closed);
@@ -26,6 +27,7 @@ from billing_service.tracing import Tracing
 from webhook_gateway.body import BodyRefused, ClientGone, read_body
 from webhook_gateway.dead_letters import DeadLetterStore, DeadLetterStoreError
 from webhook_gateway.forward import Forwarder, Verdict
+from webhook_gateway.markers import ProcessedMarkers
 from webhook_gateway.metrics import CONTENT_TYPE_LATEST, GatewayMetrics
 from webhook_gateway.seen import SeenEvents
 from webhook_gateway.settings import GatewaySettings
@@ -43,6 +45,7 @@ FORWARDER_KEY = web.AppKey("forwarder", Forwarder)
 DEAD_LETTERS_KEY = web.AppKey("dead_letters", DeadLetterStore)
 TRACING_KEY = web.AppKey[Tracing | None]("tracing")
 SEEN_KEY = web.AppKey("seen", SeenEvents)
+MARKERS_KEY = web.AppKey[ProcessedMarkers | None]("markers")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -114,8 +117,12 @@ async def receive_webhook(request: web.Request) -> web.Response:
     seen = request.app[SEEN_KEY]
     if delivered_id in seen:
         metrics.seen_answers.inc()
-        log.info("event %s (%s): duplicate, finished before", delivered_id, event_type)
-        return _answer(request, 200, "duplicate", {"status": "duplicate", "event_id": delivered_id})
+        return _finished_before(request, delivered_id, event_type)
+    markers = request.app[MARKERS_KEY]
+    if markers is not None and await markers.processed(delivered_id):
+        metrics.marker_answers.inc()
+        seen.add(delivered_id)
+        return _finished_before(request, delivered_id, event_type)
     started = time.perf_counter()
     result = await request.app[FORWARDER_KEY].apply(raw)
     metrics.forward_seconds.labels(result.verdict.value).observe(time.perf_counter() - started)
@@ -152,6 +159,11 @@ async def receive_webhook(request: web.Request) -> web.Response:
     )
     dead = {"status": "dead_lettered", "event_id": event_id, "dead_letter_id": dead_letter_id}
     return _answer(request, 200, "dead_lettered", dead)
+
+
+def _finished_before(request: web.Request, event_id: str, event_type: str) -> web.Response:
+    log.info("event %s (%s): duplicate, finished before", event_id, event_type)
+    return _answer(request, 200, "duplicate", {"status": "duplicate", "event_id": event_id})
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -213,6 +225,19 @@ async def _dead_letters_ctx(app: web.Application) -> AsyncIterator[None]:
     store.close()
 
 
+async def _markers_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS_KEY]
+    markers = None
+    if settings.redis_url:
+        markers = ProcessedMarkers.connect(
+            settings.redis_url, settings.redis_timeout_seconds, app[METRICS_KEY].redis_errors
+        )
+    app[MARKERS_KEY] = markers
+    yield
+    if markers is not None:
+        await markers.close()
+
+
 def build_app(settings: GatewaySettings, tracing: Tracing | None = None) -> web.Application:
     """The gateway application for ``settings``; resources open on startup.
 
@@ -229,6 +254,7 @@ def build_app(settings: GatewaySettings, tracing: Tracing | None = None) -> web.
     app[SEEN_KEY] = SeenEvents(settings.seen_events)
     app.cleanup_ctx.append(_forwarder_ctx)
     app.cleanup_ctx.append(_dead_letters_ctx)
+    app.cleanup_ctx.append(_markers_ctx)
     app.router.add_post(WEBHOOK_PATH, receive_webhook)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)

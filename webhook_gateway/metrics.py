@@ -14,7 +14,7 @@ __all__ = ["CONTENT_TYPE_LATEST", "GatewayMetrics"]
 
 
 class GatewayMetrics:
-    """Answers by status and reason, dead letters, redeliveries answered here, forward latency."""
+    """Answers by status and reason, dead letters, redeliveries answered here, Redis, forwards."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
@@ -33,6 +33,18 @@ class GatewayMetrics:
             "billing_gateway_seen_answers",
             "Redeliveries answered duplicate from this process's memory of finished events,"
             " without a forward.",
+            registry=self.registry,
+        )
+        self.marker_answers = Counter(
+            "billing_gateway_marker_answers",
+            "Redeliveries answered duplicate from the service's processed marker in Redis,"
+            " without a forward.",
+            registry=self.registry,
+        )
+        self.redis_errors = Counter(
+            "billing_gateway_redis_errors",
+            "Failed reads of processed markers (the delivery was forwarded; Redis is then"
+            " skipped for a while).",
             registry=self.registry,
         )
         self.forward_seconds = Histogram(

@@ -66,6 +66,18 @@ SETTINGS: tuple[SettingSpec, ...] = (
         " redeliveries without a forward (0: forward every delivery)",
     ),
     SettingSpec(
+        "REDIS_URL",
+        default_of(service.SETTINGS, "REDIS_URL"),
+        "the billing service's Redis; set: a redelivery whose processed marker is there is"
+        " answered duplicate without a forward, on every replica",
+    ),
+    SettingSpec(
+        "GATEWAY_REDIS_TIMEOUT_SECONDS",
+        default_of(service.SETTINGS, "BILLING_REDIS_TIMEOUT_SECONDS"),
+        "connect/read timeout of one marker read; on a failure the gateway forwards and"
+        " stops asking Redis for 10 s",
+    ),
+    SettingSpec(
         "DATABASE_URL",
         default_of(service.SETTINGS, "DATABASE_URL"),
         "the billing service's database, where dead letters are written",
@@ -105,6 +117,8 @@ class GatewaySettings:
     forward_deadline_seconds: float
     body_timeout_seconds: float
     seen_events: int
+    redis_url: str = field(repr=False)
+    redis_timeout_seconds: float
     database_url: str = field(repr=False)
     log_level: str
     log_format: str
@@ -146,6 +160,8 @@ class GatewaySettings:
             forward_deadline_seconds=read.at_least("GATEWAY_FORWARD_DEADLINE_SECONDS", 0.05),
             body_timeout_seconds=read.at_least("GATEWAY_BODY_TIMEOUT_SECONDS", 0.05),
             seen_events=seen_events,
+            redis_url=read.text("REDIS_URL"),
+            redis_timeout_seconds=read.at_least("GATEWAY_REDIS_TIMEOUT_SECONDS", 0.01),
             database_url=read.text("DATABASE_URL"),
             log_level=read.text("GATEWAY_LOG_LEVEL").upper(),
             log_format=log_format,
