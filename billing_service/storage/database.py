@@ -56,10 +56,18 @@ def open_database(url: str, max_connections: int = 8) -> peewee.Database:
     scheme = urlsplit(url).scheme
     if scheme == "sqlite":
         # WAL lets readers run beside the single writer; busy_timeout makes a
-        # writer wait for the lock instead of failing at once.
+        # writer wait for the lock instead of failing at once. Each database
+        # thread holds its own connection, and SQLite's default page cache
+        # (2 MiB each) cost 15 MB of RSS with no measured speed-up over 256 KiB:
+        # the operating system's page cache holds the file anyway.
         return connect(
             url,
-            pragmas={"journal_mode": "wal", "busy_timeout": 10000, "synchronous": "normal"},
+            pragmas={
+                "journal_mode": "wal",
+                "busy_timeout": 10000,
+                "synchronous": "normal",
+                "cache_size": -256,
+            },
             check_same_thread=False,
         )
     if scheme in ("postgres", "postgresql"):
