@@ -243,6 +243,9 @@ async def test_canceled_back_to_active_is_refused_audited_and_ignored(
     [
         (b"", "required"),
         (b"not json", "not JSON"),
+        (b'{"id": "\xff"}', "not JSON (str is not valid UTF-8"),
+        (b"[" * 2000 + b"]" * 2000, "not JSON (depth limit exceeded)"),
+        (b'{"object": "event"} trailing', "not JSON (unexpected content after document)"),
         (b"[1, 2]", "not a JSON object"),
         (b'{"object": "customer", "id": "cus_1"}', "not a Stripe event"),
         (

@@ -112,7 +112,10 @@ def test_body_over_the_limit(gateway: GatewayProcess, standin: StandIn) -> None:
     assert (answer.status, answer.json) == (413, {"error": "body_too_large"})
 
 
-@pytest.mark.parametrize("body", [b'{"id": "evt_x", ', b"[1, 2]", b"null", b'"text"'])
+@pytest.mark.parametrize(
+    "body",
+    [b'{"id": "evt_x", ', b"[1, 2]", b"null", b'"text"', b"[" * 5000 + b"]" * 5000],
+)
 def test_signed_malformed_json(gateway: GatewayProcess, standin: StandIn, body: bytes) -> None:
     answer = _rejected(gateway, standin, body, sign(body, NEW_SECRET))
     assert (answer.status, answer.json) == (400, {"error": "malformed_json"})
