@@ -41,7 +41,9 @@ def test_the_target_is_what_the_ready_line_reports_after_other_lines() -> None:
         def on_line(self, line: str) -> None:
             seen.append(line.strip())
 
-    ready = ["-c", "print('hello', flush=True); print('READY 127.0.0.1:1234', flush=True); input()"]
+    # signal.pause(), not input(): with stdin at EOF (as under CI) input() returns at once.
+    program = "import signal; print('hello', flush=True); print('READY 127.0.0.1:1234', flush=True)"
+    ready = ["-c", program + "; signal.pause()"]
     with Child(ready, {}, ready_line="READY", program=[sys.executable]) as child:
         assert child.target == "127.0.0.1:1234"
         assert child.alive()
