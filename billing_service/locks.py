@@ -33,13 +33,13 @@ from collections.abc import AsyncIterator
 from redis.exceptions import RedisError
 
 from billing_service.errors import Unavailable
+from billing_service.processed_marker import marker_key
 from billing_service.redis_breaker import RedisBreaker
 from billing_service.redis_client import Redis
 
 log = logging.getLogger(__name__)
 
 _LOCK_PREFIX = "billing:lock:"
-_SEEN_PREFIX = "billing:event:"
 _RETRY_SECONDS = 0.02
 
 # KEYS: lock, marker ("" skips the marker check). ARGV: token, expiry in ms.
@@ -230,7 +230,7 @@ class EventLocks:
     @staticmethod
     def marker(event_id: str) -> str:
         """The dedupe marker's key of ``event_id``."""
-        return _SEEN_PREFIX + event_id
+        return marker_key(event_id)
 
     async def seen(self, event_id: str) -> bool:
         """True when Redis remembers ``event_id`` as processed (False without or on error)."""

@@ -2,7 +2,7 @@
 
 The service writes a marker (``billing_service.locks``) for each event once
 its transaction committed, whatever the outcome (applied, ignored, stale),
-and keeps it for ``BILLING_DEDUPE_TTL_SECONDS``. A gateway that shares the
+and keeps it for ``BILLING_EVENT_DEDUPE_TTL_SECONDS``. A gateway that shares the
 service's ``REDIS_URL`` asks for it before forwarding, so a redelivery that
 lands on a replica which never saw the event (or on one that restarted) is
 answered ``duplicate`` with one ``EXISTS`` instead of a forward, the
@@ -23,13 +23,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from typing import TYPE_CHECKING
 
-import redis.asyncio as aioredis
 from prometheus_client import Counter
-from redis.exceptions import RedisError
 
-from billing_service.locks import EventLocks
-from billing_service.redis_client import Redis
+from billing_service.processed_marker import marker_key
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +46,12 @@ class ProcessedMarkers:
     def __init__(
         self, redis: Redis, timeout: float, errors: Counter, skip_seconds: float = 10.0
     ) -> None:
+        from redis.exceptions import RedisError  # loaded with the client already
+
         self.redis = redis
         self.timeout = timeout
+        # A timeout (asyncio.timeout's TimeoutError) is an OSError.
+        self._failures: tuple[type[BaseException], ...] = (RedisError, OSError)
         self.skip_seconds = skip_seconds
         self._errors = errors
         self._skip_until = 0.0
@@ -61,6 +66,9 @@ class ProcessedMarkers:
         redis-py's ``socket_timeout`` (5 s unless given), which wraps every
         socket write in a task of its own.
         """
+        # Imported here: redis-py costs a gateway without REDIS_URL ~8 MB of RSS for nothing.
+        import redis.asyncio as aioredis
+
         client = aioredis.Redis.from_url(
             url, socket_timeout=None, socket_connect_timeout=timeout, decode_responses=True
         )
@@ -71,7 +79,7 @@ class ProcessedMarkers:
         if not event_id or time.monotonic() < self._skip_until:
             return False
         answer = asyncio.get_running_loop().create_future()
-        self._waiting.append((EventLocks.marker(event_id), answer))
+        self._waiting.append((marker_key(event_id), answer))
         if self._flush is None:
             # Runs after the callbacks already ready, so their reads join this batch.
             self._flush = asyncio.create_task(self._read_batch())
@@ -84,7 +92,7 @@ class ProcessedMarkers:
         try:
             async with asyncio.timeout(self.timeout):
                 found = await self.redis.mget([key for key, _ in waiting])
-        except (RedisError, OSError) as exc:  # OSError includes TimeoutError
+        except self._failures as exc:
             self._failed(exc)
         else:
             if self._skip_until:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from billing_service.locks import EventLocks
+from billing_service.processed_marker import marker_key
 from billing_service.storage.database import migrate, open_database
 from tests.gateway.conftest import NEW_SECRET, gateway_env
 from tests.gateway.standin import StandIn
@@ -54,7 +54,7 @@ def test_a_delivery_whose_marker_exists_is_answered_duplicate_without_a_forward(
     marker_gateway: GatewayProcess, standin: StandIn, shared_redis: redis.Redis
 ) -> None:
     event = new_event()
-    shared_redis.set(EventLocks.marker(event["id"]), "1")
+    shared_redis.set(marker_key(event["id"]), "1")
     before = _metric(marker_gateway, "billing_gateway_marker_answers_total")
 
     answer = deliver(marker_gateway, event, NEW_SECRET)
@@ -79,7 +79,7 @@ def test_a_marker_does_not_let_an_unsigned_delivery_through(
     marker_gateway: GatewayProcess, standin: StandIn, shared_redis: redis.Redis
 ) -> None:
     event = new_event()
-    shared_redis.set(EventLocks.marker(event["id"]), "1")
+    shared_redis.set(marker_key(event["id"]), "1")
 
     answer = deliver(marker_gateway, event, "whsec_not_ours")
 
@@ -173,7 +173,7 @@ def test_concurrent_deliveries_each_get_the_answer_of_their_own_marker(
     events = [new_event() for _ in range(24)]
     marked = {event["id"] for event in events[::2]}
     for event_id in marked:
-        shared_redis.set(EventLocks.marker(event_id), "1")
+        shared_redis.set(marker_key(event_id), "1")
 
     with ThreadPoolExecutor(max_workers=len(events)) as pool:
         answers = list(pool.map(lambda event: deliver(marker_gateway, event, NEW_SECRET), events))
