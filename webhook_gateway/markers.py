@@ -5,7 +5,7 @@ its transaction committed, whatever the outcome (applied, ignored, stale),
 and keeps it for ``BILLING_EVENT_DEDUPE_TTL_SECONDS``. A gateway that shares the
 service's ``REDIS_URL`` asks for it before forwarding, so a redelivery that
 lands on a replica which never saw the event (or on one that restarted) is
-answered ``duplicate`` with one ``EXISTS`` instead of a forward, the
+answered ``duplicate`` after one Redis read instead of a forward, the
 service's lock round trip and its database read.
 
 Redis only saves work here: when it fails or is slow, the delivery is
@@ -56,7 +56,8 @@ class ProcessedMarkers:
         self._errors = errors
         self._skip_until = 0.0
         self._waiting: list[tuple[str, asyncio.Future[bool]]] = []
-        self._flush: asyncio.Task[None] | None = None
+        # Reads in flight, held here because the event loop keeps only weak references.
+        self._reads: set[asyncio.Task[None]] = set()
 
     @classmethod
     def connect(cls, url: str, timeout: float, errors: Counter) -> ProcessedMarkers:
@@ -79,15 +80,16 @@ class ProcessedMarkers:
         if not event_id or time.monotonic() < self._skip_until:
             return False
         answer = asyncio.get_running_loop().create_future()
+        if not self._waiting:
+            # Starts after the callbacks already ready, so their questions join this batch.
+            read = asyncio.create_task(self._read_batch())
+            self._reads.add(read)
+            read.add_done_callback(self._reads.discard)
         self._waiting.append((marker_key(event_id), answer))
-        if self._flush is None:
-            # Runs after the callbacks already ready, so their reads join this batch.
-            self._flush = asyncio.create_task(self._read_batch())
         return await answer
 
     async def _read_batch(self) -> None:
         waiting, self._waiting = self._waiting, []
-        self._flush = None
         found: list[bytes | str | None] = [None] * len(waiting)
         try:
             async with asyncio.timeout(self.timeout):
