@@ -5,13 +5,11 @@ from __future__ import annotations
 import socket
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 import redis
 
 from billing_service.processed_marker import marker_key
-from billing_service.storage.database import migrate, open_database
 from tests.gateway.conftest import NEW_SECRET, gateway_env
 from tests.gateway.standin import StandIn
 from tests.gateway.support import GatewayProcess, deliver, new_event, request
@@ -122,20 +120,16 @@ def test_with_redis_down_every_delivery_is_forwarded_and_the_failure_counted_onc
 
 
 def test_a_redelivery_through_another_gateway_is_answered_from_the_service_marker(
-    tmp_path: Path,
+    gateway_db: str,
 ) -> None:
     shared = redis_url()
-    database_url = f"sqlite:///{tmp_path / 'billing.db'}"
-    db = open_database(database_url)
-    migrate(db)
-    db.close()
     service_env = {
-        "DATABASE_URL": database_url,
+        "DATABASE_URL": gateway_db,
         "REDIS_URL": shared,
         "BILLING_PLANS_FILE": str(PLANS_FILE),
     }
     with ServiceProcess(service_env).start() as service:
-        env = gateway_env(service.target, database_url, GATEWAY_SEEN_EVENTS="0")
+        env = gateway_env(service.target, gateway_db, GATEWAY_SEEN_EVENTS="0")
         with (
             GatewayProcess(env) as first,
             GatewayProcess({**env, "REDIS_URL": shared}) as second,
