@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
@@ -97,6 +98,17 @@ class EnvReader:
         raw = self.text(name).lower()
         if raw not in choices:
             raise SettingsError(f"{name} must be one of {', '.join(choices)}, got {raw!r}")
+        return raw
+
+    def url(self, name: str, schemes: tuple[str, ...]) -> str:
+        """``name`` as a URL with one of ``schemes``, or "" when unset without a default.
+
+        The error never quotes the value: a URL may carry a password.
+        """
+        raw = self.text(name)
+        if raw and urlsplit(raw).scheme not in schemes:
+            allowed = ", ".join(f"{scheme}://" for scheme in schemes)
+            raise SettingsError(f"{name} must start with {allowed} (value not shown)")
         return raw
 
     def items(self, name: str) -> tuple[str, ...]:

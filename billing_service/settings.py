@@ -161,6 +161,8 @@ SETTINGS: tuple[SettingSpec, ...] = (
 
 EVENT_LOOPS = ("uvloop", "asyncio")
 LOG_FORMATS = ("json", "text")
+# What redis-py's from_url accepts; checked at start so a typo is one line, not a traceback.
+REDIS_URL_SCHEMES = ("redis", "rediss", "unix")
 
 
 @dataclass(frozen=True)
@@ -213,7 +215,7 @@ class Settings:
         return cls(
             grpc_addr=read.text("BILLING_GRPC_ADDR"),
             database_url=read.text("DATABASE_URL"),
-            redis_url=read.text("REDIS_URL"),
+            redis_url=read.url("REDIS_URL", REDIS_URL_SCHEMES),
             stripe_secret_key=read.text("STRIPE_SECRET_KEY"),
             stripe_api_base=read.text("STRIPE_API_BASE").rstrip("/"),
             stripe_webhook_secrets=read.items("STRIPE_WEBHOOK_SECRETS"),

@@ -160,7 +160,7 @@ class GatewaySettings:
             forward_deadline_seconds=read.at_least("GATEWAY_FORWARD_DEADLINE_SECONDS", 0.05),
             body_timeout_seconds=read.at_least("GATEWAY_BODY_TIMEOUT_SECONDS", 0.05),
             seen_events=seen_events,
-            redis_url=read.text("REDIS_URL"),
+            redis_url=read.url("REDIS_URL", service.REDIS_URL_SCHEMES),
             redis_timeout_seconds=read.at_least("GATEWAY_REDIS_TIMEOUT_SECONDS", 0.01),
             database_url=read.text("DATABASE_URL"),
             log_level=read.text("GATEWAY_LOG_LEVEL").upper(),

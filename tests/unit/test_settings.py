@@ -89,3 +89,30 @@ def test_redirect_hosts_are_lowercased_and_a_bad_entry_fails_at_start(tmp_path: 
     assert result.returncode == 2
     assert "BILLING_REDIRECT_HOSTS" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("program", "extra"),
+    [("billing_service.cli", {}), ("webhook_gateway.cli", {"STRIPE_WEBHOOK_SECRETS": "whsec_x"})],
+)
+def test_a_redis_url_without_a_redis_scheme_fails_at_start_without_showing_it(
+    tmp_path: Path, program: str, extra: dict[str, str]
+) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", program, "serve"],
+        cwd=REPO_ROOT,
+        env={
+            "REDIS_URL": "cache.internal:6379/hunter2",
+            "DATABASE_URL": f"sqlite:///{tmp_path}/x.db",
+            **extra,
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "REDIS_URL must start with redis://, rediss://, unix://" in result.stderr
+    assert "hunter2" not in result.stderr
+    assert "Traceback" not in result.stderr
+    for url in ("redis://:pw@cache:6379/0", "rediss://cache", "unix:///run/redis.sock", ""):
+        assert Settings.from_env({"REDIS_URL": url}).redis_url == url
