@@ -132,7 +132,7 @@ class Claim:
         script = self._locks.take_script
         assert script is not None  # a client means a script
         token = uuid.uuid4().hex
-        marker = self._locks.marker(self._event_id) if check_seen else ""
+        marker = marker_key(self._event_id) if check_seen else ""
         try:
             while True:
                 got = await script(
@@ -175,7 +175,7 @@ class Claim:
         # Released even while the breaker is open: a lock we hold blocks other replicas.
         script = self._locks.release_script
         assert script is not None
-        marker = self._locks.marker(self._event_id) if applied else ""
+        marker = marker_key(self._event_id) if applied else ""
         try:
             freed = await script(
                 keys=[_LOCK_PREFIX + self._key, marker],
@@ -227,18 +227,13 @@ class EventLocks:
         log.warning("redis %s failed (%s); using the database only", purpose, exc)
         self.breaker.failed(purpose, exc)
 
-    @staticmethod
-    def marker(event_id: str) -> str:
-        """The dedupe marker's key of ``event_id``."""
-        return marker_key(event_id)
-
     async def seen(self, event_id: str) -> bool:
         """True when Redis remembers ``event_id`` as processed (False without or on error)."""
         client = self.client("dedupe_check")
         if client is None:
             return False
         try:
-            found = bool(await client.exists(self.marker(event_id)))
+            found = bool(await client.exists(marker_key(event_id)))
         except (RedisError, OSError) as exc:
             self.failed("dedupe_check", exc)
             return False
@@ -251,7 +246,7 @@ class EventLocks:
         if client is None:
             return
         try:
-            await client.set(self.marker(event_id), b"1", ex=self.dedupe_ttl)
+            await client.set(marker_key(event_id), b"1", ex=self.dedupe_ttl)
         except (RedisError, OSError) as exc:
             self.failed("dedupe_mark", exc)
 
