@@ -119,7 +119,11 @@ async def receive_webhook(request: web.Request) -> web.Response:
         metrics.seen_answers.inc()
         return _finished_before(request, delivered_id, event_type)
     markers = request.app[MARKERS_KEY]
-    if markers is not None and await markers.processed(delivered_id):
+    if (
+        markers is not None
+        and _may_be_redelivery(event, settings.marker_min_age_seconds)
+        and await markers.processed(delivered_id)
+    ):
         metrics.marker_answers.inc()
         seen.add(delivered_id)
         return _finished_before(request, delivered_id, event_type)
@@ -159,6 +163,20 @@ async def receive_webhook(request: web.Request) -> web.Response:
     )
     dead = {"status": "dead_lettered", "event_id": event_id, "dead_letter_id": dead_letter_id}
     return _answer(request, 200, "dead_lettered", dead)
+
+
+def _may_be_redelivery(event: dict[str, Any], min_age_seconds: float) -> bool:
+    """False for an event created moments ago: its first delivery, not worth a Redis read.
+
+    Only this read depends on ``created``; acceptance never does (Stripe
+    re-signs retries, so an old event is legitimate). Both answers are
+    correct: a redelivery not asked about is forwarded and answered by the
+    service.
+    """
+    created = event.get("created")
+    if not isinstance(created, int) or isinstance(created, bool):
+        return True
+    return time.time() - created >= min_age_seconds
 
 
 def _finished_before(request: web.Request, event_id: str, event_type: str) -> web.Response:

@@ -72,6 +72,12 @@ SETTINGS: tuple[SettingSpec, ...] = (
         " answered duplicate without a forward, on every replica",
     ),
     SettingSpec(
+        "GATEWAY_MARKER_MIN_AGE_SECONDS",
+        "60",
+        "with REDIS_URL, ask for the marker only for events created at least this long ago"
+        " (a first delivery arrives seconds after, a retry minutes to days after); 0: always",
+    ),
+    SettingSpec(
         "GATEWAY_REDIS_TIMEOUT_SECONDS",
         default_of(service.SETTINGS, "BILLING_REDIS_TIMEOUT_SECONDS"),
         "connect/read timeout of one marker read; on a failure the gateway forwards and"
@@ -118,6 +124,7 @@ class GatewaySettings:
     body_timeout_seconds: float
     seen_events: int
     redis_url: str = field(repr=False)
+    marker_min_age_seconds: float
     redis_timeout_seconds: float
     database_url: str = field(repr=False)
     log_level: str
@@ -161,6 +168,7 @@ class GatewaySettings:
             body_timeout_seconds=read.at_least("GATEWAY_BODY_TIMEOUT_SECONDS", 0.05),
             seen_events=seen_events,
             redis_url=read.url("REDIS_URL", service.REDIS_URL_SCHEMES),
+            marker_min_age_seconds=read.at_least("GATEWAY_MARKER_MIN_AGE_SECONDS", 0),
             redis_timeout_seconds=read.at_least("GATEWAY_REDIS_TIMEOUT_SECONDS", 0.01),
             database_url=read.text("DATABASE_URL"),
             log_level=read.text("GATEWAY_LOG_LEVEL").upper(),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
@@ -60,6 +61,41 @@ def test_a_delivery_whose_marker_exists_is_answered_duplicate_without_a_forward(
     assert (answer.status, answer.json) == (200, {"status": "duplicate", "event_id": event["id"]})
     assert standin.count(event["id"]) == 0
     assert _metric(marker_gateway, "billing_gateway_marker_answers_total") == before + 1
+
+
+def test_a_first_delivery_of_a_fresh_event_does_not_ask_redis(
+    marker_gateway: GatewayProcess, standin: StandIn, shared_redis: redis.Redis
+) -> None:
+    # Created moments ago: a first delivery, so the marker is not read (60 s by default),
+    # and this one is forwarded although a marker for it exists.
+    event = new_event(created=int(time.time()))
+    shared_redis.set(marker_key(event["id"]), "1")
+    before = _metric(marker_gateway, "billing_gateway_marker_answers_total")
+
+    answer = deliver(marker_gateway, event, NEW_SECRET)
+
+    assert answer.json == {"status": "applied", "event_id": event["id"]}
+    assert standin.count(event["id"]) == 1
+    assert _metric(marker_gateway, "billing_gateway_marker_answers_total") == before
+
+
+def test_with_no_minimum_age_every_delivery_asks_redis(
+    standin: StandIn, gateway_db: str, shared_redis: redis.Redis
+) -> None:
+    env = gateway_env(
+        standin.target,
+        gateway_db,
+        REDIS_URL=redis_url(),
+        GATEWAY_SEEN_EVENTS="0",
+        GATEWAY_MARKER_MIN_AGE_SECONDS="0",
+    )
+    event = new_event(created=int(time.time()))
+    shared_redis.set(marker_key(event["id"]), "1")
+    with GatewayProcess(env) as gateway:
+        answer = deliver(gateway, event, NEW_SECRET)
+
+    assert answer.json == {"status": "duplicate", "event_id": event["id"]}
+    assert standin.count(event["id"]) == 0
 
 
 def test_a_delivery_without_a_marker_is_forwarded(
@@ -150,10 +186,13 @@ def test_a_redelivery_through_another_gateway_is_answered_from_the_service_marke
             assert _metric(first, "billing_gateway_marker_answers_total") == 0
 
 
-def test_the_marker_timeout_must_be_positive() -> None:
-    env = {"STRIPE_WEBHOOK_SECRETS": NEW_SECRET, "GATEWAY_REDIS_TIMEOUT_SECONDS": "0"}
-    with pytest.raises(SettingsError, match="GATEWAY_REDIS_TIMEOUT_SECONDS"):
-        GatewaySettings.from_env(env)
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("GATEWAY_REDIS_TIMEOUT_SECONDS", "0"), ("GATEWAY_MARKER_MIN_AGE_SECONDS", "-1")],
+)
+def test_the_marker_settings_refuse_values_out_of_range(name: str, value: str) -> None:
+    with pytest.raises(SettingsError, match=name):
+        GatewaySettings.from_env({"STRIPE_WEBHOOK_SECRETS": NEW_SECRET, name: value})
 
 
 def test_the_redis_url_is_not_in_the_settings_repr() -> None:
