@@ -56,17 +56,22 @@ def test_readme_lists_every_setting_of_both_services() -> None:
     assert not missing, f"README configuration reference lacks {missing}"
 
 
-def test_bad_catalog_fails_at_start_naming_the_entry(tmp_path: Path) -> None:
-    plans = tmp_path / "plans.toml"
-    plans.write_text('[plans.pro]\nprice_id = "oops"\nmonthly_limit = 1\n', encoding="utf-8")
-    result = subprocess.run(
-        [sys.executable, "-m", "billing_service.cli", "serve"],
+def _serve(program: str, tmp_path: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """``python -m PROGRAM serve`` with only ``env`` and a database under ``tmp_path``."""
+    return subprocess.run(
+        [sys.executable, "-m", program, "serve"],
         cwd=REPO_ROOT,
-        env={"BILLING_PLANS_FILE": str(plans), "DATABASE_URL": f"sqlite:///{tmp_path}/x.db"},
+        env={"DATABASE_URL": f"sqlite:///{tmp_path}/x.db", **env},
         capture_output=True,
         text=True,
         timeout=60,
     )
+
+
+def test_bad_catalog_fails_at_start_naming_the_entry(tmp_path: Path) -> None:
+    plans = tmp_path / "plans.toml"
+    plans.write_text('[plans.pro]\nprice_id = "oops"\nmonthly_limit = 1\n', encoding="utf-8")
+    result = _serve("billing_service.cli", tmp_path, {"BILLING_PLANS_FILE": str(plans)})
     assert result.returncode == 2
     assert "plans.pro.price_id" in result.stderr
 
@@ -75,16 +80,8 @@ def test_redirect_hosts_are_lowercased_and_a_bad_entry_fails_at_start(tmp_path: 
     settings = Settings.from_env({"BILLING_REDIRECT_HOSTS": "App.Example.com, *.example.org,"})
     assert settings.redirect_hosts == frozenset({"app.example.com", "*.example.org"})
     assert Settings.from_env({}).redirect_hosts == frozenset()
-    result = subprocess.run(
-        [sys.executable, "-m", "billing_service.cli", "serve"],
-        cwd=REPO_ROOT,
-        env={
-            "BILLING_REDIRECT_HOSTS": "https://app.example.com/",
-            "DATABASE_URL": f"sqlite:///{tmp_path}/x.db",
-        },
-        capture_output=True,
-        text=True,
-        timeout=60,
+    result = _serve(
+        "billing_service.cli", tmp_path, {"BILLING_REDIRECT_HOSTS": "https://app.example.com/"}
     )
     assert result.returncode == 2
     assert "BILLING_REDIRECT_HOSTS" in result.stderr
@@ -98,18 +95,7 @@ def test_redirect_hosts_are_lowercased_and_a_bad_entry_fails_at_start(tmp_path: 
 def test_a_redis_url_without_a_redis_scheme_fails_at_start_without_showing_it(
     tmp_path: Path, program: str, extra: dict[str, str]
 ) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", program, "serve"],
-        cwd=REPO_ROOT,
-        env={
-            "REDIS_URL": "cache.internal:6379/hunter2",
-            "DATABASE_URL": f"sqlite:///{tmp_path}/x.db",
-            **extra,
-        },
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = _serve(program, tmp_path, {"REDIS_URL": "cache.internal:6379/hunter2", **extra})
     assert result.returncode == 2
     assert "REDIS_URL must start with redis://, rediss://, unix://" in result.stderr
     assert "hunter2" not in result.stderr
