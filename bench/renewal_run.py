@@ -213,8 +213,11 @@ def bench_renewal(
         children: list[ListeningProcess] = [service]
         try:
             common = {**quiet, "STRIPE_WEBHOOK_SECRETS": SECRET, "DATABASE_URL": database_url}
-            to_service = {**common, "GATEWAY_ADDR": "127.0.0.1:0"}
-            to_service["BILLING_SERVICE_TARGET"] = service.target
+            to_service = {
+                **common,
+                "GATEWAY_ADDR": "127.0.0.1:0",
+                "BILLING_SERVICE_TARGET": service.target,
+            }
             # As deployed: every gateway shares the service's Redis (when there is one).
             gateway = child(
                 ["webhook_gateway.cli", "serve"],
