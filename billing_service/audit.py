@@ -97,14 +97,15 @@ def append(
     )
     record.hash = record_hash(_hashed_view(record), prev_hash)
     # Text columns as str, as peewee's CharField would pass them (enum members included).
-    record.id = fixed_sql.insert_audit_record(
+    record.id = fixed_sql.append_audit_record(
         [
             value if name == "created_at" else str(value)
             for name in fixed_sql.AUDIT_RECORD_COLUMNS
             for value in (getattr(record, name),)
-        ]
+        ],
+        user_id,
+        record.hash,
     )
-    fixed_sql.set_audit_head(user_id, record.hash, record.id)
     return record
 
 

@@ -120,6 +120,10 @@ def start_http_exporter(addr: str) -> int:
     return bound
 
 
+GROUP_COMMIT_RERUNS = Counter(
+    "billing_event_group_commit_reruns_total",
+    "Group commits run again with a savepoint per event because one event's apply raised",
+)
 GROUP_COMMIT_SIZE = Histogram(
     "billing_event_group_commit_size",
     "Events applied per group-commit transaction",

@@ -4,14 +4,16 @@
 caller opened (``apply_event`` opens one per event; a group-commit layer may
 run several in one); it never commits or rolls back itself.
 
-The event's row in ``processed_event`` is inserted first, with no read
-before it: its unique ``event_id`` makes an already processed event fail at
-once, and a concurrent duplicate block on the index and then fail
-(IntegrityError -> DUPLICATE, ``apply_event`` reads the first outcome after
-rolling back) without writing anything. On PostgreSQL a
-transaction-scoped advisory lock on the subscription id then serializes
-events for one subscription across replicas, so the ordering check and the
-upsert see each other; SQLite's IMMEDIATE transactions serialize all writers.
+On PostgreSQL a transaction-scoped advisory lock on the subscription id
+serializes events for one subscription across replicas, so the ordering
+check and the upsert see each other; SQLite's IMMEDIATE transactions
+serialize all writers. The event's row in ``processed_event`` is inserted
+last, with its outcome, in one statement: its unique ``event_id`` makes an
+already processed event, or a concurrent duplicate that committed first,
+fail there (IntegrityError), and the rollback of the event's transaction or
+savepoint undoes whatever it wrote before (``apply_event`` then reads the
+first outcome: DUPLICATE). Redeliveries rarely get this far: the service
+answers them from the processed record before taking any write path.
 Every outcome (APPLIED, IGNORED, STALE) is recorded, so a retry of any
 finished event answers DUPLICATE; only a failed transaction leaves no trace.
 """
@@ -115,6 +117,8 @@ def apply_event(
         with db.transaction():
             return apply_in_transaction(db, catalog, event, resolution)
     except peewee.IntegrityError:
+        if db.in_shared_transaction:
+            raise  # the transaction is lost: group commit runs this unit again in a savepoint
         # A concurrent delivery of the same event committed first.
         found = duplicate_of(event.id)
         if found is None:
@@ -129,13 +133,20 @@ def apply_in_transaction(
 
     Raises IntegrityError when a delivery of the same event holds the processed
     row (committed, or committing concurrently), and NeedsAuthorityError; the
-    caller rolls back on both. No read first: the service answers redeliveries
-    before it gets here, and the unique index catches the rest.
+    caller rolls back on both, which undoes this apply's writes. No read first:
+    the service answers redeliveries before it gets here, and the unique index
+    catches the rest.
     """
-    fixed_sql.insert_processed(event.id, event.type, event.created, _PENDING, utcnow())
     result = _decide_and_write(db, catalog, event, resolution)
-    fixed_sql.finish_processed(
-        event.id, result.outcome.value, result.reason, result.user_id, result.subscription_id
+    fixed_sql.insert_processed(
+        event.id,
+        event.type,
+        event.created,
+        result.outcome.value,
+        result.reason,
+        result.user_id,
+        result.subscription_id,
+        utcnow(),
     )
     return result
 

@@ -114,6 +114,7 @@ class Database:
         self.db = open_database(url, max_connections=workers + _SPARE_CONNECTIONS)
         database_proxy.initialize(self.db)
         self._own_threads = threading.local()
+        self._shared = threading.local()
         self._executor = ThreadPoolExecutor(
             max_workers=workers, thread_name_prefix="db", initializer=self._mark_own_thread
         )
@@ -176,8 +177,11 @@ class Database:
         Nested in an open transaction it is a savepoint.
         """
         if self.db.in_transaction():
-            # Inside a group commit (or any outer transaction): a savepoint, so
-            # this unit's failure rolls back only its own writes.
+            if self.in_shared_transaction:
+                yield  # the outer transaction is this unit's (see shared_transaction)
+                return
+            # Inside a group commit's second pass (or any outer transaction): a
+            # savepoint, so this unit's failure rolls back only its own writes.
             with self.db.atomic():
                 yield
         elif isinstance(self.db, peewee.SqliteDatabase):
@@ -186,6 +190,27 @@ class Database:
         else:
             with self.db.atomic():
                 yield
+
+    @contextlib.contextmanager
+    def shared_transaction(self) -> Iterator[None]:
+        """A write transaction in which a nested ``transaction()`` opens no savepoint.
+
+        For a caller that runs several units of work in one transaction and,
+        should any unit raise, lets the whole transaction roll back and runs
+        them again each in its own savepoint (events/group_commit.py): on
+        PostgreSQL a savepoint and its release are two round trips per unit.
+        """
+        with self.transaction():
+            self._shared.active = True
+            try:
+                yield
+            finally:
+                self._shared.active = False
+
+    @property
+    def in_shared_transaction(self) -> bool:
+        """True on this thread inside ``shared_transaction``: a unit's failure fails them all."""
+        return getattr(self._shared, "active", False)
 
     def transaction_usable(self) -> bool:
         """False when this thread's PostgreSQL transaction is aborted by a failed statement."""

@@ -9,7 +9,9 @@ becomes a model through ``first_row``: each column converted by its field's
 ``python_value``, as peewee's ``Model.raw`` does, with the column-to-field
 plan worked out once per statement shape instead of per query. Both
 dialects take the same text: quoted identifiers, ``ON CONFLICT ... DO
-UPDATE``, ``RETURNING``. Every function expects an open
+UPDATE``, ``RETURNING``; where PostgreSQL saves a round trip with a
+data-modifying CTE (the audit append), SQLite runs two statements. Every
+function expects an open
 connection; the writes belong inside the caller's transaction. Only model
 names and placeholders are formatted into the text (hence the S608 waivers);
 every value is a parameter.
@@ -72,35 +74,22 @@ PROCESSED_INSERT_COLUMNS = (
     "stripe_subscription_id",
     "processed_at",
 )
-PROCESSED_FINISH_COLUMNS = ("outcome", "reason", "user_id", "stripe_subscription_id")
 
 
 def insert_processed(
-    event_id: str, event_type: str, created: int, outcome: str, at: datetime
+    event_id: str,
+    event_type: str,
+    created: int,
+    outcome: str,
+    reason: str,
+    user_id: str,
+    subscription_id: str,
+    at: datetime,
 ) -> None:
-    """Insert an event's processed row (its unique ``event_id`` refuses a second one)."""
+    """Record an event's outcome (its unique ``event_id`` refuses a second row: IntegrityError)."""
     database_proxy.obj.execute_sql(
         _insert_processed_sql(placeholder()),
-        (event_id, event_type, created, outcome, "", "", "", at),
-    )
-
-
-@functools.cache
-def _finish_processed_sql(param: str) -> str:
-    assignments = ", ".join(f'"{name}" = {param}' for name in PROCESSED_FINISH_COLUMNS)
-    return (
-        f'UPDATE "{ProcessedEvent._meta.table_name}" SET {assignments} '  # noqa: S608
-        f'WHERE "event_id" = {param}'
-    )
-
-
-def finish_processed(
-    event_id: str, outcome: str, reason: str, user_id: str, subscription_id: str
-) -> None:
-    """Record an event's outcome on its processed row."""
-    database_proxy.obj.execute_sql(
-        _finish_processed_sql(placeholder()),
-        (outcome, reason, user_id, subscription_id, event_id),
+        (event_id, event_type, created, outcome, reason, user_id, subscription_id, at),
     )
 
 
@@ -323,15 +312,6 @@ def _insert_audit_record_sql(param: str) -> str:
     )
 
 
-def insert_audit_record(values: Sequence[Any]) -> int:
-    """Insert one audit record (``AUDIT_RECORD_COLUMNS``' values in order); its new id."""
-    cursor = database_proxy.obj.execute_sql(_insert_audit_record_sql(placeholder()), values)
-    found = cursor.fetchone()
-    if found is None:
-        raise RuntimeError("audit record insert returned no id")
-    return int(found[0])
-
-
 @functools.cache
 def _set_audit_head_sql(param: str) -> str:
     return (
@@ -340,8 +320,34 @@ def _set_audit_head_sql(param: str) -> str:
     )
 
 
-def set_audit_head(user_id: str, last_hash: str, last_record_id: int) -> None:
-    """Move the user's audit head to its newest record."""
-    database_proxy.obj.execute_sql(
-        _set_audit_head_sql(placeholder()), (last_hash, last_record_id, user_id)
+@functools.cache
+def _append_audit_record_pg_sql() -> str:
+    # One round trip: the insert's id feeds the head's update (a data-modifying CTE).
+    added = _insert_audit_record_sql("%s")
+    head = AuditChain._meta.table_name
+    return (
+        f'WITH added AS ({added}) UPDATE "{head}" SET "last_hash" = %s, '  # noqa: S608
+        '"last_record_id" = (SELECT "id" FROM added) WHERE "user_id" = %s '
+        'RETURNING "last_record_id"'
     )
+
+
+def append_audit_record(values: Sequence[Any], user_id: str, record_hash: str) -> int:
+    """Store one audit record and move the user's chain head to it; the record's id.
+
+    ``values`` are ``AUDIT_RECORD_COLUMNS``' in order. One statement on
+    PostgreSQL; two on SQLite, which has no data-modifying CTEs (and no round
+    trips to save).
+    """
+    db = database_proxy.obj
+    if isinstance(db, peewee.PostgresqlDatabase):
+        cursor = db.execute_sql(_append_audit_record_pg_sql(), (*values, record_hash, user_id))
+    else:
+        cursor = db.execute_sql(_insert_audit_record_sql(placeholder()), values)
+    found = cursor.fetchone()
+    if found is None:
+        raise RuntimeError(f"audit record of {user_id!r} not stored: no chain head")
+    record_id = int(found[0])
+    if not isinstance(db, peewee.PostgresqlDatabase):
+        db.execute_sql(_set_audit_head_sql(placeholder()), (record_hash, record_id, user_id))
+    return record_id

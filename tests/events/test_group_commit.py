@@ -1,15 +1,17 @@
-"""Group commit on a real SQLite database: one commit, a savepoint per unit, answers after it."""
+"""Group commit on real databases: one commit, a failing unit rolls back alone, answers after it."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import functools
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
+import psycopg2
 import pytest
 from prometheus_client import REGISTRY
 
@@ -18,25 +20,27 @@ from billing_service.storage.database import Database, migrate
 from billing_service.storage.models import Customer
 
 BATCHES = "billing_event_group_commit_size_count"
+RERUNS = "billing_event_group_commit_reruns_total"
 T = TypeVar("T")
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Iterator[Database]:
-    """A migrated SQLite database with its thread pool."""
-    database = Database(f"sqlite:///{tmp_path / 'billing.db'}", workers=2)
-    migrate(database.db)
+def db(database_url: str) -> Iterator[Database]:
+    """The module's migrated database (SQLite, then PostgreSQL) with its thread pool."""
+    database = Database(database_url, workers=2)
     yield database
     database.close()
 
 
-def committed_users(db: Database) -> set[str]:
-    """Users whose customer row another connection sees (i.e. committed)."""
-    conn = sqlite3.connect(db.url.removeprefix("sqlite:///"))
-    try:
-        return {row[0] for row in conn.execute("SELECT user_id FROM customer")}
-    finally:
-        conn.close()
+def committed_users(db: Database, users: Iterable[str]) -> set[str]:
+    """Those of ``users`` whose customer row another connection sees (i.e. committed)."""
+    wanted = set(users)
+    if db.is_postgres:
+        with contextlib.closing(psycopg2.connect(db.url)) as pg, pg.cursor() as cur:
+            cur.execute("SELECT user_id FROM customer")
+            return {row[0] for row in cur.fetchall()} & wanted
+    with contextlib.closing(sqlite3.connect(db.url.removeprefix("sqlite:///"))) as lite:
+        return {row[0] for row in lite.execute("SELECT user_id FROM customer")} & wanted
 
 
 class Boom(Exception):
@@ -56,7 +60,7 @@ async def test_concurrent_units_share_one_commit_and_a_failing_one_rolls_back_al
     db: Database,
 ) -> None:
     committer = GroupCommitter(db, max_batch=64, max_wait=0.2)
-    batches_before = REGISTRY.get_sample_value(BATCHES) or 0.0
+    batches_before, reruns_before = _sample(BATCHES), _sample(RERUNS)
     users = [f"u{i}" for i in range(10)]
     results = await asyncio.gather(
         *(committer.submit(functools.partial(link, db, u, fail=u == "u3")) for u in users),
@@ -65,8 +69,26 @@ async def test_concurrent_units_share_one_commit_and_a_failing_one_rolls_back_al
     await committer.close()
     assert [r for r in results if isinstance(r, BaseException)] == [results[3]]
     assert isinstance(results[3], Boom)
-    assert committed_users(db) == set(users) - {"u3"}
-    assert (REGISTRY.get_sample_value(BATCHES) or 0.0) - batches_before == 1
+    assert committed_users(db, users) == set(users) - {"u3"}
+    assert _sample(BATCHES) - batches_before == 1
+    assert _sample(RERUNS) - reruns_before == 1  # the shared pass failed; savepoints decided
+
+
+async def test_a_batch_whose_units_all_succeed_runs_once(db: Database) -> None:
+    committer = GroupCommitter(db, max_batch=64, max_wait=0.2)
+    reruns_before = _sample(RERUNS)
+    users = [f"s{i}" for i in range(8)]
+    results = await asyncio.gather(
+        *(committer.submit(functools.partial(link, db, u)) for u in users)
+    )
+    await committer.close()
+    assert results == users
+    assert committed_users(db, users) == set(users)
+    assert _sample(RERUNS) == reruns_before
+
+
+def _sample(name: str) -> float:
+    return REGISTRY.get_sample_value(name) or 0.0
 
 
 async def test_a_caller_hears_its_result_only_once_it_is_committed(db: Database) -> None:
@@ -74,7 +96,7 @@ async def test_a_caller_hears_its_result_only_once_it_is_committed(db: Database)
 
     async def submit_and_look(user: str) -> bool:
         await committer.submit(lambda: link(db, user))
-        return user in committed_users(db)
+        return user in committed_users(db, [user])
 
     seen = await asyncio.gather(*(submit_and_look(f"v{i}") for i in range(12)))
     await committer.close()
@@ -94,7 +116,7 @@ async def test_a_unit_is_not_applied_twice_when_the_same_user_is_linked_again(
     await committer.close()
     assert first == "w"
     assert isinstance(second, Exception)
-    assert committed_users(db) == {"w"}
+    assert committed_users(db, ["w"]) == {"w"}
 
 
 CALLER: contextvars.ContextVar[str] = contextvars.ContextVar("caller", default="")

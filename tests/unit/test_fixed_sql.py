@@ -36,7 +36,6 @@ def _columns(model: type[peewee.Model]) -> set[str]:
 
 def test_the_statements_name_only_model_columns() -> None:
     assert set(fixed_sql.PROCESSED_INSERT_COLUMNS) == _columns(ProcessedEvent) - {"id"}
-    assert set(fixed_sql.PROCESSED_FINISH_COLUMNS) <= _columns(ProcessedEvent)
     assert set(fixed_sql.PROCESSED_ANSWER_COLUMNS) <= _columns(ProcessedEvent)
     # The redelivery read names them processed_*, beside the subscription's own columns.
     assert not {f"processed_{name}" for name in fixed_sql.PROCESSED_ANSWER_COLUMNS} & _columns(
@@ -193,16 +192,22 @@ def test_the_locked_read_names_the_customer_user(db: Database) -> None:
     assert linked[1] == "user-fixed-link"
 
 
-def test_processed_rows_are_inserted_once_and_finished(db: Database) -> None:
+def test_processed_rows_are_inserted_once(db: Database) -> None:
     event_id = f"evt_fixed_{utcnow().timestamp()}"
 
     def scenario() -> ProcessedEvent:
         fixed_sql.insert_processed(
-            event_id, "customer.subscription.updated", 5, "pending", utcnow()
+            event_id,
+            "customer.subscription.updated",
+            5,
+            "applied",
+            "why",
+            "user-1",
+            "sub_1",
+            utcnow(),
         )
         with pytest.raises(peewee.IntegrityError), db.transaction():
-            fixed_sql.insert_processed(event_id, "x", 6, "pending", utcnow())
-        fixed_sql.finish_processed(event_id, "applied", "why", "user-1", "sub_1")
+            fixed_sql.insert_processed(event_id, "x", 6, "ignored", "", "", "", utcnow())
         return ProcessedEvent.get(ProcessedEvent.event_id == event_id)
 
     done = db.call(scenario)
@@ -225,8 +230,9 @@ def test_the_redelivery_read_joins_the_processed_row_to_its_subscription(db: Dat
             (with_row, values.stripe_subscription_id),
             (without_row, "sub_fixed_absent"),
         ):
-            fixed_sql.insert_processed(event_id, "invoice.paid", 7, "pending", utcnow())
-            fixed_sql.finish_processed(event_id, "applied", "why", "user-fixed", sub_id)
+            fixed_sql.insert_processed(
+                event_id, "invoice.paid", 7, "applied", "why", "user-fixed", sub_id, utcnow()
+            )
         return [
             fixed_sql.processed_with_subscription(event_id)
             for event_id in (with_row, without_row, "evt_fixed_never")
@@ -271,8 +277,7 @@ def test_the_resolve_lookups_find_the_customer_user_and_ignored_events(db: Datab
         ):
             ignored.append(ignored_before())
             event_id = f"evt_fixed_lookup_{stamp}_{n}"
-            fixed_sql.insert_processed(event_id, event_type, 1, "pending", utcnow())
-            fixed_sql.finish_processed(event_id, outcome, "", "", sub_id)
+            fixed_sql.insert_processed(event_id, event_type, 1, outcome, "", "", sub_id, utcnow())
         ignored.append(ignored_before())
         return before, after, ignored
 
@@ -294,9 +299,8 @@ def test_the_resolve_asks_everything_it_needs_in_one_read(db: Database) -> None:
         answers = [ask(True)]
         event_id = f"evt_known_{stamp}"
         fixed_sql.insert_processed(
-            event_id, "customer.subscription.created", 1, "pending", utcnow()
+            event_id, "customer.subscription.created", 1, "ignored", "", "", sub_id, utcnow()
         )
-        fixed_sql.finish_processed(event_id, "ignored", "", "", sub_id)
         answers += [ask(True), ask(False)]
         repository.link_customer("user-known-customer", customer)
         values = replace(_values("active", None), stripe_subscription_id=sub_id)
