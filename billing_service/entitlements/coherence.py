@@ -188,6 +188,8 @@ class RedisCoherence:
                 return
             deadline = time.monotonic() + self.lease_seconds + LEASE_MARGIN_SECONDS
             waiter.expect({r for r in live if r != self.replica_id})
+            if waiter.done.is_set():  # no other replica, or all acknowledged already
+                return
             try:
                 await asyncio.wait_for(waiter.done.wait(), timeout=deadline - time.monotonic())
             except TimeoutError:
