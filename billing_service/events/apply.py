@@ -27,6 +27,7 @@ import peewee
 
 from billing_service import audit
 from billing_service.events.invoices import InvoiceWrite, store_invoice
+from billing_service.events.known import lookup
 from billing_service.events.ordering import (
     Verdict,
     decide,
@@ -34,7 +35,7 @@ from billing_service.events.ordering import (
     state_digest,
 )
 from billing_service.events.parse import StripeEvent
-from billing_service.events.resolve import Resolution, tie_in_apply
+from billing_service.events.resolve import Resolution, tie_in_apply, tie_payload_in_apply
 from billing_service.events.transition import (
     Ordering,
     lock_subscription,
@@ -161,7 +162,10 @@ def _decide_and_write(
         )
     lock_subscription(db, sub_id)
     if resolution.tie_in_apply:
-        row, resolution = _tie(resolution, sub_id)
+        if resolution.snapshot is not None:
+            row, resolution = _tie(resolution, sub_id)
+        else:
+            row, resolution = _tie_payload(resolution, sub_id)
         if not resolution.tied:
             return ApplyResult(
                 Outcome.IGNORED, event.id, reason=resolution.reason, subscription_id=sub_id
@@ -203,6 +207,24 @@ def _tie(resolution: Resolution, sub_id: str) -> tuple[Subscription | None, Reso
 
     tied = tie_in_apply(resolution, "", user_of_customer)
     return None, replace(tied, customer_linked=bool(found and found[0]))
+
+
+def _tie_payload(resolution: Resolution, sub_id: str) -> tuple[Subscription | None, Resolution]:
+    """A checkout or invoice event tied by what the database knows, and the locked row.
+
+    One read, and a second for the row when one exists. Raises
+    NeedsStripeTieError (``resolve.tie_payload_in_apply``) when only Stripe can tie it.
+    """
+    invoice = resolution.invoice
+    known = lookup(
+        sub_id,
+        resolution.customer_id,
+        invoice.id if invoice is not None else "",
+        check_ignored=invoice is None,
+    )
+    tied = tie_payload_in_apply(resolution, known)
+    row = repository.subscription_by_stripe_id(sub_id) if known.row_user else None
+    return row, tied
 
 
 def _keep_invoice(event: StripeEvent, invoice: InvoiceSnapshot, base: ApplyResult) -> ApplyResult:

@@ -16,14 +16,19 @@ What each event carries, with no Stripe call on the steady path:
 - ``invoice.*``: the invoice (kept in the ``invoice`` table); invoices carry
   no subscription status, which again comes from the subscription events.
 
-A subscription event is tied inside its apply (``tie_in_apply``), from the
-row the apply reads under the subscription lock anyway, so it costs no read
-of its own; checkout and invoice events are tied here, before the apply.
+Every event is tied inside its apply, in the group commit's transaction and
+under the subscription lock, so the tie costs no read, thread hop or commit
+of its own: a subscription event from the row the apply reads anyway
+(``tie_in_apply``), a checkout or invoice event from one read of what the
+database knows (``tie_payload_in_apply``).
 
 Stripe is asked only when the payload cannot decide: a checkout that ties a
 subscription whose earlier events were ignored as untied (their state was
 never stored), an invoice of a subscription we never saw whose user nothing
-names, and (in ``service``) a same-second conflict; those calls are
+names, and (in ``service``) a same-second conflict. The apply cannot wait
+for Stripe inside a transaction, so for the first two it raises
+``NeedsStripeTieError`` (nothing written) and the service resolves the event
+again outside it (``Resolver.resolve_with_stripe``); those calls are
 ``fetch.StripeFetches`` (budgeted), the database's answers ``known``.
 """
 
@@ -37,7 +42,7 @@ from typing import Any
 from billing_service import validation
 from billing_service.errors import InvalidArgument
 from billing_service.events.fetch import CAUSE_UNKNOWN_USER, CAUSE_UNTIED, StripeFetches
-from billing_service.events.known import lookup, users_of
+from billing_service.events.known import Known, lookup, users_of
 from billing_service.events.parse import (
     CHECKOUT_COMPLETED,
     INVOICE_EVENTS,
@@ -78,8 +83,8 @@ class Resolution:
     # The customer was linked to a user when resolved. Links never move or
     # vanish (first link wins), so the apply skips its link insert.
     customer_linked: bool = False
-    # A subscription event: the apply ties it (``tie_in_apply``) from the row it
-    # reads under the subscription lock; ``user_hint`` is the payload's user.
+    # The apply ties the event (``tie_in_apply``, ``tie_payload_in_apply``) under
+    # the subscription lock; ``user_hint`` is the user its payload names.
     tie_in_apply: bool = False
     user_hint: str = ""
 
@@ -141,6 +146,43 @@ def tie_in_apply(
     return replace(resolution, user_id=user_id)
 
 
+class NeedsStripeTieError(Exception):
+    """Only Stripe can tie this checkout or invoice event: resolve it again outside the apply."""
+
+
+def tie_payload_in_apply(resolution: Resolution, known: Known) -> Resolution:
+    """Tie a checkout or invoice event inside its apply, from what the database knows.
+
+    ``known`` is read under the subscription lock. Raises NeedsStripeTieError
+    where ``Resolver.resolve_with_stripe`` would ask Stripe; the answer's
+    ``reason`` says why when nothing ties the event.
+    """
+    if resolution.invoice is not None:
+        user_id = _first_usable(
+            known.invoice_user, known.row_user, resolution.user_hint, known.customer_user
+        )
+        if not user_id:
+            raise NeedsStripeTieError(f"no user known for subscription {resolution.concerns}")
+    else:
+        if known.ignored_before:
+            raise NeedsStripeTieError(f"earlier events of {resolution.concerns} were untied")
+        user_id = _first_usable(known.row_user, resolution.user_hint, known.customer_user)
+        if not user_id:
+            return replace(resolution, tie_in_apply=False, reason=UNTIED_CHECKOUT)
+    return replace(
+        resolution,
+        user_id=user_id,
+        tie_in_apply=False,
+        customer_linked=bool(known.customer_user),
+    )
+
+
+UNTIED_CHECKOUT = (
+    "cannot tie the checkout session to a user (no client_reference_id, "
+    "metadata.user_id or known customer)"
+)
+
+
 def _first_usable(*candidates: str) -> str:
     return next((c for c in candidates if c and _usable(c)), "")
 
@@ -178,18 +220,30 @@ class Resolver:
                 user_hint=_meta_user(snapshot.metadata),
             )
         if event.type == CHECKOUT_COMPLETED:
+            return _checkout_from_payload(obj)
+        if event.type in INVOICE_EVENTS:
+            return _invoice_from_payload(obj)
+        return Resolution(reason=f"event type {event.type} is not acted on")
+
+    async def resolve_with_stripe(self, event: StripeEvent) -> Resolution:
+        """Tie a checkout or invoice event the apply could not (NeedsStripeTieError).
+
+        Reads what the database knows, outside any transaction, and asks Stripe
+        (budgeted) where the payload cannot decide; the answer needs no tie in
+        the apply.
+        """
+        obj = event.object
+        if event.type == CHECKOUT_COMPLETED:
             return await self._checkout(obj)
         if event.type in INVOICE_EVENTS:
             return await self._invoice(obj)
-        return Resolution(reason=f"event type {event.type} is not acted on")
+        return await self.resolve(event)
 
     async def _checkout(self, obj: dict[str, Any]) -> Resolution:
-        if obj.get("mode") != "subscription":
-            return Resolution(reason="checkout session is not in subscription mode")
-        sub_id = object_id(obj.get("subscription"))
-        if not sub_id:
-            return Resolution(reason="checkout session has no subscription")
-        customer_id = object_id(obj.get("customer"))
+        deferred = _checkout_from_payload(obj)
+        if not deferred.tie_in_apply:
+            return deferred
+        sub_id, customer_id = deferred.subscription_id, deferred.customer_id
         hints = (_text(obj.get("client_reference_id")), _meta_user(obj.get("metadata")))
         known = await self._db.run(
             functools.partial(lookup, sub_id, customer_id, check_ignored=True)
@@ -204,11 +258,7 @@ class Resolver:
             return replace(resolution, note=f"state of {sub_id} fetched from Stripe")
         user_id = _first_usable(known.row_user, *hints, known.customer_user)
         if not user_id:
-            return Resolution(
-                subscription_id=sub_id,
-                reason="cannot tie the checkout session to a user (no client_reference_id, "
-                "metadata.user_id or known customer)",
-            )
+            return Resolution(subscription_id=sub_id, reason=UNTIED_CHECKOUT)
         return Resolution(
             user_id,
             customer_id,
@@ -217,13 +267,12 @@ class Resolver:
         )
 
     async def _invoice(self, obj: dict[str, Any]) -> Resolution:
-        invoice = invoice_snapshot(obj)
-        if not invoice.subscription_id:
-            return Resolution(reason="invoice does not bill a subscription")
-        if not invoice.id.startswith("in_"):
-            return Resolution(reason="the invoice has no id")
+        deferred = _invoice_from_payload(obj)
+        invoice = deferred.invoice
+        if invoice is None:
+            return deferred
         sub_id = invoice.subscription_id
-        hint = _meta_user(invoice_subscription_metadata(obj))
+        hint = deferred.user_hint
         known = await self._db.run(lookup, sub_id, invoice.customer_id, invoice.id)
         user_id = _first_usable(known.invoice_user, known.row_user, hint, known.customer_user)
         if not user_id:
@@ -261,3 +310,36 @@ class Resolver:
             authoritative,
             customer_linked=bool(by_customer),
         )
+
+
+def _checkout_from_payload(obj: dict[str, Any]) -> Resolution:
+    """A checkout event as far as its payload decides; the apply ties it."""
+    if obj.get("mode") != "subscription":
+        return Resolution(reason="checkout session is not in subscription mode")
+    sub_id = object_id(obj.get("subscription"))
+    if not sub_id:
+        return Resolution(reason="checkout session has no subscription")
+    return Resolution(
+        customer_id=object_id(obj.get("customer")),
+        subscription_id=sub_id,
+        tie_in_apply=True,
+        user_hint=_first_usable(
+            _text(obj.get("client_reference_id")), _meta_user(obj.get("metadata"))
+        ),
+    )
+
+
+def _invoice_from_payload(obj: dict[str, Any]) -> Resolution:
+    """An invoice event as far as its payload decides; the apply ties it."""
+    invoice = invoice_snapshot(obj)
+    if not invoice.subscription_id:
+        return Resolution(reason="invoice does not bill a subscription")
+    if not invoice.id.startswith("in_"):
+        return Resolution(reason="the invoice has no id")
+    return Resolution(
+        customer_id=invoice.customer_id,
+        subscription_id=invoice.subscription_id,
+        invoice=invoice,
+        tie_in_apply=True,
+        user_hint=_meta_user(invoice_subscription_metadata(obj)),
+    )

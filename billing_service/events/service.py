@@ -5,8 +5,8 @@
     parse -> Redis: "seen" marker? else lock(customer)   (one round trip, locks.Claim)
           -> [seen: processed? -> answer]
           -> resolve (from the payload)
-          -> apply (a savepoint in the next group commit, events/group_commit.py)
-          -> [same-second conflict: ask Stripe, apply again]
+          -> apply, tie included (in the next group commit, events/group_commit.py)
+          -> [only Stripe can tie it, or a same-second conflict: ask Stripe, apply again]
           -> Redis: unlock + "seen" marker (one round trip) -> on_user_changed -> answer
 
 A transient failure anywhere before the commit (database, Stripe, lock
@@ -38,7 +38,7 @@ from billing_service.events.fetch import CAUSE_CONFLICT, StripeFetches, Subscrip
 from billing_service.events.fetch_budget import FetchBudget
 from billing_service.events.group_commit import GroupCommitter
 from billing_service.events.parse import StripeEvent, parse_event
-from billing_service.events.resolve import Resolution, Resolver, lock_key
+from billing_service.events.resolve import NeedsStripeTieError, Resolution, Resolver, lock_key
 from billing_service.locks import EventLocks
 from billing_service.plans import Catalog
 from billing_service.storage import fixed_sql, repository
@@ -153,6 +153,9 @@ class EventService:
         resolution = await self._resolver.resolve(event)
         try:
             return await self._committed(event, resolution)
+        except NeedsStripeTieError:
+            # Rare: only Stripe can tie it, and the apply cannot wait for Stripe.
+            return await self._committed(event, await self._resolver.resolve_with_stripe(event))
         except NeedsAuthorityError as conflict:
             assert resolution.snapshot is not None
             sub_id = resolution.snapshot.id
