@@ -89,6 +89,11 @@ SETTINGS: tuple[SettingSpec, ...] = (
         "the billing service's database, where dead letters are written",
     ),
     SettingSpec(
+        "GATEWAY_EVENT_LOOP",
+        default_of(service.SETTINGS, "BILLING_EVENT_LOOP"),
+        "event loop of `serve`: uvloop (less CPU per delivery) or asyncio (the standard library's)",
+    ),
+    SettingSpec(
         "GATEWAY_LOG_LEVEL",
         default_of(service.SETTINGS, "BILLING_LOG_LEVEL"),
         "log level: DEBUG, INFO, WARNING, ERROR",
@@ -129,6 +134,7 @@ class GatewaySettings:
     database_url: str = field(repr=False)
     log_level: str
     log_format: str
+    event_loop: str
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> GatewaySettings:
@@ -173,6 +179,7 @@ class GatewaySettings:
             database_url=read.text("DATABASE_URL"),
             log_level=read.text("GATEWAY_LOG_LEVEL").upper(),
             log_format=log_format,
+            event_loop=read.choice("GATEWAY_EVENT_LOOP", service.EVENT_LOOPS),
         )
 
 
