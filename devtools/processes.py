@@ -111,8 +111,13 @@ class ListeningProcess:
         """Start and wait until the server reports where it listens.
 
         Raises ``ProcessStartError`` (after stopping the child) when it exits
-        first or prints no ready line within ``ready_timeout`` seconds.
+        first or prints no ready line within ``ready_timeout`` seconds, and
+        RuntimeError while it is running already (``with X.start()`` would
+        start a second process and leave the first running). A stopped
+        process may be started again.
         """
+        if self.proc is not None and self.proc.poll() is None:
+            raise RuntimeError(f"{self.name} is running already")
         self.proc = subprocess.Popen(
             self._argv,
             env=self._env,

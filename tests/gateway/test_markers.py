@@ -164,7 +164,7 @@ def test_a_redelivery_through_another_gateway_is_answered_from_the_service_marke
         "REDIS_URL": shared,
         "BILLING_PLANS_FILE": str(PLANS_FILE),
     }
-    with ServiceProcess(service_env).start() as service:
+    with ServiceProcess(service_env) as service:
         env = gateway_env(service.target, gateway_db, GATEWAY_SEEN_EVENTS="0")
         with (
             GatewayProcess(env) as first,

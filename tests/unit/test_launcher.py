@@ -49,3 +49,20 @@ def test_the_target_is_what_the_ready_line_reports_after_other_lines() -> None:
         assert child.alive()
     assert seen == ["hello"]
     assert not child.alive()
+
+
+def test_a_running_child_is_not_started_twice_but_a_stopped_one_may_be() -> None:
+    # `with X.start()` starts it, then __enter__ would start a second and orphan the first.
+    ready = ["-c", "import signal; print('READY 127.0.0.1:1', flush=True); signal.pause()"]
+    child = ListeningProcess(ready, {}, ready_line="READY", program=[sys.executable]).start()
+    try:
+        first = child.proc
+        with pytest.raises(RuntimeError, match="running already"):
+            child.start()
+        assert child.proc is first and child.alive()
+    finally:
+        child.stop()
+    assert not child.alive()
+    with child:  # started again
+        assert child.alive() and child.proc is not first
+    assert not child.alive()
