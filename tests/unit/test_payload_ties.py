@@ -11,23 +11,10 @@ from billing_service.events.resolve import (
     Resolution,
     tie_payload_in_apply,
 )
-from billing_service.stripe_shapes import InvoiceSnapshot
+from billing_service.stripe_shapes import invoice_snapshot
 
-INVOICE = InvoiceSnapshot(
-    id="in_1",
-    customer_id="cus_1",
-    subscription_id="sub_1",
-    status="paid",
-    amount_due=1000,
-    amount_paid=1000,
-    currency="usd",
-    hosted_invoice_url="",
-    invoice_pdf="",
-    period_start=None,
-    period_end=None,
-    attempt_count=1,
-    next_payment_attempt=None,
-    created=1,
+INVOICE = invoice_snapshot(
+    {"id": "in_1", "customer": "cus_1", "subscription": "sub_1", "status": "paid"}
 )
 
 
@@ -48,42 +35,39 @@ def _checkout_event(hint: str = "") -> Resolution:
 
 
 @pytest.mark.parametrize(
-    ("known", "hint", "user"),
+    ("kind", "known", "hint", "user"),
     [
-        (Known("row-user", "customer-user", "invoice-user"), "hint-user", "invoice-user"),
-        (Known("row-user", "customer-user"), "hint-user", "row-user"),
-        (Known("", "customer-user"), "hint-user", "hint-user"),
-        (Known("", "customer-user"), "", "customer-user"),
-        (Known("", "customer-user"), "not a user id!", "customer-user"),
+        # An invoice: its stored row's user, the subscription's, the payload's, the customer's.
+        (
+            "invoice",
+            Known("row-user", "customer-user", "invoice-user"),
+            "hint-user",
+            "invoice-user",
+        ),
+        ("invoice", Known("row-user", "customer-user"), "hint-user", "row-user"),
+        ("invoice", Known("", "customer-user"), "hint-user", "hint-user"),
+        ("invoice", Known("", "customer-user"), "", "customer-user"),
+        ("invoice", Known("", "customer-user"), "not a user id!", "customer-user"),
+        # A checkout: its subscription's user, the payload's, the customer's.
+        ("checkout", Known("row-user", "customer-user"), "hint-user", "row-user"),
+        ("checkout", Known("", "customer-user"), "hint-user", "hint-user"),
+        ("checkout", Known("", "customer-user"), "", "customer-user"),
     ],
 )
-def test_an_invoice_is_tied_by_what_is_known_first_then_its_payload(
-    known: Known, hint: str, user: str
+def test_an_event_is_tied_by_what_is_known_first_then_its_payload(
+    kind: str, known: Known, hint: str, user: str
 ) -> None:
-    tied = tie_payload_in_apply(_invoice_event(hint), known)
+    event = _invoice_event(hint) if kind == "invoice" else _checkout_event(hint)
+    tied = tie_payload_in_apply(event, known)
     assert (tied.user_id, tied.tied, tied.tie_in_apply) == (user, True, False)
     assert tied.customer_linked == bool(known.customer_user)
-    assert tied.invoice == INVOICE
+    assert tied.invoice == (INVOICE if kind == "invoice" else None)
+    assert tied.snapshot is None
 
 
 def test_an_invoice_nothing_ties_needs_stripe() -> None:
     with pytest.raises(NeedsStripeTieError):
         tie_payload_in_apply(_invoice_event(), Known("", ""))
-
-
-@pytest.mark.parametrize(
-    ("known", "hint", "user"),
-    [
-        (Known("row-user", "customer-user"), "hint-user", "row-user"),
-        (Known("", "customer-user"), "hint-user", "hint-user"),
-        (Known("", "customer-user"), "", "customer-user"),
-    ],
-)
-def test_a_checkout_is_tied_by_its_row_then_its_payload_then_its_customer(
-    known: Known, hint: str, user: str
-) -> None:
-    tied = tie_payload_in_apply(_checkout_event(hint), known)
-    assert (tied.user_id, tied.tied, tied.snapshot) == (user, True, None)
 
 
 def test_a_checkout_nothing_ties_is_ignored_with_the_reason() -> None:
