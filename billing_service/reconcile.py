@@ -130,14 +130,14 @@ async def list_events(stripe: StripeApi, since: datetime) -> list[dict[str, Any]
 
 
 def processed_ids(database_url: str, event_ids: list[str]) -> set[str]:
-    """Which of ``event_ids`` ``processed_event`` already holds (finished, any outcome)."""
+    """Which of ``event_ids`` ``processed_event`` already holds (any outcome)."""
 
     def finished() -> set[str]:
         found: set[str] = set()
         for start in range(0, len(event_ids), 500):
             chunk = event_ids[start : start + 500]
             query = ProcessedEvent.select(ProcessedEvent.event_id).where(
-                ProcessedEvent.event_id.in_(chunk), ProcessedEvent.outcome != "pending"
+                ProcessedEvent.event_id.in_(chunk)
             )
             found.update(str(row.event_id) for row in query)
         return found

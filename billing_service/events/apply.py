@@ -49,8 +49,6 @@ from billing_service.storage.database import Database
 from billing_service.storage.models import Customer, ProcessedEvent, Subscription, utcnow
 from billing_service.stripe_shapes import InvoiceSnapshot, SubscriptionSnapshot
 
-_PENDING = "pending"
-
 
 class Outcome(StrEnum):
     """What ApplyStripeEvent did with an event (billing.v1 EventOutcome)."""
@@ -93,8 +91,8 @@ def duplicate_of(event_id: str) -> ApplyResult | None:
 
 
 def duplicate_result(done: ProcessedEvent | None) -> ApplyResult | None:
-    """The DUPLICATE answer for a stored processed-event row (None: absent or unfinished)."""
-    if done is None or done.outcome == _PENDING:
+    """The DUPLICATE answer for a stored processed-event row (None: absent)."""
+    if done is None:
         return None
     return ApplyResult(
         Outcome.DUPLICATE,

@@ -243,8 +243,11 @@ class Resolver:
         deferred = _checkout_from_payload(obj)
         if not deferred.tie_in_apply:
             return deferred
-        sub_id, customer_id = deferred.subscription_id, deferred.customer_id
-        hints = (_text(obj.get("client_reference_id")), _meta_user(obj.get("metadata")))
+        sub_id, customer_id, hint = (
+            deferred.subscription_id,
+            deferred.customer_id,
+            deferred.user_hint,
+        )
         known = await self._db.run(
             functools.partial(lookup, sub_id, customer_id, check_ignored=True)
         )
@@ -254,9 +257,9 @@ class Resolver:
             snapshot = await self._fetches.fetch(sub_id, CAUSE_UNTIED)
             if snapshot is None:
                 return Resolution(reason=f"Stripe does not know subscription {sub_id}")
-            resolution = await self._tie(snapshot, hints, authoritative=True)
+            resolution = await self._tie(snapshot, hint, authoritative=True)
             return replace(resolution, note=f"state of {sub_id} fetched from Stripe")
-        user_id = _first_usable(known.row_user, *hints, known.customer_user)
+        user_id = _first_usable(known.row_user, hint, known.customer_user)
         if not user_id:
             return Resolution(subscription_id=sub_id, reason=UNTIED_CHECKOUT)
         return Resolution(
@@ -295,10 +298,10 @@ class Resolver:
         )
 
     async def _tie(
-        self, snapshot: SubscriptionSnapshot, hints: tuple[str, ...], *, authoritative: bool
+        self, snapshot: SubscriptionSnapshot, hint: str, *, authoritative: bool
     ) -> Resolution:
         by_row, by_customer = await self._db.run(users_of, snapshot.id, snapshot.customer_id)
-        user_id = _first_usable(by_row, *hints, _meta_user(snapshot.metadata), by_customer)
+        user_id = _first_usable(by_row, hint, _meta_user(snapshot.metadata), by_customer)
         if not user_id:
             return Resolution(
                 customer_id=snapshot.customer_id, snapshot=snapshot, reason=UNTIED_SUBSCRIPTION
