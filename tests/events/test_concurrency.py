@@ -66,6 +66,51 @@ async def test_twenty_concurrent_deliveries_to_two_replicas_apply_once(
     assert keys == []
 
 
+@pytest.fixture(scope="module")
+def replicas_without_redis(
+    shared_postgres: str, stripe_standin: StripeStandIn
+) -> Iterator[tuple[ServiceProcess, ServiceProcess]]:
+    """Two service processes sharing PostgreSQL only: no lock keeps them apart."""
+    env = service_env(shared_postgres, stripe_standin)
+    with ServiceProcess(env) as first, ServiceProcess(env) as second:
+        yield first, second
+
+
+async def test_without_redis_the_database_alone_applies_concurrent_deliveries_once(
+    replicas_without_redis: tuple[ServiceProcess, ServiceProcess],
+    stripe_standin: StripeStandIn,
+    user_id: str,
+) -> None:
+    # Both replicas may pass the duplicate read and apply the same event at once; the
+    # processed row's unique id, written last in each group commit, lets one commit and
+    # rolls the other back (its batch runs again with savepoints and answers DUPLICATE).
+    sub_id, cus = factory.new_id("sub"), factory.new_id("cus")
+    created = factory.event(
+        "customer.subscription.created",
+        factory.subscription(sub_id, cus, "active", user_id=user_id),
+    )
+    paid = factory.event("invoice.paid", factory.invoice(cus, sub_id, user_id=user_id))
+    targets = [r.target for r in replicas_without_redis]
+    async with (
+        grpc.aio.insecure_channel(targets[0]) as one,
+        grpc.aio.insecure_channel(targets[1]) as two,
+    ):
+        clients = [EventsClient(pb_grpc.BillingServiceStub(c)) for c in (one, two)]
+        answers = await asyncio.gather(
+            *(clients[i % 2].send(ev) for i in range(12) for ev in (created, paid))
+        )
+        for ev in (created, paid):
+            outcomes = Counter(a.outcome for a in answers if a.event_id == ev["id"])
+            assert outcomes == {pb.EVENT_OUTCOME_APPLIED: 1, pb.EVENT_OUTCOME_DUPLICATE: 11}
+        records = await clients[0].audit(user_id)
+        assert [r.stripe_event_id for r in records] == [created["id"]]
+        assert [i.stripe_invoice_id for i in await clients[1].invoices(user_id)] == [
+            paid["data"]["object"]["id"]
+        ]
+        assert (await clients[0].subscription(user_id)).status == pb.SUBSCRIPTION_STATUS_ACTIVE
+    assert sub_id not in stripe_standin.fetches
+
+
 async def test_a_history_spread_over_two_replicas_ends_in_the_newest_state(
     replicas: tuple[ServiceProcess, ServiceProcess], user_id: str
 ) -> None:
