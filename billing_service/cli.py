@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import sys
 from collections.abc import Sequence
 
-import uvloop
-
 from billing_client.names import SERVICE_NAME
-from billing_service import audit, logs
+from billing_service import audit, event_loop, logs
 from billing_service.auth import AuthConfigError, token_hash
 from billing_service.dead_letter_commands import add_events_parser, cmd_events
 from billing_service.plans import CatalogError
@@ -25,11 +22,7 @@ from billing_service.usage.commands import add_usage_parser, cmd_usage
 
 
 def _cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
-    if settings.event_loop == "uvloop":
-        # Measured in bench/entitlements.py: less server CPU per call (docs/performance.md).
-        uvloop.run(serve(settings))
-    else:
-        asyncio.run(serve(settings))
+    event_loop.run(serve(settings), settings.event_loop)
     return 0
 
 

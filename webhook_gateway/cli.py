@@ -11,11 +11,10 @@ import socket
 import sys
 from collections.abc import Sequence
 
-import uvloop
 from aiohttp import web
 
 from billing_client.names import SERVICE_NAME
-from billing_service import logs
+from billing_service import event_loop, logs
 from billing_service.listen import describe_os_error
 from billing_service.tracing import Tracing
 from billing_service.tracing import from_env as tracing_from_env
@@ -118,11 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"billing-gateway: {exc}", file=sys.stderr)
         return 2
     try:
-        if settings.event_loop == "uvloop":
-            # Measured in bench/webhooks.py: less CPU per delivery (docs/performance.md).
-            uvloop.run(serve(settings, tracing))
-        else:
-            asyncio.run(serve(settings, tracing))
+        event_loop.run(serve(settings, tracing), settings.event_loop)
     except ListenError as exc:
         print(f"billing-gateway: {exc}", file=sys.stderr)
         return 2
