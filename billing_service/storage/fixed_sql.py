@@ -342,12 +342,15 @@ def append_audit_record(values: Sequence[Any], user_id: str, record_hash: str) -
     db = database_proxy.obj
     if isinstance(db, peewee.PostgresqlDatabase):
         cursor = db.execute_sql(_append_audit_record_pg_sql(), (*values, record_hash, user_id))
-    else:
-        cursor = db.execute_sql(_insert_audit_record_sql(placeholder()), values)
+        return _returned_id(cursor, f"audit chain head of {user_id!r} not found")
+    cursor = db.execute_sql(_insert_audit_record_sql(placeholder()), values)
+    record_id = _returned_id(cursor, "audit record insert returned no id")
+    db.execute_sql(_set_audit_head_sql(placeholder()), (record_hash, record_id, user_id))
+    return record_id
+
+
+def _returned_id(cursor: Any, missing: str) -> int:
     found = cursor.fetchone()
     if found is None:
-        raise RuntimeError(f"audit record of {user_id!r} not stored: no chain head")
-    record_id = int(found[0])
-    if not isinstance(db, peewee.PostgresqlDatabase):
-        db.execute_sql(_set_audit_head_sql(placeholder()), (record_hash, record_id, user_id))
-    return record_id
+        raise RuntimeError(missing)
+    return int(found[0])
