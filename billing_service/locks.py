@@ -3,11 +3,15 @@
 With Redis, a lock is a key set with ``NX`` to a random owner token and an
 expiry, so only the holder can release it and the expiry
 (``BILLING_EVENT_LOCK_TTL_SECONDS``) frees it when a replica dies holding
-it: redis-py's ``Lock`` protocol. An event's ``Claim`` runs it as two small
-scripts so that each costs one round trip together with the dedupe marker:
-taking the lock first checks whether Redis remembers the event as applied
-(then no lock is taken and the caller answers from the database), and the
-release writes that marker once the event's transaction committed. Two
+it: redis-py's ``Lock`` protocol. A replica holds it as a lease for all its
+events of one customer in flight (``Claim``): the next event enters once the
+one before it has queued its write, and the last one out releases it.
+
+An event's ``Claim`` runs the lock as two small scripts so that each costs
+one round trip together with the dedupe marker: taking the lock first
+checks whether Redis remembers the event as applied (then no lock is taken
+and the caller answers from the database), and the release writes that
+marker once the event's transaction committed. Two
 round trips per applied event instead of four (measured in
 docs/performance.md). The marker is written only after the commit, so it
 never claims an event that was not applied.
@@ -79,13 +83,36 @@ class LocalLocks:
         return lock
 
 
+class _Lease:
+    """This process's turn on one key: one Redis lock shared by its claims in flight."""
+
+    __slots__ = ("closed", "joined", "token", "users")
+
+    def __init__(self, token: str | None) -> None:
+        self.token = token  # None: taken without Redis (none configured, or it failed)
+        self.users = 0
+        self.joined = 0
+        self.closed: asyncio.Future[None] | None = None  # set while the last user releases
+
+
 class Claim:
     """One event's turn under its customer's lock (``EventLocks.claim``).
 
     ``await claim.seen()`` asks Redis, in the round trip that takes the lock,
     whether the event was applied already; ``await claim.hold()`` takes the
-    lock when ``seen`` did not; ``claim.applied()`` after the commit has the
+    lock when ``seen`` did not; ``claim.queued()`` lets the next claim of the
+    same key in this process in; ``claim.applied()`` after the commit has the
     release write the dedupe marker.
+
+    The lock has two parts. In this process, one claim at a time holds the
+    key until it calls ``queued()`` (or is released): the events of one
+    customer resolve one after the other and queue their writes in that
+    order. Across replicas, the Redis lock is this process's lease on the
+    key: taken by the first claim, shared by every claim that enters while
+    it is held (up to ``max_joins``), and released by the last one to leave.
+    So a customer's next event need not wait for the previous one's commit,
+    only for its place in the queue, while another replica still waits for
+    all of them.
     """
 
     def __init__(self, locks: EventLocks, key: str, event_id: str, deadline: float) -> None:
@@ -94,7 +121,7 @@ class Claim:
         self._event_id = event_id
         self._deadline = deadline
         self._local: asyncio.Lock | None = None
-        self._token: str | None = None
+        self._lease: _Lease | None = None
         self._applied = False
 
     def _left(self) -> float:
@@ -107,52 +134,91 @@ class Claim:
         """
         if not self._locks.uses_redis:
             return True
-        self._local = await self._locks.local.acquire(self._key, self._left())
-        if await self._take(check_seen=True):
-            self._release_local()
-            return True
-        return False
+        return await self._enter(check_seen=True)
 
     async def hold(self) -> None:
         """Take the lock, if ``seen`` did not already; Unavailable when not free in time."""
-        if self._local is not None:
-            return
-        self._local = await self._locks.local.acquire(self._key, self._left())
-        await self._take(check_seen=False)
+        if self._lease is None:
+            await self._enter(check_seen=False)
+
+    def queued(self) -> None:
+        """This claim's write is queued: the next claim of the key in this process may enter.
+
+        The lease (the Redis lock) stays held until this claim is released.
+        """
+        self._release_local()
 
     def applied(self) -> None:
         """The event's transaction committed: the release remembers it in Redis."""
         self._applied = True
 
-    async def _take(self, *, check_seen: bool) -> bool:
-        """Take the Redis lock; True when Redis remembers the event instead (no lock taken)."""
-        client = self._locks.client("lock")
-        if client is None:
-            return False
-        script = self._locks.take_script
-        assert script is not None  # a client means a script
-        token = uuid.uuid4().hex
-        marker = marker_key(self._event_id) if check_seen else ""
+    async def _enter(self, *, check_seen: bool) -> bool:
+        """Join or open this process's lease; True when Redis remembers the event instead."""
+        self._local = await self._locks.local.acquire(self._key, self._left())
         try:
-            while True:
-                got = await script(
-                    keys=[_LOCK_PREFIX + self._key, marker],
-                    args=[token, self._locks.lock_ttl_ms],
-                    client=client,
-                )
-                if got == -1:
-                    return True
-                if got == 1:
-                    self._token = token
-                    self._locks.breaker.succeeded()
-                    return False
-                if self._left() <= 0:
+            lease = await self._open_lease()
+            if lease is None:
+                lease = await self._new_lease(check_seen=check_seen)
+                if lease is None:
                     self._release_local()
-                    raise Unavailable(f"lock for {self._key} not obtained in time; retry")
-                await asyncio.sleep(min(_RETRY_SECONDS, self._left()))
-        except (RedisError, OSError) as exc:
-            self._locks.failed(f"lock for {self._key}", exc)
-            return False
+                    return True
+            elif check_seen and await self._locks.seen(self._event_id):
+                self._release_local()
+                return True
+        except BaseException:
+            self._release_local()
+            raise
+        lease.users += 1
+        lease.joined += 1
+        self._lease = lease
+        return False
+
+    async def _open_lease(self) -> _Lease | None:
+        """The lease this claim may join, or None once none is (left) open."""
+        leases = self._locks.leases
+        while (lease := leases.get(self._key)) is not None:
+            if lease.closed is None and lease.joined < self._locks.max_joins:
+                return lease
+            if lease.closed is None:
+                # Joined often enough: let it drain so another replica gets its turn.
+                lease.closed = asyncio.get_running_loop().create_future()
+            try:
+                async with asyncio.timeout(max(0.0, self._left())):
+                    await asyncio.shield(lease.closed)
+            except TimeoutError:
+                raise Unavailable(f"lock for {self._key} not obtained in time; retry") from None
+        return None
+
+    async def _new_lease(self, *, check_seen: bool) -> _Lease | None:
+        """Take the Redis lock for a new lease; None when Redis remembers the event instead."""
+        client = self._locks.client("lock")
+        token: str | None = None
+        if client is not None:
+            script = self._locks.take_script
+            assert script is not None  # a client means a script
+            candidate = uuid.uuid4().hex
+            marker = marker_key(self._event_id) if check_seen else ""
+            try:
+                while True:
+                    got = await script(
+                        keys=[_LOCK_PREFIX + self._key, marker],
+                        args=[candidate, self._locks.lock_ttl_ms],
+                        client=client,
+                    )
+                    if got == -1:
+                        return None
+                    if got == 1:
+                        token = candidate
+                        self._locks.breaker.succeeded()
+                        break
+                    if self._left() <= 0:
+                        raise Unavailable(f"lock for {self._key} not obtained in time; retry")
+                    await asyncio.sleep(min(_RETRY_SECONDS, self._left()))
+            except (RedisError, OSError) as exc:
+                self._locks.failed(f"lock for {self._key}", exc)
+        lease = _Lease(token)
+        self._locks.leases[self._key] = lease
+        return lease
 
     def _release_local(self) -> None:
         if self._local is not None:
@@ -160,16 +226,39 @@ class Claim:
             self._local = None
 
     async def release(self) -> None:
-        """Free the lock; with ``applied``, write the dedupe marker in the same round trip."""
-        token, self._token = self._token, None
+        """Leave the lease; with ``applied``, write the dedupe marker in the same round trip.
+
+        The last claim to leave releases the Redis lock.
+        """
+        lease, self._lease = self._lease, None
         applied, self._applied = self._applied, False
         try:
-            if token is not None:
-                await self._release_redis(token, applied)
+            if lease is None:
+                if applied:
+                    await self._locks.mark_seen(self._event_id)
+                return
+            lease.users -= 1
+            if lease.users > 0:
+                if applied:
+                    await self._locks.mark_seen(self._event_id)
+                return
+            await self._close(lease, applied)
+        finally:
+            self._release_local()
+
+    async def _close(self, lease: _Lease, applied: bool) -> None:
+        if lease.closed is None:
+            lease.closed = asyncio.get_running_loop().create_future()
+        try:
+            if lease.token is not None:
+                await self._release_redis(lease.token, applied)
             elif applied:
                 await self._locks.mark_seen(self._event_id)
         finally:
-            self._release_local()
+            if self._locks.leases.get(self._key) is lease:
+                del self._locks.leases[self._key]
+            if not lease.closed.done():
+                lease.closed.set_result(None)
 
     async def _release_redis(self, token: str, applied: bool) -> None:
         # Released even while the breaker is open: a lock we hold blocks other replicas.
@@ -202,8 +291,11 @@ class EventLocks:
         lock_ttl: float = 30.0,
         dedupe_ttl: int = 604800,
         breaker: RedisBreaker | None = None,
+        max_joins: int = 16,
     ) -> None:
         self.local = LocalLocks()
+        self.leases: dict[str, _Lease] = {}
+        self.max_joins = max(1, max_joins)
         self.breaker = breaker or RedisBreaker()
         self.lock_ttl_ms = max(1, round(lock_ttl * 1000))
         self.dedupe_ttl = dedupe_ttl

@@ -26,13 +26,18 @@ result before the commit that made it durable; when the commit (or the
 connection) fails, every caller of the batch gets StorageUnavailable and
 nothing of the batch was written, so their retries apply the events.
 
-Each caller holds its event's per-customer lock until it has its answer, so
-a batch never holds two events of one customer: ordering per subscription is
-decided exactly as with one transaction per event. On PostgreSQL up to four
-batches run at once (``concurrency``, each on its own connection); the
-database's locks (unique processed-event id, per-subscription advisory lock,
-per-chain audit heads) keep them apart. SQLite has one writer, so one batch
-at a time.
+A unit may name a key (the event's customer): the units of one key go to
+one writer, in the order they were queued, so they run one after the other
+in one batch or in batches that follow each other, never in two
+transactions at once. That lets a customer's next event queue as soon as
+the previous one has (``locks.Claim.queued``) instead of waiting for its
+commit: each unit reads what the units before it wrote, and the ordering
+per subscription is decided exactly as with one transaction per event. On
+PostgreSQL there are four writers (``concurrency``, each on its own
+connection, units spread over them by key; units with no key share one);
+the database's locks (unique processed-event id, per-subscription advisory
+lock, per-chain audit heads) keep their batches apart. SQLite has one
+writer, so one batch at a time.
 """
 
 from __future__ import annotations
@@ -82,54 +87,61 @@ class GroupCommitter:
         self._max_wait = max(0.0, max_wait)
         writers = concurrency if concurrency is not None else (4 if db.is_postgres else 1)
         self._concurrency = 1 if not db.is_postgres else max(1, writers)
-        self._queue: asyncio.Queue[_Pending[Any]] | None = None
+        self._queues: list[asyncio.Queue[_Pending[Any]]] = []
         self._writers: list[asyncio.Task[None]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
 
-    async def submit(self, unit: Callable[[], T]) -> T:
+    async def submit(self, unit: Callable[[], T], key: str = "") -> T:
         """Run ``unit()`` in the next batch's transaction; its result once that committed."""
+        return await self.enqueue(unit, key)
+
+    def enqueue(self, unit: Callable[[], T], key: str = "") -> asyncio.Future[T]:
+        """Queue ``unit()`` behind the queued units of ``key``; settled once its batch committed.
+
+        Await the future for the result (or the exception); cancelling it before
+        its batch starts drops the unit.
+        """
         loop = asyncio.get_running_loop()
         if self._loop is not loop:
             # First use, or a new event loop (tests run one per case): writers live on it.
             self._start(loop)
-        assert self._queue is not None
         future: asyncio.Future[T] = loop.create_future()
-        self._queue.put_nowait(_Pending(unit, future))
-        return await future
+        queue = self._queues[hash(key) % len(self._queues)]
+        queue.put_nowait(_Pending(unit, future))
+        return future
 
     def _start(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
-        self._queue = asyncio.Queue()
+        self._queues = [asyncio.Queue() for _ in range(self._concurrency)]
         # A fresh context: the writers outlive the call that started them, so they
         # must not carry its context variables (its deadline, its log fields).
         self._writers = [
             loop.create_task(
-                self._write_forever(), name=f"group-commit-{i}", context=contextvars.Context()
+                self._write_forever(queue), name=f"group-commit-{i}", context=contextvars.Context()
             )
-            for i in range(self._concurrency)
+            for i, queue in enumerate(self._queues)
         ]
 
-    async def _collect(self) -> list[_Pending[Any]]:
-        assert self._queue is not None
+    async def _collect(self, queue: asyncio.Queue[_Pending[Any]]) -> list[_Pending[Any]]:
         loop = asyncio.get_running_loop()
-        batch = [await self._queue.get()]
+        batch = [await queue.get()]
         deadline = loop.time() + self._max_wait
         while len(batch) < self._max_batch:
-            if not self._queue.empty():
-                batch.append(self._queue.get_nowait())
+            if not queue.empty():
+                batch.append(queue.get_nowait())
                 continue
             remaining = deadline - loop.time()
             if remaining <= 0:
                 break
             try:
-                batch.append(await asyncio.wait_for(self._queue.get(), remaining))
+                batch.append(await asyncio.wait_for(queue.get(), remaining))
             except TimeoutError:
                 break
         return batch
 
-    async def _write_forever(self) -> None:
+    async def _write_forever(self, queue: asyncio.Queue[_Pending[Any]]) -> None:
         while True:
-            batch = await self._collect()
+            batch = await self._collect(queue)
             # Callers that gave up (deadline, hang-up) are not applied at all.
             batch = [p for p in batch if not p.future.done()]
             if not batch:
@@ -196,9 +208,9 @@ class GroupCommitter:
                 await task
         self._writers = []
         self._loop = None
-        while self._queue is not None and not self._queue.empty():
-            pending = self._queue.get_nowait()
-            _settle(pending.future, _Failed(StorageUnavailable("shutting down")))
+        for queue in self._queues:
+            while not queue.empty():
+                _settle(queue.get_nowait().future, _Failed(StorageUnavailable("shutting down")))
 
 
 def _settle(future: asyncio.Future[Any], outcome: Any) -> None:

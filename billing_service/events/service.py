@@ -5,9 +5,12 @@
     parse -> Redis: "seen" marker? else lock(customer)   (one round trip, locks.Claim)
           -> [seen: processed? -> answer]
           -> resolve (from the payload)
-          -> apply, tie included (in the next group commit, events/group_commit.py)
+          -> queue the apply, tie included, for the next group commit of the
+             customer's writer (events/group_commit.py); the customer's next
+             event may now enter and queue behind it
           -> [only Stripe can tie it, or a same-second conflict: ask Stripe, apply again]
-          -> Redis: unlock + "seen" marker (one round trip) -> on_user_changed -> answer
+          -> committed: Redis "seen" marker (+ unlock when the customer's last
+             event in flight leaves; one round trip) -> on_user_changed -> answer
 
 A transient failure anywhere before the commit (database, Stripe, lock
 wait) raises and leaves no record, so the caller's retry applies the event.
@@ -39,7 +42,7 @@ from billing_service.events.fetch_budget import FetchBudget
 from billing_service.events.group_commit import GroupCommitter
 from billing_service.events.parse import StripeEvent, parse_event
 from billing_service.events.resolve import NeedsStripeTieError, Resolution, Resolver, lock_key
-from billing_service.locks import EventLocks
+from billing_service.locks import Claim, EventLocks
 from billing_service.plans import Catalog
 from billing_service.storage import fixed_sql, repository
 from billing_service.storage.database import Database
@@ -124,7 +127,7 @@ class EventService:
                     if found is not None:
                         return found
                     await claim.hold()
-                answer = await self._apply_locked(event)
+                answer = await self._apply_locked(event, claim)
                 claim.applied()
         result = answer.result
         if result.changed and self._on_user_changed is not None:
@@ -145,14 +148,14 @@ class EventService:
         await self._locks.mark_seen(event.id)
         return answer
 
-    async def _apply_locked(self, event: StripeEvent) -> EventAnswer:
+    async def _apply_locked(self, event: StripeEvent, claim: Claim) -> EventAnswer:
         # No duplicate read here: ``_apply`` made it (no Redis, or Redis remembers
         # the event), or Redis does not remember the event, which is then new
         # unless Redis lost its marker; the apply's own check on the processed
         # record catches that rare one after its resolve.
         resolution = await self._resolver.resolve(event)
         try:
-            return await self._committed(event, resolution)
+            return await self._committed(event, resolution, claim)
         except NeedsStripeTieError:
             # Rare: only Stripe can tie it, and the apply cannot wait for Stripe.
             return await self._committed(event, await self._resolver.resolve_with_stripe(event))
@@ -170,9 +173,19 @@ class EventService:
                 resolution = replace(resolution, snapshot=fetched, authoritative=True, note=note)
             return await self._committed(event, resolution)
 
-    async def _committed(self, event: StripeEvent, resolution: Resolution) -> EventAnswer:
-        """Apply in the next group commit; the answer once that committed."""
-        return await self._committer.submit(self._unit(event, resolution))
+    async def _committed(
+        self, event: StripeEvent, resolution: Resolution, claim: Claim | None = None
+    ) -> EventAnswer:
+        """Apply in the next group commit; the answer once that committed.
+
+        Once the apply is queued, the customer's next event may resolve and
+        queue behind it (``claim.queued()``): the committer keeps a key's units
+        in order, so it need not wait for this one's commit.
+        """
+        done = self._committer.enqueue(self._unit(event, resolution), lock_key(event))
+        if claim is not None:
+            claim.queued()
+        return await done
 
     def _unit(self, event: StripeEvent, resolution: Resolution) -> Callable[[], EventAnswer]:
         def apply_and_view() -> EventAnswer:

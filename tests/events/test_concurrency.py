@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 
@@ -141,3 +142,65 @@ async def test_a_history_spread_over_two_replicas_ends_in_the_newest_state(
         applied = {a.event_id for a in answers if a.outcome == pb.EVENT_OUTCOME_APPLIED}
         assert set(per_event) == applied
         assert all(count == 1 for count in per_event.values())
+
+
+def _commit_sizes(metrics_target: str) -> tuple[float, float]:
+    """(group commits, events they committed) from the service's /metrics page."""
+    with urllib.request.urlopen(f"http://{metrics_target}/metrics", timeout=5) as page:
+        text = page.read().decode()
+    samples = {
+        line.split()[0]: float(line.split()[1])
+        for line in text.splitlines()
+        if line.startswith("billing_event_group_commit_size_")
+    }
+    return (
+        samples["billing_event_group_commit_size_count"],
+        samples["billing_event_group_commit_size_sum"],
+    )
+
+
+@pytest.fixture(scope="module")
+def patient_service(
+    shared_postgres: str, stripe_standin: StripeStandIn
+) -> Iterator[ServiceProcess]:
+    """One replica with Redis whose group commits wait up to 300 ms for company."""
+    env = service_env(
+        shared_postgres,
+        stripe_standin,
+        REDIS_URL=redis_url(),
+        BILLING_EVENT_BATCH_WAIT_MS="300",
+        BILLING_METRICS_ADDR="127.0.0.1:0",
+    )
+    with ServiceProcess(env) as process:
+        yield process
+
+
+async def test_a_customers_events_in_flight_together_share_one_commit(
+    patient_service: ServiceProcess, user_id: str
+) -> None:
+    # Each waits only for the one before it to be queued, not committed: all four
+    # land in the batch the first one opened, applied in the order they queued.
+    sub_id, cus = factory.new_id("sub"), factory.new_id("cus")
+    statuses = ["incomplete", "active", "past_due", "active"]
+    history = [
+        factory.event(
+            "customer.subscription.updated",
+            factory.subscription(sub_id, cus, status, user_id=user_id),
+            created=factory.BASE_TIME + i,
+        )
+        for i, status in enumerate(statuses)
+    ]
+    before = _commit_sizes(patient_service.metrics_target)
+    async with grpc.aio.insecure_channel(patient_service.target) as channel:
+        client = EventsClient(pb_grpc.BillingServiceStub(channel))
+        answers = await asyncio.gather(*(client.send(ev) for ev in history[::-1]))
+        after = _commit_sizes(patient_service.metrics_target)
+        assert (after[0] - before[0], after[1] - before[1]) == (1, 4)
+        assert {a.outcome for a in answers} <= {
+            pb.EVENT_OUTCOME_APPLIED,
+            pb.EVENT_OUTCOME_STALE,
+        }
+        assert (await client.subscription(user_id)).status == pb.SUBSCRIPTION_STATUS_ACTIVE
+        records = await client.audit(user_id)
+        assert history[-1]["id"] in {r.stripe_event_id for r in records}
+    assert redis.Redis.from_url(redis_url()).keys(f"billing:lock:customer:{cus}") == []

@@ -147,3 +147,29 @@ async def test_the_writer_does_not_run_in_the_context_of_the_call_that_started_i
     await committer.close()
     db.close()
     assert db.seen == [""]
+
+
+def link_after(db: Database, user: str, previous: str | None) -> bool:
+    """Write ``user``; True when the unit queued before it under the same key is visible."""
+    visible = previous is None or Customer.select().where(Customer.user_id == previous).exists()
+    link(db, user)
+    return bool(visible)
+
+
+async def test_units_of_one_key_run_in_queue_order_and_each_sees_the_one_before(
+    db: Database,
+) -> None:
+    # On PostgreSQL four writers commit at once; a key's units must still follow
+    # each other, or a customer's next event would miss the previous one's writes.
+    committer = GroupCommitter(db, max_batch=3, max_wait=0.005)
+    keys = [f"k{k}" for k in range(6)]
+    units = []
+    for step in range(8):
+        for key in keys:
+            previous = f"{key}-{step - 1}" if step else None
+            unit = functools.partial(link_after, db, f"{key}-{step}", previous)
+            units.append(committer.enqueue(unit, key=key))
+    results = await asyncio.gather(*units)
+    await committer.close()
+    assert all(results)
+    assert len(committed_users(db, [f"{k}-{s}" for k in keys for s in range(8)])) == 48

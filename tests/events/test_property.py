@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 
 from billing_service.audit import verify_chain
 from billing_service.events.apply import Outcome
+from billing_service.events.group_commit import GroupCommitter
 from billing_service.events.ordering import state_digest
 from billing_service.events.service import EventService
 from billing_service.lifecycle import NEXT, Status
@@ -218,6 +219,60 @@ def test_the_audit_chain_stays_intact_across_out_of_order_deliveries(
         assert report.checked >= written
     finally:
         db.close()
+
+
+@pytest.fixture(scope="module")
+def concurrent_core(
+    database_url: str,
+) -> Iterator[tuple[EventService, StripeAuthority, Database]]:
+    """An EventService on SQLite and on PostgreSQL whose group commits wait 10 ms for company."""
+    db = Database(database_url, workers=4)
+    authority = StripeAuthority()
+    committer = GroupCommitter(db, max_wait=0.01)
+    service = EventService(
+        db, load_catalog(PLANS_FILE), authority, EventLocks(), committer=committer
+    )
+    yield service, authority, db
+    db.close()
+
+
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(case=deliveries())
+def test_a_history_delivered_all_at_once_ends_in_the_newest_state(
+    concurrent_core: tuple[EventService, StripeAuthority, Database],
+    case: tuple[list[tuple[str, int, bool]], list[int]],
+) -> None:
+    # Every delivery in flight at once: a customer's events queue behind each
+    # other and share batches (locks.Claim.queued), which must decide exactly
+    # what one transaction per event in some order would have.
+    service, authority, db = concurrent_core
+    history, order = case
+    events, newest = build_events(history, f"user-{factory.new_id('c')}")
+    authority.subscriptions[newest["id"]] = newest
+
+    async def deliver_all() -> list[Outcome]:
+        answers = await asyncio.gather(
+            *(service.apply(factory.payload(events[index])) for index in order)
+        )
+        return [answer.result.outcome for answer in answers]
+
+    outcomes = asyncio.run(deliver_all())
+    row = db.call(repository.subscription_by_stripe_id, newest["id"])
+    assert row is not None
+    assert row.status == newest["status"]
+    assert row.last_state_digest == state_digest(subscription_snapshot(newest))
+    for event in events:
+        delivered = [o for i, o in zip(order, outcomes, strict=True) if events[i] is event]
+        firsts = [o for o in delivered if o is not Outcome.DUPLICATE]
+        assert len(firsts) == 1, (event["id"], delivered)
+    audited = audited_events(db, newest["id"])
+    assert all(count == 1 for count in audited.values())
+    report = db.call(verify_chain)
+    assert report.ok, report
 
 
 @pytest.fixture(scope="module")

@@ -130,3 +130,90 @@ async def test_after_a_marker_without_a_record_hold_takes_the_lock(
         await claim.hold()
         assert await clients[0].exists(f"billing:lock:{key}") == 1
     assert await clients[0].exists(f"billing:lock:{key}") == 0
+
+
+async def test_a_queued_claim_lets_the_next_claim_of_its_key_in_under_the_same_redis_lock(
+    clients: tuple[Redis, Redis],
+) -> None:
+    key = f"test:{uuid.uuid4().hex}"
+    here, other = EventLocks(clients[0]), EventLocks(clients[1])
+    lock = f"billing:lock:{key}"
+    async with here.claim(key, f"evt_{uuid.uuid4().hex}", wait=1.0) as first:
+        assert not await first.seen()
+        async with here.claim(key, f"evt_{uuid.uuid4().hex}", wait=1.0) as second:
+            entering = asyncio.create_task(second.seen())
+            await asyncio.sleep(0.05)
+            assert not entering.done()  # the first has not queued its write yet
+            first.queued()
+            assert not await asyncio.wait_for(entering, 1.0)  # joined, no marker
+            token = await clients[0].get(lock)
+            await first.release()
+            assert await clients[0].get(lock) == token  # the second still holds the lease
+            with pytest.raises(Unavailable):  # another replica waits for both
+                async with other.claim(key, "", wait=0.1) as outsider:
+                    await outsider.hold()
+        assert await clients[0].exists(lock) == 0  # the last one out released it
+
+
+async def test_each_applied_claim_of_a_shared_lease_leaves_its_marker(
+    clients: tuple[Redis, Redis],
+) -> None:
+    key = f"test:{uuid.uuid4().hex}"
+    events = [f"evt_{uuid.uuid4().hex}" for _ in range(3)]
+    locks = EventLocks(clients[0])
+    claims = [locks.claim(key, event_id, wait=1.0) for event_id in events]
+    entered = []
+    for manager in claims:
+        claim = await manager.__aenter__()
+        assert not await claim.seen()
+        claim.queued()
+        entered.append((manager, claim))
+    for manager, claim in entered:
+        claim.applied()
+        await manager.__aexit__(None, None, None)
+    for event_id in events:
+        assert await clients[1].exists(f"billing:event:{event_id}") == 1
+    assert await clients[1].exists(f"billing:lock:{key}") == 0
+    async with locks.claim(key, events[1], wait=1.0) as again:
+        assert await again.seen()  # remembered: no lock taken
+    assert await clients[1].exists(f"billing:lock:{key}") == 0
+
+
+async def test_a_lease_joined_max_joins_times_drains_before_the_next_claim_enters(
+    clients: tuple[Redis, Redis],
+) -> None:
+    key = f"test:{uuid.uuid4().hex}"
+    locks = EventLocks(clients[0], max_joins=2)
+    lock = f"billing:lock:{key}"
+    async with locks.claim(key, "", wait=1.0) as first:
+        await first.hold()
+        first.queued()
+        async with locks.claim(key, "", wait=1.0) as second:
+            await second.hold()
+            second.queued()
+            token = await clients[0].get(lock)
+            async with locks.claim(key, "", wait=2.0) as third:
+                entering = asyncio.create_task(third.hold())
+                await asyncio.sleep(0.05)
+                assert not entering.done()  # the lease is full: it must drain first
+                await first.release()
+                await asyncio.sleep(0.05)
+                assert not entering.done()
+                await second.release()
+                await asyncio.wait_for(entering, 1.0)
+                new_token = await clients[0].get(lock)
+                assert new_token is not None and new_token != token  # a new lease
+    assert await clients[0].exists(lock) == 0
+
+
+async def test_without_redis_a_queued_claim_lets_the_next_one_in() -> None:
+    locks = EventLocks()
+    async with locks.claim("cus_1", "evt_1", wait=1.0) as first:
+        assert await first.seen()  # no Redis: ask the database
+        await first.hold()
+        async with locks.claim("cus_1", "evt_2", wait=0.05) as blocked:
+            with pytest.raises(Unavailable):
+                await blocked.hold()
+        first.queued()
+        async with locks.claim("cus_1", "evt_3", wait=0.05) as next_one:
+            await next_one.hold()
