@@ -204,3 +204,40 @@ async def test_a_customers_events_in_flight_together_share_one_commit(
         records = await client.audit(user_id)
         assert history[-1]["id"] in {r.stripe_event_id for r in records}
     assert redis.Redis.from_url(redis_url()).keys(f"billing:lock:customer:{cus}") == []
+
+
+@pytest.mark.parametrize("checkout_first", [False, True], ids=["update-first", "checkout-first"])
+async def test_an_untied_update_and_its_checkout_in_flight_together_end_tied_and_current(
+    patient_service: ServiceProcess,
+    stripe_standin: StripeStandIn,
+    user_id: str,
+    checkout_first: bool,
+) -> None:
+    # The hazard that once kept the customer lock until the commit: the checkout
+    # must see the update's IGNORED (and ask Stripe for the state it never stored)
+    # or run before it (and the update then ties through the link it made).
+    sub_id, cus = factory.new_id("sub"), factory.new_id("cus")
+    updated = factory.subscription(sub_id, cus, "active")  # no user_id metadata
+    stripe_standin.subscriptions[sub_id] = updated
+    update = factory.event("customer.subscription.updated", updated, created=factory.BASE_TIME + 2)
+    session = factory.checkout_session(cus, sub_id, client_reference_id=user_id)
+    checkout = factory.event("checkout.session.completed", session, created=factory.BASE_TIME + 1)
+    deliveries = [checkout, update] if checkout_first else [update, checkout]
+    async with grpc.aio.insecure_channel(patient_service.target) as channel:
+        client = EventsClient(pb_grpc.BillingServiceStub(channel))
+        first = asyncio.create_task(client.send(deliveries[0]))
+        # A head start for the first, well inside the 300 ms its batch waits for company.
+        await asyncio.sleep(0.05)
+        answers = [await client.send(deliveries[1]), await first]
+        outcomes = {a.event_id: a.outcome for a in answers}
+        assert outcomes[checkout["id"]] == pb.EVENT_OUTCOME_APPLIED
+        if outcomes[update["id"]] == pb.EVENT_OUTCOME_IGNORED:  # it ran first: Stripe was asked
+            assert sub_id in stripe_standin.fetches
+        else:  # it ran after the checkout and was tied by its link
+            assert outcomes[update["id"]] == pb.EVENT_OUTCOME_APPLIED
+        current = await client.subscription(user_id)
+        assert (current.status, current.tier, current.stripe_customer_id) == (
+            pb.SUBSCRIPTION_STATUS_ACTIVE,
+            "pro",
+            cus,
+        )
