@@ -157,20 +157,24 @@ class Claim:
         self._local = await self._locks.local.acquire(self._key, self._left())
         try:
             lease = await self._open_lease()
+            joining = lease is not None
             if lease is None:
                 lease = await self._new_lease(check_seen=check_seen)
                 if lease is None:
                     self._release_local()
                     return True
-            elif check_seen and await self._locks.seen(self._event_id):
+            # Counted before any await, so the last user out cannot close it under us.
+            lease.users += 1
+            lease.joined += 1
+            self._lease = lease
+            if joining and check_seen and await self._locks.seen(self._event_id):
+                self._lease = None
+                await self._leave(lease, applied=False)
                 self._release_local()
                 return True
         except BaseException:
-            self._release_local()
+            self._release_local()  # a lease joined is left by ``release``
             raise
-        lease.users += 1
-        lease.joined += 1
-        self._lease = lease
         return False
 
     async def _open_lease(self) -> _Lease | None:
@@ -233,18 +237,18 @@ class Claim:
         lease, self._lease = self._lease, None
         applied, self._applied = self._applied, False
         try:
-            if lease is None:
-                if applied:
-                    await self._locks.mark_seen(self._event_id)
-                return
-            lease.users -= 1
-            if lease.users > 0:
-                if applied:
-                    await self._locks.mark_seen(self._event_id)
-                return
-            await self._close(lease, applied)
+            await self._leave(lease, applied)
         finally:
             self._release_local()
+
+    async def _leave(self, lease: _Lease | None, applied: bool) -> None:
+        if lease is not None:
+            lease.users -= 1
+            if lease.users == 0:
+                await self._close(lease, applied)
+                return
+        if applied:
+            await self._locks.mark_seen(self._event_id)
 
     async def _close(self, lease: _Lease, applied: bool) -> None:
         if lease.closed is None:

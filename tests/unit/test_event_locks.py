@@ -217,3 +217,21 @@ async def test_without_redis_a_queued_claim_lets_the_next_one_in() -> None:
         first.queued()
         async with locks.claim("cus_1", "evt_3", wait=0.05) as next_one:
             await next_one.hold()
+
+
+async def test_a_claim_joining_while_the_lease_empties_keeps_the_redis_lock(
+    clients: tuple[Redis, Redis],
+) -> None:
+    key = f"test:{uuid.uuid4().hex}"
+    locks = EventLocks(clients[0])
+    lock = f"billing:lock:{key}"
+    async with locks.claim(key, f"evt_{uuid.uuid4().hex}", wait=1.0) as first:
+        assert not await first.seen()
+        first.queued()
+        async with locks.claim(key, f"evt_{uuid.uuid4().hex}", wait=1.0) as second:
+            entering = asyncio.create_task(second.seen())
+            await asyncio.sleep(0)  # the second has joined and asks Redis for its marker
+            await first.release()  # the first leaves meanwhile: not the last one out
+            assert not await asyncio.wait_for(entering, 1.0)
+            assert await clients[0].exists(lock) == 1  # still held, for the second
+    assert await clients[0].exists(lock) == 0
