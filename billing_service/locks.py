@@ -86,13 +86,26 @@ class LocalLocks:
 class _Lease:
     """This process's turn on one key: one Redis lock shared by its claims in flight."""
 
-    __slots__ = ("closed", "joined", "token", "users")
+    __slots__ = ("closed", "joined", "opened_at", "token", "users")
 
-    def __init__(self, token: str | None) -> None:
+    def __init__(self, token: str | None, opened_at: float) -> None:
         self.token = token  # None: taken without Redis (none configured, or it failed)
+        self.opened_at = opened_at  # event-loop time
         self.users = 0
         self.joined = 0
         self.closed: asyncio.Future[None] | None = None  # set while the last user releases
+
+    def open_to(self, locks: EventLocks, now: float) -> bool:
+        """True while another claim may join: not closing, not joined too often, not too old.
+
+        Joins stop at half the lock's expiry: the lease's lock was taken once
+        and is not extended, so it must not outlive its expiry by much.
+        """
+        return (
+            self.closed is None
+            and self.joined < locks.max_joins
+            and now - self.opened_at < locks.lock_ttl_ms / 2000
+        )
 
 
 class Claim:
@@ -109,7 +122,8 @@ class Claim:
     customer resolve one after the other and queue their writes in that
     order. Across replicas, the Redis lock is this process's lease on the
     key: taken by the first claim, shared by every claim that enters while
-    it is held (up to ``max_joins``), and released by the last one to leave.
+    it is held (up to ``max_joins``, and for half the lock's expiry), and
+    released by the last one to leave.
     So a customer's next event need not wait for the previous one's commit,
     only for its place in the queue, while another replica still waits for
     all of them.
@@ -180,12 +194,14 @@ class Claim:
     async def _open_lease(self) -> _Lease | None:
         """The lease this claim may join, or None once none is (left) open."""
         leases = self._locks.leases
+        loop = asyncio.get_running_loop()
         while (lease := leases.get(self._key)) is not None:
-            if lease.closed is None and lease.joined < self._locks.max_joins:
+            if lease.open_to(self._locks, loop.time()):
                 return lease
             if lease.closed is None:
-                # Joined often enough: let it drain so another replica gets its turn.
-                lease.closed = asyncio.get_running_loop().create_future()
+                # Joined often enough, or for long enough: let it drain (another
+                # replica may get its turn), then take a lock of our own.
+                lease.closed = loop.create_future()
             try:
                 async with asyncio.timeout(max(0.0, self._left())):
                     await asyncio.shield(lease.closed)
@@ -220,7 +236,7 @@ class Claim:
                     await asyncio.sleep(min(_RETRY_SECONDS, self._left()))
             except (RedisError, OSError) as exc:
                 self._locks.failed(f"lock for {self._key}", exc)
-        lease = _Lease(token)
+        lease = _Lease(token, asyncio.get_running_loop().time())
         self._locks.leases[self._key] = lease
         return lease
 

@@ -235,3 +235,25 @@ async def test_a_claim_joining_while_the_lease_empties_keeps_the_redis_lock(
             assert not await asyncio.wait_for(entering, 1.0)
             assert await clients[0].exists(lock) == 1  # still held, for the second
     assert await clients[0].exists(lock) == 0
+
+
+async def test_a_lease_older_than_half_the_lock_expiry_takes_no_more_joins(
+    clients: tuple[Redis, Redis],
+) -> None:
+    key = f"test:{uuid.uuid4().hex}"
+    locks = EventLocks(clients[0], lock_ttl=0.4)
+    lock = f"billing:lock:{key}"
+    async with locks.claim(key, "", wait=2.0) as first:
+        await first.hold()
+        first.queued()
+        token = await clients[0].get(lock)
+        await asyncio.sleep(0.25)  # past half of the 0.4 s expiry
+        async with locks.claim(key, "", wait=2.0) as late:
+            entering = asyncio.create_task(late.hold())
+            await asyncio.sleep(0.02)
+            assert not entering.done()  # no join: it waits for the old lease to drain
+            await first.release()
+            await asyncio.wait_for(entering, 1.0)
+            new_token = await clients[0].get(lock)
+            assert new_token is not None and new_token != token
+    assert await clients[0].exists(lock) == 0
