@@ -6,6 +6,7 @@ import asyncio
 import urllib.request
 from collections import Counter
 from collections.abc import Iterator
+from typing import Any
 
 import grpc
 import pytest
@@ -112,12 +113,10 @@ async def test_without_redis_the_database_alone_applies_concurrent_deliveries_on
     assert sub_id not in stripe_standin.fetches
 
 
-async def test_a_history_spread_over_two_replicas_ends_in_the_newest_state(
-    replicas: tuple[ServiceProcess, ServiceProcess], user_id: str
-) -> None:
+def _updates(user_id: str, statuses: list[str]) -> list[dict[str, Any]]:
+    """customer.subscription.updated events of one new subscription, a second apart."""
     sub_id, cus = factory.new_id("sub"), factory.new_id("cus")
-    statuses = ["incomplete", "active", "past_due", "active", "past_due", "unpaid", "canceled"]
-    history = [
+    return [
         factory.event(
             "customer.subscription.updated",
             factory.subscription(sub_id, cus, status, user_id=user_id),
@@ -125,6 +124,13 @@ async def test_a_history_spread_over_two_replicas_ends_in_the_newest_state(
         )
         for i, status in enumerate(statuses)
     ]
+
+
+async def test_a_history_spread_over_two_replicas_ends_in_the_newest_state(
+    replicas: tuple[ServiceProcess, ServiceProcess], user_id: str
+) -> None:
+    statuses = ["incomplete", "active", "past_due", "active", "past_due", "unpaid", "canceled"]
+    history = _updates(user_id, statuses)
     deliveries = [*history[::-1], *history]  # newest first, then everything again
     async with (
         grpc.aio.insecure_channel(replicas[0].target) as one,
@@ -180,16 +186,8 @@ async def test_a_customers_events_in_flight_together_share_one_commit(
 ) -> None:
     # Each waits only for the one before it to be queued, not committed: all four
     # land in the batch the first one opened, applied in the order they queued.
-    sub_id, cus = factory.new_id("sub"), factory.new_id("cus")
-    statuses = ["incomplete", "active", "past_due", "active"]
-    history = [
-        factory.event(
-            "customer.subscription.updated",
-            factory.subscription(sub_id, cus, status, user_id=user_id),
-            created=factory.BASE_TIME + i,
-        )
-        for i, status in enumerate(statuses)
-    ]
+    history = _updates(user_id, ["incomplete", "active", "past_due", "active"])
+    cus = history[0]["data"]["object"]["customer"]
     before = _commit_sizes(patient_service.metrics_target)
     async with grpc.aio.insecure_channel(patient_service.target) as channel:
         client = EventsClient(pb_grpc.BillingServiceStub(channel))
