@@ -36,6 +36,7 @@ from collections.abc import AsyncIterator
 
 from redis.exceptions import RedisError
 
+from billing_service import metrics
 from billing_service.errors import Unavailable
 from billing_service.processed_marker import marker_key
 from billing_service.redis_breaker import RedisBreaker
@@ -168,6 +169,7 @@ class Claim:
 
     async def _enter(self, *, check_seen: bool) -> bool:
         """Join or open this process's lease; True when Redis remembers the event instead."""
+        started = asyncio.get_running_loop().time()
         self._local = await self._locks.local.acquire(self._key, self._left())
         try:
             lease = await self._open_lease()
@@ -181,6 +183,7 @@ class Claim:
             lease.users += 1
             lease.joined += 1
             self._lease = lease
+            metrics.EVENT_LOCK_WAIT.observe(asyncio.get_running_loop().time() - started)
             if joining and check_seen and await self._locks.seen(self._event_id):
                 self._lease = None
                 await self._leave(lease, applied=False)

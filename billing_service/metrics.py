@@ -124,6 +124,11 @@ GROUP_COMMIT_RERUNS = Counter(
     "billing_event_group_commit_reruns_total",
     "Group commits run again with a savepoint per event because one event's apply raised",
 )
+EVENT_LOCK_WAIT = Histogram(
+    "billing_event_lock_wait_seconds",
+    "Time an event waited for its customer's lock (in this process, then across replicas)",
+    buckets=(0.001, 0.005, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
 GROUP_COMMIT_SIZE = Histogram(
     "billing_event_group_commit_size",
     "Events applied per group-commit transaction",

@@ -7,6 +7,7 @@ import uuid
 from collections.abc import AsyncIterator
 
 import pytest
+from prometheus_client import REGISTRY
 
 from billing_service.errors import Unavailable
 from billing_service.locks import EventLocks
@@ -257,3 +258,26 @@ async def test_a_lease_older_than_half_the_lock_expiry_takes_no_more_joins(
             new_token = await clients[0].get(lock)
             assert new_token is not None and new_token != token
     assert await clients[0].exists(lock) == 0
+
+
+def _lock_wait() -> tuple[float, float]:
+    """(observations, seconds) of billing_event_lock_wait_seconds so far."""
+    count = REGISTRY.get_sample_value("billing_event_lock_wait_seconds_count") or 0.0
+    total = REGISTRY.get_sample_value("billing_event_lock_wait_seconds_sum") or 0.0
+    return count, total
+
+
+async def test_the_wait_for_a_customer_lock_is_measured(clients: tuple[Redis, Redis]) -> None:
+    key = f"test:{uuid.uuid4().hex}"
+    locks = EventLocks(clients[0])
+    count, total = _lock_wait()
+    async with locks.claim(key, f"evt_{uuid.uuid4().hex}", wait=1.0) as first:
+        assert not await first.seen()
+        async with locks.claim(key, f"evt_{uuid.uuid4().hex}", wait=1.0) as second:
+            entering = asyncio.create_task(second.seen())
+            await asyncio.sleep(0.1)  # the second waits this long for the first to queue
+            first.queued()
+            assert not await asyncio.wait_for(entering, 1.0)
+    after_count, after_total = _lock_wait()
+    assert after_count - count == 2
+    assert after_total - total >= 0.1
