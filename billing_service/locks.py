@@ -124,10 +124,9 @@ class Claim:
     order. Across replicas, the Redis lock is this process's lease on the
     key: taken by the first claim, shared by every claim that enters while
     it is held (up to ``max_joins``, and for half the lock's expiry), and
-    released by the last one to leave.
-    So a customer's next event need not wait for the previous one's commit,
-    only for its place in the queue, while another replica still waits for
-    all of them.
+    released by the last one to leave. So a customer's next event need not
+    wait for the previous one's commit, only for its place in the queue,
+    while another replica still waits for all of them.
     """
 
     def __init__(self, locks: EventLocks, key: str, event_id: str, deadline: float) -> None:
