@@ -186,6 +186,7 @@ async def start(
         db,
         max_batch=settings.event_batch_max,
         max_wait=settings.event_batch_wait_ms / 1000,
+        concurrency=settings.event_writers,
     )
     events = EventService(
         db,

@@ -124,6 +124,11 @@ SETTINGS: tuple[SettingSpec, ...] = (
         "longest a group commit waits for more events before it starts its transaction",
     ),
     SettingSpec(
+        "BILLING_EVENT_WRITERS",
+        "4",
+        "group-commit writers on PostgreSQL, each one transaction at a time (SQLite: always 1)",
+    ),
+    SettingSpec(
         "BILLING_SERVICE_TARGET",
         "",
         "host:port of the service the CLI's `reconcile` and `events replay` call; "
@@ -192,6 +197,7 @@ class Settings:
     stripe_event_fetch_timeout_seconds: float
     event_batch_max: int
     event_batch_wait_ms: float
+    event_writers: int
     service_target: str
     reconcile_max_attempts: int
     reconcile_backoff_seconds: float
@@ -240,6 +246,7 @@ class Settings:
             ),
             event_batch_max=max(1, read.integer("BILLING_EVENT_BATCH_MAX")),
             event_batch_wait_ms=max(0.0, read.number("BILLING_EVENT_BATCH_WAIT_MS")),
+            event_writers=max(1, read.integer("BILLING_EVENT_WRITERS")),
             service_target=read.text("BILLING_SERVICE_TARGET") or read.text("BILLING_GRPC_ADDR"),
             reconcile_max_attempts=max(1, read.integer("BILLING_RECONCILE_MAX_ATTEMPTS")),
             reconcile_backoff_seconds=max(0.0, read.number("BILLING_RECONCILE_BACKOFF_SECONDS")),

@@ -239,3 +239,49 @@ async def test_an_untied_update_and_its_checkout_in_flight_together_end_tied_and
             "pro",
             cus,
         )
+
+
+@pytest.fixture(scope="module")
+def one_writer_service(
+    shared_postgres: str, stripe_standin: StripeStandIn
+) -> Iterator[ServiceProcess]:
+    """A replica with one group-commit writer whose batches wait up to 300 ms for company."""
+    env = service_env(
+        shared_postgres,
+        stripe_standin,
+        BILLING_EVENT_WRITERS="1",
+        BILLING_EVENT_BATCH_WAIT_MS="300",
+        BILLING_METRICS_ADDR="127.0.0.1:0",
+    )
+    with ServiceProcess(env) as process:
+        yield process
+
+
+@pytest.mark.parametrize("writers", [1, 4])
+async def test_events_of_several_customers_spread_over_the_writers(
+    one_writer_service: ServiceProcess, patient_service: ServiceProcess, writers: int
+) -> None:
+    # Eight customers' events at once: one writer commits them together; four
+    # (the default, patient_service) split them by customer over several commits.
+    service = one_writer_service if writers == 1 else patient_service
+    events = [
+        factory.event(
+            "customer.subscription.created",
+            factory.subscription(
+                factory.new_id("sub"), factory.new_id("cus"), "active", user_id=factory.new_id("u")
+            ),
+        )
+        for _ in range(8)
+    ]
+    before = _commit_sizes(service.metrics_target)
+    async with grpc.aio.insecure_channel(service.target) as channel:
+        client = EventsClient(pb_grpc.BillingServiceStub(channel))
+        answers = await asyncio.gather(*(client.send(ev) for ev in events))
+    after = _commit_sizes(service.metrics_target)
+    assert {a.outcome for a in answers} == {pb.EVENT_OUTCOME_APPLIED}
+    commits = after[0] - before[0]
+    assert after[1] - before[1] == 8
+    if writers == 1:
+        assert commits == 1
+    else:
+        assert commits > 1  # all eight on one of four writers: p = 4^-7
