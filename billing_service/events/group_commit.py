@@ -33,8 +33,9 @@ transactions at once. That lets a customer's next event queue as soon as
 the previous one has (``locks.Claim.queued``) instead of waiting for its
 commit: each unit reads what the units before it wrote, and the ordering
 per subscription is decided exactly as with one transaction per event. On
-PostgreSQL there are four writers (``concurrency``, each on its own
-connection, units spread over them by key; units with no key share one);
+PostgreSQL there are four writers by default (``concurrency``,
+``BILLING_EVENT_WRITERS``), each on its own connection, units spread over
+them by key (units with no key share one);
 the database's locks (unique processed-event id, per-subscription advisory
 lock, per-chain audit heads) keep their batches apart. SQLite has one
 writer, so one batch at a time.

@@ -165,19 +165,25 @@ def _commit_sizes(metrics_target: str) -> tuple[float, float]:
     )
 
 
+def _patient_env(shared_postgres: str, standin: StripeStandIn, **extra: str) -> dict[str, str]:
+    """A replica whose group commits wait up to 300 ms for company, with metrics on."""
+    return service_env(
+        shared_postgres,
+        standin,
+        BILLING_EVENT_BATCH_WAIT_MS="300",
+        BILLING_METRICS_ADDR="127.0.0.1:0",
+        **extra,
+    )
+
+
 @pytest.fixture(scope="module")
 def patient_service(
     shared_postgres: str, stripe_standin: StripeStandIn
 ) -> Iterator[ServiceProcess]:
-    """One replica with Redis whose group commits wait up to 300 ms for company."""
-    env = service_env(
-        shared_postgres,
-        stripe_standin,
-        REDIS_URL=redis_url(),
-        BILLING_EVENT_BATCH_WAIT_MS="300",
-        BILLING_METRICS_ADDR="127.0.0.1:0",
-    )
-    with ServiceProcess(env) as process:
+    """One patient replica with Redis and the default four writers."""
+    with ServiceProcess(
+        _patient_env(shared_postgres, stripe_standin, REDIS_URL=redis_url())
+    ) as process:
         yield process
 
 
@@ -245,15 +251,10 @@ async def test_an_untied_update_and_its_checkout_in_flight_together_end_tied_and
 def one_writer_service(
     shared_postgres: str, stripe_standin: StripeStandIn
 ) -> Iterator[ServiceProcess]:
-    """A replica with one group-commit writer whose batches wait up to 300 ms for company."""
-    env = service_env(
-        shared_postgres,
-        stripe_standin,
-        BILLING_EVENT_WRITERS="1",
-        BILLING_EVENT_BATCH_WAIT_MS="300",
-        BILLING_METRICS_ADDR="127.0.0.1:0",
-    )
-    with ServiceProcess(env) as process:
+    """One patient replica with one group-commit writer."""
+    with ServiceProcess(
+        _patient_env(shared_postgres, stripe_standin, BILLING_EVENT_WRITERS="1")
+    ) as process:
         yield process
 
 
