@@ -1,6 +1,7 @@
 """The Redis key that says "this event's transaction committed", shared with the gateway.
 
-The service writes it after each event's commit (locks.py) and reads it to
+The service writes it after each event's commit, with the release of the
+customer lock the event held or shared (locks.py), and reads it to
 skip work on redeliveries; a gateway given the same Redis reads it to answer
 redeliveries without a forward (webhook_gateway/markers.py). This module
 imports nothing, so the gateway gets the key without the service's Redis

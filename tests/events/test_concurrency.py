@@ -286,3 +286,21 @@ async def test_events_of_several_customers_spread_over_the_writers(
         assert commits == 1
     else:
         assert commits > 1  # all eight on one of four writers: p = 4^-7
+
+
+async def test_a_redelivery_that_joins_its_customers_open_lease_is_answered_duplicate(
+    patient_service: ServiceProcess, user_id: str
+) -> None:
+    # It asks Redis nothing (it joins the lease that the customer's next event
+    # opened); the processed record's unique id answers it, and it writes nothing.
+    first, second = _updates(user_id, ["active", "past_due"])
+    async with grpc.aio.insecure_channel(patient_service.target) as channel:
+        client = EventsClient(pb_grpc.BillingServiceStub(channel))
+        assert (await client.send(first)).outcome == pb.EVENT_OUTCOME_APPLIED
+        later = asyncio.create_task(client.send(second))
+        await asyncio.sleep(0.05)  # the second holds its lease, in a batch that waits 300 ms
+        again = await client.send(first)
+        assert again.outcome == pb.EVENT_OUTCOME_DUPLICATE
+        assert (await later).outcome == pb.EVENT_OUTCOME_APPLIED
+        records = await client.audit(user_id)
+        assert Counter(r.stripe_event_id for r in records) == {first["id"]: 1, second["id"]: 1}
