@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
@@ -150,18 +149,11 @@ async def test_a_history_spread_over_two_replicas_ends_in_the_newest_state(
         assert all(count == 1 for count in per_event.values())
 
 
-def _commit_sizes(metrics_target: str) -> tuple[float, float]:
+def _commit_sizes(service: ServiceProcess) -> tuple[float, float]:
     """(group commits, events they committed) from the service's /metrics page."""
-    with urllib.request.urlopen(f"http://{metrics_target}/metrics", timeout=5) as page:
-        text = page.read().decode()
-    samples = {
-        line.split()[0]: float(line.split()[1])
-        for line in text.splitlines()
-        if line.startswith("billing_event_group_commit_size_")
-    }
     return (
-        samples["billing_event_group_commit_size_count"],
-        samples["billing_event_group_commit_size_sum"],
+        service.metric("billing_event_group_commit_size_count"),
+        service.metric("billing_event_group_commit_size_sum"),
     )
 
 
@@ -194,11 +186,11 @@ async def test_a_customers_events_in_flight_together_share_one_commit(
     # land in the batch the first one opened, applied in the order they queued.
     history = _updates(user_id, ["incomplete", "active", "past_due", "active"])
     cus = history[0]["data"]["object"]["customer"]
-    before = _commit_sizes(patient_service.metrics_target)
+    before = _commit_sizes(patient_service)
     async with grpc.aio.insecure_channel(patient_service.target) as channel:
         client = EventsClient(pb_grpc.BillingServiceStub(channel))
         answers = await asyncio.gather(*(client.send(ev) for ev in history[::-1]))
-        after = _commit_sizes(patient_service.metrics_target)
+        after = _commit_sizes(patient_service)
         assert (after[0] - before[0], after[1] - before[1]) == (1, 4)
         assert {a.outcome for a in answers} <= {
             pb.EVENT_OUTCOME_APPLIED,
@@ -274,11 +266,11 @@ async def test_events_of_several_customers_spread_over_the_writers(
         )
         for _ in range(8)
     ]
-    before = _commit_sizes(service.metrics_target)
+    before = _commit_sizes(service)
     async with grpc.aio.insecure_channel(service.target) as channel:
         client = EventsClient(pb_grpc.BillingServiceStub(channel))
         answers = await asyncio.gather(*(client.send(ev) for ev in events))
-    after = _commit_sizes(service.metrics_target)
+    after = _commit_sizes(service)
     assert {a.outcome for a in answers} == {pb.EVENT_OUTCOME_APPLIED}
     commits = after[0] - before[0]
     assert after[1] - before[1] == 8

@@ -8,7 +8,6 @@ is measured in bench/redis_breaker.py, never asserted here.
 
 from __future__ import annotations
 
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,18 +23,6 @@ from tests.events import factory
 from tests.events.conftest import service_env
 from tests.events.stripe_standin import StripeStandIn
 from tests.support.processes import ServiceProcess
-
-
-def sample(service: ServiceProcess, name: str, labels: str = "") -> float:
-    """One sample of the service's /metrics (0 when absent)."""
-    url = f"http://{service.metrics_target}/metrics"
-    with urllib.request.urlopen(url, timeout=10) as answer:
-        text = answer.read().decode()
-    prefix = f"{name}{{{labels}}} " if labels else f"{name} "
-    for line in text.splitlines():
-        if line.startswith(prefix):
-            return float(line.removeprefix(prefix))
-    return 0.0
 
 
 @pytest.fixture(scope="module")
@@ -71,10 +58,10 @@ def test_events_finish_without_asking_a_hanging_redis(hanging_service: ServicePr
         assert (
             health.Check(request, timeout=10).status == health_pb2.HealthCheckResponse.NOT_SERVING
         )
-        assert sample(hanging_service, "billing_redis_breaker_open") == 1
-        locks_before = sample(hanging_service, "billing_redis_skipped_total", 'purpose="lock"')
-        marks_before = sample(
-            hanging_service, "billing_redis_skipped_total", 'purpose="dedupe_mark"'
+        assert hanging_service.metric("billing_redis_breaker_open") == 1
+        locks_before = hanging_service.metric("billing_redis_skipped_total", 'purpose="lock"')
+        marks_before = hanging_service.metric(
+            "billing_redis_skipped_total", 'purpose="dedupe_mark"'
         )
         outcomes = []
         for _ in range(5):
@@ -84,8 +71,8 @@ def test_events_finish_without_asking_a_hanging_redis(hanging_service: ServicePr
     assert outcomes == [pb.EVENT_OUTCOME_IGNORED] * 5
     # Every event skipped its Redis lock and marker instead of timing out (and, with the
     # breaker open, went to the database for the dedupe check, as without Redis).
-    locks = sample(hanging_service, "billing_redis_skipped_total", 'purpose="lock"')
-    marks = sample(hanging_service, "billing_redis_skipped_total", 'purpose="dedupe_mark"')
+    locks = hanging_service.metric("billing_redis_skipped_total", 'purpose="lock"')
+    marks = hanging_service.metric("billing_redis_skipped_total", 'purpose="dedupe_mark"')
     assert (locks - locks_before, marks - marks_before) == (5, 5)
     assert "Traceback" not in hanging_service.log_text()
 
@@ -114,10 +101,10 @@ def test_entitlement_changes_stop_waiting_for_a_hanging_redis(
         # Each of these waits at most one lease, so afterwards Redis has been
         # down longer than a lease whenever the service first saw it fail.
         warm = [apply(tied_event()).outcome for _ in range(2)]
-        skipped_before = sample(hanging_service, "billing_entitlement_announces_skipped_total")
+        skipped_before = hanging_service.metric("billing_entitlement_announces_skipped_total")
         outcomes = [apply(tied_event()).outcome for _ in range(3)]
     assert warm + outcomes == [pb.EVENT_OUTCOME_APPLIED] * 5
-    skipped = sample(hanging_service, "billing_entitlement_announces_skipped_total")
+    skipped = hanging_service.metric("billing_entitlement_announces_skipped_total")
     assert skipped - skipped_before == 3
     assert "Traceback" not in hanging_service.log_text()
 

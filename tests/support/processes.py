@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import urllib.request
 from collections.abc import Mapping
 
 from devtools.processes import REPO_ROOT, ListeningProcess
@@ -35,3 +36,16 @@ class ServiceProcess(ListeningProcess):
         """Remember where /metrics is served, when it is."""
         if line.startswith("BILLING_METRICS_LISTENING "):
             self.metrics_target = line.split()[1]
+
+    def metric(self, name: str, labels: str = "") -> float:
+        """One sample of this service's /metrics, 0 when absent (``BILLING_METRICS_ADDR`` set).
+
+        ``labels`` as Prometheus writes them, e.g. ``'purpose="lock"'``.
+        """
+        with urllib.request.urlopen(f"http://{self.metrics_target}/metrics", timeout=10) as page:
+            text = page.read().decode()
+        prefix = f"{name}{{{labels}}} " if labels else f"{name} "
+        for line in text.splitlines():
+            if line.startswith(prefix):
+                return float(line.removeprefix(prefix))
+        return 0.0

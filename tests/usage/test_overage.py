@@ -10,7 +10,6 @@ import asyncio
 import json
 import subprocess
 import sys
-import urllib.request
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -129,13 +128,7 @@ async def test_refunded_overage_not_yet_sent_is_never_reported(
 
 
 def _failed_gauge(service: ServiceProcess) -> float:
-    url = f"http://{service.metrics_target}/metrics"
-    with urllib.request.urlopen(url, timeout=5) as answer:
-        text = answer.read().decode()
-    for line in text.splitlines():
-        if line.startswith('billing_usage_reports{state="failed"}'):
-            return float(line.split()[-1])
-    return 0.0
+    return service.metric("billing_usage_reports", 'state="failed"')
 
 
 async def test_overage_stripe_refuses_is_failed_counted_and_listed(
