@@ -99,6 +99,12 @@ class _Lease:
         self.markers: list[str] = []
         self.closed: asyncio.Future[None] | None = None  # set while the last user releases
 
+    def stop_joins(self) -> asyncio.Future[None]:
+        """Take no more claims; the future is done once the last user released the lease."""
+        if self.closed is None:
+            self.closed = asyncio.get_running_loop().create_future()
+        return self.closed
+
     def open_to(self, locks: EventLocks, now: float) -> bool:
         """True while another claim may join: not closing, not joined too often, not too old.
 
@@ -200,13 +206,12 @@ class Claim:
         while (lease := leases.get(self._key)) is not None:
             if lease.open_to(self._locks, loop.time()):
                 return lease
-            if lease.closed is None:
-                # Joined often enough, or for long enough: let it drain (another
-                # replica may get its turn), then take a lock of our own.
-                lease.closed = loop.create_future()
+            # Closing, or joined often or long enough: let it drain (another
+            # replica may get its turn), then take a lock of our own.
+            drained = lease.stop_joins()
             try:
                 async with asyncio.timeout(max(0.0, self._left())):
-                    await asyncio.shield(lease.closed)
+                    await asyncio.shield(drained)
             except TimeoutError:
                 raise Unavailable(f"lock for {self._key} not obtained in time; retry") from None
         return None
@@ -265,9 +270,8 @@ class Claim:
         if lease is not None:
             lease.users -= 1
             last = lease.users == 0
-            if last and lease.closed is None:
-                # Decided before any await: no claim may join a lease being released.
-                lease.closed = asyncio.get_running_loop().create_future()
+            if last:
+                lease.stop_joins()  # before any await: no claim may join a lease being released
             if applied and lease.token is not None:
                 lease.markers.append(marker_key(self._event_id))
                 applied = False
@@ -277,15 +281,15 @@ class Claim:
             await self._locks.mark_seen(self._event_id)
 
     async def _close(self, lease: _Lease) -> None:
-        assert lease.closed is not None
+        drained = lease.stop_joins()
         try:
             if lease.token is not None:
                 await self._release_redis(lease.token, lease.markers)
         finally:
             if self._locks.leases.get(self._key) is lease:
                 del self._locks.leases[self._key]
-            if not lease.closed.done():
-                lease.closed.set_result(None)
+            if not drained.done():
+                drained.set_result(None)
 
     async def _release_redis(self, token: str, markers: list[str]) -> None:
         # Released even while the breaker is open: a lock we hold blocks other replicas.
