@@ -177,10 +177,51 @@ def _audit_verify(database_url: str) -> str:
     return (done.stdout + done.stderr).strip()
 
 
+def _peer_phase(
+    label: tuple[str, str, str], stream: Stream, concurrency: int, stripe_calls: Any
+) -> tuple[Phase, float, list[str]]:
+    """The stream through the peer (bench/peer.py) on its own database.
+
+    Returns the phase, the peer's peak RSS and the subscriptions whose final
+    status it got wrong.
+    """
+    from bench.peer import PeerMeters, peer_database, start_peer, wrong_statuses
+    from bench.webhooks import POSTGRES_ADMIN
+
+    with peer_database(POSTGRES_ADMIN) as database_url:
+        peer = start_peer(database_url, SECRET)
+        try:
+            meters = PeerMeters(peer, database_url)
+            before = meters.read()
+            phase = _phase(
+                label,
+                f"http://{peer.target}/webhooks/stripe",
+                stream.deliveries,
+                concurrency,
+                None,
+                stripe_calls,
+            )
+            time.sleep(1.0)  # as _phase: let the backends' CPU settle
+            cpu = meters.per_delivery_ms(before, len(stream.deliveries))
+            phase.cpu_ms_per_delivery = {
+                "service": cpu["peer"],
+                "gateway": 0.0,
+                "postgres": cpu["postgres"],
+            }
+            rss = meters.peak_rss_mb()
+        finally:
+            peer.stop()
+        return phase, rss, wrong_statuses(database_url, stream)
+
+
 def bench_renewal(
-    backend: str, subscriptions: int, concurrency: int, payload_events: bool
+    backend: str, subscriptions: int, concurrency: int, payload_events: bool, peer: bool = False
 ) -> dict[str, Any]:
-    """One backend, one stream variant: phases, peak RSS and the correctness checks."""
+    """One backend, one stream variant: phases, peak RSS and the correctness checks.
+
+    With ``peer`` (PostgreSQL, subscription-only stream), the stream also goes
+    through the peer consumer of bench/peer.py, after the baseline.
+    """
     stream_name = "renewal" if payload_events else "renewal (subscription events only)"
     stream: Stream = renewal_stream(subscriptions, int(time.time()), payload_events=payload_events)
     print(
@@ -259,6 +300,14 @@ def bench_renewal(
                 None,
                 calls,
             )
+            peer_result = None
+            if peer and backend == "postgres" and not payload_events:
+                peer_result = _peer_phase(
+                    (backend, stream_name, "peer: stripe-sync-engine (Node)"),
+                    stream,
+                    concurrency,
+                    calls,
+                )
             remembered = _phase(
                 (backend, stream_name, "all-duplicates replay, same gateway (its memory)"),
                 gateway_url,
@@ -289,7 +338,9 @@ def bench_renewal(
         audit = _audit_verify(database_url)
     processed = state.pop("__processed__")[1]
     wrong = sorted(sub for sub, want in stream.truth.items() if state.get(sub) != want)
-    phases = (first, base, remembered, *replays)
+    phases = (first, base, *([peer_result[0]] if peer_result else []), remembered, *replays)
+    if peer_result:
+        rss["peer"] = peer_result[1]
     for phase in phases:
         phase.ratio = round(phase.events_per_second / base.events_per_second, 3)
     return {
@@ -306,6 +357,7 @@ def bench_renewal(
             "subscriptions_wrong": len(wrong),
             "first_wrong": wrong[:3],
             "audit_verify": audit,
+            **({"peer_statuses_wrong": len(peer_result[2])} if peer_result else {}),
         },
     }
 

@@ -383,14 +383,15 @@ def renewal_main(args: argparse.Namespace, backends: list[str], argv: Sequence[s
 
     variants = {"both": [False, True], "full": [True], "subscription-only": [False]}[args.variant]
     results = [
-        bench_renewal(backend, args.subscriptions, args.concurrency, payload_events)
+        bench_renewal(backend, args.subscriptions, args.concurrency, payload_events, args.peer)
         for backend in backends
         for payload_events in variants
     ]
     print(renewal_table(results))
     for result in results:
         print(f"[{result['backend']}] {result['stream']}: {result['checks']}")
-    out = RESULTS.with_name("webhooks_renewal.json")
+    # The side-by-side with the peer keeps its own file, next to the plain run's.
+    out = RESULTS.with_name("webhooks_renewal_peer.json" if args.peer else "webhooks_renewal.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(
         json.dumps(
@@ -431,6 +432,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         choices=["both", "full", "subscription-only"],
         default="both",
         help="renewal: with invoice/checkout events, without them, or both",
+    )
+    parser.add_argument(
+        "--peer",
+        action="store_true",
+        help="renewal, PostgreSQL: also run the stream through the peer consumer (bench/peer.py)",
     )
     args = parser.parse_args(argv)
     backends = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]

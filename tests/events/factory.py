@@ -82,6 +82,7 @@ def subscription(
         metadata={"user_id": user_id, "plan": "pro"} if user_id else {},
     )
     item = sub["items"]["data"][0]
+    item["id"] = "si_" + sub_id.removeprefix("sub_")  # one item per subscription, as in Stripe
     item["subscription"] = sub_id
     item["price"]["id"] = price
     item["plan"]["id"] = price
