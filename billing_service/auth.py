@@ -13,6 +13,8 @@ old one::
 
 No credentials -> UNAUTHENTICATED; a known caller outside its RPCs ->
 PERMISSION_DENIED; both logged with the caller and method, never the token.
+A caller allowed ApplyStripeEvent may also call its batch form,
+ApplyStripeEvents.
 """
 
 from __future__ import annotations
@@ -40,6 +42,16 @@ _BILLING_PREFIX = f"/{SERVICE_NAME}/"
 _OPEN_PREFIXES = ("/grpc.health.v1.Health/",)
 
 current_caller: contextvars.ContextVar[str] = contextvars.ContextVar("caller", default="")
+
+
+# An RPC that is another's batch form needs only the other's permission: a policy
+# written before the batch form existed keeps working when a caller switches to it.
+_BATCH_OF = {"ApplyStripeEvents": "ApplyStripeEvent"}
+
+
+def _granted(rpc: str) -> str:
+    """The RPC whose permission ``rpc`` needs (itself, unless it is a batch form)."""
+    return _BATCH_OF.get(rpc, rpc)
 
 
 class PolicyError(ValueError):
@@ -177,7 +189,7 @@ class Authorizer:
         if not method.startswith(_BILLING_PREFIX):
             return None  # reflection: any authenticated caller
         rpc = method[len(_BILLING_PREFIX) :]
-        if rpc not in self._policy[caller].rpcs:
+        if _granted(rpc) not in self._policy[caller].rpcs and rpc not in self._policy[caller].rpcs:
             metrics.AUTH_FAILURES.labels("PERMISSION_DENIED").inc()
             log.warning("caller %s may not call %s", caller, rpc)
             return grpc.StatusCode.PERMISSION_DENIED, f"{caller} may not call {rpc}"

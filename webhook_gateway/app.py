@@ -230,6 +230,8 @@ async def _forwarder_ctx(app: web.Application) -> AsyncIterator[None]:
         settings.forward_deadline_seconds,
         settings.credentials,
         interceptors=tracing.grpc_client_interceptors() if tracing else (),
+        max_batch=settings.forward_batch,
+        on_batch=app[METRICS_KEY].forward_batch_size.observe,
     )
     app[FORWARDER_KEY] = forwarder
     yield

@@ -1,4 +1,4 @@
-"""Forwarding verified events to BillingService.ApplyStripeEvent over one grpc.aio channel.
+"""Forwarding verified events to the billing service over one grpc.aio channel.
 
 The channel is opened once per process (``app.cleanup_ctx`` in app.py) and
 shared by every request: gRPC multiplexes calls over it and reconnects by
@@ -6,12 +6,24 @@ itself after the billing service restarts. Credentials, channel options and
 the outcome names are the billing-client package's; what is the gateway's
 own is the verdict: which answers end a delivery (200), which dead-letter it,
 and which send it back to Stripe (503).
+
+Deliveries forwarded in the same event-loop turn share one
+``ApplyStripeEvents`` call (up to ``max_batch``, ``GATEWAY_FORWARD_BATCH``);
+a turn with one delivery makes a plain ``ApplyStripeEvent`` call. Each
+event still gets its own result and verdict. A per-call cost (the HTTP/2
+stream, metadata, the call objects on both sides) is then paid once per
+turn instead of once per delivery, which is most of what a forward costs
+(docs/performance.md). A failure of the whole call is no verdict on any
+event: every delivery in it gets 503. A service that does not know
+``ApplyStripeEvents`` (an older one during a rolling deploy: UNIMPLEMENTED)
+gets single calls from then on.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import Enum
 
@@ -27,6 +39,7 @@ from generated.billing.v1 import billing_pb2_grpc as pb_grpc
 log = logging.getLogger(__name__)
 
 CALLER = "webhook-gateway"
+_STATUS_CODES = {code.value[0]: code for code in grpc.StatusCode}
 
 
 class Verdict(Enum):
@@ -48,7 +61,7 @@ class ForwardResult:
 
 
 class Forwarder:
-    """Calls ApplyStripeEvent and the gRPC health service on one channel."""
+    """Calls ApplyStripeEvent(s) and the gRPC health service on one channel."""
 
     def __init__(
         self,
@@ -57,9 +70,16 @@ class Forwarder:
         credentials: Credentials | None = None,
         *,
         interceptors: Sequence[grpc.aio.ClientInterceptor] = (),
+        max_batch: int = 1,
+        on_batch: Callable[[int], None] | None = None,
     ) -> None:
         self.target = target
         self.deadline_seconds = deadline_seconds
+        # 1: one ApplyStripeEvent per delivery. ``on_batch`` hears each call's event count.
+        self._max_batch = max(1, max_batch)
+        self._on_batch = on_batch
+        self._waiting: list[tuple[bytes, asyncio.Future[ForwardResult]]] = []
+        self._sending: set[asyncio.Task[None]] = set()
         credentials = credentials or Credentials()
         # No channel retries: a delivery that fails is answered 503 and Stripe redelivers it.
         # A quick reconnect: after a billing-service restart the next delivery should find
@@ -76,7 +96,87 @@ class Forwarder:
         self._health = health_pb2_grpc.HealthStub(self._channel)
 
     async def apply(self, payload: bytes) -> ForwardResult:
-        """Submit ``payload`` (the verified raw event) and classify the answer."""
+        """Submit ``payload`` (the verified raw event) and classify the answer.
+
+        With batching on, the payload waits for the end of the current
+        event-loop turn and goes with the others submitted in it.
+        """
+        if self._max_batch == 1:
+            return await self._apply_one(payload)
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[ForwardResult] = loop.create_future()
+        self._waiting.append((payload, future))
+        if len(self._waiting) == 1:
+            loop.call_soon(self._send_waiting)
+        return await future
+
+    def _send_waiting(self) -> None:
+        batch = self._waiting[: self._max_batch]
+        self._waiting = self._waiting[self._max_batch :]
+        if self._waiting:
+            asyncio.get_running_loop().call_soon(self._send_waiting)
+        task = asyncio.get_running_loop().create_task(self._send(batch))
+        self._sending.add(task)  # held until done: the loop keeps only weak references
+        task.add_done_callback(self._sending.discard)
+
+    async def _send(self, batch: list[tuple[bytes, asyncio.Future[ForwardResult]]]) -> None:
+        # A delivery whose request was cancelled meanwhile is not forwarded.
+        batch = [(payload, future) for payload, future in batch if not future.done()]
+        if not batch:
+            return
+        results: list[ForwardResult] = []
+        try:
+            if len(batch) == 1 or self._max_batch == 1:
+                results = list(await asyncio.gather(*(self._apply_one(p) for p, _ in batch)))
+            else:
+                results = await self._apply_many([payload for payload, _ in batch])
+        except asyncio.CancelledError:  # closing: Stripe delivers them again
+            results = [ForwardResult(Verdict.RETRY, "CANCELLED")] * len(batch)
+            raise
+        except Exception as exc:  # a bug: each delivery's handler answers it (503)
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+        finally:
+            for (_, future), result in zip(batch, results, strict=False):
+                if not future.done():
+                    future.set_result(result)
+
+    async def _apply_many(self, payloads: list[bytes]) -> list[ForwardResult]:
+        try:
+            if self._on_batch is not None:
+                self._on_batch(len(payloads))
+            answer = await self._stub.ApplyStripeEvents(
+                pb.ApplyStripeEventsRequest(
+                    events=[pb.ApplyStripeEventRequest(payload=payload) for payload in payloads]
+                ),
+                timeout=self.deadline_seconds,
+                metadata=self._metadata,
+            )
+        except grpc.aio.AioRpcError as exc:
+            code = exc.code()
+            if code == grpc.StatusCode.UNIMPLEMENTED:
+                log.warning("the billing service has no ApplyStripeEvents; forwarding one by one")
+                self._max_batch = 1
+                return list(await asyncio.gather(*(self._apply_one(p) for p in payloads)))
+            # The whole call failed: no verdict on any of its events, so none is
+            # dead-lettered (not even on INVALID_ARGUMENT, a refusal of the call).
+            log.warning("ApplyStripeEvents failed (%s): %s", code.name, exc.details())
+            return [ForwardResult(Verdict.RETRY, code.name, detail=exc.details() or "")] * len(
+                payloads
+            )
+        if len(answer.results) != len(payloads):
+            log.error(
+                "ApplyStripeEvents answered %d results for %d events",
+                len(answer.results),
+                len(payloads),
+            )
+            return [ForwardResult(Verdict.RETRY, "MALFORMED_ANSWER")] * len(payloads)
+        return [_classify_result(result) for result in answer.results]
+
+    async def _apply_one(self, payload: bytes) -> ForwardResult:
+        if self._on_batch is not None:
+            self._on_batch(1)
         try:
             response = await self._stub.ApplyStripeEvent(
                 pb.ApplyStripeEventRequest(payload=payload),
@@ -84,21 +184,8 @@ class Forwarder:
                 metadata=self._metadata,
             )
         except grpc.aio.AioRpcError as exc:
-            code = exc.code()
-            if code == grpc.StatusCode.INVALID_ARGUMENT:
-                return ForwardResult(Verdict.INVALID, code.name, detail=exc.details() or "")
-            # Only INVALID_ARGUMENT is a verdict on the event itself; every other
-            # failure (down, deadline, a bug answered INTERNAL, not deployed yet,
-            # our credentials refused) may pass later, so Stripe must keep the
-            # event and retry it.
-            return ForwardResult(Verdict.RETRY, code.name, detail=exc.details() or "")
-        # Every outcome means the service is done with the event; none (UNSPECIFIED, or
-        # one newer than this gateway) is a bug to fix before Stripe gives up: retry.
-        status = OUTCOME_NAMES.get(response.outcome)
-        if status is None:
-            log.error("ApplyStripeEvent answered unknown outcome %d", response.outcome)
-            return ForwardResult(Verdict.RETRY, "UNKNOWN_OUTCOME", response.event_id)
-        return ForwardResult(Verdict.DONE, status, response.event_id, response.reason)
+            return _classify_failure(exc.code(), exc.details() or "")
+        return _classify_response(response)
 
     async def ready(self, wait_seconds: float = 2.0) -> bool:
         """True when the billing service's gRPC health check says SERVING."""
@@ -113,3 +200,33 @@ class Forwarder:
     async def close(self) -> None:
         """Close the channel, cancelling calls still in flight."""
         await self._channel.close(None)
+
+
+def _classify_failure(code: grpc.StatusCode, details: str) -> ForwardResult:
+    """The verdict on one event that ApplyStripeEvent failed with ``code``."""
+    if code == grpc.StatusCode.INVALID_ARGUMENT:
+        return ForwardResult(Verdict.INVALID, code.name, detail=details)
+    # Only INVALID_ARGUMENT is a verdict on the event itself; every other
+    # failure (down, deadline, a bug answered INTERNAL, not deployed yet,
+    # our credentials refused) may pass later, so Stripe must keep the
+    # event and retry it.
+    return ForwardResult(Verdict.RETRY, code.name, detail=details)
+
+
+def _classify_response(response: pb.ApplyStripeEventResponse) -> ForwardResult:
+    """The verdict on one event the service answered."""
+    # Every outcome means the service is done with the event; none (UNSPECIFIED, or
+    # one newer than this gateway) is a bug to fix before Stripe gives up: retry.
+    status = OUTCOME_NAMES.get(response.outcome)
+    if status is None:
+        log.error("ApplyStripeEvent answered unknown outcome %d", response.outcome)
+        return ForwardResult(Verdict.RETRY, "UNKNOWN_OUTCOME", response.event_id)
+    return ForwardResult(Verdict.DONE, status, response.event_id, response.reason)
+
+
+def _classify_result(result: pb.ApplyStripeEventResult) -> ForwardResult:
+    """The verdict on one event of an ApplyStripeEvents answer."""
+    if result.error_code == 0:
+        return _classify_response(result.response)
+    code = _STATUS_CODES.get(result.error_code, grpc.StatusCode.UNKNOWN)
+    return _classify_failure(code, result.error_message)

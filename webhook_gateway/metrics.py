@@ -49,9 +49,16 @@ class GatewayMetrics:
         )
         self.forward_seconds = Histogram(
             "billing_gateway_forward_seconds",
-            "Duration of ApplyStripeEvent calls by result.",
+            "Time from a delivery's forward to its result (its call's duration), by result.",
             ["result"],
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=self.registry,
+        )
+
+        self.forward_batch_size = Histogram(
+            "billing_gateway_forward_batch_size",
+            "Events per forward call: an ApplyStripeEvents call's, or 1 for ApplyStripeEvent.",
+            buckets=(1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64),
             registry=self.registry,
         )
 

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from billing_client import Credentials, CredentialsError
+from billing_client.names import MAX_EVENTS_PER_APPLY
 from billing_service import settings as service
 from billing_service.env_settings import EnvReader, SettingsError, SettingSpec, default_of
 from billing_service.env_settings import settings_help as table_help
@@ -59,6 +60,12 @@ SETTINGS: tuple[SettingSpec, ...] = (
         "time a delivery's body gets to arrive; slower: 408 and the connection is closed",
     ),
     SettingSpec("GATEWAY_FORWARD_DEADLINE_SECONDS", "10", "deadline of one ApplyStripeEvent call"),
+    SettingSpec(
+        "GATEWAY_FORWARD_BATCH",
+        "32",
+        "most deliveries of one event-loop turn forwarded in one ApplyStripeEvents call"
+        f" (1: one ApplyStripeEvent per delivery; at most {MAX_EVENTS_PER_APPLY})",
+    ),
     SettingSpec(
         "GATEWAY_SEEN_EVENTS",
         "50000",
@@ -126,6 +133,7 @@ class GatewaySettings:
     signature_tolerance_seconds: int
     max_body_bytes: int
     forward_deadline_seconds: float
+    forward_batch: int
     body_timeout_seconds: float
     seen_events: int
     redis_url: str = field(repr=False)
@@ -157,6 +165,11 @@ class GatewaySettings:
         seen_events = read.integer("GATEWAY_SEEN_EVENTS")
         if seen_events < 0:
             raise SettingsError(f"GATEWAY_SEEN_EVENTS must be at least 0, got {seen_events}")
+        forward_batch = read.integer("GATEWAY_FORWARD_BATCH")
+        if not 1 <= forward_batch <= MAX_EVENTS_PER_APPLY:
+            raise SettingsError(
+                f"GATEWAY_FORWARD_BATCH must be 1 to {MAX_EVENTS_PER_APPLY}, got {forward_batch}"
+            )
         log_format = read.text("GATEWAY_LOG_FORMAT").lower()
         if log_format not in service.LOG_FORMATS:
             raise SettingsError(f"GATEWAY_LOG_FORMAT must be json or text, got {log_format!r}")
@@ -171,6 +184,7 @@ class GatewaySettings:
             ),
             max_body_bytes=int(read.at_least("GATEWAY_MAX_BODY_BYTES", 1024)),
             forward_deadline_seconds=read.at_least("GATEWAY_FORWARD_DEADLINE_SECONDS", 0.05),
+            forward_batch=forward_batch,
             body_timeout_seconds=read.at_least("GATEWAY_BODY_TIMEOUT_SECONDS", 0.05),
             seen_events=seen_events,
             redis_url=read.url("REDIS_URL", service.REDIS_URL_SCHEMES),

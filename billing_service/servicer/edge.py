@@ -47,17 +47,21 @@ def caller_of(context: Context) -> str:
     return "unknown"
 
 
-async def abort_for(rpc: str, exc: Exception, context: Context) -> NoReturn:
-    """End the call with the status ``exc`` stands for (see the module docstring)."""
+def status_for(rpc: str, exc: Exception) -> tuple[grpc.StatusCode, str]:
+    """The status (code, details) ``exc`` stands for (see the module docstring); logs it."""
     if isinstance(exc, BillingError):
         log.info("%s -> %s: %s", rpc, exc.code.name, exc)
-        await context.abort(exc.code, str(exc))
-    elif isinstance(exc, StorageUnavailable):
+        return exc.code, str(exc)
+    if isinstance(exc, StorageUnavailable):
         log.warning("%s -> UNAVAILABLE: %s", rpc, exc)
-        await context.abort(grpc.StatusCode.UNAVAILABLE, "storage unavailable; retry")
-    else:
-        log.error("%s failed with a bug", rpc, exc_info=exc)
-        await context.abort(grpc.StatusCode.INTERNAL, "internal error")
+        return grpc.StatusCode.UNAVAILABLE, "storage unavailable; retry"
+    log.error("%s failed with a bug", rpc, exc_info=exc)
+    return grpc.StatusCode.INTERNAL, "internal error"
+
+
+async def abort_for(rpc: str, exc: Exception, context: Context) -> NoReturn:
+    """End the call with the status ``exc`` stands for (see the module docstring)."""
+    await context.abort(*status_for(rpc, exc))
     raise AssertionError("unreachable: context.abort raises")
 
 

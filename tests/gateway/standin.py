@@ -11,6 +11,12 @@ of an event is chosen by its id (``evt_<outcome>_...``) unless
     evt_internal_*     -> INTERNAL
     evt_slow_*         -> never answers: the caller's deadline ends the call
     anything else      -> APPLIED if it has a string id, else INVALID_ARGUMENT
+
+ApplyStripeEvents answers each event the same way, one result each (an
+error as its code and message; a slow event holds the whole call), and
+records each call's event ids in ``batches``. With ``batch_failure`` set to
+a status code the whole call fails with it; with ``batching`` False the
+stand-in is a service from before ApplyStripeEvents (UNIMPLEMENTED).
 """
 
 from __future__ import annotations
@@ -47,8 +53,7 @@ class _Servicer(pb_grpc.BillingServiceServicer):
     def __init__(self, owner: StandIn) -> None:
         self._owner = owner
 
-    async def ApplyStripeEvent(self, request, context):
-        event_id = _event_id(request.payload)
+    def _behaviour(self, event_id: str) -> str:
         with self._owner.lock:
             self._owner.received.append(event_id)
             behaviour = self._owner.program.get(event_id)
@@ -57,6 +62,11 @@ class _Servicer(pb_grpc.BillingServiceServicer):
             behaviour = parts[1] if len(parts) > 2 and parts[0] == "evt" else "applied"
             if not event_id:
                 behaviour = "invalid"
+        return behaviour
+
+    async def ApplyStripeEvent(self, request, context):
+        event_id = _event_id(request.payload)
+        behaviour = self._behaviour(event_id)
         if behaviour == "slow":
             # Hangs until gRPC cancels the call when the gateway's deadline passes.
             await asyncio.Event().wait()
@@ -64,6 +74,34 @@ class _Servicer(pb_grpc.BillingServiceServicer):
             await context.abort(ERRORS[behaviour], f"programmed {behaviour} for {event_id!r}")
         outcome = OUTCOME_VALUES.get(behaviour, pb.EVENT_OUTCOME_APPLIED)
         return pb.ApplyStripeEventResponse(outcome=outcome, event_id=event_id)
+
+    async def ApplyStripeEvents(self, request, context):
+        owner = self._owner
+        if not owner.batching:
+            await context.abort(grpc.StatusCode.UNIMPLEMENTED, "Method not implemented!")
+        event_ids = [_event_id(item.payload) for item in request.events]
+        with owner.lock:
+            owner.batches.append(event_ids)
+        if owner.batch_failure is not None:
+            await context.abort(owner.batch_failure, "programmed failure of the whole call")
+        results = []
+        for event_id in event_ids:
+            behaviour = self._behaviour(event_id)
+            if behaviour == "slow":
+                await asyncio.Event().wait()
+            if behaviour in ERRORS:
+                code = ERRORS[behaviour]
+                results.append(
+                    pb.ApplyStripeEventResult(
+                        error_code=code.value[0],
+                        error_message=f"programmed {behaviour} for {event_id!r}",
+                    )
+                )
+                continue
+            outcome = OUTCOME_VALUES.get(behaviour, pb.EVENT_OUTCOME_APPLIED)
+            response = pb.ApplyStripeEventResponse(outcome=outcome, event_id=event_id)
+            results.append(pb.ApplyStripeEventResult(response=response))
+        return pb.ApplyStripeEventsResponse(results=results)
 
 
 class StandIn:
@@ -73,6 +111,9 @@ class StandIn:
         self.lock = threading.Lock()
         self.received: list[str] = []
         self.program: dict[str, str] = {}
+        self.batches: list[list[str]] = []
+        self.batching = True
+        self.batch_failure: grpc.StatusCode | None = None
         self.target = ""
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._run, name="standin", daemon=True)

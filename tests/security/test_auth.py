@@ -87,6 +87,16 @@ async def test_tokens_authenticate_and_policy_authorizes(token_service: ServiceP
             grpc.StatusCode.INVALID_ARGUMENT,
         )
 
+        # ApplyStripeEvents, the batch form, needs no policy entry of its own.
+        batch = pb.ApplyStripeEventsRequest(events=[pb.ApplyStripeEventRequest(payload=b"{}")])
+        answer = await stub.ApplyStripeEvents(batch, metadata=_bearer(GATEWAY_TOKEN))
+        assert answer.results[0].error_code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
+        details = await expect_code(
+            stub.ApplyStripeEvents(batch, metadata=_bearer(BACKEND_TOKEN)),
+            grpc.StatusCode.PERMISSION_DENIED,
+        )
+        assert "web-backend may not call ApplyStripeEvents" in details
+
         health = health_pb2_grpc.HealthStub(channel)
         assert (await health.Check(health_pb2.HealthCheckRequest())).status == (
             health_pb2.HealthCheckResponse.SERVING

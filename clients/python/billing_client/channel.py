@@ -8,7 +8,7 @@
   nobody writes a retry loop around a call. By default only calls that are
   safe to repeat are retried, and only on UNAVAILABLE: the reads,
   CreateCheckout (its ``request_id`` makes a repeat return the same session)
-  and ApplyStripeEvent (applied exactly once by event id). Changes such as
+  and ApplyStripeEvent(s) (applied exactly once by event id). Changes such as
   CancelSubscription are not retried by the channel. A tool with its own
   needs passes its own ``RetryPolicy``::
 
@@ -53,6 +53,7 @@ DEFAULT_TIMEOUTS: dict[str, float] = {
     "ChangePlan": 60.0,
     "PreviewPlanChange": 60.0,
     "ApplyStripeEvent": 60.0,
+    "ApplyStripeEvents": 60.0,
     "ReconcileUser": 300.0,
 }
 #: RPCs the default policy retries on UNAVAILABLE (safe to repeat).
@@ -65,6 +66,7 @@ RETRIED = frozenset(
         "PreviewPlanChange",
         "CreateCheckout",
         "ApplyStripeEvent",
+        "ApplyStripeEvents",
     }
 )
 #: gRPC makes at most this many attempts of one call, whatever a policy asks for.

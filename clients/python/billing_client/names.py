@@ -26,6 +26,8 @@ SERVICE = pb.DESCRIPTOR.services_by_name["BillingService"]
 SERVICE_NAME: str = SERVICE.full_name
 #: Every RPC of the service, by its method name.
 RPC_NAMES: frozenset[str] = frozenset(method.name for method in SERVICE.methods)
+#: The most events one ApplyStripeEvents call may carry (billing.proto says so in prose).
+MAX_EVENTS_PER_APPLY = 64
 
 _OUTCOME_PREFIX = "EVENT_OUTCOME_"
 _NO_OUTCOME = pb.EVENT_OUTCOME_UNSPECIFIED

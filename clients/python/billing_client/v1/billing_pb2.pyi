@@ -234,6 +234,28 @@ class ApplyStripeEventResponse(_message.Message):
     reason: str
     def __init__(self, outcome: _Optional[_Union[EventOutcome, str]] = ..., event_id: _Optional[str] = ..., subscription: _Optional[_Union[Subscription, _Mapping]] = ..., reason: _Optional[str] = ...) -> None: ...
 
+class ApplyStripeEventsRequest(_message.Message):
+    __slots__ = ("events",)
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    events: _containers.RepeatedCompositeFieldContainer[ApplyStripeEventRequest]
+    def __init__(self, events: _Optional[_Iterable[_Union[ApplyStripeEventRequest, _Mapping]]] = ...) -> None: ...
+
+class ApplyStripeEventsResponse(_message.Message):
+    __slots__ = ("results",)
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[ApplyStripeEventResult]
+    def __init__(self, results: _Optional[_Iterable[_Union[ApplyStripeEventResult, _Mapping]]] = ...) -> None: ...
+
+class ApplyStripeEventResult(_message.Message):
+    __slots__ = ("response", "error_code", "error_message")
+    RESPONSE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_CODE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    response: ApplyStripeEventResponse
+    error_code: int
+    error_message: str
+    def __init__(self, response: _Optional[_Union[ApplyStripeEventResponse, _Mapping]] = ..., error_code: _Optional[int] = ..., error_message: _Optional[str] = ...) -> None: ...
+
 class CheckEntitlementRequest(_message.Message):
     __slots__ = ("user_id", "feature", "meter", "quantity")
     USER_ID_FIELD_NUMBER: _ClassVar[int]

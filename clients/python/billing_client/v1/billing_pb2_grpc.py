@@ -65,6 +65,11 @@ class BillingServiceStub:
                 request_serializer=billing__client_dot_v1_dot_billing__pb2.ApplyStripeEventRequest.SerializeToString,
                 response_deserializer=billing__client_dot_v1_dot_billing__pb2.ApplyStripeEventResponse.FromString,
                 _registered_method=True)
+        self.ApplyStripeEvents = channel.unary_unary(
+                '/billing.v1.BillingService/ApplyStripeEvents',
+                request_serializer=billing__client_dot_v1_dot_billing__pb2.ApplyStripeEventsRequest.SerializeToString,
+                response_deserializer=billing__client_dot_v1_dot_billing__pb2.ApplyStripeEventsResponse.FromString,
+                _registered_method=True)
         self.CheckEntitlement = channel.unary_unary(
                 '/billing.v1.BillingService/CheckEntitlement',
                 request_serializer=billing__client_dot_v1_dot_billing__pb2.CheckEntitlementRequest.SerializeToString,
@@ -203,6 +208,21 @@ class BillingServiceServicer:
         """Applies one verified Stripe event exactly once.
         Errors: INVALID_ARGUMENT (payload is not a Stripe event), UNAVAILABLE
         (transient failure; the event is not marked processed, so retry).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ApplyStripeEvents(self, request, context):
+        """Applies up to 64 verified Stripe events, each exactly as ApplyStripeEvent
+        would apply it alone, concurrently, for a caller that receives events in
+        bursts (the webhook gateway forwards the deliveries of one event-loop turn
+        in one call). Each event gets its own result, in request order: its
+        answer, or the status ApplyStripeEvent would have failed with; one event's
+        failure changes nothing for the others. A caller allowed ApplyStripeEvent
+        may call it.
+        Errors (of the whole call, nothing applied): INVALID_ARGUMENT (events:
+        more than 64).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -386,6 +406,11 @@ def add_BillingServiceServicer_to_server(servicer, server):
                     servicer.ApplyStripeEvent,
                     request_deserializer=billing__client_dot_v1_dot_billing__pb2.ApplyStripeEventRequest.FromString,
                     response_serializer=billing__client_dot_v1_dot_billing__pb2.ApplyStripeEventResponse.SerializeToString,
+            ),
+            'ApplyStripeEvents': grpc.unary_unary_rpc_method_handler(
+                    servicer.ApplyStripeEvents,
+                    request_deserializer=billing__client_dot_v1_dot_billing__pb2.ApplyStripeEventsRequest.FromString,
+                    response_serializer=billing__client_dot_v1_dot_billing__pb2.ApplyStripeEventsResponse.SerializeToString,
             ),
             'CheckEntitlement': grpc.unary_unary_rpc_method_handler(
                     servicer.CheckEntitlement,
@@ -621,6 +646,33 @@ class BillingService:
             '/billing.v1.BillingService/ApplyStripeEvent',
             billing__client_dot_v1_dot_billing__pb2.ApplyStripeEventRequest.SerializeToString,
             billing__client_dot_v1_dot_billing__pb2.ApplyStripeEventResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ApplyStripeEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/billing.v1.BillingService/ApplyStripeEvents',
+            billing__client_dot_v1_dot_billing__pb2.ApplyStripeEventsRequest.SerializeToString,
+            billing__client_dot_v1_dot_billing__pb2.ApplyStripeEventsResponse.FromString,
             options,
             channel_credentials,
             insecure,

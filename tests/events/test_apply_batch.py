@@ -1,0 +1,93 @@
+"""ApplyStripeEvents over gRPC against a real server: each event as ApplyStripeEvent would."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import grpc
+import pytest
+
+from billing_client.names import MAX_EVENTS_PER_APPLY
+from generated.billing.v1 import billing_pb2 as pb
+from tests.events import factory
+from tests.events.conftest import EventsClient
+
+
+def _request(*payloads: bytes) -> pb.ApplyStripeEventsRequest:
+    return pb.ApplyStripeEventsRequest(
+        events=[pb.ApplyStripeEventRequest(payload=payload) for payload in payloads]
+    )
+
+
+def _subscription_event(user_id: str, status: str, created: int, **kw: Any) -> dict[str, Any]:
+    sub_id, cus = kw.pop("ids", None) or (factory.new_id("sub"), factory.new_id("cus"))
+    obj = factory.subscription(sub_id, cus, status, user_id=user_id)
+    kind = kw.pop("kind", "customer.subscription.updated")
+    return factory.event(kind, obj, created=created)
+
+
+async def test_each_event_gets_its_own_result_in_request_order(
+    client: EventsClient, user_id: str
+) -> None:
+    ids = (factory.new_id("sub"), factory.new_id("cus"))
+    created = factory.BASE_TIME
+    first = _subscription_event(user_id, "active", created, ids=ids)
+    later = _subscription_event(user_id, "past_due", created + 60, ids=ids)
+    answer = await client.stub.ApplyStripeEvents(
+        _request(
+            factory.payload(first),
+            b"{not json",
+            factory.payload(later),
+            factory.payload(first),  # the same event again, in the same call
+        )
+    )
+    applied, refused, then, again = answer.results
+    assert applied.error_code == 0
+    assert applied.response.outcome == pb.EVENT_OUTCOME_APPLIED
+    assert applied.response.event_id == first["id"]
+    assert applied.response.subscription.user_id == user_id
+    # The bad payload fails alone, with ApplyStripeEvent's status and its field named.
+    assert refused.error_code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
+    assert refused.error_message.startswith("payload")
+    assert not refused.HasField("response")
+    assert then.response.outcome == pb.EVENT_OUTCOME_APPLIED
+    assert then.response.event_id == later["id"]
+    assert again.response.outcome == pb.EVENT_OUTCOME_DUPLICATE
+    assert again.response.event_id == first["id"]
+    current = await client.subscription(user_id)
+    assert current.status == pb.SUBSCRIPTION_STATUS_PAST_DUE
+    # One record per applied change, each naming its event.
+    causes = [record.stripe_event_id for record in await client.audit(user_id)]
+    assert sorted(causes) == sorted([first["id"], later["id"]])
+
+
+async def test_a_batch_answers_as_the_single_calls_would(client: EventsClient) -> None:
+    users = [factory.new_id("user") for _ in range(6)]
+    events = [
+        _subscription_event(user, "active", factory.BASE_TIME, kind="customer.subscription.created")
+        for user in users
+    ]
+    answer = await client.stub.ApplyStripeEvents(_request(*(factory.payload(ev) for ev in events)))
+    assert [r.response.event_id for r in answer.results] == [ev["id"] for ev in events]
+    assert {r.response.outcome for r in answer.results} == {pb.EVENT_OUTCOME_APPLIED}
+    for ev in events:  # the single call now answers each as done
+        single = await client.send(ev)
+        assert single.outcome == pb.EVENT_OUTCOME_DUPLICATE
+
+
+async def test_an_empty_call_answers_no_results(client: EventsClient) -> None:
+    answer = await client.stub.ApplyStripeEvents(pb.ApplyStripeEventsRequest())
+    assert list(answer.results) == []
+
+
+async def test_more_events_than_allowed_is_refused_whole(
+    client: EventsClient, user_id: str
+) -> None:
+    ev = _subscription_event(user_id, "active", factory.BASE_TIME)
+    too_many = [factory.payload(ev)] * (MAX_EVENTS_PER_APPLY + 1)
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await client.stub.ApplyStripeEvents(_request(*too_many))
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert (refused.value.details() or "").startswith("events: at most 64")
+    # Nothing of the refused call was applied.
+    assert (await client.send(ev)).outcome == pb.EVENT_OUTCOME_APPLIED
