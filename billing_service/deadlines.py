@@ -45,6 +45,17 @@ def begin(time_remaining: float | None, default_seconds: float | None) -> None:
         _deadlines[task] = time.monotonic() + seconds
 
 
+def adopt(at: float | None) -> None:
+    """Give the current task the deadline ``at`` (``time.monotonic()``; None: none).
+
+    For a task a handler spawns to do part of its own call's work (one event
+    of ApplyStripeEvents): spawned tasks have no deadline of their own.
+    """
+    task = asyncio.current_task()
+    if at is not None and task is not None:
+        _deadlines[task] = at
+
+
 def deadline() -> float | None:
     """The current call's deadline on the ``time.monotonic()`` clock; None without one."""
     task = asyncio.current_task()

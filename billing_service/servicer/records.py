@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import time
+
+import grpc
 
 from billing_client.names import MAX_EVENTS_PER_APPLY
+from billing_service import deadlines
 from billing_service.audit import AuditLog
 from billing_service.convert import (
     OUTCOME_TO_PROTO,
@@ -42,17 +46,30 @@ class RecordRpcs:
             raise InvalidArgument(
                 "events", f"at most {MAX_EVENTS_PER_APPLY} per call, got {len(request.events)}"
             )
-        # gather starts the applies in request order, so a customer's events are
-        # claimed in the order the caller sent them, as concurrent calls would be.
-        results = await asyncio.gather(*(self._apply_one(item) for item in request.events))
+        until = _events_deadline(deadlines.deadline())
+        # Concurrently, as separate ApplyStripeEvent calls in flight together would
+        # be: arrival order decides nothing, the events' own ``created`` does.
+        results = await asyncio.gather(*(self._apply_one(item, until) for item in request.events))
         return pb.ApplyStripeEventsResponse(results=results)
 
-    async def _apply_one(self, item: pb.ApplyStripeEventRequest) -> pb.ApplyStripeEventResult:
+    async def _apply_one(
+        self, item: pb.ApplyStripeEventRequest, until: float | None
+    ) -> pb.ApplyStripeEventResult:
+        deadlines.adopt(until)  # this event's work stops where the call's would
+        delay = None if until is None else max(0.0, until - time.monotonic())
         try:
-            answer = await self._events.apply(item.payload)
+            async with asyncio.timeout(delay) as budget:
+                answer = await self._events.apply(item.payload)
+        except TimeoutError as exc:
+            if not budget.expired():
+                return _failed(exc)
+            # Answer the rest of the call rather than lose it to one slow event.
+            return pb.ApplyStripeEventResult(
+                error_code=grpc.StatusCode.DEADLINE_EXCEEDED.value[0],
+                error_message="not finished before the call's deadline; retry",
+            )
         except Exception as exc:  # each event fails alone, with ApplyStripeEvent's status
-            code, details = status_for("ApplyStripeEvents", exc)
-            return pb.ApplyStripeEventResult(error_code=code.value[0], error_message=details)
+            return _failed(exc)
         return pb.ApplyStripeEventResult(response=_event_response(answer))
 
     @rpc_errors
@@ -89,3 +106,20 @@ def _event_response(answer: EventAnswer) -> pb.ApplyStripeEventResponse:
     if answer.subscription is not None:
         response.subscription.CopyFrom(subscription_to_proto(answer.subscription))
     return response
+
+
+def _events_deadline(call_deadline: float | None) -> float | None:
+    """When a call's events must be done: a little before the call's own deadline.
+
+    The margin (a tenth of what is left, at most half a second) leaves time to
+    answer the events that finished when one did not.
+    """
+    if call_deadline is None:
+        return None
+    left = call_deadline - time.monotonic()
+    return call_deadline - min(0.5, max(0.0, left) / 10)
+
+
+def _failed(exc: Exception) -> pb.ApplyStripeEventResult:
+    code, details = status_for("ApplyStripeEvents", exc)
+    return pb.ApplyStripeEventResult(error_code=code.value[0], error_message=details)

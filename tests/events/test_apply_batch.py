@@ -11,6 +11,7 @@ from billing_client.names import MAX_EVENTS_PER_APPLY
 from generated.billing.v1 import billing_pb2 as pb
 from tests.events import factory
 from tests.events.conftest import EventsClient
+from tests.events.stripe_standin import StripeStandIn
 
 
 def _request(*payloads: bytes) -> pb.ApplyStripeEventsRequest:
@@ -29,36 +30,36 @@ def _subscription_event(user_id: str, status: str, created: int, **kw: Any) -> d
 async def test_each_event_gets_its_own_result_in_request_order(
     client: EventsClient, user_id: str
 ) -> None:
-    ids = (factory.new_id("sub"), factory.new_id("cus"))
-    created = factory.BASE_TIME
-    first = _subscription_event(user_id, "active", created, ids=ids)
-    later = _subscription_event(user_id, "past_due", created + 60, ids=ids)
+    first = _subscription_event(user_id, "active", factory.BASE_TIME)
+    other_user = factory.new_id("user")
+    other = _subscription_event(other_user, "past_due", factory.BASE_TIME)
     answer = await client.stub.ApplyStripeEvents(
         _request(
             factory.payload(first),
             b"{not json",
-            factory.payload(later),
+            factory.payload(other),
             factory.payload(first),  # the same event again, in the same call
         )
     )
-    applied, refused, then, again = answer.results
-    assert applied.error_code == 0
-    assert applied.response.outcome == pb.EVENT_OUTCOME_APPLIED
-    assert applied.response.event_id == first["id"]
-    assert applied.response.subscription.user_id == user_id
+    once, refused, applied, again = answer.results
     # The bad payload fails alone, with ApplyStripeEvent's status and its field named.
     assert refused.error_code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
     assert refused.error_message.startswith("payload")
     assert not refused.HasField("response")
-    assert then.response.outcome == pb.EVENT_OUTCOME_APPLIED
-    assert then.response.event_id == later["id"]
-    assert again.response.outcome == pb.EVENT_OUTCOME_DUPLICATE
-    assert again.response.event_id == first["id"]
-    current = await client.subscription(user_id)
-    assert current.status == pb.SUBSCRIPTION_STATUS_PAST_DUE
-    # One record per applied change, each naming its event.
+    assert applied.error_code == 0
+    assert applied.response.outcome == pb.EVENT_OUTCOME_APPLIED
+    assert applied.response.event_id == other["id"]
+    assert applied.response.subscription.user_id == other_user
+    # The two copies run concurrently: either may be the one applied, never both.
+    assert {once.response.outcome, again.response.outcome} == {
+        pb.EVENT_OUTCOME_APPLIED,
+        pb.EVENT_OUTCOME_DUPLICATE,
+    }
+    assert once.response.event_id == again.response.event_id == first["id"]
+    assert (await client.subscription(user_id)).status == pb.SUBSCRIPTION_STATUS_ACTIVE
+    assert (await client.subscription(other_user)).status == pb.SUBSCRIPTION_STATUS_PAST_DUE
     causes = [record.stripe_event_id for record in await client.audit(user_id)]
-    assert sorted(causes) == sorted([first["id"], later["id"]])
+    assert causes == [first["id"]]  # one record: applied once
 
 
 async def test_a_batch_answers_as_the_single_calls_would(client: EventsClient) -> None:
@@ -91,3 +92,35 @@ async def test_more_events_than_allowed_is_refused_whole(
     assert (refused.value.details() or "").startswith("events: at most 64")
     # Nothing of the refused call was applied.
     assert (await client.send(ev)).outcome == pb.EVENT_OUTCOME_APPLIED
+
+
+async def test_a_slow_event_does_not_cost_the_others_their_answers(
+    client: EventsClient, stripe_standin: StripeStandIn, user_id: str
+) -> None:
+    # A same-second conflict asks Stripe, which hangs; the other event is answered.
+    sub_id, cus = factory.new_id("sub"), factory.new_id("cus")
+    active = factory.subscription(sub_id, cus, "active", user_id=user_id)
+    stripe_standin.subscriptions[sub_id] = active | {"status": "past_due"}
+    first = await client.send(
+        factory.event("customer.subscription.updated", active, created=factory.BASE_TIME)
+    )
+    assert first.outcome == pb.EVENT_OUTCOME_APPLIED
+    conflict = factory.event(
+        "customer.subscription.updated", active | {"status": "unpaid"}, created=factory.BASE_TIME
+    )
+    other = _subscription_event(factory.new_id("user"), "active", factory.BASE_TIME)
+    stripe_standin.delay = 5.0
+    try:
+        answer = await client.stub.ApplyStripeEvents(
+            _request(factory.payload(conflict), factory.payload(other)), timeout=2
+        )
+    finally:
+        stripe_standin.delay = 0.0
+    slow, done = answer.results
+    assert slow.error_code == grpc.StatusCode.DEADLINE_EXCEEDED.value[0], slow.error_message
+    assert done.response.outcome == pb.EVENT_OUTCOME_APPLIED
+    assert done.response.event_id == other["id"]
+    # Stripe's retry of the slow one, once Stripe answers again.
+    retried = await client.send(conflict)
+    assert retried.outcome == pb.EVENT_OUTCOME_APPLIED
+    assert retried.subscription.status == pb.SUBSCRIPTION_STATUS_PAST_DUE

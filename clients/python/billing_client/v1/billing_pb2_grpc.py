@@ -219,8 +219,10 @@ class BillingServiceServicer:
         bursts (the webhook gateway forwards the deliveries of one event-loop turn
         in one call). Each event gets its own result, in request order: its
         answer, or the status ApplyStripeEvent would have failed with; one event's
-        failure changes nothing for the others. A caller allowed ApplyStripeEvent
-        may call it.
+        failure changes nothing for the others; an event not finished shortly
+        before the call's deadline gets DEADLINE_EXCEEDED (it may yet be applied:
+        retry it), so the others are still answered. A caller allowed
+        ApplyStripeEvent may call it.
         Errors (of the whole call, nothing applied): INVALID_ARGUMENT (events:
         more than 64).
         """
