@@ -18,14 +18,12 @@ Stripe for the session's line items, which nobody answers here.
 
 from __future__ import annotations
 
-import contextlib
 import shutil
 import subprocess
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 from bench.renewal import Stream, cpu_seconds, peak_rss_mb
+from bench.renewal_meters import pg_backend_cpu
 from devtools.processes import ListeningProcess
 
 PEER_DIR = Path(__file__).resolve().parent / "peer"
@@ -40,24 +38,6 @@ def ensure_installed() -> None:
     if npm is None or shutil.which("node") is None:
         raise RuntimeError("--peer needs Node.js and npm on PATH")
     subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=PEER_DIR, check=True)
-
-
-@contextlib.contextmanager
-def peer_database(admin_url: str) -> Iterator[str]:
-    """A fresh, empty PostgreSQL database for the peer (it migrates it itself); dropped after."""
-    import psycopg2
-
-    admin = psycopg2.connect(admin_url)
-    admin.autocommit = True
-    name = f"bench_peer_{uuid.uuid4().hex[:8]}"
-    with admin.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield admin_url.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with admin.cursor() as cur:
-            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
 
 
 def start_peer(database_url: str, secret: str) -> ListeningProcess:
@@ -81,30 +61,9 @@ class PeerMeters:
         self.pid = peer.proc.pid
         self.database_url = database_url
 
-    def _pg_cpu(self) -> dict[int, float]:
-        import psycopg2
-
-        name = self.database_url.rsplit("/", 1)[1]
-        conn = psycopg2.connect(self.database_url)
-        try:
-            with conn.cursor() as cur:
-                cur.execute(
-                    "SELECT pid FROM pg_stat_activity"
-                    " WHERE datname = %s AND pid <> pg_backend_pid()",
-                    (name,),
-                )
-                pids = [int(row[0]) for row in cur.fetchall()]
-        finally:
-            conn.close()
-        cpu: dict[int, float] = {}
-        for pid in pids:
-            with contextlib.suppress(OSError, IndexError):
-                cpu[pid] = cpu_seconds(pid)
-        return cpu
-
     def read(self) -> tuple[float, dict[int, float]]:
         """(peer CPU seconds, CPU seconds per PostgreSQL backend) so far."""
-        return cpu_seconds(self.pid), self._pg_cpu()
+        return cpu_seconds(self.pid), pg_backend_cpu(self.database_url)
 
     def per_delivery_ms(
         self, before: tuple[float, dict[int, float]], deliveries: int

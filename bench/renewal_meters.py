@@ -49,6 +49,36 @@ def scrape(metrics_target: str) -> dict[str, float]:
     return wanted
 
 
+def pg_backend_cpu(database_url: str) -> dict[int, float]:
+    """CPU seconds so far of each PostgreSQL backend on ``database_url``'s database."""
+    cpu: dict[int, float] = {}
+    for pid in pg_backend_pids(database_url):
+        try:
+            cpu[pid] = cpu_seconds(pid)
+        except (OSError, IndexError):
+            continue  # the backend ended meanwhile
+    return cpu
+
+
+def pg_backend_pids(database_url: str) -> list[int]:
+    """The PostgreSQL backends connected to ``database_url``'s database; [] for SQLite."""
+    if not database_url.startswith("postgres"):
+        return []
+    import psycopg2
+
+    name = database_url.rsplit("/", 1)[1]
+    conn = psycopg2.connect(database_url)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+                (name,),
+            )
+            return [int(row[0]) for row in cur.fetchall()]
+    finally:
+        conn.close()
+
+
 class Meters:
     """CPU of the service, the gateway and the database backends; counters of the service."""
 
@@ -57,36 +87,12 @@ class Meters:
     ) -> None:
         self.service, self.gateway, self.database_url = service, gateway, database_url
 
-    def _pg_pids(self) -> list[int]:
-        if not self.database_url.startswith("postgres"):
-            return []
-        import psycopg2
-
-        name = self.database_url.rsplit("/", 1)[1]
-        conn = psycopg2.connect(self.database_url)
-        try:
-            with conn.cursor() as cur:
-                cur.execute(
-                    "SELECT pid FROM pg_stat_activity"
-                    " WHERE datname = %s AND pid <> pg_backend_pid()",
-                    (name,),
-                )
-                return [int(row[0]) for row in cur.fetchall()]
-        finally:
-            conn.close()
-
     def read(self) -> dict[str, Any]:
         """A snapshot of everything measured."""
         assert self.service.proc is not None and self.gateway.proc is not None
-        pg: dict[int, float] = {}
-        for pid in self._pg_pids():
-            try:
-                pg[pid] = cpu_seconds(pid)
-            except (OSError, IndexError):
-                continue
         return {
             "service": cpu_seconds(self.service.proc.pid),
             "gateway": cpu_seconds(self.gateway.proc.pid),
-            "postgres": pg,
+            "postgres": pg_backend_cpu(self.database_url),
             "counters": scrape(self.service.metrics_target),
         }

@@ -185,10 +185,10 @@ def _peer_phase(
     Returns the phase, the peer's peak RSS and the subscriptions whose final
     status it got wrong.
     """
-    from bench.peer import PeerMeters, peer_database, start_peer, wrong_statuses
-    from bench.webhooks import POSTGRES_ADMIN
+    from bench.peer import PeerMeters, start_peer, wrong_statuses
+    from bench.webhooks import empty_postgres_database
 
-    with peer_database(POSTGRES_ADMIN) as database_url:
+    with empty_postgres_database("bench_peer") as database_url:
         peer = start_peer(database_url, SECRET)
         try:
             meters = PeerMeters(peer, database_url)

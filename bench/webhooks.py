@@ -96,21 +96,28 @@ def backend_urls(backend: str, tmp: Path) -> Iterator[tuple[str, str]]:
         db.close()
         yield url, ""
         return
-    import psycopg2
     import redis
 
     redis.Redis.from_url(REDIS).flushdb()
-    admin = psycopg2.connect(POSTGRES_ADMIN)
-    admin.autocommit = True
-    name = f"bench_webhooks_{uuid.uuid4().hex[:8]}"
-    with admin.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{name}"')
-    url = POSTGRES_ADMIN.rsplit("/", 1)[0] + f"/{name}"
-    try:
+    with empty_postgres_database("bench_webhooks") as url:
         db = open_database(url)
         migrate(db)
         getattr(db, "close_all", db.close)()
         yield url, REDIS
+
+
+@contextlib.contextmanager
+def empty_postgres_database(prefix: str) -> Iterator[str]:
+    """The URL of a new, empty database on BENCH_POSTGRES_URL's server; dropped after."""
+    import psycopg2
+
+    admin = psycopg2.connect(POSTGRES_ADMIN)
+    admin.autocommit = True
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    with admin.cursor() as cur:
+        cur.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield POSTGRES_ADMIN.rsplit("/", 1)[0] + f"/{name}"
     finally:
         with admin.cursor() as cur:
             cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
