@@ -59,7 +59,11 @@ SETTINGS: tuple[SettingSpec, ...] = (
         "10",
         "time a delivery's body gets to arrive; slower: 408 and the connection is closed",
     ),
-    SettingSpec("GATEWAY_FORWARD_DEADLINE_SECONDS", "10", "deadline of one ApplyStripeEvent call"),
+    SettingSpec(
+        "GATEWAY_FORWARD_DEADLINE_SECONDS",
+        "10",
+        "deadline of one forward call (ApplyStripeEvent, or ApplyStripeEvents for a batch)",
+    ),
     SettingSpec(
         "GATEWAY_FORWARD_BATCH",
         "32",
