@@ -29,7 +29,7 @@ from billing_service.locks import EventLocks
 from billing_service.plans import load_catalog
 from billing_service.storage import repository
 from billing_service.storage.database import Database, migrate
-from billing_service.storage.models import AuditRecord
+from billing_service.storage.models import AuditRecord, Subscription
 from billing_service.stripe_shapes import subscription_snapshot
 from generated.billing.v1 import billing_pb2 as pb
 from generated.billing.v1 import billing_pb2_grpc as pb_grpc
@@ -147,6 +147,15 @@ def deliver_in_order(
     return newest, asyncio.run(deliver())
 
 
+def assert_holds_newest(db: Database, newest: dict[str, Any]) -> Subscription:
+    """The stored row of ``newest``'s subscription, asserted to hold its state."""
+    row = db.call(repository.subscription_by_stripe_id, newest["id"])
+    assert row is not None
+    assert row.status == newest["status"]
+    assert row.last_state_digest == state_digest(subscription_snapshot(newest))
+    return row
+
+
 def audited_events(db: Database, subscription_id: str) -> Counter[str]:
     """Audit records of one subscription, by Stripe event id."""
     return Counter(
@@ -174,10 +183,7 @@ def test_any_delivery_order_ends_in_the_newest_state(
     _, _, db = core
     history, order = case
     newest, outcomes = deliver_in_order(core, history, order, f"user-{factory.new_id('p')}")
-    row = db.call(repository.subscription_by_stripe_id, newest["id"])
-    assert row is not None
-    assert row.status == newest["status"]
-    assert row.last_state_digest == state_digest(subscription_snapshot(newest))
+    row = assert_holds_newest(db, newest)
     assert row.cancel_at_period_end == subscription_snapshot(newest).cancel_at_period_end
     applied = {event_id for event_id, outcome in outcomes if outcome is Outcome.APPLIED}
     seen: set[str] = set()
@@ -261,10 +267,7 @@ def test_a_history_delivered_all_at_once_ends_in_the_newest_state(
         return [answer.result.outcome for answer in answers]
 
     outcomes = asyncio.run(deliver_all())
-    row = db.call(repository.subscription_by_stripe_id, newest["id"])
-    assert row is not None
-    assert row.status == newest["status"]
-    assert row.last_state_digest == state_digest(subscription_snapshot(newest))
+    assert_holds_newest(db, newest)
     for event in events:
         delivered = [o for i, o in zip(order, outcomes, strict=True) if events[i] is event]
         firsts = [o for o in delivered if o is not Outcome.DUPLICATE]

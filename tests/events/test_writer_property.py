@@ -21,16 +21,19 @@ from hypothesis import strategies as st
 from billing_service import audit
 from billing_service.audit import verify_chain
 from billing_service.events.apply import Outcome
-from billing_service.events.ordering import state_digest
 from billing_service.events.service import EventService
 from billing_service.events.writer import SubscriptionWriter
 from billing_service.locks import EventLocks
 from billing_service.plans import load_catalog
-from billing_service.storage import repository
 from billing_service.storage.database import Database, migrate
 from billing_service.stripe_shapes import subscription_snapshot
 from tests.events import factory
-from tests.events.test_property import StripeAuthority, build_events, histories
+from tests.events.test_property import (
+    StripeAuthority,
+    assert_holds_newest,
+    build_events,
+    histories,
+)
 from tests.support.processes import PLANS_FILE
 
 Case = tuple[list[tuple[str, int, bool]], int, list[int], int]
@@ -95,10 +98,7 @@ def test_an_event_older_than_a_stored_answer_never_overwrites_it(
     for created, outcome in after_answer:
         if created < answer_time:
             assert outcome is Outcome.STALE, (created, answer_time, outcome)
-    row = db.call(repository.subscription_by_stripe_id, newest["id"])
-    assert row is not None
-    assert row.last_state_digest == state_digest(subscription_snapshot(newest))
-    assert row.status == newest["status"]
+    assert_holds_newest(db, newest)
 
 
 def test_the_chain_is_intact_after_the_writer_property_run(
