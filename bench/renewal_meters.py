@@ -1,9 +1,10 @@
-"""What the renewal bench measures per process: CPU, peak RSS and the service's counters.
+"""What the renewal bench measures per process: CPU, peak RSS, the two services' counters.
 
 CPU and RSS come from Linux's /proc (the service, the gateway, and the
 PostgreSQL backends connected to the bench database); SQL statements,
 commits, applied events and group-commit sizes from the counted service's
-``/metrics`` (bench/counted_service.py).
+``/metrics`` (bench/counted_service.py); the events per forward call from
+the gateway's.
 """
 
 from __future__ import annotations
@@ -29,8 +30,6 @@ class MeteredService(ListeningProcess):
 
 def scrape(metrics_target: str) -> dict[str, float]:
     """The service's counters this bench reads, from its /metrics."""
-    with urllib.request.urlopen(f"http://{metrics_target}/metrics", timeout=10) as resp:
-        text = resp.read().decode()
     wanted = {
         "bench_sql_statements_total": 0.0,
         "bench_sql_commits_total": 0.0,
@@ -38,15 +37,33 @@ def scrape(metrics_target: str) -> dict[str, float]:
         "billing_event_group_commit_size_count": 0.0,
         "applied": 0.0,
     }
-    for line in text.splitlines():
-        if line.startswith("#"):
-            continue
-        name, _, value = line.rpartition(" ")
+    for name, value in _samples(metrics_target):
         if name in wanted:
-            wanted[name] = float(value)
+            wanted[name] = value
         elif name.startswith("billing_stripe_events_total{") and 'outcome="applied"' in name:
-            wanted["applied"] += float(value)
+            wanted["applied"] += value
     return wanted
+
+
+def scrape_gateway(gateway_target: str) -> dict[str, float]:
+    """The gateway's forward calls and the events they carried, from its /metrics."""
+    wanted = {"billing_gateway_forward_batch_size_sum": 0.0}
+    wanted["billing_gateway_forward_batch_size_count"] = 0.0
+    for name, value in _samples(gateway_target):
+        if name in wanted:
+            wanted[name] = value
+    return wanted
+
+
+def _samples(target: str) -> list[tuple[str, float]]:
+    with urllib.request.urlopen(f"http://{target}/metrics", timeout=10) as resp:
+        text = resp.read().decode()
+    samples = []
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            samples.append((name, float(value)))
+    return samples
 
 
 def pg_backend_cpu(database_url: str) -> dict[int, float]:
@@ -80,7 +97,7 @@ def pg_backend_pids(database_url: str) -> list[int]:
 
 
 class Meters:
-    """CPU of the service, the gateway and the database backends; counters of the service."""
+    """CPU of the service, the gateway and the database backends; counters of both services."""
 
     def __init__(
         self, service: MeteredService, gateway: ListeningProcess, database_url: str
@@ -95,4 +112,5 @@ class Meters:
             "gateway": cpu_seconds(self.gateway.proc.pid),
             "postgres": pg_backend_cpu(self.database_url),
             "counters": scrape(self.service.metrics_target),
+            "gateway_counters": scrape_gateway(self.gateway.target),
         }

@@ -63,6 +63,8 @@ class Phase:
     ratio: float = 0.0
     # Events per group-commit transaction, on average (0: none committed).
     mean_batch: float = 0.0
+    # Events per gateway -> service call, on average (0: not through a gateway).
+    events_per_forward: float = 0.0
 
 
 async def _drive(
@@ -134,6 +136,14 @@ def _phase(
     batches = delta["billing_event_group_commit_size_count"]
     if batches:
         phase.mean_batch = round(delta["billing_event_group_commit_size_sum"] / batches, 2)
+    forward = {
+        k: after["gateway_counters"][k] - before["gateway_counters"][k]
+        for k in after["gateway_counters"]
+    }
+    if calls := forward["billing_gateway_forward_batch_size_count"]:
+        phase.events_per_forward = round(
+            forward["billing_gateway_forward_batch_size_sum"] / calls, 2
+        )
     phase.statements_per_delivery = round(delta["bench_sql_statements_total"] / len(bodies), 2)
     if phase.applied:
         phase.statements_per_applied = round(delta["bench_sql_statements_total"] / phase.applied, 2)
@@ -367,8 +377,8 @@ def renewal_table(results: list[dict[str, Any]]) -> str:
     lines = [
         "| backend | stream | endpoint | deliveries | events/s | ratio | p50 ms | p99 ms | "
         "non-2xx | CPU ms/delivery svc / gw / pg | stmts / commits per applied | Stripe calls | "
-        "events per commit |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|---|---|---:|---:|",
+        "events per commit | events per forward |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---|---|---:|---:|---:|",
     ]
     for result in results:
         for p in result["phases"]:
@@ -384,6 +394,6 @@ def renewal_table(results: list[dict[str, Any]]) -> str:
                 f"| {p['backend']} | {p['stream']} | {p['endpoint']} | {p['deliveries']} | "
                 f"{p['events_per_second']} | {p['ratio']:.3f} | {p['p50_ms']} | {p['p99_ms']} | "
                 f"{non_2xx} | {cpu_text} | {sql} | {p['stripe_calls']} | "
-                f"{p.get('mean_batch') or '-'} |"
+                f"{p.get('mean_batch') or '-'} | {p.get('events_per_forward') or '-'} |"
             )
     return "\n".join(lines)
