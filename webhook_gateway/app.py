@@ -231,6 +231,7 @@ async def _forwarder_ctx(app: web.Application) -> AsyncIterator[None]:
         settings.credentials,
         interceptors=tracing.grpc_client_interceptors() if tracing else (),
         max_batch=settings.forward_batch,
+        linger=settings.forward_linger_seconds,
         on_batch=app[METRICS_KEY].forward_batch_size.observe,
     )
     app[FORWARDER_KEY] = forwarder

@@ -7,16 +7,17 @@ the outcome names are the billing-client package's; what is the gateway's
 own is the verdict: which answers end a delivery (200), which dead-letter it,
 and which send it back to Stripe (503).
 
-Deliveries forwarded in the same event-loop turn share one
-``ApplyStripeEvents`` call (up to ``max_batch``, ``GATEWAY_FORWARD_BATCH``);
-a turn with one delivery makes a plain ``ApplyStripeEvent`` call. Each
-event still gets its own result and verdict. A per-call cost (the HTTP/2
-stream, metadata, the call objects on both sides) is then paid once per
-turn instead of once per delivery, which is most of what a forward costs
-(docs/performance.md). A failure of the whole call is no verdict on any
-event: every delivery in it gets 503. A service that does not know
-``ApplyStripeEvents`` (an older one during a rolling deploy: UNIMPLEMENTED)
-gets single calls from then on.
+Deliveries forwarded within ``linger`` seconds of the first one waiting
+(``GATEWAY_FORWARD_LINGER_MS``; 0: within the same event-loop turn) share
+one ``ApplyStripeEvents`` call, up to ``max_batch`` (``GATEWAY_FORWARD_BATCH``),
+and a full batch goes at once; a batch of one makes a plain
+``ApplyStripeEvent`` call. Each event still gets its own result and
+verdict. A per-call cost (the HTTP/2 stream, metadata, the call objects on
+both sides) is then paid once per batch instead of once per delivery,
+which is most of what a forward costs (docs/performance.md). A failure
+of the whole call is no verdict on any event: every delivery in it gets
+503. A service that does not know ``ApplyStripeEvents`` (an older one
+during a rolling deploy: UNIMPLEMENTED) gets single calls from then on.
 """
 
 from __future__ import annotations
@@ -71,14 +72,17 @@ class Forwarder:
         *,
         interceptors: Sequence[grpc.aio.ClientInterceptor] = (),
         max_batch: int = 1,
+        linger: float = 0.0,
         on_batch: Callable[[int], None] | None = None,
     ) -> None:
         self.target = target
         self.deadline_seconds = deadline_seconds
         # 1: one ApplyStripeEvent per delivery. ``on_batch`` hears each call's event count.
         self._max_batch = max(1, max_batch)
+        self._linger = max(0.0, linger)
         self._on_batch = on_batch
         self._waiting: list[tuple[bytes, asyncio.Future[ForwardResult]]] = []
+        self._flush: asyncio.Handle | None = None
         self._sending: set[asyncio.Task[None]] = set()
         credentials = credentials or Credentials()
         # No channel retries: a delivery that fails is answered 503 and Stripe redelivers it.
@@ -98,23 +102,30 @@ class Forwarder:
     async def apply(self, payload: bytes) -> ForwardResult:
         """Submit ``payload`` (the verified raw event) and classify the answer.
 
-        With batching on, the payload waits for the end of the current
-        event-loop turn and goes with the others submitted in it.
+        With batching on, the payload waits until the batch it joined is
+        full or ``linger`` has passed since the batch's first payload (the
+        end of the event-loop turn with no linger), then goes with the
+        others in it.
         """
         if self._max_batch == 1:
             return await self._apply_one(payload)
         loop = asyncio.get_running_loop()
         future: asyncio.Future[ForwardResult] = loop.create_future()
         self._waiting.append((payload, future))
-        if len(self._waiting) == 1:
-            loop.call_soon(self._send_waiting)
+        if len(self._waiting) >= self._max_batch:
+            self._send_waiting()
+        elif self._flush is None:
+            if self._linger:
+                self._flush = loop.call_later(self._linger, self._send_waiting)
+            else:
+                self._flush = loop.call_soon(self._send_waiting)
         return await future
 
     def _send_waiting(self) -> None:
-        batch = self._waiting[: self._max_batch]
-        self._waiting = self._waiting[self._max_batch :]
-        if self._waiting:
-            asyncio.get_running_loop().call_soon(self._send_waiting)
+        if self._flush is not None:
+            self._flush.cancel()
+            self._flush = None
+        batch, self._waiting = self._waiting, []
         task = asyncio.get_running_loop().create_task(self._send(batch))
         self._sending.add(task)  # held until done: the loop keeps only weak references
         task.add_done_callback(self._sending.discard)
@@ -198,7 +209,14 @@ class Forwarder:
         return bool(answer.status == health_pb2.HealthCheckResponse.SERVING)
 
     async def close(self) -> None:
-        """Close the channel, cancelling calls still in flight."""
+        """Close the channel, cancelling calls still in flight; a waiting batch is not sent."""
+        if self._flush is not None:
+            self._flush.cancel()
+            self._flush = None
+        waiting, self._waiting = self._waiting, []
+        for _, future in waiting:  # closing: Stripe delivers them again
+            if not future.done():
+                future.set_result(ForwardResult(Verdict.RETRY, "CANCELLED"))
         await self._channel.close(None)
 
 

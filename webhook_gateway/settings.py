@@ -23,6 +23,8 @@ from billing_service.env_settings import settings_help as table_help
 
 __all__ = ["SETTINGS", "GatewaySettings", "SettingsError", "settings_help"]
 
+# A forward that waits longer than this for company was surely meant in seconds.
+MAX_FORWARD_LINGER_MS = 1000.0
 
 SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec("GATEWAY_ADDR", "127.0.0.1:8080", "host:port to listen on (port 0: a free port)"),
@@ -67,8 +69,14 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec(
         "GATEWAY_FORWARD_BATCH",
         "32",
-        "most deliveries of one event-loop turn forwarded in one ApplyStripeEvents call"
+        "most deliveries forwarded in one ApplyStripeEvents call"
         f" (1: one ApplyStripeEvent per delivery; at most {MAX_EVENTS_PER_APPLY})",
+    ),
+    SettingSpec(
+        "GATEWAY_FORWARD_LINGER_MS",
+        "2",
+        "longest a delivery waits for others to share its forward call"
+        f" (0: only those of the same event-loop turn; at most {MAX_FORWARD_LINGER_MS:g})",
     ),
     SettingSpec(
         "GATEWAY_SEEN_EVENTS",
@@ -138,6 +146,7 @@ class GatewaySettings:
     max_body_bytes: int
     forward_deadline_seconds: float
     forward_batch: int
+    forward_linger_seconds: float
     body_timeout_seconds: float
     seen_events: int
     redis_url: str = field(repr=False)
@@ -174,6 +183,12 @@ class GatewaySettings:
             raise SettingsError(
                 f"GATEWAY_FORWARD_BATCH must be 1 to {MAX_EVENTS_PER_APPLY}, got {forward_batch}"
             )
+        forward_linger_ms = read.at_least("GATEWAY_FORWARD_LINGER_MS", 0)
+        if forward_linger_ms > MAX_FORWARD_LINGER_MS:
+            raise SettingsError(
+                f"GATEWAY_FORWARD_LINGER_MS must be at most {MAX_FORWARD_LINGER_MS:g},"
+                f" got {forward_linger_ms:g}"
+            )
         log_format = read.text("GATEWAY_LOG_FORMAT").lower()
         if log_format not in service.LOG_FORMATS:
             raise SettingsError(f"GATEWAY_LOG_FORMAT must be json or text, got {log_format!r}")
@@ -189,6 +204,7 @@ class GatewaySettings:
             max_body_bytes=int(read.at_least("GATEWAY_MAX_BODY_BYTES", 1024)),
             forward_deadline_seconds=read.at_least("GATEWAY_FORWARD_DEADLINE_SECONDS", 0.05),
             forward_batch=forward_batch,
+            forward_linger_seconds=forward_linger_ms / 1000,
             body_timeout_seconds=read.at_least("GATEWAY_BODY_TIMEOUT_SECONDS", 0.05),
             seen_events=seen_events,
             redis_url=read.url("REDIS_URL", service.REDIS_URL_SCHEMES),

@@ -1,8 +1,11 @@
-"""Deliveries forwarded in one event-loop turn share an ApplyStripeEvents call, verdicts apart.
+"""Deliveries forwarded together share an ApplyStripeEvents call, verdicts apart.
 
 The Forwarder runs against the stand-in service (a real grpc.aio server,
 tests/gateway/standin.py); deliveries submitted with ``asyncio.gather``
 start in the same loop turn, so which calls they make is deterministic.
+With no linger a batch is one turn's deliveries; with a linger, the tests
+that wait for it use one long enough that only a full batch (or ``close``)
+ends it, so they do not depend on timing either.
 """
 
 from __future__ import annotations
@@ -56,11 +59,18 @@ class Forwarding:
         return list(await asyncio.gather(*(self.forwarder.apply(_payload(e)) for e in event_ids)))
 
 
-async def _forwarding(standin: StandIn, max_batch: int) -> Forwarding:
+async def _forwarding(standin: StandIn, max_batch: int, linger: float = 0.0) -> Forwarding:
     sizes: list[int] = []
-    return Forwarding(
-        Forwarder(standin.target, 5.0, max_batch=max_batch, on_batch=sizes.append), sizes
+    forwarder = Forwarder(
+        standin.target, 5.0, max_batch=max_batch, linger=linger, on_batch=sizes.append
     )
+    return Forwarding(forwarder, sizes)
+
+
+async def _next_turns(count: int = 3) -> None:
+    """Let the event loop run ``count`` turns (a flush scheduled with call_soon runs)."""
+    for _ in range(count):
+        await asyncio.sleep(0)
 
 
 @pytest.fixture
@@ -160,6 +170,84 @@ async def test_a_delivery_cancelled_before_its_call_is_not_forwarded(
     assert (kept.event_id, too.event_id) == ("evt_applied_kept", "evt_applied_too")
     assert fresh.batches == [["evt_applied_kept", "evt_applied_too"]]
     assert tasks[1].cancelled()
+
+
+async def test_without_a_linger_each_turn_makes_its_own_call(
+    batched: Forwarding, fresh: StandIn
+) -> None:
+    first = asyncio.create_task(batched.forwarder.apply(_payload("evt_applied_turn_1")))
+    await _next_turns()
+    second = asyncio.create_task(batched.forwarder.apply(_payload("evt_applied_turn_2")))
+    await asyncio.gather(first, second)
+    assert fresh.batches == []
+    assert sorted(fresh.received) == ["evt_applied_turn_1", "evt_applied_turn_2"]
+    assert batched.sizes == [1, 1]
+
+
+async def test_deliveries_of_later_turns_join_a_lingering_batch_until_it_is_full(
+    fresh: StandIn,
+) -> None:
+    # A linger far longer than the test: only the third delivery, which fills
+    # the batch, can have sent it.
+    forwarding = await _forwarding(fresh, 3, linger=60.0)
+    try:
+        tasks = []
+        for i in range(3):
+            tasks.append(
+                asyncio.create_task(forwarding.forwarder.apply(_payload(f"evt_applied_l{i}")))
+            )
+            await _next_turns()
+        results = await asyncio.wait_for(asyncio.gather(*tasks), timeout=10)
+    finally:
+        await forwarding.forwarder.close()
+    assert [r.event_id for r in results] == ["evt_applied_l0", "evt_applied_l1", "evt_applied_l2"]
+    assert fresh.batches == [["evt_applied_l0", "evt_applied_l1", "evt_applied_l2"]]
+    assert forwarding.sizes == [3]
+
+
+async def test_a_lingering_delivery_that_finds_no_company_goes_alone(fresh: StandIn) -> None:
+    forwarding = await _forwarding(fresh, 32, linger=0.02)
+    try:
+        result = await asyncio.wait_for(
+            forwarding.forwarder.apply(_payload("evt_applied_lonely")), timeout=10
+        )
+    finally:
+        await forwarding.forwarder.close()
+    assert result == ForwardResult(Verdict.DONE, "applied", "evt_applied_lonely")
+    assert fresh.received == ["evt_applied_lonely"]
+    assert forwarding.sizes == [1]
+
+
+async def test_closing_answers_a_lingering_batch_retry_and_sends_nothing(
+    fresh: StandIn,
+) -> None:
+    forwarding = await _forwarding(fresh, 32, linger=60.0)
+    waiting = [
+        asyncio.create_task(forwarding.forwarder.apply(_payload(f"evt_applied_c{i}")))
+        for i in range(2)
+    ]
+    await _next_turns()
+    await forwarding.forwarder.close()
+    results = await asyncio.wait_for(asyncio.gather(*waiting), timeout=10)
+    assert [(r.verdict, r.status) for r in results] == [(Verdict.RETRY, "CANCELLED")] * 2
+    assert fresh.received == [] and fresh.batches == []
+    assert forwarding.sizes == []
+
+
+def test_the_linger_setting_is_checked() -> None:
+    base = {"STRIPE_WEBHOOK_SECRETS": "whsec_test"}
+    assert GatewaySettings.from_env(base).forward_linger_seconds == 0.002
+    linger = {**base, "GATEWAY_FORWARD_LINGER_MS": "0"}
+    assert GatewaySettings.from_env(linger).forward_linger_seconds == 0
+    linger["GATEWAY_FORWARD_LINGER_MS"] = "2.5"
+    assert GatewaySettings.from_env(linger).forward_linger_seconds == 0.0025
+    for bad, message in (
+        ("-1", "GATEWAY_FORWARD_LINGER_MS must be at least 0"),
+        ("1001", "GATEWAY_FORWARD_LINGER_MS must be at most 1000, got 1001"),
+        ("soon", "GATEWAY_FORWARD_LINGER_MS must be a number"),
+    ):
+        with pytest.raises(SettingsError, match=message):
+            GatewaySettings.from_env({**base, "GATEWAY_FORWARD_LINGER_MS": bad})
 
 
 def test_the_batch_setting_is_checked() -> None:
