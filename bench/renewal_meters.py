@@ -47,8 +47,10 @@ def scrape(metrics_target: str) -> dict[str, float]:
 
 def scrape_gateway(gateway_target: str) -> dict[str, float]:
     """The gateway's forward calls and the events they carried, from its /metrics."""
-    wanted = {"billing_gateway_forward_batch_size_sum": 0.0}
-    wanted["billing_gateway_forward_batch_size_count"] = 0.0
+    wanted = {
+        "billing_gateway_forward_batch_size_sum": 0.0,
+        "billing_gateway_forward_batch_size_count": 0.0,
+    }
     for name, value in _samples(gateway_target):
         if name in wanted:
             wanted[name] = value
