@@ -14,6 +14,7 @@ variable::
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -55,12 +56,15 @@ class EnvReader:
         return self._env.get(name, "").strip() or self._defaults[name]
 
     def number(self, name: str) -> float:
-        """``name`` as a float."""
+        """``name`` as a finite float (``nan`` would pass every range check)."""
         raw = self.text(name)
         try:
-            return float(raw)
+            value = float(raw)
         except ValueError:
             raise SettingsError(f"{name} must be a number, got {raw!r}") from None
+        if not math.isfinite(value):
+            raise SettingsError(f"{name} must be a finite number, got {raw!r}")
+        return value
 
     def positive(self, name: str) -> float:
         """``name`` as a float greater than 0."""

@@ -11,6 +11,7 @@ import pytest
 from billing_service.settings import SETTINGS, Settings, SettingsError
 from tests.support.processes import REPO_ROOT
 from webhook_gateway.settings import SETTINGS as GATEWAY_SETTINGS
+from webhook_gateway.settings import GatewaySettings
 
 
 def test_defaults() -> None:
@@ -34,6 +35,19 @@ def test_webhook_secrets_are_comma_separated_and_never_in_repr() -> None:
 def test_bad_number_names_the_variable() -> None:
     with pytest.raises(SettingsError, match="STRIPE_TIMEOUT_SECONDS"):
         Settings.from_env({"STRIPE_TIMEOUT_SECONDS": "soon"})
+
+
+@pytest.mark.parametrize("raw", ["nan", "inf", "-inf", "NaN"])
+def test_a_number_that_is_not_finite_is_refused_naming_the_variable(raw: str) -> None:
+    # nan passes every comparison-based range check, so it must be refused first.
+    with pytest.raises(
+        SettingsError, match=f"STRIPE_TIMEOUT_SECONDS must be a finite number, got '{raw}'"
+    ):
+        Settings.from_env({"STRIPE_TIMEOUT_SECONDS": raw})
+    with pytest.raises(SettingsError, match="GATEWAY_FORWARD_LINGER_MS must be a finite number"):
+        GatewaySettings.from_env(
+            {"STRIPE_WEBHOOK_SECRETS": "whsec_x", "GATEWAY_FORWARD_LINGER_MS": raw}
+        )
 
 
 def test_help_lists_every_setting_with_its_default() -> None:
