@@ -61,6 +61,10 @@ class ForwardResult:
     detail: str = ""
 
 
+# A delivery the gateway gave up on while closing: Stripe delivers it again.
+_CLOSING = ForwardResult(Verdict.RETRY, "CANCELLED")
+
+
 class Forwarder:
     """Calls ApplyStripeEvent(s) and the gRPC health service on one channel."""
 
@@ -121,12 +125,16 @@ class Forwarder:
                 self._flush = loop.call_soon(self._send_waiting)
         return await future
 
-    def _send_waiting(self) -> None:
+    def _take_waiting(self) -> list[tuple[bytes, asyncio.Future[ForwardResult]]]:
+        """The waiting batch, emptied, with its pending flush called off."""
         if self._flush is not None:
             self._flush.cancel()
             self._flush = None
         batch, self._waiting = self._waiting, []
-        task = asyncio.get_running_loop().create_task(self._send(batch))
+        return batch
+
+    def _send_waiting(self) -> None:
+        task = asyncio.get_running_loop().create_task(self._send(self._take_waiting()))
         self._sending.add(task)  # held until done: the loop keeps only weak references
         task.add_done_callback(self._sending.discard)
 
@@ -141,8 +149,8 @@ class Forwarder:
                 results = list(await asyncio.gather(*(self._apply_one(p) for p, _ in batch)))
             else:
                 results = await self._apply_many([payload for payload, _ in batch])
-        except asyncio.CancelledError:  # closing: Stripe delivers them again
-            results = [ForwardResult(Verdict.RETRY, "CANCELLED")] * len(batch)
+        except asyncio.CancelledError:  # closing
+            results = [_CLOSING] * len(batch)
             raise
         except Exception as exc:  # a bug: each delivery's handler answers it (503)
             for _, future in batch:
@@ -210,13 +218,9 @@ class Forwarder:
 
     async def close(self) -> None:
         """Close the channel, cancelling calls still in flight; a waiting batch is not sent."""
-        if self._flush is not None:
-            self._flush.cancel()
-            self._flush = None
-        waiting, self._waiting = self._waiting, []
-        for _, future in waiting:  # closing: Stripe delivers them again
+        for _, future in self._take_waiting():
             if not future.done():
-                future.set_result(ForwardResult(Verdict.RETRY, "CANCELLED"))
+                future.set_result(_CLOSING)
         await self._channel.close(None)
 
 
