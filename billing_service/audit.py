@@ -77,8 +77,12 @@ def append(
     tier_before: str,
     tier_after: str,
     detail: str = "",
-) -> AuditRecord:
-    """Append one record to the user's chain; call inside the transaction that makes the change."""
+) -> None:
+    """Append one record to the user's chain; call inside the transaction that makes the change.
+
+    On PostgreSQL inside a group commit the record's write travels with the
+    transaction's next round trip (``storage/deferred``).
+    """
     prev_hash = _lock_head(user_id)
     record = AuditRecord(
         user_id=user_id,
@@ -97,7 +101,7 @@ def append(
     )
     record.hash = record_hash(_hashed_view(record), prev_hash)
     # Text columns as str, as peewee's CharField would pass them (enum members included).
-    record.id = fixed_sql.append_audit_record(
+    fixed_sql.append_audit_record(
         [
             value if name == "created_at" else str(value)
             for name in fixed_sql.AUDIT_RECORD_COLUMNS
@@ -106,7 +110,6 @@ def append(
         user_id,
         record.hash,
     )
-    return record
 
 
 def _lock_head(user_id: str) -> str:

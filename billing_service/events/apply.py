@@ -46,7 +46,7 @@ from billing_service.lifecycle import parse_status
 from billing_service.plans import Catalog
 from billing_service.storage import fixed_sql, repository
 from billing_service.storage.database import Database
-from billing_service.storage.models import Customer, ProcessedEvent, Subscription, utcnow
+from billing_service.storage.models import ProcessedEvent, Subscription, utcnow
 from billing_service.stripe_shapes import InvoiceSnapshot, SubscriptionSnapshot
 
 
@@ -173,9 +173,7 @@ def _decide_and_write(
     user_id = str(row.user_id) if row is not None else resolution.user_id
     if resolution.customer_id and not resolution.customer_linked:
         # First link wins on both sides; later events find the user by customer.
-        Customer.insert(
-            user_id=user_id, stripe_customer_id=resolution.customer_id, created_at=utcnow()
-        ).on_conflict_ignore().execute()
+        fixed_sql.link_customer(user_id, resolution.customer_id, utcnow())
     base = ApplyResult(Outcome.APPLIED, event.id, user_id=user_id, subscription_id=sub_id, row=row)
     if resolution.invoice is not None:
         return _keep_invoice(event, resolution.invoice, base)

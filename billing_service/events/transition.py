@@ -19,6 +19,7 @@ from billing_service.lifecycle import LIVE, Status, transition_allowed
 from billing_service.plans import Catalog
 from billing_service.storage import repository
 from billing_service.storage.database import Database
+from billing_service.storage.deferred import execute_later
 from billing_service.storage.models import Subscription, utcnow
 from billing_service.stripe_shapes import SubscriptionSnapshot
 
@@ -51,7 +52,8 @@ class Written:
 def lock_subscription(db: Database, subscription_id: str) -> None:
     """Serialize writers of one subscription until the current transaction ends."""
     if db.is_postgres:
-        db.db.execute_sql(
+        # Deferred inside a group commit: it travels with the read that follows it.
+        execute_later(
             "SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (ADVISORY_NAMESPACE, subscription_id)
         )
 

@@ -19,14 +19,15 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import urlparse, urlsplit
 
 import peewee
-from playhouse.db_url import connect
+from playhouse.db_url import connect, parseresult_to_dict
 from playhouse.migrations import Runner
 from psycopg2 import extensions as psycopg2_extensions
 
 from billing_service import deadlines
+from billing_service.storage.deferred import DeferringPostgresqlDatabase, deferring
 from billing_service.storage.models import database as database_proxy
 
 log = logging.getLogger(__name__)
@@ -71,9 +72,9 @@ def open_database(url: str, max_connections: int = 8) -> peewee.Database:
             check_same_thread=False,
         )
     if scheme in ("postgres", "postgresql"):
-        pooled = url.replace(f"{scheme}://", "postgresql+pool://", 1)
-        return connect(
-            pooled,
+        # peewee's pool, able to send several statements in one round trip (storage/deferred).
+        return DeferringPostgresqlDatabase(
+            **parseresult_to_dict(urlparse(url)),
             max_connections=max_connections,
             stale_timeout=300,
             timeout=10,
@@ -199,8 +200,10 @@ class Database:
         should any unit raise, lets the whole transaction roll back and runs
         them again each in its own savepoint (events/group_commit.py): on
         PostgreSQL a savepoint and its release are two round trips per unit.
+        For the same reason, statements whose results nobody reads travel
+        with the next round trip (``storage/deferred``).
         """
-        with self.transaction():
+        with deferring(self.db), self.transaction():
             self._shared.active = True
             try:
                 yield

@@ -15,9 +15,9 @@ import functools
 from collections.abc import Mapping
 from typing import Any
 
+from billing_service.storage.deferred import execute_later
 from billing_service.storage.fixed_sql import by_key_sql, first_row, placeholder, quoted_names
 from billing_service.storage.models import Invoice
-from billing_service.storage.models import database as database_proxy
 
 # Every column an invoice write sets, in both the insert and the update;
 # the Stripe id is the conflict target.
@@ -67,6 +67,7 @@ def upsert_invoice(values: Mapping[str, Any]) -> None:
     """Insert the invoice's row, or overwrite every written column of the stored one.
 
     ``values`` maps ``stripe_invoice_id`` and each of ``INVOICE_WRITTEN_COLUMNS`` to its value.
+    Deferred to the next round trip inside a group commit (``storage/deferred``).
     """
     params = (values["stripe_invoice_id"], *(values[name] for name in INVOICE_WRITTEN_COLUMNS))
-    database_proxy.obj.execute_sql(_upsert_invoice_sql(placeholder()), params)
+    execute_later(_upsert_invoice_sql(placeholder()), params)

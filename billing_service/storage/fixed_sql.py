@@ -29,6 +29,7 @@ from typing import Any, TypeVar
 
 import peewee
 
+from billing_service.storage.deferred import execute_later
 from billing_service.storage.models import (
     AUDIT_CONTENT_COLUMNS,
     AuditChain,
@@ -86,11 +87,34 @@ def insert_processed(
     subscription_id: str,
     at: datetime,
 ) -> None:
-    """Record an event's outcome (its unique ``event_id`` refuses a second row: IntegrityError)."""
-    database_proxy.obj.execute_sql(
+    """Record an event's outcome (its unique ``event_id`` refuses a second row: IntegrityError).
+
+    Deferred to the next round trip inside a group commit (``storage/deferred``).
+    """
+    execute_later(
         _insert_processed_sql(placeholder()),
         (event_id, event_type, created, outcome, reason, user_id, subscription_id, at),
     )
+
+
+CUSTOMER_LINK_COLUMNS = ("user_id", "stripe_customer_id", "email", "created_at")
+
+
+@functools.cache
+def _link_customer_sql(param: str) -> str:
+    return (
+        f'INSERT INTO "{Customer._meta.table_name}" '  # noqa: S608
+        f"({quoted_names(CUSTOMER_LINK_COLUMNS)}) "
+        f"VALUES ({', '.join([param] * len(CUSTOMER_LINK_COLUMNS))}) ON CONFLICT DO NOTHING"
+    )
+
+
+def link_customer(user_id: str, stripe_customer_id: str, at: datetime) -> None:
+    """Link a user to a Stripe customer unless either is linked already (the first link wins).
+
+    Deferred to the next round trip inside a group commit (``storage/deferred``).
+    """
+    execute_later(_link_customer_sql(placeholder()), (user_id, stripe_customer_id, "", at))
 
 
 # What a redelivery's answer needs of the processed row (``apply.duplicate_result``).
@@ -322,31 +346,30 @@ def _set_audit_head_sql(param: str) -> str:
 
 @functools.cache
 def _append_audit_record_pg_sql() -> str:
-    # One round trip: the insert's id feeds the head's update (a data-modifying CTE).
+    # One statement: the insert's id feeds the head's update (a data-modifying CTE).
     added = _insert_audit_record_sql("%s")
     head = AuditChain._meta.table_name
     return (
         f'WITH added AS ({added}) UPDATE "{head}" SET "last_hash" = %s, '  # noqa: S608
-        '"last_record_id" = (SELECT "id" FROM added) WHERE "user_id" = %s '
-        'RETURNING "last_record_id"'
+        '"last_record_id" = (SELECT "id" FROM added) WHERE "user_id" = %s'
     )
 
 
-def append_audit_record(values: Sequence[Any], user_id: str, record_hash: str) -> int:
-    """Store one audit record and move the user's chain head to it; the record's id.
+def append_audit_record(values: Sequence[Any], user_id: str, record_hash: str) -> None:
+    """Store one audit record and move the user's chain head to it (``lock_audit_head`` first).
 
     ``values`` are ``AUDIT_RECORD_COLUMNS``' in order. One statement on
-    PostgreSQL; two on SQLite, which has no data-modifying CTEs (and no round
-    trips to save).
+    PostgreSQL, deferred to the next round trip inside a group commit
+    (``storage/deferred``); two on SQLite, which has no data-modifying CTEs
+    (and no round trips to save).
     """
     db = database_proxy.obj
     if isinstance(db, peewee.PostgresqlDatabase):
-        cursor = db.execute_sql(_append_audit_record_pg_sql(), (*values, record_hash, user_id))
-        return _returned_id(cursor, f"audit chain head of {user_id!r} not found")
+        execute_later(_append_audit_record_pg_sql(), (*values, record_hash, user_id))
+        return
     cursor = db.execute_sql(_insert_audit_record_sql(placeholder()), values)
     record_id = _returned_id(cursor, "audit record insert returned no id")
     db.execute_sql(_set_audit_head_sql(placeholder()), (record_hash, record_id, user_id))
-    return record_id
 
 
 def _returned_id(cursor: Any, missing: str) -> int:

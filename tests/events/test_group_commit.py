@@ -11,13 +11,15 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
+import peewee
 import psycopg2
 import pytest
 from prometheus_client import REGISTRY
 
 from billing_service.events.group_commit import GroupCommitter
+from billing_service.storage import fixed_sql
 from billing_service.storage.database import Database, migrate
-from billing_service.storage.models import Customer
+from billing_service.storage.models import Customer, utcnow
 
 BATCHES = "billing_event_group_commit_size_count"
 RERUNS = "billing_event_group_commit_reruns_total"
@@ -85,6 +87,50 @@ async def test_a_batch_whose_units_all_succeed_runs_once(db: Database) -> None:
     assert results == users
     assert committed_users(db, users) == set(users)
     assert _sample(RERUNS) == reruns_before
+
+
+def record(db: Database, event_id: str) -> str:
+    """A unit that records an event as processed: a write whose result nobody reads."""
+    with db.transaction():
+        fixed_sql.insert_processed(event_id, "test.event", 1, "applied", "", "", "", utcnow())
+    return event_id
+
+
+def committed_events(db: Database, event_ids: Iterable[str]) -> set[str]:
+    """Those of ``event_ids`` whose processed row another connection sees."""
+    wanted = set(event_ids)
+    if db.is_postgres:
+        with contextlib.closing(psycopg2.connect(db.url)) as pg, pg.cursor() as cur:
+            cur.execute("SELECT event_id FROM processed_event")
+            return {row[0] for row in cur.fetchall()} & wanted
+    with contextlib.closing(sqlite3.connect(db.url.removeprefix("sqlite:///"))) as lite:
+        return {row[0] for row in lite.execute("SELECT event_id FROM processed_event")} & wanted
+
+
+@pytest.mark.parametrize("position", [0, 2, 4], ids=["first", "middle", "last"])
+async def test_a_deferred_write_that_fails_fails_its_own_unit_alone(
+    db: Database, position: int
+) -> None:
+    # On PostgreSQL the processed row's insert travels with the batch's next round
+    # trip (or its COMMIT), so its unique-index failure surfaces there, in another
+    # unit's statement; the batch then runs again unit by unit, and only the unit
+    # that wrote the taken id fails.
+    taken = f"evt_taken_{position}"
+    await GroupCommitter(db).submit(lambda: record(db, taken))
+    committer = GroupCommitter(db, max_batch=64, max_wait=0.2)
+    reruns_before = _sample(RERUNS)
+    events = [f"evt_{position}_{i}" for i in range(5)]
+    events[position] = taken
+    results = await asyncio.gather(
+        *(committer.submit(functools.partial(record, db, e)) for e in events),
+        return_exceptions=True,
+    )
+    await committer.close()
+    failed = [i for i, r in enumerate(results) if isinstance(r, BaseException)]
+    assert failed == [position]
+    assert isinstance(results[position], peewee.IntegrityError)
+    assert committed_events(db, events) == set(events)  # the taken one was already there
+    assert _sample(RERUNS) - reruns_before == 1
 
 
 def _sample(name: str) -> float:

@@ -50,6 +50,7 @@ def test_the_statements_name_only_model_columns() -> None:
     }
     assert written == _columns(Subscription) - {"id"}
     assert set(fixed_sql.AUDIT_RECORD_COLUMNS) == _columns(AuditRecord) - {"id"}
+    assert set(fixed_sql.CUSTOMER_LINK_COLUMNS) == _columns(Customer) - {"id"}
     written_invoice = {"stripe_invoice_id", *fixed_invoice_sql.INVOICE_WRITTEN_COLUMNS}
     assert written_invoice == _columns(Invoice) - {"id"}
     assert len(written_invoice) == 1 + len(fixed_invoice_sql.INVOICE_WRITTEN_COLUMNS)
@@ -69,6 +70,7 @@ _ANSWER_ALIASES = {f"processed_{name}" for name in fixed_sql.PROCESSED_ANSWER_CO
             {"p", "s", *_ANSWER_ALIASES},
         ),
         (fixed_lookup_sql._customer_user_sql, (Customer,), set()),
+        (fixed_sql._link_customer_sql, (Customer,), set()),
         (fixed_lookup_sql._processed_with_outcome_sql, (ProcessedEvent,), set()),
         (
             functools.partial(fixed_lookup_sql._subscription_ids_in_status_sql, statuses=3),
@@ -86,6 +88,7 @@ _ANSWER_ALIASES = {f"processed_{name}" for name in fixed_sql.PROCESSED_ANSWER_CO
         "invoice-upsert",
         "redelivery-read",
         "customer-user",
+        "customer-link",
         "ignored-check",
         "live-ids",
         "resolve-read",
@@ -217,6 +220,22 @@ def test_processed_rows_are_inserted_once(db: Database) -> None:
         "applied",
     )
     assert (done.reason, done.user_id, done.stripe_subscription_id) == ("why", "user-1", "sub_1")
+
+
+def test_the_first_customer_link_wins_on_both_sides(db: Database) -> None:
+    stamp = utcnow().timestamp()
+    user, other_user = f"user-link-{stamp}", f"other-link-{stamp}"
+    customer, other_customer = f"cus_link_{stamp}", f"cus_other_{stamp}"
+
+    def scenario() -> list[tuple[str, str]]:
+        with db.transaction():
+            fixed_sql.link_customer(user, customer, utcnow())
+            fixed_sql.link_customer(user, other_customer, utcnow())  # the user is linked
+            fixed_sql.link_customer(other_user, customer, utcnow())  # the customer is linked
+        rows = Customer.select().where(Customer.user_id.in_([user, other_user]))
+        return [(str(row.user_id), str(row.stripe_customer_id)) for row in rows]
+
+    assert db.call(scenario) == [(user, customer)]
 
 
 def test_the_redelivery_read_joins_the_processed_row_to_its_subscription(db: Database) -> None:

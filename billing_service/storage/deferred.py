@@ -1,0 +1,166 @@
+"""Statements whose results nobody reads, sent with the next statement that has one.
+
+A group commit's batch on PostgreSQL is a string of round trips, one after
+the other on one connection: BEGIN, then per event its lock, reads and
+writes, then COMMIT. Several of those answer nothing the apply reads (the
+advisory lock, the processed record, the audit record, the invoice), and
+each round trip costs the batch far more in waiting (the server, the
+thread's wake-up, the GIL) than in work. Inside ``deferring()`` such a
+statement is queued on the thread's connection instead (``execute_later``),
+and so is the transaction's BEGIN; the next statement that returns
+something, or the COMMIT, takes the queue with it as one multi-statement
+query::
+
+    with db.deferring(), db.atomic():
+        execute_later("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (1, "sub_1"))
+        row = db.execute_sql("SELECT * FROM subscription WHERE ...", (...)).fetchone()
+        # one round trip: BEGIN; SELECT pg_advisory_xact_lock(...); SELECT * FROM ...
+        execute_later('INSERT INTO "processed_event" ...', (...))
+    # one round trip: INSERT INTO "processed_event" ...; COMMIT
+
+PostgreSQL runs the statements of such a query in order, each with a
+snapshot of its own (so a read after the lock sees what the lock's last
+holder committed, as it would in a round trip of its own), and stops at
+the first error, which aborts the transaction. That error surfaces at the
+statement the queue travelled with, not at the one that caused it: deferring
+is only for a transaction that fails whole on any error. The group commit's
+shared transaction is one (events/group_commit.py): a failure anywhere
+rolls the batch back and runs it again, each unit in its own savepoint and
+nothing deferred.
+
+Outside ``deferring()`` (and on SQLite, which has no round trips to save)
+``execute_later`` runs the statement at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import peewee
+from playhouse.pool import PooledPostgresqlDatabase
+from psycopg2.extensions import encodings
+
+from billing_service.storage.models import database as database_proxy
+
+Params = Sequence[Any] | None
+
+# peewee's mapping of driver errors to its own (IntegrityError, OperationalError, ...).
+_driver_errors = peewee.__exception_wrapper__  # type: ignore[attr-defined]
+
+
+class _Queue(threading.local):
+    """One thread's (so one connection's) queued statements."""
+
+    def __init__(self) -> None:
+        self.active = False
+        self.began = False  # the transaction's BEGIN is queued, not yet sent
+        self.statements: list[tuple[str, Params]] = []
+
+
+class DeferringPostgresqlDatabase(PooledPostgresqlDatabase):  # type: ignore[misc]  # untyped
+    """peewee's pooled PostgreSQL database that can send statements in one round trip."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._queue = _Queue()
+
+    @contextlib.contextmanager
+    def deferring(self) -> Iterator[None]:
+        """Queue BEGIN and ``execute_later`` statements on this thread until the next round trip.
+
+        Whatever is still queued on leaving (after a failure) is dropped: it
+        belonged to a transaction that rolled back.
+        """
+        queue = self._queue
+        if queue.active:
+            yield
+            return
+        queue.active = True
+        try:
+            yield
+        finally:
+            queue.active = False
+            queue.began = False
+            queue.statements.clear()
+
+    @property
+    def queues(self) -> bool:
+        """True when ``execute_later`` would queue its statement rather than send it."""
+        return self._queue.active and self.in_transaction()
+
+    def execute_later(self, sql: str, params: Params = None) -> None:
+        """Run ``sql``, sending it with the next round trip when ``deferring()``; no result."""
+        if self.queues:
+            self._queue.statements.append((sql, params))
+        else:
+            self.execute_sql(sql, params)
+
+    def begin(self, isolation_level: Any = None) -> None:
+        """BEGIN, queued when ``deferring()`` (peewee calls this on entering a transaction)."""
+        queue = self._queue
+        if queue.active and isolation_level is None and not self._isolation_level:
+            queue.began = True
+            queue.statements.append(("BEGIN", None))
+            return
+        super().begin(isolation_level)
+
+    def execute_sql(self, sql: str, params: Params = None) -> Any:
+        """Run ``sql`` (after whatever is queued, in the same round trip); its cursor."""
+        queued = self._queue.statements
+        if not queued:
+            return super().execute_sql(sql, params)
+        return super().execute_sql(self._take_queue() + sql, params)
+
+    def commit(self) -> None:
+        """COMMIT, with whatever is queued in front of it."""
+        if not self._queue.statements:
+            super().commit()
+            return
+        if self.is_closed():
+            raise peewee.InterfaceError("Cannot commit, database connection not open.")
+        super().execute_sql(self._take_queue() + "COMMIT", ())
+
+    def rollback(self) -> None:
+        """ROLLBACK; the queue is dropped, and nothing is sent when BEGIN never went out."""
+        began_here = self._queue.began
+        self._queue.statements.clear()
+        self._queue.began = False
+        if not began_here:
+            super().rollback()
+
+    def _take_queue(self) -> str:
+        """The queued statements as one SQL prefix (ends with "; "), the queue emptied.
+
+        Each is rendered with its parameters as the driver would render it
+        (``mogrify``); the ``%`` of the rendered text is doubled because the
+        statement it travels with is rendered again with its own parameters.
+        """
+        queued, self._queue.statements = self._queue.statements, []
+        self._queue.began = False
+        with _driver_errors:
+            cursor = self.cursor()
+            rendered = [cursor.mogrify(sql, params or ()) for sql, params in queued]
+        prefix = b"; ".join(rendered).decode(encodings[self.connection().encoding])
+        return prefix.replace("%", "%%") + "; "
+
+
+def execute_later(sql: str, params: Params = None) -> None:
+    """Run a statement whose result nobody reads on the bound database, deferred where it can be."""
+    db = database_proxy.obj
+    if isinstance(db, DeferringPostgresqlDatabase):
+        db.execute_later(sql, params)
+    else:
+        db.execute_sql(sql, params)
+
+
+@contextlib.contextmanager
+def deferring(db: peewee.Database) -> Iterator[None]:
+    """``DeferringPostgresqlDatabase.deferring`` where ``db`` has it; else nothing changes."""
+    if isinstance(db, DeferringPostgresqlDatabase):
+        with db.deferring():
+            yield
+    else:
+        yield
