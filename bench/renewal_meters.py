@@ -33,6 +33,7 @@ def scrape(metrics_target: str) -> dict[str, float]:
     wanted = {
         "bench_sql_statements_total": 0.0,
         "bench_sql_commits_total": 0.0,
+        "bench_sql_round_trips_total": 0.0,
         "billing_event_group_commit_size_sum": 0.0,
         "billing_event_group_commit_size_count": 0.0,
         "applied": 0.0,

@@ -57,6 +57,7 @@ class Phase:
     cpu_ms_per_delivery: dict[str, float]
     applied: int = 0
     statements_per_applied: float = 0.0
+    round_trips_per_applied: float = 0.0
     commits_per_applied: float = 0.0
     statements_per_delivery: float = 0.0
     stripe_calls: int = 0
@@ -147,6 +148,9 @@ def _phase(
     phase.statements_per_delivery = round(delta["bench_sql_statements_total"] / len(bodies), 2)
     if phase.applied:
         phase.statements_per_applied = round(delta["bench_sql_statements_total"] / phase.applied, 2)
+        phase.round_trips_per_applied = round(
+            delta["bench_sql_round_trips_total"] / phase.applied, 2
+        )
         phase.commits_per_applied = round(delta["bench_sql_commits_total"] / phase.applied, 2)
     return phase
 
@@ -376,7 +380,8 @@ def renewal_table(results: list[dict[str, Any]]) -> str:
     """The phases as a Markdown table."""
     lines = [
         "| backend | stream | endpoint | deliveries | events/s | ratio | p50 ms | p99 ms | "
-        "non-2xx | CPU ms/delivery svc / gw / pg | stmts / commits per applied | Stripe calls | "
+        "non-2xx | CPU ms/delivery svc / gw / pg | stmts / round trips / commits per applied | "
+        "Stripe calls | "
         "events per commit | events per forward |",
         "|---|---|---|---:|---:|---:|---:|---:|---:|---|---|---:|---:|---:|",
     ]
@@ -386,7 +391,8 @@ def renewal_table(results: list[dict[str, Any]]) -> str:
             cpu = p["cpu_ms_per_delivery"]
             cpu_text = f"{cpu['service']} / {cpu['gateway']} / {cpu['postgres']}" if cpu else "-"
             sql = (
-                f"{p['statements_per_applied']} / {p['commits_per_applied']}"
+                f"{p['statements_per_applied']} / {p.get('round_trips_per_applied', '-')} / "
+                f"{p['commits_per_applied']}"
                 if p["applied"]
                 else (f"{p['statements_per_delivery']} per delivery" if cpu else "-")
             )
