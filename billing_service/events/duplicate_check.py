@@ -14,6 +14,7 @@ from peewee import PostgresqlDatabase
 
 from billing_service.lifecycle import LIVE
 from billing_service.storage import fixed_lookup_sql
+from billing_service.storage.deferred import execute_later
 from billing_service.storage.models import database as database_proxy
 
 LIVE_VALUES = frozenset(status.value for status in LIVE)
@@ -23,7 +24,8 @@ _USER_LOCK_NAMESPACE = 2  # pg_advisory_xact_lock(namespace, hashtext(user id))
 def other_live(user_id: str, subscription_id: str) -> tuple[str, ...]:
     """Ids of the user's other live subscriptions than ``subscription_id``; in a transaction."""
     if isinstance(database_proxy.obj, PostgresqlDatabase):
-        database_proxy.obj.execute_sql(
+        # Deferred inside a group commit: it travels with the read that follows it.
+        execute_later(
             "SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (_USER_LOCK_NAMESPACE, user_id)
         )
     live = fixed_lookup_sql.subscription_ids_in_status(user_id, LIVE_VALUES)
