@@ -208,7 +208,7 @@ def _tie(resolution: Resolution, sub_id: str) -> tuple[Subscription | None, Reso
 def _tie_payload(resolution: Resolution, sub_id: str) -> tuple[Subscription | None, Resolution]:
     """A checkout or invoice event tied by what the database knows, and the locked row.
 
-    One read, and a second for the row when one exists. Raises
+    One read, the row included. Raises
     NeedsStripeTieError (``resolve.tie_payload_in_apply``) when only Stripe can tie it.
     """
     invoice = resolution.invoice
@@ -219,8 +219,7 @@ def _tie_payload(resolution: Resolution, sub_id: str) -> tuple[Subscription | No
         check_ignored=invoice is None,
     )
     tied = tie_payload_in_apply(resolution, known)
-    row = repository.subscription_by_stripe_id(sub_id) if known.row_user else None
-    return row, tied
+    return (known.row if known.row_user else None), tied
 
 
 def _keep_invoice(event: StripeEvent, invoice: InvoiceSnapshot, base: ApplyResult) -> ApplyResult:

@@ -1,9 +1,10 @@
 """The apply path's small lookups, as SQL text written once per dialect.
 
 The same pattern and rules as ``fixed_sql`` (whose placeholder helper these
-share): the resolve asks, for every checkout and invoice event, who the
-subscription, customer and invoice belong to and whether the subscription's
-events were ignored, in one statement (``known_users``, ``events/known.py``),
+share): the resolve asks, for every checkout and invoice event, for the
+subscription's row, who the customer and invoice belong to and whether the
+subscription's events were ignored, in one statement (``known``,
+``events/known.py``),
 and the duplicate check reads a user's live subscriptions whenever one
 becomes live (``events/duplicate_check.py``); peewee built their SQL on each call (issue
 10, docs/performance.md), so their text is fixed, formatted once per
@@ -17,7 +18,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Collection
 
-from billing_service.storage.fixed_sql import by_key_sql, placeholder
+from billing_service.storage.fixed_sql import by_key_sql, first_row, placeholder
 from billing_service.storage.models import Customer, Invoice, ProcessedEvent, Subscription
 from billing_service.storage.models import database as database_proxy
 
@@ -37,36 +38,45 @@ def customer_user(stripe_customer_id: str) -> str | None:
 
 
 @functools.cache
-def _known_users_sql(param: str, check_ignored: bool) -> str:
+def _known_sql(param: str, check_ignored: bool) -> str:
     ignored = "0"
     if check_ignored:
         # Only asked when no row holds the subscription (CASE: in that order).
-        held = by_key_sql(Subscription, "stripe_subscription_id", param, "1")
         ignored = (
-            f"CASE WHEN NOT EXISTS ({held}) "
+            f'CASE WHEN "s"."id" IS NULL '
             f"THEN EXISTS ({_processed_with_outcome_sql(param)}) ELSE 0 = 1 END"
         )
-    users = (
-        by_key_sql(Subscription, "stripe_subscription_id", param, '"user_id"'),
-        by_key_sql(Customer, "stripe_customer_id", param, '"user_id"'),
-        by_key_sql(Invoice, "stripe_invoice_id", param, '"user_id"'),
+    customer_user = by_key_sql(Customer, "stripe_customer_id", param, '"user_id"')
+    invoice_user = by_key_sql(Invoice, "stripe_invoice_id", param, '"user_id"')
+    # One row always: the subscription's columns are NULL when no row holds it.
+    return (
+        f'SELECT "s".*, ({customer_user}) AS "known_customer_user", '  # noqa: S608
+        f'({invoice_user}) AS "known_invoice_user", {ignored} AS "known_ignored" '
+        f'FROM (SELECT 1) AS "one" LEFT JOIN "{Subscription._meta.table_name}" AS "s" '
+        f'ON "s"."stripe_subscription_id" = {param}'
     )
-    return f"SELECT {', '.join(f'({user})' for user in users)}, {ignored}"
 
 
-def known_users(
+def known(
     subscription_id: str, customer_id: str, invoice_id: str, *, check_ignored: bool
-) -> tuple[str, str, str, bool]:
-    """(user of the subscription row, of the customer, of the invoice; "" when unknown, and
-    with ``check_ignored``, whether the subscription, held in no row, had a
+) -> tuple[Subscription | None, str, str, bool]:
+    """(the subscription's stored row, the user of the customer, of the invoice; "" when
+    unknown, and with ``check_ignored``, whether the subscription, held in no row, had a
     ``customer.subscription.*`` event ignored) in one statement.
     """
-    params: tuple[str, ...] = (subscription_id, customer_id, invoice_id)
+    params: tuple[str, ...] = (customer_id, invoice_id)
     if check_ignored:
-        params += (subscription_id, subscription_id, "ignored", "customer.subscription.%")
-    cursor = database_proxy.obj.execute_sql(_known_users_sql(placeholder(), check_ignored), params)
-    row_user, customer_user, invoice_user, ignored = cursor.fetchone()
-    return str(row_user or ""), str(customer_user or ""), str(invoice_user or ""), bool(ignored)
+        params += (subscription_id, "ignored", "customer.subscription.%")
+    params += (subscription_id,)
+    found = first_row(Subscription, _known_sql(placeholder(), check_ignored), params)
+    if found is None:
+        raise RuntimeError("the lookup returned no row")
+    return (
+        found if found.id is not None else None,
+        str(getattr(found, "known_customer_user", None) or ""),
+        str(getattr(found, "known_invoice_user", None) or ""),
+        bool(getattr(found, "known_ignored", False)),
+    )
 
 
 @functools.cache

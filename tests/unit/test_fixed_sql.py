@@ -78,9 +78,9 @@ _ANSWER_ALIASES = {f"processed_{name}" for name in fixed_sql.PROCESSED_ANSWER_CO
             set(),
         ),
         (
-            functools.partial(fixed_lookup_sql._known_users_sql, check_ignored=True),
+            functools.partial(fixed_lookup_sql._known_sql, check_ignored=True),
             (Subscription, Customer, Invoice, ProcessedEvent),
-            set(),
+            {"s", "one", "known_customer_user", "known_invoice_user", "known_ignored"},
         ),
     ],
     ids=[
@@ -280,7 +280,7 @@ def test_the_resolve_lookups_find_the_customer_user_and_ignored_events(db: Datab
     customer, sub_id = f"cus_fixed_lookup_{stamp}", f"sub_fixed_lookup_{stamp}"
 
     def ignored_before() -> bool:
-        return fixed_lookup_sql.known_users(sub_id, "", "", check_ignored=True)[3]
+        return fixed_lookup_sql.known(sub_id, "", "", check_ignored=True)[3]
 
     def scenario() -> tuple[str | None, str | None, list[bool]]:
         before = repository.user_for_customer(customer)
@@ -310,9 +310,15 @@ def test_the_resolve_asks_everything_it_needs_in_one_read(db: Database) -> None:
     sub_id, customer, invoice_id = (f"{p}_known_{stamp}" for p in ("sub", "cus", "in"))
 
     def ask(check_ignored: bool) -> tuple[str, str, str, bool]:
-        return fixed_lookup_sql.known_users(
+        row, customer_user, invoice_user, ignored = fixed_lookup_sql.known(
             sub_id, customer, invoice_id, check_ignored=check_ignored
         )
+        if row is not None:
+            # The row comes whole, converted as the model converts it.
+            assert row.stripe_subscription_id == sub_id and row.quantity == 3
+            assert row.current_period_start == datetime(2026, 1, 1, 12, 30, 15, 123456)
+        row_user = str(row.user_id) if row is not None else ""
+        return (row_user, customer_user, invoice_user, ignored)
 
     def scenario() -> list[tuple[str, str, str, bool]]:
         answers = [ask(True)]
