@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from billing_service.storage.deferred import execute_later
-from billing_service.storage.fixed_sql import by_key_sql, first_row, placeholder, quoted_names
+from billing_service.storage.fixed_sql import by_key_sql, first_row, insert_sql, placeholder
 from billing_service.storage.models import Invoice
 
 # Every column an invoice write sets, in both the insert and the update;
@@ -57,8 +57,7 @@ def _upsert_invoice_sql(param: str) -> str:
     inserted = ("stripe_invoice_id", *INVOICE_WRITTEN_COLUMNS)
     assignments = ", ".join(f'"{name}" = EXCLUDED."{name}"' for name in INVOICE_WRITTEN_COLUMNS)
     return (
-        f'INSERT INTO "{Invoice._meta.table_name}" ({quoted_names(inserted)}) '  # noqa: S608
-        f"VALUES ({', '.join([param] * len(inserted))}) "
+        f"{insert_sql(Invoice, inserted, param)} "
         f'ON CONFLICT ("stripe_invoice_id") DO UPDATE SET {assignments}'
     )
 

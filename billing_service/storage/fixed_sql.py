@@ -56,13 +56,17 @@ def by_key_sql(model: type[peewee.Model], key: str, param: str, selected: str = 
     return f'SELECT {selected} FROM "{model._meta.table_name}" WHERE "{key}" = {param}'  # noqa: S608
 
 
+def insert_sql(model: type[peewee.Model], columns: Sequence[str], param: str) -> str:
+    """``INSERT INTO`` the model's table ``columns``, one parameter each."""
+    return (
+        f'INSERT INTO "{model._meta.table_name}" ({quoted_names(columns)}) '  # noqa: S608
+        f"VALUES ({', '.join([param] * len(columns))})"
+    )
+
+
 @functools.cache
 def _insert_processed_sql(param: str) -> str:
-    return (
-        f'INSERT INTO "{ProcessedEvent._meta.table_name}" '  # noqa: S608
-        f"({quoted_names(PROCESSED_INSERT_COLUMNS)}) "
-        f"VALUES ({', '.join([param] * len(PROCESSED_INSERT_COLUMNS))})"
-    )
+    return insert_sql(ProcessedEvent, PROCESSED_INSERT_COLUMNS, param)
 
 
 PROCESSED_INSERT_COLUMNS = (
@@ -102,11 +106,7 @@ CUSTOMER_LINK_COLUMNS = ("user_id", "stripe_customer_id", "email", "created_at")
 
 @functools.cache
 def _link_customer_sql(param: str) -> str:
-    return (
-        f'INSERT INTO "{Customer._meta.table_name}" '  # noqa: S608
-        f"({quoted_names(CUSTOMER_LINK_COLUMNS)}) "
-        f"VALUES ({', '.join([param] * len(CUSTOMER_LINK_COLUMNS))}) ON CONFLICT DO NOTHING"
-    )
+    return f"{insert_sql(Customer, CUSTOMER_LINK_COLUMNS, param)} ON CONFLICT DO NOTHING"
 
 
 def link_customer(user_id: str, stripe_customer_id: str, at: datetime) -> None:
@@ -262,8 +262,7 @@ def _upsert_subscription_sql(param: str, updated: tuple[str, ...]) -> str:
                 "discount", *SUBSCRIPTION_ORDERING_COLUMNS)  # fmt: skip
     assignments = ", ".join(f'"{name}" = EXCLUDED."{name}"' for name in updated)
     return (
-        f'INSERT INTO "{Subscription._meta.table_name}" ({quoted_names(inserted)}) '  # noqa: S608
-        f"VALUES ({', '.join([param] * len(inserted))}) "
+        f"{insert_sql(Subscription, inserted, param)} "
         f'ON CONFLICT ("stripe_subscription_id") DO UPDATE SET {assignments} RETURNING *'
     )
 
@@ -329,11 +328,7 @@ def lock_audit_head(user_id: str, genesis_hash: str) -> str:
 
 @functools.cache
 def _insert_audit_record_sql(param: str) -> str:
-    return (
-        f'INSERT INTO "{AuditRecord._meta.table_name}" '  # noqa: S608
-        f"({quoted_names(AUDIT_RECORD_COLUMNS)}) "
-        f'VALUES ({", ".join([param] * len(AUDIT_RECORD_COLUMNS))}) RETURNING "id"'
-    )
+    return f'{insert_sql(AuditRecord, AUDIT_RECORD_COLUMNS, param)} RETURNING "id"'
 
 
 @functools.cache

@@ -36,13 +36,17 @@ def db(database_url: str) -> Iterator[Database]:
 
 def committed_users(db: Database, users: Iterable[str]) -> set[str]:
     """Those of ``users`` whose customer row another connection sees (i.e. committed)."""
-    wanted = set(users)
+    return _committed(db, "SELECT user_id FROM customer", users)
+
+
+def _committed(db: Database, select: str, wanted: Iterable[str]) -> set[str]:
+    """Those of ``wanted`` that ``select`` finds on another connection (i.e. committed)."""
     if db.is_postgres:
         with contextlib.closing(psycopg2.connect(db.url)) as pg, pg.cursor() as cur:
-            cur.execute("SELECT user_id FROM customer")
-            return {row[0] for row in cur.fetchall()} & wanted
+            cur.execute(select)
+            return {row[0] for row in cur.fetchall()} & set(wanted)
     with contextlib.closing(sqlite3.connect(db.url.removeprefix("sqlite:///"))) as lite:
-        return {row[0] for row in lite.execute("SELECT user_id FROM customer")} & wanted
+        return {row[0] for row in lite.execute(select)} & set(wanted)
 
 
 class Boom(Exception):
@@ -98,13 +102,7 @@ def record(db: Database, event_id: str) -> str:
 
 def committed_events(db: Database, event_ids: Iterable[str]) -> set[str]:
     """Those of ``event_ids`` whose processed row another connection sees."""
-    wanted = set(event_ids)
-    if db.is_postgres:
-        with contextlib.closing(psycopg2.connect(db.url)) as pg, pg.cursor() as cur:
-            cur.execute("SELECT event_id FROM processed_event")
-            return {row[0] for row in cur.fetchall()} & wanted
-    with contextlib.closing(sqlite3.connect(db.url.removeprefix("sqlite:///"))) as lite:
-        return {row[0] for row in lite.execute("SELECT event_id FROM processed_event")} & wanted
+    return _committed(db, "SELECT event_id FROM processed_event", event_ids)
 
 
 @pytest.mark.parametrize("position", [0, 2, 4], ids=["first", "middle", "last"])
