@@ -72,9 +72,15 @@ def open_database(url: str, max_connections: int = 8) -> peewee.Database:
             check_same_thread=False,
         )
     if scheme in ("postgres", "postgresql"):
+        params = parseresult_to_dict(urlparse(url))
+        if not params.get("database"):
+            raise ValueError(
+                f"DATABASE_URL {redact_url(url)} has no database name "
+                "(postgresql://user@host:port/dbname)"
+            )
         # peewee's pool, able to send several statements in one round trip (storage/deferred).
         return DeferringPostgresqlDatabase(
-            **parseresult_to_dict(urlparse(url)),
+            **params,
             max_connections=max_connections,
             stale_timeout=300,
             timeout=10,

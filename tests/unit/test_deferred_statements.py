@@ -174,3 +174,10 @@ def _lock_waiters(url: str) -> int:
         )
         (count,) = cur.fetchall()[0]
         return int(count)
+
+
+def test_a_postgresql_url_without_a_database_name_is_refused_without_its_password() -> None:
+    with pytest.raises(ValueError, match="has no database name") as refused:
+        open_database("postgresql://billing:s3cret@127.0.0.1:5432")
+    assert "s3cret" not in str(refused.value)
+    assert "billing:***@127.0.0.1" in str(refused.value)
