@@ -167,7 +167,10 @@ class Forwarder:
                 self._on_batch(len(payloads))
             answer = await self._stub.ApplyStripeEvents(
                 pb.ApplyStripeEventsRequest(
-                    events=[pb.ApplyStripeEventRequest(payload=payload) for payload in payloads]
+                    events=[pb.ApplyStripeEventRequest(payload=payload) for payload in payloads],
+                    # The verdict needs outcome, event id and reason only (a service
+                    # that predates the view ignores it and answers whole).
+                    view=pb.EVENT_RESULT_VIEW_BASIC,
                 ),
                 timeout=self.deadline_seconds,
                 metadata=self._metadata,

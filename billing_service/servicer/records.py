@@ -47,13 +47,16 @@ class RecordRpcs:
                 "events", f"at most {MAX_EVENTS_PER_APPLY} per call, got {len(request.events)}"
             )
         until = _events_deadline(deadlines.deadline())
+        basic = request.view == pb.EVENT_RESULT_VIEW_BASIC
         # Concurrently, as separate ApplyStripeEvent calls in flight together would
         # be: arrival order decides nothing, the events' own ``created`` does.
-        results = await asyncio.gather(*(self._apply_one(item, until) for item in request.events))
+        results = await asyncio.gather(
+            *(self._apply_one(item, until, basic) for item in request.events)
+        )
         return pb.ApplyStripeEventsResponse(results=results)
 
     async def _apply_one(
-        self, item: pb.ApplyStripeEventRequest, until: float | None
+        self, item: pb.ApplyStripeEventRequest, until: float | None, basic: bool
     ) -> pb.ApplyStripeEventResult:
         deadlines.adopt(until)  # this event's work stops where the call's would
         delay = None if until is None else max(0.0, until - time.monotonic())
@@ -70,7 +73,7 @@ class RecordRpcs:
             )
         except Exception as exc:  # each event fails alone, with ApplyStripeEvent's status
             return _failed(exc)
-        return pb.ApplyStripeEventResult(response=_event_response(answer))
+        return pb.ApplyStripeEventResult(response=_event_response(answer, basic=basic))
 
     @rpc_errors
     async def ListAuditEvents(
@@ -97,13 +100,14 @@ class RecordRpcs:
         )
 
 
-def _event_response(answer: EventAnswer) -> pb.ApplyStripeEventResponse:
+def _event_response(answer: EventAnswer, *, basic: bool = False) -> pb.ApplyStripeEventResponse:
+    """The answer; ``basic`` (EVENT_RESULT_VIEW_BASIC) leaves the subscription out."""
     response = pb.ApplyStripeEventResponse(
         outcome=OUTCOME_TO_PROTO[answer.result.outcome],
         event_id=answer.result.event_id,
         reason=answer.result.reason,
     )
-    if answer.subscription is not None:
+    if answer.subscription is not None and not basic:
         response.subscription.CopyFrom(subscription_to_proto(answer.subscription))
     return response
 

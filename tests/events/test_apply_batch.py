@@ -76,6 +76,27 @@ async def test_a_batch_answers_as_the_single_calls_would(client: EventsClient) -
         assert single.outcome == pb.EVENT_OUTCOME_DUPLICATE
 
 
+@pytest.mark.parametrize(
+    "view",
+    [pb.EVENT_RESULT_VIEW_UNSPECIFIED, pb.EVENT_RESULT_VIEW_FULL, pb.EVENT_RESULT_VIEW_BASIC],
+    ids=["unspecified", "full", "basic"],
+)
+async def test_the_basic_view_answers_without_the_subscription(
+    client: EventsClient, user_id: str, view: pb.EventResultView
+) -> None:
+    applied = _subscription_event(user_id, "active", factory.BASE_TIME)
+    request = _request(factory.payload(applied), factory.payload(applied))
+    request.view = view
+    answer = await client.stub.ApplyStripeEvents(request)
+    outcomes = {r.response.outcome for r in answer.results}
+    assert outcomes == {pb.EVENT_OUTCOME_APPLIED, pb.EVENT_OUTCOME_DUPLICATE}
+    for result in answer.results:
+        assert result.response.event_id == applied["id"]
+        # Every other view answers whole, as before the view existed.
+        assert result.response.HasField("subscription") is (view != pb.EVENT_RESULT_VIEW_BASIC)
+    assert (await client.subscription(user_id)).status == pb.SUBSCRIPTION_STATUS_ACTIVE
+
+
 async def test_an_empty_call_answers_no_results(client: EventsClient) -> None:
     answer = await client.stub.ApplyStripeEvents(pb.ApplyStripeEventsRequest())
     assert list(answer.results) == []

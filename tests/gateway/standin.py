@@ -14,9 +14,10 @@ of an event is chosen by its id (``evt_<outcome>_...``) unless
 
 ApplyStripeEvents answers each event the same way, one result each (an
 error as its code and message; a slow event holds the whole call), and
-records each call's event ids in ``batches``. With ``batch_failure`` set to
-a status code the whole call fails with it; with ``batching`` False the
-stand-in is a service from before ApplyStripeEvents (UNIMPLEMENTED).
+records each call's event ids in ``batches`` and its view in ``views``.
+With ``batch_failure`` set to a status code the whole call fails with it;
+with ``batching`` False the stand-in is a service from before
+ApplyStripeEvents (UNIMPLEMENTED).
 """
 
 from __future__ import annotations
@@ -82,6 +83,7 @@ class _Servicer(pb_grpc.BillingServiceServicer):
         event_ids = [_event_id(item.payload) for item in request.events]
         with owner.lock:
             owner.batches.append(event_ids)
+            owner.views.append(request.view)
         if owner.batch_failure is not None:
             await context.abort(owner.batch_failure, "programmed failure of the whole call")
         results = []
@@ -112,6 +114,7 @@ class StandIn:
         self.received: list[str] = []
         self.program: dict[str, str] = {}
         self.batches: list[list[str]] = []
+        self.views: list[int] = []  # each ApplyStripeEvents call's requested view
         self.batching = True
         self.batch_failure: grpc.StatusCode | None = None
         self.target = ""

@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 import grpc
 import pytest
 
+from generated.billing.v1 import billing_pb2 as pb
 from tests.gateway.conftest import NEW_SECRET, gateway_env
 from tests.gateway.standin import StandIn
 from tests.gateway.support import GatewayProcess, deliver, new_event, request
@@ -42,6 +43,7 @@ def fresh(batch_standin: StandIn) -> StandIn:
     with batch_standin.lock:
         batch_standin.received.clear()
         batch_standin.batches.clear()
+        batch_standin.views.clear()
         batch_standin.program.clear()
     batch_standin.batching = True
     batch_standin.batch_failure = None
@@ -108,6 +110,8 @@ async def test_one_call_carries_the_turn_and_each_event_keeps_its_verdict(
         "evt_stale_6",
     ]
     assert "evt_invalid_3" in results[2].detail
+    # The verdicts read outcome, event id and reason only: no subscription asked for.
+    assert fresh.views == [pb.EVENT_RESULT_VIEW_BASIC]
 
 
 async def test_a_lone_delivery_makes_a_single_call(batched: Forwarding, fresh: StandIn) -> None:

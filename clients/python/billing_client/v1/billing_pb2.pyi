@@ -31,6 +31,12 @@ class EventOutcome(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     EVENT_OUTCOME_IGNORED: _ClassVar[EventOutcome]
     EVENT_OUTCOME_STALE: _ClassVar[EventOutcome]
 
+class EventResultView(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    EVENT_RESULT_VIEW_UNSPECIFIED: _ClassVar[EventResultView]
+    EVENT_RESULT_VIEW_FULL: _ClassVar[EventResultView]
+    EVENT_RESULT_VIEW_BASIC: _ClassVar[EventResultView]
+
 class ProrationBehavior(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     PRORATION_BEHAVIOR_UNSPECIFIED: _ClassVar[ProrationBehavior]
@@ -58,6 +64,9 @@ EVENT_OUTCOME_APPLIED: EventOutcome
 EVENT_OUTCOME_DUPLICATE: EventOutcome
 EVENT_OUTCOME_IGNORED: EventOutcome
 EVENT_OUTCOME_STALE: EventOutcome
+EVENT_RESULT_VIEW_UNSPECIFIED: EventResultView
+EVENT_RESULT_VIEW_FULL: EventResultView
+EVENT_RESULT_VIEW_BASIC: EventResultView
 PRORATION_BEHAVIOR_UNSPECIFIED: ProrationBehavior
 PRORATION_BEHAVIOR_CREATE_PRORATIONS: ProrationBehavior
 PRORATION_BEHAVIOR_NONE: ProrationBehavior
@@ -235,10 +244,12 @@ class ApplyStripeEventResponse(_message.Message):
     def __init__(self, outcome: _Optional[_Union[EventOutcome, str]] = ..., event_id: _Optional[str] = ..., subscription: _Optional[_Union[Subscription, _Mapping]] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class ApplyStripeEventsRequest(_message.Message):
-    __slots__ = ("events",)
+    __slots__ = ("events", "view")
     EVENTS_FIELD_NUMBER: _ClassVar[int]
+    VIEW_FIELD_NUMBER: _ClassVar[int]
     events: _containers.RepeatedCompositeFieldContainer[ApplyStripeEventRequest]
-    def __init__(self, events: _Optional[_Iterable[_Union[ApplyStripeEventRequest, _Mapping]]] = ...) -> None: ...
+    view: EventResultView
+    def __init__(self, events: _Optional[_Iterable[_Union[ApplyStripeEventRequest, _Mapping]]] = ..., view: _Optional[_Union[EventResultView, str]] = ...) -> None: ...
 
 class ApplyStripeEventsResponse(_message.Message):
     __slots__ = ("results",)

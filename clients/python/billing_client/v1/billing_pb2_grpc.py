@@ -221,8 +221,8 @@ class BillingServiceServicer:
         answer, or the status ApplyStripeEvent would have failed with; one event's
         failure changes nothing for the others; an event not finished shortly
         before the call's deadline gets DEADLINE_EXCEEDED (it may yet be applied:
-        retry it), so the others are still answered. A caller allowed
-        ApplyStripeEvent may call it.
+        retry it), so the others are still answered. `view` BASIC leaves each
+        answer's subscription out. A caller allowed ApplyStripeEvent may call it.
         Errors (of the whole call, nothing applied): INVALID_ARGUMENT (events:
         more than 64).
         """
