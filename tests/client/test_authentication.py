@@ -20,6 +20,11 @@ from tests.support.processes import ServiceProcess
 TOKEN = "search-token-4b7e2c9a1f6d3e80"
 CALLER = "search"
 USER = "user-client-auth"
+# These tests are about who may call, not how fast: a first call (a TLS
+# handshake, a loaded CI machine) may take longer than the client's 0.5 s
+# default, which would answer fail-closed instead of the status under test.
+PATIENT = 10.0
+
 # The RPCs EntitlementClient calls; the policy grants nothing else.
 POLICY = f"""
 [callers.{CALLER}]
@@ -72,7 +77,7 @@ def mtls_service(
 
 
 async def _checks_are_answered_and_cached(env: Mapping[str, str]) -> None:
-    async with EntitlementClient.from_env(caller=CALLER, env=env) as client:
+    async with EntitlementClient.from_env(caller=CALLER, env=env, timeout=PATIENT) as client:
         assert await client.wait_live(30), "the watch stream never connected"
         first = await client.check(USER, "priority_support")
         assert (first.allowed, first.tier, first.source) == (False, "free", "service")
@@ -92,7 +97,9 @@ async def test_without_a_known_token_checks_are_refused_not_failed_closed(
     token_service: ServiceProcess, token: str
 ) -> None:
     env = {"BILLING_SERVICE_TARGET": token_service.target, "BILLING_SERVICE_TOKEN": token}
-    async with EntitlementClient.from_env(caller=CALLER, env=env, watch=False) as client:
+    async with EntitlementClient.from_env(
+        caller=CALLER, env=env, timeout=PATIENT, watch=False
+    ) as client:
         with pytest.raises(grpc.aio.AioRpcError) as refused:
             await client.check(USER, "priority_support")
     assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
@@ -124,7 +131,9 @@ async def test_a_certificate_of_a_caller_without_the_rpcs_is_denied(
         "BILLING_SERVICE_TLS_CERT_FILE": str(other.cert),
         "BILLING_SERVICE_TLS_KEY_FILE": str(other.key),
     }
-    async with EntitlementClient.from_env(caller=CALLER, env=env, watch=False) as client:
+    async with EntitlementClient.from_env(
+        caller=CALLER, env=env, timeout=PATIENT, watch=False
+    ) as client:
         with pytest.raises(grpc.aio.AioRpcError) as refused:
             await client.check(USER, "priority_support")
     assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
@@ -136,4 +145,4 @@ def test_half_a_key_pair_is_refused_before_any_call(tmp_path: Path) -> None:
         "BILLING_SERVICE_TLS_CERT_FILE": str(tmp_path / "client.crt"),
     }
     with pytest.raises(CredentialsError, match="BILLING_SERVICE_TLS_KEY_FILE"):
-        EntitlementClient.from_env(caller=CALLER, env=env)
+        EntitlementClient.from_env(caller=CALLER, env=env, timeout=PATIENT)

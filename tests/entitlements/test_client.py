@@ -19,7 +19,8 @@ async def test_checks_are_cached_and_kept_fresh_by_the_watch_stream(
 ) -> None:
     async with (
         grpc.aio.insecure_channel(single.target) as channel,
-        EntitlementClient(single.target, caller="tests") as client,
+        # About caching, not speed: a loaded machine may take longer than the 0.5 s default.
+        EntitlementClient(single.target, caller="tests", timeout=10.0) as client,
     ):
         billing = Billing(pb_grpc.BillingServiceStub(channel))
         assert await client.wait_live(30)
