@@ -37,9 +37,9 @@ from billing_service.events.transition import (
 )
 from billing_service.lifecycle import parse_status
 from billing_service.plans import Catalog
-from billing_service.storage import repository
+from billing_service.storage import fixed_sql, repository
 from billing_service.storage.database import Database
-from billing_service.storage.models import Customer, utcnow
+from billing_service.storage.models import utcnow
 from billing_service.stripe_shapes import SubscriptionSnapshot, subscription_snapshot
 
 log = logging.getLogger(__name__)
@@ -84,9 +84,7 @@ def store_fetched(
         except ValueError:
             return Written(False, f"unknown subscription status {snapshot.status!r}")
         if snapshot.customer_id:
-            Customer.insert(
-                user_id=user_id, stripe_customer_id=snapshot.customer_id, created_at=utcnow()
-            ).on_conflict_ignore().execute()
+            fixed_sql.link_customer(user_id, snapshot.customer_id, utcnow())
         ordering = Ordering(
             int(row.last_event_created) if row is not None else 0,
             str(row.last_event_id) if row is not None else "",

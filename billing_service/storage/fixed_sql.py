@@ -109,12 +109,12 @@ def _link_customer_sql(param: str) -> str:
     return f"{insert_sql(Customer, CUSTOMER_LINK_COLUMNS, param)} ON CONFLICT DO NOTHING"
 
 
-def link_customer(user_id: str, stripe_customer_id: str, at: datetime) -> None:
+def link_customer(user_id: str, stripe_customer_id: str, at: datetime, email: str = "") -> None:
     """Link a user to a Stripe customer unless either is linked already (the first link wins).
 
     Deferred to the next round trip inside a group commit (``storage/deferred``).
     """
-    execute_later(_link_customer_sql(placeholder()), (user_id, stripe_customer_id, "", at))
+    execute_later(_link_customer_sql(placeholder()), (user_id, stripe_customer_id, email, at))
 
 
 # What a redelivery's answer needs of the processed row (``apply.duplicate_result``).

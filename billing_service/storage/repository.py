@@ -9,7 +9,6 @@ objects are the domain's (``best_subscription``, ``lifecycle``,
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -60,10 +59,7 @@ def link_customer(user_id: str, stripe_customer_id: str, email: str = "") -> Cus
     The unique constraints on both columns make a race between two callers
     end with one link, which both then read.
     """
-    with contextlib.suppress(IntegrityError):
-        Customer.insert(
-            user_id=user_id, stripe_customer_id=stripe_customer_id, email=email
-        ).on_conflict_ignore().execute()
+    fixed_sql.link_customer(user_id, stripe_customer_id, utcnow(), email)
     found = customer_for_user(user_id)
     if found is None:
         raise IntegrityError(f"customer {stripe_customer_id} belongs to another user")
