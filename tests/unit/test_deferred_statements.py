@@ -23,12 +23,14 @@ def db(shared_postgres: str) -> Iterator[DeferringPostgresqlDatabase]:
     """The migrated database, bound as the service binds it, its customers emptied first."""
     database = open_database(shared_postgres)
     assert isinstance(database, DeferringPostgresqlDatabase)
+    previous = database_proxy.obj
     database_proxy.initialize(database)
     with database.connection_context():
         database.execute_sql('DELETE FROM "customer"')
     database.connect()
     yield database
     database.close_all()
+    database_proxy.initialize(previous)  # later tests find the binding they had
 
 
 @pytest.fixture
@@ -152,6 +154,7 @@ def test_a_read_after_a_deferred_advisory_lock_sees_what_the_locks_holder_commit
 
 def test_the_bound_database_without_deferring_support_runs_statements_at_once() -> None:
     lite = peewee.SqliteDatabase(":memory:")
+    previous = database_proxy.obj
     database_proxy.initialize(lite)
     try:
         Customer.create_table()
@@ -164,6 +167,7 @@ def test_the_bound_database_without_deferring_support_runs_statements_at_once() 
             assert Customer.select().count() == 1
     finally:
         lite.close()
+        database_proxy.initialize(previous)
 
 
 def _lock_waiters(url: str) -> int:
