@@ -13,7 +13,7 @@ from __future__ import annotations
 from peewee import PostgresqlDatabase
 
 from billing_service.lifecycle import LIVE
-from billing_service.storage import fixed_lookup_sql
+from billing_service.storage import fixed_lookup_sql, fixed_sql
 from billing_service.storage.deferred import execute_later
 from billing_service.storage.models import database as database_proxy
 
@@ -25,9 +25,7 @@ def other_live(user_id: str, subscription_id: str) -> tuple[str, ...]:
     """Ids of the user's other live subscriptions than ``subscription_id``; in a transaction."""
     if isinstance(database_proxy.obj, PostgresqlDatabase):
         # Deferred inside a group commit: it travels with the read that follows it.
-        execute_later(
-            "SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (_USER_LOCK_NAMESPACE, user_id)
-        )
+        execute_later(fixed_sql.ADVISORY_XACT_LOCK_SQL, (_USER_LOCK_NAMESPACE, user_id))
     live = fixed_lookup_sql.subscription_ids_in_status(user_id, LIVE_VALUES)
     return tuple(sorted(found for found in live if found != subscription_id))
 

@@ -17,7 +17,7 @@ from billing_service.access import evaluate
 from billing_service.events import duplicate_check
 from billing_service.lifecycle import LIVE, Status, transition_allowed
 from billing_service.plans import Catalog
-from billing_service.storage import repository
+from billing_service.storage import fixed_sql, repository
 from billing_service.storage.database import Database
 from billing_service.storage.deferred import execute_later
 from billing_service.storage.models import Subscription, utcnow
@@ -53,9 +53,7 @@ def lock_subscription(db: Database, subscription_id: str) -> None:
     """Serialize writers of one subscription until the current transaction ends."""
     if db.is_postgres:
         # Deferred inside a group commit: it travels with the read that follows it.
-        execute_later(
-            "SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (ADVISORY_NAMESPACE, subscription_id)
-        )
+        execute_later(fixed_sql.ADVISORY_XACT_LOCK_SQL, (ADVISORY_NAMESPACE, subscription_id))
 
 
 def write_transition(

@@ -78,9 +78,16 @@ def open_database(url: str, max_connections: int = 8) -> peewee.Database:
                 f"DATABASE_URL {redact_url(url)} has no database name "
                 "(postgresql://user@host:port/dbname)"
             )
+        # Off behind a pooler in transaction mode, which does not keep a session's statements.
+        prepare = params.pop("prepared_statements", True)
+        if prepare not in (True, False):
+            raise ValueError(
+                f"DATABASE_URL {redact_url(url)}: prepared_statements must be true or false"
+            )
         # peewee's pool, able to send several statements in one round trip (storage/deferred).
         return DeferringPostgresqlDatabase(
             **params,
+            prepared_statements=prepare,
             max_connections=max_connections,
             stale_timeout=300,
             timeout=10,

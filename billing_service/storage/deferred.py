@@ -30,12 +30,17 @@ nothing deferred.
 
 Outside ``deferring()`` (and on SQLite, which has no round trips to save)
 ``execute_later`` runs the statement at once.
+
+A statement registered in ``storage/prepared`` goes out as an ``EXECUTE`` of
+its prepared form, by either path; a connection that lacks the prepared
+statements gets them in the same round trip, ahead of it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import threading
+import weakref
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -43,6 +48,7 @@ import peewee
 from playhouse.pool import PooledPostgresqlDatabase
 from psycopg2.extensions import encodings
 
+from billing_service.storage import prepared
 from billing_service.storage.models import database as database_proxy
 
 Params = Sequence[Any] | None
@@ -58,14 +64,34 @@ class _Queue(threading.local):
         self.active = False
         self.began = False  # the transaction's BEGIN is queued, not yet sent
         self.statements: list[tuple[str, Params]] = []
+        # The connection that holds this thread's prepared statements, and how many.
+        self.prepared_on: weakref.ref[Any] | None = None
+        self.prepared_count = 0
+
+    def forget_prepared(self) -> None:
+        """Whatever was prepared on this thread's connection is no longer known."""
+        self.prepared_on = None
+        self.prepared_count = 0
+
+    def drop(self) -> None:
+        """Drop what is queued, unsent (it may hold a PREPARE batch that never went out)."""
+        if self.statements:
+            self.statements.clear()
+            self.forget_prepared()
+        self.began = False
 
 
 class DeferringPostgresqlDatabase(PooledPostgresqlDatabase):  # type: ignore[misc]  # untyped
-    """peewee's pooled PostgreSQL database that can send statements in one round trip."""
+    """peewee's pooled PostgreSQL database that can send statements in one round trip.
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    With ``prepared_statements`` (the default) it also runs the statements
+    registered in ``storage/prepared`` as prepared statements.
+    """
+
+    def __init__(self, *args: Any, prepared_statements: bool = True, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._queue = _Queue()
+        self.prepared_statements = prepared_statements
 
     @contextlib.contextmanager
     def deferring(self) -> Iterator[None]:
@@ -83,8 +109,7 @@ class DeferringPostgresqlDatabase(PooledPostgresqlDatabase):  # type: ignore[mis
             yield
         finally:
             queue.active = False
-            queue.began = False
-            queue.statements.clear()
+            queue.drop()
 
     @property
     def queues(self) -> bool:
@@ -94,7 +119,7 @@ class DeferringPostgresqlDatabase(PooledPostgresqlDatabase):  # type: ignore[mis
     def execute_later(self, sql: str, params: Params = None) -> None:
         """Run ``sql``, sending it with the next round trip when ``deferring()``; no result."""
         if self.queues:
-            self._queue.statements.append((sql, params))
+            self._queue.statements.append((self._prepared_form(sql), params))
         else:
             self.execute_sql(sql, params)
 
@@ -109,10 +134,15 @@ class DeferringPostgresqlDatabase(PooledPostgresqlDatabase):  # type: ignore[mis
 
     def execute_sql(self, sql: str, params: Params = None) -> Any:
         """Run ``sql`` (after whatever is queued, in the same round trip); its cursor."""
-        queued = self._queue.statements
-        if not queued:
-            return super().execute_sql(sql, params)
-        return super().execute_sql(self._take_queue() + sql, params)
+        sql = self._prepared_form(sql)
+        try:
+            if not self._queue.statements:
+                return super().execute_sql(sql, params)
+            return super().execute_sql(self._take_queue() + sql, params)
+        except Exception:
+            # The round trip may have stopped anywhere, before or after a PREPARE.
+            self._queue.forget_prepared()
+            raise
 
     def commit(self) -> None:
         """COMMIT, with whatever is queued in front of it."""
@@ -121,15 +151,37 @@ class DeferringPostgresqlDatabase(PooledPostgresqlDatabase):  # type: ignore[mis
             return
         if self.is_closed():
             raise peewee.InterfaceError("Cannot commit, database connection not open.")
-        super().execute_sql(self._take_queue() + "COMMIT", ())
+        try:
+            super().execute_sql(self._take_queue() + "COMMIT", ())
+        except Exception:
+            self._queue.forget_prepared()
+            raise
 
     def rollback(self) -> None:
         """ROLLBACK; the queue is dropped, and nothing is sent when BEGIN never went out."""
         began_here = self._queue.began
-        self._queue.statements.clear()
-        self._queue.began = False
+        self._queue.drop()
         if not began_here:
             super().rollback()
+
+    def _prepared_form(self, sql: str) -> str:
+        """``sql``, or the ``EXECUTE`` of its prepared form (registered in ``storage/prepared``).
+
+        When this thread's connection lacks the registry's statements, their
+        ``PREPARE`` batch is queued ahead, to travel in the same round trip.
+        """
+        found = prepared.lookup(sql) if self.prepared_statements else None
+        if found is None:
+            return sql
+        queue = self._queue
+        connection = self.connection()
+        holder = queue.prepared_on() if queue.prepared_on is not None else None
+        if holder is not connection or queue.prepared_count < prepared.registered():
+            count, batch = prepared.preparing_batch()
+            queue.statements.append((batch, None))
+            queue.prepared_on = weakref.ref(connection)
+            queue.prepared_count = count
+        return found.execute
 
     def _take_queue(self) -> str:
         """The queued statements as one SQL prefix (ends with "; "), the queue emptied.

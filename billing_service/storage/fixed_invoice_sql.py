@@ -16,7 +16,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from billing_service.storage.deferred import execute_later
-from billing_service.storage.fixed_sql import by_key_sql, first_row, insert_sql, placeholder
+from billing_service.storage.fixed_sql import (
+    by_key_sql,
+    first_row,
+    fixed_statement,
+    insert_sql,
+    placeholder,
+)
 from billing_service.storage.models import Invoice
 
 # Every column an invoice write sets, in both the insert and the update;
@@ -44,7 +50,7 @@ INVOICE_WRITTEN_COLUMNS = (
 
 @functools.cache
 def _invoice_sql(param: str) -> str:
-    return by_key_sql(Invoice, "stripe_invoice_id", param)
+    return fixed_statement(by_key_sql(Invoice, "stripe_invoice_id", param), param)
 
 
 def invoice_by_stripe_id(stripe_invoice_id: str) -> Invoice | None:
@@ -56,9 +62,10 @@ def invoice_by_stripe_id(stripe_invoice_id: str) -> Invoice | None:
 def _upsert_invoice_sql(param: str) -> str:
     inserted = ("stripe_invoice_id", *INVOICE_WRITTEN_COLUMNS)
     assignments = ", ".join(f'"{name}" = EXCLUDED."{name}"' for name in INVOICE_WRITTEN_COLUMNS)
-    return (
+    return fixed_statement(
         f"{insert_sql(Invoice, inserted, param)} "
-        f'ON CONFLICT ("stripe_invoice_id") DO UPDATE SET {assignments}'
+        f'ON CONFLICT ("stripe_invoice_id") DO UPDATE SET {assignments}',
+        param,
     )
 
 

@@ -18,14 +18,20 @@ from __future__ import annotations
 import functools
 from collections.abc import Collection
 
-from billing_service.storage.fixed_sql import by_key_sql, first_row, placeholder
+from billing_service.storage.fixed_sql import (
+    all_columns,
+    by_key_sql,
+    first_row,
+    fixed_statement,
+    placeholder,
+)
 from billing_service.storage.models import Customer, Invoice, ProcessedEvent, Subscription
 from billing_service.storage.models import database as database_proxy
 
 
 @functools.cache
 def _customer_user_sql(param: str) -> str:
-    return by_key_sql(Customer, "stripe_customer_id", param, '"user_id"')
+    return fixed_statement(by_key_sql(Customer, "stripe_customer_id", param, '"user_id"'), param)
 
 
 def customer_user(stripe_customer_id: str) -> str | None:
@@ -49,11 +55,13 @@ def _known_sql(param: str, check_ignored: bool) -> str:
     customer_user = by_key_sql(Customer, "stripe_customer_id", param, '"user_id"')
     invoice_user = by_key_sql(Invoice, "stripe_invoice_id", param, '"user_id"')
     # One row always: the subscription's columns are NULL when no row holds it.
-    return (
-        f'SELECT "s".*, ({customer_user}) AS "known_customer_user", '  # noqa: S608
+    return fixed_statement(
+        f"SELECT {all_columns(Subscription, 's')}, "  # noqa: S608
+        f'({customer_user}) AS "known_customer_user", '
         f'({invoice_user}) AS "known_invoice_user", {ignored} AS "known_ignored" '
         f'FROM (SELECT 1) AS "one" LEFT JOIN "{Subscription._meta.table_name}" AS "s" '
-        f'ON "s"."stripe_subscription_id" = {param}'
+        f'ON "s"."stripe_subscription_id" = {param}',
+        param,
     )
 
 
@@ -91,9 +99,10 @@ def _processed_with_outcome_sql(param: str) -> str:
 
 @functools.cache
 def _subscription_ids_in_status_sql(param: str, statuses: int) -> str:
-    return (
+    return fixed_statement(
         f'SELECT "stripe_subscription_id" FROM "{Subscription._meta.table_name}" '  # noqa: S608
-        f'WHERE "user_id" = {param} AND "status" IN ({", ".join([param] * statuses)})'
+        f'WHERE "user_id" = {param} AND "status" IN ({", ".join([param] * statuses)})',
+        param,
     )
 
 

@@ -16,6 +16,10 @@ connection; the writes belong inside the caller's transaction. Only model
 names and placeholders are formatted into the text (hence the S608 waivers);
 every value is a parameter.
 
+On PostgreSQL each statement is also registered to run prepared
+(``fixed_statement``, ``storage/prepared``), which is why they name their
+columns instead of selecting or returning ``*``.
+
 Table and column names are the models' (``storage/models.py``);
 ``tests/unit/test_fixed_sql.py`` checks each statement's columns against them.
 """
@@ -29,6 +33,7 @@ from typing import Any, TypeVar
 
 import peewee
 
+from billing_service.storage import prepared
 from billing_service.storage.deferred import execute_later
 from billing_service.storage.models import (
     AUDIT_CONTENT_COLUMNS,
@@ -46,14 +51,33 @@ def placeholder() -> str:
     return str(database_proxy.obj.param)
 
 
+def fixed_statement(sql: str, param: str) -> str:
+    """``sql`` as given; registered to run prepared when written for PostgreSQL (``%s``)."""
+    return prepared.preparable(sql) if param == "%s" else sql
+
+
+# Serializes writers of one key (namespace, hashtext(key)) until the transaction ends; PostgreSQL.
+ADVISORY_XACT_LOCK_SQL = fixed_statement("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", "%s")
+
+
 def quoted_names(names: Sequence[str]) -> str:
     """``names`` as a comma-separated list of quoted identifiers."""
     return ", ".join(f'"{name}"' for name in names)
 
 
-def by_key_sql(model: type[peewee.Model], key: str, param: str, selected: str = "*") -> str:
-    """``SELECT selected FROM`` the model's table ``WHERE key =`` one parameter."""
-    return f'SELECT {selected} FROM "{model._meta.table_name}" WHERE "{key}" = {param}'  # noqa: S608
+def all_columns(model: type[peewee.Model], alias: str = "") -> str:
+    """Every column of the model's table by name, as ``*`` would give them (``alias``-qualified)."""
+    prefix = f'"{alias}".' if alias else ""
+    return ", ".join(f'{prefix}"{field.column_name}"' for field in model._meta.sorted_fields)
+
+
+def by_key_sql(model: type[peewee.Model], key: str, param: str, selected: str = "") -> str:
+    """``SELECT selected`` (every column by default) ``FROM`` the model's table ``WHERE key =`` one
+    parameter."""
+    return (
+        f"SELECT {selected or all_columns(model)} "  # noqa: S608
+        f'FROM "{model._meta.table_name}" WHERE "{key}" = {param}'
+    )
 
 
 def insert_sql(model: type[peewee.Model], columns: Sequence[str], param: str) -> str:
@@ -66,7 +90,7 @@ def insert_sql(model: type[peewee.Model], columns: Sequence[str], param: str) ->
 
 @functools.cache
 def _insert_processed_sql(param: str) -> str:
-    return insert_sql(ProcessedEvent, PROCESSED_INSERT_COLUMNS, param)
+    return fixed_statement(insert_sql(ProcessedEvent, PROCESSED_INSERT_COLUMNS, param), param)
 
 
 PROCESSED_INSERT_COLUMNS = (
@@ -106,7 +130,8 @@ CUSTOMER_LINK_COLUMNS = ("user_id", "stripe_customer_id", "email", "created_at")
 
 @functools.cache
 def _link_customer_sql(param: str) -> str:
-    return f"{insert_sql(Customer, CUSTOMER_LINK_COLUMNS, param)} ON CONFLICT DO NOTHING"
+    linked = f"{insert_sql(Customer, CUSTOMER_LINK_COLUMNS, param)} ON CONFLICT DO NOTHING"
+    return fixed_statement(linked, param)
 
 
 def link_customer(user_id: str, stripe_customer_id: str, at: datetime, email: str = "") -> None:
@@ -170,10 +195,11 @@ def _processed_with_subscription_sql(param: str) -> str:
     processed = ProcessedEvent._meta.table_name
     sub = Subscription._meta.table_name
     picked = ", ".join(f'"p"."{name}" AS "processed_{name}"' for name in PROCESSED_ANSWER_COLUMNS)
-    return (
-        f'SELECT "s".*, {picked} FROM "{processed}" AS "p" '  # noqa: S608
+    return fixed_statement(
+        f'SELECT {all_columns(Subscription, "s")}, {picked} FROM "{processed}" AS "p" '  # noqa: S608
         f'LEFT JOIN "{sub}" AS "s" ON "s"."stripe_subscription_id" = "p"."stripe_subscription_id" '
-        f'WHERE "p"."event_id" = {param}'
+        f'WHERE "p"."event_id" = {param}',
+        param,
     )
 
 
@@ -198,10 +224,12 @@ def processed_with_subscription(
 def _subscription_with_customer_user_sql(param: str) -> str:
     sub = Subscription._meta.table_name
     customer = Customer._meta.table_name
-    return (
-        f'SELECT "s".*, (SELECT "c"."user_id" FROM "{customer}" AS "c" '  # noqa: S608
+    return fixed_statement(
+        f"SELECT {all_columns(Subscription, 's')}, "  # noqa: S608
+        f'(SELECT "c"."user_id" FROM "{customer}" AS "c" '
         f'WHERE "c"."stripe_customer_id" = {param}) AS "customer_user" '
-        f'FROM "{sub}" AS "s" WHERE "s"."stripe_subscription_id" = {param}'
+        f'FROM "{sub}" AS "s" WHERE "s"."stripe_subscription_id" = {param}',
+        param,
     )
 
 
@@ -225,7 +253,7 @@ def subscription_with_customer_user(
 
 @functools.cache
 def _subscription_sql(param: str) -> str:
-    return by_key_sql(Subscription, "stripe_subscription_id", param)
+    return fixed_statement(by_key_sql(Subscription, "stripe_subscription_id", param), param)
 
 
 def subscription_by_stripe_id(subscription_id: str) -> Subscription | None:
@@ -261,9 +289,11 @@ def _upsert_subscription_sql(param: str, updated: tuple[str, ...]) -> str:
     inserted = ("stripe_subscription_id", "created_at", *SUBSCRIPTION_STATE_COLUMNS,
                 "discount", *SUBSCRIPTION_ORDERING_COLUMNS)  # fmt: skip
     assignments = ", ".join(f'"{name}" = EXCLUDED."{name}"' for name in updated)
-    return (
+    return fixed_statement(
         f"{insert_sql(Subscription, inserted, param)} "
-        f'ON CONFLICT ("stripe_subscription_id") DO UPDATE SET {assignments} RETURNING *'
+        f'ON CONFLICT ("stripe_subscription_id") DO UPDATE SET {assignments} '
+        f"RETURNING {all_columns(Subscription)}",
+        param,
     )
 
 
@@ -303,11 +333,12 @@ AUDIT_RECORD_COLUMNS = (*AUDIT_CONTENT_COLUMNS, "prev_hash", "hash")
 
 @functools.cache
 def _lock_audit_head_sql(param: str) -> str:
-    return (
+    return fixed_statement(
         f'INSERT INTO "{AuditChain._meta.table_name}" '  # noqa: S608
         f'("user_id", "last_hash", "last_record_id") VALUES ({param}, {param}, 0) '
         'ON CONFLICT ("user_id") DO UPDATE SET "user_id" = EXCLUDED."user_id" '
-        'RETURNING "last_hash"'
+        'RETURNING "last_hash"',
+        param,
     )
 
 
@@ -344,9 +375,10 @@ def _append_audit_record_pg_sql() -> str:
     # One statement: the insert's id feeds the head's update (a data-modifying CTE).
     added = _insert_audit_record_sql("%s")
     head = AuditChain._meta.table_name
-    return (
+    return fixed_statement(
         f'WITH added AS ({added}) UPDATE "{head}" SET "last_hash" = %s, '  # noqa: S608
-        '"last_record_id" = (SELECT "id" FROM added) WHERE "user_id" = %s'
+        '"last_record_id" = (SELECT "id" FROM added) WHERE "user_id" = %s',
+        "%s",
     )
 
 

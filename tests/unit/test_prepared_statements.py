@@ -1,0 +1,196 @@
+"""Fixed statements run prepared on real PostgreSQL: once per connection, recovered when lost."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import peewee
+import psycopg2
+import pytest
+
+from billing_service.storage import fixed_lookup_sql, fixed_sql, prepared
+from billing_service.storage.database import open_database
+from billing_service.storage.deferred import DeferringPostgresqlDatabase
+from billing_service.storage.models import database as database_proxy
+from billing_service.storage.models import utcnow
+
+# Valid on any connection, so registering it here harms no later test's batch.
+ONE_MORE = prepared.preparable("SELECT %s::int + 1")
+# Registered as the service's first use would, so the tests below start with a full registry.
+LINK = fixed_sql._link_customer_sql("%s")
+CUSTOMER_USER = fixed_lookup_sql._customer_user_sql("%s")
+
+
+def test_placeholders_become_numbered_parameters_and_execute_takes_them_in_order() -> None:
+    found = prepared.as_prepared("p", 'SELECT "a" FROM "t" WHERE "b" = %s AND "c" IN (%s, %s)')
+    assert found.prepare == 'PREPARE p AS SELECT "a" FROM "t" WHERE "b" = $1 AND "c" IN ($2, $3)'
+    assert found.execute == "EXECUTE p(%s, %s, %s)"
+    assert prepared.as_prepared("q", "SELECT 1").execute == "EXECUTE q"
+
+
+@pytest.mark.parametrize("sql", ["SELECT '50%' WHERE 1 = %s", "SELECT '%%' WHERE 1 = %s"])
+def test_a_statement_with_a_literal_percent_sign_is_refused(sql: str) -> None:
+    with pytest.raises(ValueError, match="literal %"):
+        prepared.as_prepared("p", sql)
+
+
+def test_registering_a_text_twice_keeps_one_statement() -> None:
+    before = prepared.registered()
+    assert prepared.preparable(ONE_MORE) is ONE_MORE
+    assert prepared.registered() == before
+    count, batch = prepared.preparing_batch()
+    assert count == before
+    assert batch.startswith("DEALLOCATE ALL; ")
+    assert batch.count("PREPARE billing_") == count
+
+
+def open_bound(url: str) -> DeferringPostgresqlDatabase:
+    database = open_database(url)
+    assert isinstance(database, DeferringPostgresqlDatabase)
+    database_proxy.initialize(database)
+    database.connect()
+    return database
+
+
+@pytest.fixture
+def db(shared_postgres: str) -> Iterator[DeferringPostgresqlDatabase]:
+    """The migrated database, bound as the service binds it, its customers emptied first."""
+    previous = database_proxy.obj
+    database = open_bound(shared_postgres)
+    database.execute_sql('DELETE FROM "customer"')
+    yield database
+    database.close_all()
+    database_proxy.initialize(previous)  # later tests find the binding they had
+
+
+@pytest.fixture
+def sent(db: DeferringPostgresqlDatabase) -> Iterator[list[str]]:
+    """The SQL of every round trip peewee sends from here on (its query hooks)."""
+    texts: list[str] = []
+    db.query_hooks.append(lambda event: texts.append(event.sql))
+    yield texts
+    db.query_hooks.clear()
+
+
+def prepared_here(db: peewee.Database) -> set[str]:
+    """Names of the statements prepared on the current connection."""
+    rows = db.execute_sql("SELECT name FROM pg_prepared_statements").fetchall()
+    return {str(name) for (name,) in rows}
+
+
+def name_of(sql: str) -> str:
+    found = prepared.lookup(sql)
+    assert found is not None
+    return found.name
+
+
+def one_more(value: int) -> int:
+    return int(database_proxy.obj.execute_sql(ONE_MORE, (value,)).fetchone()[0])
+
+
+def test_a_fixed_statement_is_prepared_with_the_first_use_and_executed_after(
+    db: DeferringPostgresqlDatabase, sent: list[str]
+) -> None:
+    with db.deferring(), db.atomic():
+        fixed_sql.link_customer("u1", "cus_1", utcnow(), "a@example.com")
+        assert fixed_lookup_sql.customer_user("cus_1") == "u1"
+    # One round trip: BEGIN, the PREPARE batch, the link and the read (the COMMIT is its own).
+    assert len(sent) == 1
+    assert sent[0].startswith("BEGIN; DEALLOCATE ALL; PREPARE billing_")
+    assert sent[0].count("DEALLOCATE ALL") == 1
+    assert f"EXECUTE {name_of(LINK)}(" in sent[0]
+    assert sent[0].endswith(f"EXECUTE {name_of(CUSTOMER_USER)}(%s)")
+    sent.clear()
+    with db.deferring(), db.atomic():
+        assert fixed_lookup_sql.customer_user("cus_1") == "u1"
+    assert "PREPARE" not in " ".join(sent)  # the connection holds them now
+    assert name_of(CUSTOMER_USER) in prepared_here(db)
+
+
+def test_a_statement_registered_later_brings_the_whole_batch_again(
+    db: DeferringPostgresqlDatabase, sent: list[str]
+) -> None:
+    assert fixed_lookup_sql.customer_user("cus_none") is None
+    later = prepared.preparable("SELECT %s::int + 2")
+    sent.clear()
+    assert int(db.execute_sql(later, (1,)).fetchone()[0]) == 3
+    assert sent[0].startswith("DEALLOCATE ALL; ")
+    assert {name_of(later), name_of(ONE_MORE)} <= prepared_here(db)
+
+
+def test_statements_lost_from_the_connection_fail_once_then_are_prepared_again(
+    db: DeferringPostgresqlDatabase,
+) -> None:
+    assert one_more(1) == 2
+    db.execute_sql("DEALLOCATE ALL")  # as a pooler handing over another session would
+    with pytest.raises(peewee.DatabaseError):
+        one_more(2)
+    assert one_more(3) == 4
+
+
+def test_a_queue_dropped_before_it_was_sent_does_not_count_as_prepared(
+    db: DeferringPostgresqlDatabase, sent: list[str]
+) -> None:
+    db.close()
+    db.connect()  # a new connection: nothing prepared on it yet
+    with pytest.raises(RuntimeError), db.deferring(), db.atomic():
+        fixed_sql.link_customer("u1", "cus_1", utcnow())  # queued with the PREPARE batch
+        raise RuntimeError("the unit's own failure")
+    assert sent == []
+    assert fixed_lookup_sql.customer_user("cus_1") is None
+    assert sent[0].startswith("DEALLOCATE ALL; ")
+
+
+def test_a_failed_round_trip_sends_the_batch_again_with_the_next_statement(
+    db: DeferringPostgresqlDatabase, sent: list[str]
+) -> None:
+    with pytest.raises(peewee.IntegrityError), db.deferring(), db.atomic():
+        fixed_sql.link_customer("u1", "cus_1", utcnow())
+        db.execute_sql(  # the same user again: refused by the unique user_id
+            'INSERT INTO "customer" ("user_id", "stripe_customer_id", "email", "created_at") '
+            "VALUES ('u1', 'cus_2', '', now())"
+        )
+    sent.clear()
+    assert fixed_lookup_sql.customer_user("cus_1") is None  # the link rolled back
+    assert sent[0].startswith("DEALLOCATE ALL; ")
+
+
+def test_a_column_added_under_a_prepared_statement_does_not_break_it(
+    db: DeferringPostgresqlDatabase, shared_postgres: str
+) -> None:
+    """A migration run by a newer replica leaves the running ones' statements working."""
+    with db.atomic():
+        fixed_sql.upsert_subscription(
+            "sub_1", utcnow(), ("u1", "cus_1", "active", "pro", "price_1", None, None, False,
+                                None, 1, utcnow(), "month", 1, 1000, "usd", None),
+            None, None,
+        )  # fmt: skip
+    assert fixed_sql.subscription_by_stripe_id("sub_1") is not None  # prepared now
+    with contextlib.closing(psycopg2.connect(shared_postgres)) as other, other.cursor() as cur:
+        cur.execute('ALTER TABLE "subscription" ADD COLUMN "added_later" text')
+        other.commit()
+    try:
+        found = fixed_sql.subscription_by_stripe_id("sub_1")
+        assert found is not None and found.status == "active"
+    finally:
+        db.execute_sql('ALTER TABLE "subscription" DROP COLUMN "added_later"')
+        db.execute_sql('DELETE FROM "subscription"')
+
+
+def test_the_url_option_turns_preparing_off(shared_postgres: str) -> None:
+    previous = database_proxy.obj
+    database = open_bound(f"{shared_postgres}?prepared_statements=false")
+    try:
+        assert one_more(1) == 2
+        assert fixed_lookup_sql.customer_user("cus_none") is None
+        assert prepared_here(database) == set()
+    finally:
+        database.close_all()
+        database_proxy.initialize(previous)
+
+
+def test_a_misspelt_option_value_is_refused_by_name_without_the_password() -> None:
+    with pytest.raises(ValueError, match="prepared_statements must be true or false") as refused:
+        open_database("postgresql://billing:s3cret@127.0.0.1:5432/db?prepared_statements=maybe")
+    assert "s3cret" not in str(refused.value)
