@@ -72,8 +72,7 @@ def all_columns(model: type[peewee.Model], alias: str = "") -> str:
 
 
 def by_key_sql(model: type[peewee.Model], key: str, param: str, selected: str = "") -> str:
-    """``SELECT selected`` (every column by default) ``FROM`` the model's table ``WHERE key =`` one
-    parameter."""
+    """``SELECT selected FROM`` the model's table ``WHERE key =`` one parameter ("": all)."""
     return (
         f"SELECT {selected or all_columns(model)} "  # noqa: S608
         f'FROM "{model._meta.table_name}" WHERE "{key}" = {param}'

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import peewee
@@ -16,30 +15,6 @@ from billing_service.storage.deferred import DeferringPostgresqlDatabase, deferr
 from billing_service.storage.models import Customer
 from billing_service.storage.models import database as database_proxy
 from devtools.waiting import wait_until
-
-
-@pytest.fixture
-def db(shared_postgres: str) -> Iterator[DeferringPostgresqlDatabase]:
-    """The migrated database, bound as the service binds it, its customers emptied first."""
-    database = open_database(shared_postgres)
-    assert isinstance(database, DeferringPostgresqlDatabase)
-    previous = database_proxy.obj
-    database_proxy.initialize(database)
-    with database.connection_context():
-        database.execute_sql('DELETE FROM "customer"')
-    database.connect()
-    yield database
-    database.close_all()
-    database_proxy.initialize(previous)  # later tests find the binding they had
-
-
-@pytest.fixture
-def sent(db: DeferringPostgresqlDatabase) -> Iterator[list[str]]:
-    """The SQL of every round trip peewee sends from here on (its query hooks)."""
-    texts: list[str] = []
-    db.query_hooks.append(lambda event: texts.append(event.sql))
-    yield texts
-    db.query_hooks.clear()
 
 
 def insert_customer(user: str, email: str = "") -> None:
@@ -58,12 +33,12 @@ def committed(url: str) -> dict[str, str]:
 
 
 def test_deferred_statements_travel_with_the_next_read_and_with_the_commit(
-    db: DeferringPostgresqlDatabase, sent: list[str], shared_postgres: str
+    pg: DeferringPostgresqlDatabase, sent: list[str], shared_postgres: str
 ) -> None:
-    with db.deferring(), db.atomic():
+    with pg.deferring(), pg.atomic():
         insert_customer("u1")
         assert sent == []  # neither BEGIN nor the insert went out
-        count = db.execute_sql('SELECT count(*) FROM "customer"').fetchone()[0]
+        count = pg.execute_sql('SELECT count(*) FROM "customer"').fetchone()[0]
         assert count == 1  # the read ran after the insert, in the same round trip
         insert_customer("u2")
     assert len(sent) == 2
@@ -73,13 +48,13 @@ def test_deferred_statements_travel_with_the_next_read_and_with_the_commit(
 
 
 def test_values_with_quotes_and_percent_signs_are_stored_as_given(
-    db: DeferringPostgresqlDatabase, shared_postgres: str
+    pg: DeferringPostgresqlDatabase, shared_postgres: str
 ) -> None:
     awkward = "50% off; it's %s and %% and \\ too"
-    with db.deferring(), db.atomic():
+    with pg.deferring(), pg.atomic():
         insert_customer("u1", awkward)
         # The read carries the rendered insert and is rendered again with its own parameter.
-        cursor = db.execute_sql('SELECT "email" FROM "customer" WHERE "user_id" = %s', ("u1",))
+        cursor = pg.execute_sql('SELECT "email" FROM "customer" WHERE "user_id" = %s', ("u1",))
         assert cursor.fetchone()[0] == awkward
         insert_customer("u2", awkward)
     assert committed(shared_postgres) == {"u1": awkward, "u2": awkward}
@@ -87,46 +62,46 @@ def test_values_with_quotes_and_percent_signs_are_stored_as_given(
 
 @pytest.mark.parametrize("carrier", ["a read", "the commit"])
 def test_a_failing_deferred_statement_fails_the_round_trip_it_travels_with_and_rolls_back(
-    db: DeferringPostgresqlDatabase, shared_postgres: str, carrier: str
+    pg: DeferringPostgresqlDatabase, shared_postgres: str, carrier: str
 ) -> None:
-    with db.atomic():
+    with pg.atomic():
         insert_customer("taken")
-    with pytest.raises(peewee.IntegrityError), db.deferring(), db.atomic():
+    with pytest.raises(peewee.IntegrityError), pg.deferring(), pg.atomic():
         insert_customer("u1")
         insert_customer("taken")  # unique user_id: fails, but only once sent
         if carrier == "a read":
-            db.execute_sql("SELECT 1")
+            pg.execute_sql("SELECT 1")
     assert set(committed(shared_postgres)) == {"taken"}
-    assert db.connection().info.transaction_status == extensions.TRANSACTION_STATUS_IDLE
+    assert pg.connection().info.transaction_status == extensions.TRANSACTION_STATUS_IDLE
 
 
 def test_a_transaction_that_fails_before_sending_anything_sends_nothing(
-    db: DeferringPostgresqlDatabase, sent: list[str], shared_postgres: str
+    pg: DeferringPostgresqlDatabase, sent: list[str], shared_postgres: str
 ) -> None:
-    with pytest.raises(RuntimeError), db.deferring(), db.atomic():
+    with pytest.raises(RuntimeError), pg.deferring(), pg.atomic():
         insert_customer("u1")
         raise RuntimeError("the unit's own failure")
     assert sent == []
     assert committed(shared_postgres) == {}
     # The connection is clean: the next transaction works as usual.
-    with db.atomic():
+    with pg.atomic():
         insert_customer("u2")
     assert set(committed(shared_postgres)) == {"u2"}
 
 
 def test_outside_deferring_a_statement_runs_at_once(
-    db: DeferringPostgresqlDatabase, sent: list[str], shared_postgres: str
+    pg: DeferringPostgresqlDatabase, sent: list[str], shared_postgres: str
 ) -> None:
     insert_customer("u1")
     assert len(sent) == 1
     assert set(committed(shared_postgres)) == {"u1"}  # autocommit: already visible
-    with db.atomic():
+    with pg.atomic():
         insert_customer("u2")
         assert len(sent) == 2  # in a transaction without deferring(): sent at once too
 
 
 def test_a_read_after_a_deferred_advisory_lock_sees_what_the_locks_holder_committed(
-    db: DeferringPostgresqlDatabase, shared_postgres: str
+    pg: DeferringPostgresqlDatabase, shared_postgres: str
 ) -> None:
     """Each statement of a multi-statement query takes its own snapshot, after the lock's wait."""
     holder = psycopg2.connect(shared_postgres)
@@ -139,9 +114,9 @@ def test_a_read_after_a_deferred_advisory_lock_sees_what_the_locks_holder_commit
             )
 
         def locked_read() -> list[tuple[str]]:
-            with db.connection_context(), db.deferring(), db.atomic():
+            with pg.connection_context(), pg.deferring(), pg.atomic():
                 execute_later("SELECT pg_advisory_xact_lock(7, 7)")
-                return list(db.execute_sql('SELECT "user_id" FROM "customer"').fetchall())
+                return list(pg.execute_sql('SELECT "user_id" FROM "customer"').fetchall())
 
         with ThreadPoolExecutor(1) as pool:
             read = pool.submit(locked_read)

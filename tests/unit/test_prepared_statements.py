@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
 
 import peewee
 import psycopg2
@@ -53,29 +52,9 @@ def open_bound(url: str) -> DeferringPostgresqlDatabase:
     return database
 
 
-@pytest.fixture
-def db(shared_postgres: str) -> Iterator[DeferringPostgresqlDatabase]:
-    """The migrated database, bound as the service binds it, its customers emptied first."""
-    previous = database_proxy.obj
-    database = open_bound(shared_postgres)
-    database.execute_sql('DELETE FROM "customer"')
-    yield database
-    database.close_all()
-    database_proxy.initialize(previous)  # later tests find the binding they had
-
-
-@pytest.fixture
-def sent(db: DeferringPostgresqlDatabase) -> Iterator[list[str]]:
-    """The SQL of every round trip peewee sends from here on (its query hooks)."""
-    texts: list[str] = []
-    db.query_hooks.append(lambda event: texts.append(event.sql))
-    yield texts
-    db.query_hooks.clear()
-
-
-def prepared_here(db: peewee.Database) -> set[str]:
+def prepared_here(database: peewee.Database) -> set[str]:
     """Names of the statements prepared on the current connection."""
-    rows = db.execute_sql("SELECT name FROM pg_prepared_statements").fetchall()
+    rows = database.execute_sql("SELECT name FROM pg_prepared_statements").fetchall()
     return {str(name) for (name,) in rows}
 
 
@@ -90,9 +69,9 @@ def one_more(value: int) -> int:
 
 
 def test_a_fixed_statement_is_prepared_with_the_first_use_and_executed_after(
-    db: DeferringPostgresqlDatabase, sent: list[str]
+    pg: DeferringPostgresqlDatabase, sent: list[str]
 ) -> None:
-    with db.deferring(), db.atomic():
+    with pg.deferring(), pg.atomic():
         fixed_sql.link_customer("u1", "cus_1", utcnow(), "a@example.com")
         assert fixed_lookup_sql.customer_user("cus_1") == "u1"
     # One round trip: BEGIN, the PREPARE batch, the link and the read (the COMMIT is its own).
@@ -102,39 +81,39 @@ def test_a_fixed_statement_is_prepared_with_the_first_use_and_executed_after(
     assert f"EXECUTE {name_of(LINK)}(" in sent[0]
     assert sent[0].endswith(f"EXECUTE {name_of(CUSTOMER_USER)}(%s)")
     sent.clear()
-    with db.deferring(), db.atomic():
+    with pg.deferring(), pg.atomic():
         assert fixed_lookup_sql.customer_user("cus_1") == "u1"
     assert "PREPARE" not in " ".join(sent)  # the connection holds them now
-    assert name_of(CUSTOMER_USER) in prepared_here(db)
+    assert name_of(CUSTOMER_USER) in prepared_here(pg)
 
 
 def test_a_statement_registered_later_brings_the_whole_batch_again(
-    db: DeferringPostgresqlDatabase, sent: list[str]
+    pg: DeferringPostgresqlDatabase, sent: list[str]
 ) -> None:
     assert fixed_lookup_sql.customer_user("cus_none") is None
     later = prepared.preparable("SELECT %s::int + 2")
     sent.clear()
-    assert int(db.execute_sql(later, (1,)).fetchone()[0]) == 3
+    assert int(pg.execute_sql(later, (1,)).fetchone()[0]) == 3
     assert sent[0].startswith("DEALLOCATE ALL; ")
-    assert {name_of(later), name_of(ONE_MORE)} <= prepared_here(db)
+    assert {name_of(later), name_of(ONE_MORE)} <= prepared_here(pg)
 
 
 def test_statements_lost_from_the_connection_fail_once_then_are_prepared_again(
-    db: DeferringPostgresqlDatabase,
+    pg: DeferringPostgresqlDatabase,
 ) -> None:
     assert one_more(1) == 2
-    db.execute_sql("DEALLOCATE ALL")  # as a pooler handing over another session would
+    pg.execute_sql("DEALLOCATE ALL")  # as a pooler handing over another session would
     with pytest.raises(peewee.DatabaseError):
         one_more(2)
     assert one_more(3) == 4
 
 
 def test_a_queue_dropped_before_it_was_sent_does_not_count_as_prepared(
-    db: DeferringPostgresqlDatabase, sent: list[str]
+    pg: DeferringPostgresqlDatabase, sent: list[str]
 ) -> None:
-    db.close()
-    db.connect()  # a new connection: nothing prepared on it yet
-    with pytest.raises(RuntimeError), db.deferring(), db.atomic():
+    pg.close()
+    pg.connect()  # a new connection: nothing prepared on it yet
+    with pytest.raises(RuntimeError), pg.deferring(), pg.atomic():
         fixed_sql.link_customer("u1", "cus_1", utcnow())  # queued with the PREPARE batch
         raise RuntimeError("the unit's own failure")
     assert sent == []
@@ -143,11 +122,11 @@ def test_a_queue_dropped_before_it_was_sent_does_not_count_as_prepared(
 
 
 def test_a_failed_round_trip_sends_the_batch_again_with_the_next_statement(
-    db: DeferringPostgresqlDatabase, sent: list[str]
+    pg: DeferringPostgresqlDatabase, sent: list[str]
 ) -> None:
-    with pytest.raises(peewee.IntegrityError), db.deferring(), db.atomic():
+    with pytest.raises(peewee.IntegrityError), pg.deferring(), pg.atomic():
         fixed_sql.link_customer("u1", "cus_1", utcnow())
-        db.execute_sql(  # the same user again: refused by the unique user_id
+        pg.execute_sql(  # the same user again: refused by the unique user_id
             'INSERT INTO "customer" ("user_id", "stripe_customer_id", "email", "created_at") '
             "VALUES ('u1', 'cus_2', '', now())"
         )
@@ -157,10 +136,10 @@ def test_a_failed_round_trip_sends_the_batch_again_with_the_next_statement(
 
 
 def test_a_column_added_under_a_prepared_statement_does_not_break_it(
-    db: DeferringPostgresqlDatabase, shared_postgres: str
+    pg: DeferringPostgresqlDatabase, shared_postgres: str
 ) -> None:
     """A migration run by a newer replica leaves the running ones' statements working."""
-    with db.atomic():
+    with pg.atomic():
         fixed_sql.upsert_subscription(
             "sub_1", utcnow(), ("u1", "cus_1", "active", "pro", "price_1", None, None, False,
                                 None, 1, utcnow(), "month", 1, 1000, "usd", None),
@@ -174,8 +153,8 @@ def test_a_column_added_under_a_prepared_statement_does_not_break_it(
         found = fixed_sql.subscription_by_stripe_id("sub_1")
         assert found is not None and found.status == "active"
     finally:
-        db.execute_sql('ALTER TABLE "subscription" DROP COLUMN "added_later"')
-        db.execute_sql('DELETE FROM "subscription"')
+        pg.execute_sql('ALTER TABLE "subscription" DROP COLUMN "added_later"')
+        pg.execute_sql('DELETE FROM "subscription"')
 
 
 def test_the_url_option_turns_preparing_off(shared_postgres: str) -> None:
@@ -192,5 +171,5 @@ def test_the_url_option_turns_preparing_off(shared_postgres: str) -> None:
 
 def test_a_misspelt_option_value_is_refused_by_name_without_the_password() -> None:
     with pytest.raises(ValueError, match="prepared_statements must be true or false") as refused:
-        open_database("postgresql://billing:s3cret@127.0.0.1:5432/db?prepared_statements=maybe")
+        open_database("postgresql://billing:s3cret@127.0.0.1:5432/pg?prepared_statements=maybe")
     assert "s3cret" not in str(refused.value)
