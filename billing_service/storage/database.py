@@ -27,6 +27,7 @@ from playhouse.migrations import Runner
 from psycopg2 import extensions as psycopg2_extensions
 
 from billing_service import deadlines
+from billing_service.storage import prepared
 from billing_service.storage.deferred import DeferringPostgresqlDatabase, deferring
 from billing_service.storage.models import database as database_proxy
 
@@ -148,8 +149,20 @@ class Database:
         On the pool's own threads (and always on SQLite) the thread's
         connection stays open after the call: no pool checkout, no liveness
         query next time. A connection-level failure closes it, so the next
-        call on this thread gets a checked one.
+        call on this thread gets a checked one. Work that failed because the
+        connection's prepared statements were out of date (a migration under
+        this replica, ``prepared.out_of_date``) rolled back whole and runs
+        once more, with them prepared again.
         """
+        try:
+            return self._call_once(fn, *args)
+        except peewee.DatabaseError as exc:
+            if not prepared.out_of_date(exc):
+                raise
+            log.warning("prepared statements out of date (%s); running the work again", exc)
+            return self._call_once(fn, *args)
+
+    def _call_once(self, fn: Callable[..., T], *args: Any) -> T:
         try:
             if getattr(self._own_threads, "keep_open", False) or not self.is_postgres:
                 self.db.connect(reuse_if_open=True)

@@ -3,20 +3,23 @@
 psycopg2 sends every statement as text, so PostgreSQL parses and plans it
 on each call. For the apply path's fixed statements (``fixed_sql`` and its
 siblings) that was most of the server's work per statement: the lookup of
-a checkout or invoice event took 0.185 ms of PostgreSQL CPU as text and
-0.047 ms as a prepared statement, the subscription upsert 0.205 and 0.125
-(docs/performance.md). A statement registered here (``preparable``, once,
-when its text is first built) is therefore run as ``EXECUTE name(...)`` by
-the pooled database (``storage/deferred``), which first sends this
-registry's ``PREPARE`` statements on each connection that lacks them.
+a checkout or invoice event took 0.13 ms of PostgreSQL CPU as text and
+0.04 ms as a prepared statement, the subscription upsert 0.22 and 0.12
+(``bench/prepared_statements.py``, docs/performance.md). A statement
+registered here (``preparable``, once, when its text is first built) is
+therefore run as ``EXECUTE name(...)`` by the pooled database
+(``storage/deferred``), which first sends this registry's ``PREPARE``
+statements on each connection that lacks them.
 
 The ``PREPARE`` batch begins with ``DEALLOCATE ALL``, so sending it again
 is always safe: a connection whose state is unknown (a round trip that
 failed, a queue that was dropped) just gets the whole batch again.
 Statements list their columns rather than ``*``, so a migration that adds
 a column does not change a prepared statement's result type under a
-running replica. Behind a pooler in transaction mode (PgBouncer), where a
-session's prepared statements do not follow it, the URL option
+running replica; one that changes a returned column's type makes the next
+use fail once (``out_of_date``), and ``Database.call`` runs that work
+again. Behind a pooler in transaction mode (PgBouncer), where a session's
+prepared statements do not follow it, the URL option
 ``prepared_statements=false`` turns this off (``storage/database``).
 """
 
@@ -79,6 +82,22 @@ def lookup(sql: str) -> Prepared | None:
 def registered() -> int:
     """How many statements are registered (it only grows)."""
     return len(_by_text)
+
+
+def out_of_date(error: BaseException) -> bool:
+    """True when ``error`` says a connection's prepared statement is gone or stale.
+
+    That is "prepared statement does not exist" (the session lost it) or
+    "cached plan must not change result type" (a migration changed a column
+    it returns). The statement did not run; once the connection has prepared
+    everything again (``storage/deferred`` forgets on any failed round trip),
+    the same work succeeds.
+    """
+    driver_error = getattr(error, "orig", error)  # peewee wraps the driver's error
+    code = getattr(driver_error, "pgcode", None)
+    if code == "26000":  # invalid_sql_statement_name
+        return True
+    return code == "0A000" and "cached plan must not change result type" in str(driver_error)
 
 
 def preparing_batch() -> tuple[int, str]:

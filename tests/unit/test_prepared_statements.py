@@ -103,8 +103,9 @@ def test_statements_lost_from_the_connection_fail_once_then_are_prepared_again(
 ) -> None:
     assert one_more(1) == 2
     pg.execute_sql("DEALLOCATE ALL")  # as a pooler handing over another session would
-    with pytest.raises(peewee.DatabaseError):
+    with pytest.raises(peewee.DatabaseError) as lost:
         one_more(2)
+    assert prepared.out_of_date(lost.value)  # Database.call runs such work again
     assert one_more(3) == 4
 
 
@@ -124,36 +125,63 @@ def test_a_queue_dropped_before_it_was_sent_does_not_count_as_prepared(
 def test_a_failed_round_trip_sends_the_batch_again_with_the_next_statement(
     pg: DeferringPostgresqlDatabase, sent: list[str]
 ) -> None:
-    with pytest.raises(peewee.IntegrityError), pg.deferring(), pg.atomic():
+    with pytest.raises(peewee.IntegrityError) as refused, pg.deferring(), pg.atomic():
         fixed_sql.link_customer("u1", "cus_1", utcnow())
         pg.execute_sql(  # the same user again: refused by the unique user_id
             'INSERT INTO "customer" ("user_id", "stripe_customer_id", "email", "created_at") '
             "VALUES ('u1', 'cus_2', '', now())"
         )
+    assert not prepared.out_of_date(refused.value)  # not run again: it would fail again
     sent.clear()
     assert fixed_lookup_sql.customer_user("cus_1") is None  # the link rolled back
     assert sent[0].startswith("DEALLOCATE ALL; ")
+
+
+def store_and_read_a_subscription() -> None:
+    """One subscription row, read back once, so the read is prepared on this connection."""
+    with database_proxy.obj.atomic():
+        fixed_sql.upsert_subscription(
+            "sub_1", utcnow(), ("u1", "cus_1", "active", "pro", "price_1", None, None, False,
+                                None, 1, utcnow(), "month", 1, 1000, "usd", None),
+            None, None,
+        )  # fmt: skip
+    assert fixed_sql.subscription_by_stripe_id("sub_1") is not None
+
+
+def alter_subscription_table(url: str, change: str) -> None:
+    """``ALTER TABLE "subscription" change`` from another connection, as a migration would."""
+    with contextlib.closing(psycopg2.connect(url)) as other, other.cursor() as cur:
+        cur.execute(f'ALTER TABLE "subscription" {change}')
+        other.commit()
 
 
 def test_a_column_added_under_a_prepared_statement_does_not_break_it(
     pg: DeferringPostgresqlDatabase, shared_postgres: str
 ) -> None:
     """A migration run by a newer replica leaves the running ones' statements working."""
-    with pg.atomic():
-        fixed_sql.upsert_subscription(
-            "sub_1", utcnow(), ("u1", "cus_1", "active", "pro", "price_1", None, None, False,
-                                None, 1, utcnow(), "month", 1, 1000, "usd", None),
-            None, None,
-        )  # fmt: skip
-    assert fixed_sql.subscription_by_stripe_id("sub_1") is not None  # prepared now
-    with contextlib.closing(psycopg2.connect(shared_postgres)) as other, other.cursor() as cur:
-        cur.execute('ALTER TABLE "subscription" ADD COLUMN "added_later" text')
-        other.commit()
+    store_and_read_a_subscription()
+    alter_subscription_table(shared_postgres, 'ADD COLUMN "added_later" text')
     try:
         found = fixed_sql.subscription_by_stripe_id("sub_1")
         assert found is not None and found.status == "active"
     finally:
-        pg.execute_sql('ALTER TABLE "subscription" DROP COLUMN "added_later"')
+        alter_subscription_table(shared_postgres, 'DROP COLUMN "added_later"')
+        pg.execute_sql('DELETE FROM "subscription"')
+
+
+def test_a_returned_column_changing_type_fails_once_as_out_of_date(
+    pg: DeferringPostgresqlDatabase, shared_postgres: str
+) -> None:
+    store_and_read_a_subscription()
+    alter_subscription_table(shared_postgres, 'ALTER COLUMN "plan" TYPE varchar(80)')
+    try:
+        with pytest.raises(peewee.DatabaseError) as stale:
+            fixed_sql.subscription_by_stripe_id("sub_1")
+        assert prepared.out_of_date(stale.value)
+        found = fixed_sql.subscription_by_stripe_id("sub_1")  # prepared again
+        assert found is not None and found.plan == "pro"
+    finally:
+        alter_subscription_table(shared_postgres, 'ALTER COLUMN "plan" TYPE varchar(64)')
         pg.execute_sql('DELETE FROM "subscription"')
 
 
