@@ -9,32 +9,22 @@ import psycopg2
 import pytest
 
 from generated.billing.v1 import billing_pb2 as pb
-from tests.conftest import migrate
 from tests.events import factory
 from tests.events.conftest import EventsClient, service_env
 from tests.events.stripe_standin import StripeStandIn
 from tests.support.processes import ServiceProcess
-from tests.support.services import fresh_postgres_database
 
 
 @pytest.fixture(scope="module")
-def own_postgres() -> Iterator[str]:
-    """A migrated PostgreSQL database of this module's own: its schema is changed here."""
-    with fresh_postgres_database() as url:
-        migrate(url)
-        yield url
-
-
-@pytest.fixture(scope="module")
-def events_service(own_postgres: str, stripe_standin: StripeStandIn) -> Iterator[ServiceProcess]:
+def events_service(shared_postgres: str, stripe_standin: StripeStandIn) -> Iterator[ServiceProcess]:
     """The replica ``client`` calls, all its database work on one connection (a known state)."""
-    env = service_env(own_postgres, stripe_standin, BILLING_DB_WORKERS="1")
+    env = service_env(shared_postgres, stripe_standin, BILLING_DB_WORKERS="1")
     with ServiceProcess(env) as process:
         yield process
 
 
 async def test_an_event_after_a_column_type_change_is_applied(
-    client: EventsClient, own_postgres: str, user_id: str
+    client: EventsClient, shared_postgres: str, user_id: str
 ) -> None:
     sub_id, cus = factory.new_id("sub"), factory.new_id("cus")
     first = factory.subscription(sub_id, cus, "active", user_id=user_id)
@@ -45,7 +35,7 @@ async def test_an_event_after_a_column_type_change_is_applied(
 
     # A newer release widens a column the prepared statements return: their
     # result type changes, so the replica's next use of them fails once.
-    with contextlib.closing(psycopg2.connect(own_postgres)) as pg, pg.cursor() as cur:
+    with contextlib.closing(psycopg2.connect(shared_postgres)) as pg, pg.cursor() as cur:
         cur.execute('ALTER TABLE "subscription" ALTER COLUMN "plan" TYPE varchar(80)')
         pg.commit()
 
