@@ -13,9 +13,11 @@ checks whether Redis remembers the event as applied (then no lock is taken
 and the caller answers from the database), and the release writes the
 markers of the events applied under the lease once their transactions
 committed. Two round trips per lease, whatever number of events share it;
-an event that joins one costs none (measured in docs/performance.md). A
-marker is written only after its event's commit, so it never claims an
-event that was not applied.
+an event that joins one costs none. The takes of one event-loop turn (the
+events of one ``ApplyStripeEvents`` call) go as one script call for all
+their customers, and so do the releases of one turn (turn_batch.py;
+measured in docs/performance.md). A marker is written only after its
+event's commit, so it never claims an event that was not applied.
 
 Redis only makes things faster and calmer; the database holds the
 guarantees (unique processed-event id, advisory/IMMEDIATE transaction
@@ -42,25 +44,48 @@ from billing_service.errors import Unavailable
 from billing_service.processed_marker import marker_key
 from billing_service.redis_breaker import RedisBreaker
 from billing_service.redis_client import Redis
+from billing_service.turn_batch import TurnBatch
 
 log = logging.getLogger(__name__)
 
 _LOCK_PREFIX = "billing:lock:"
 _RETRY_SECONDS = 0.02
 
-# KEYS: lock, marker ("" skips the marker check). ARGV: token, expiry in ms.
-# -1: the marker is there (no lock taken); 1: the lock is ours; 0: another holder has it.
+_Take = tuple[str, str, str]  # lock key, marker key ("": no check), token
+_Release = tuple[str, str, list[str]]  # lock key, token, markers to write
+
+# One call per event-loop turn for all the turn's locks (turn_batch.TurnBatch).
+# KEYS: per lock, the lock then its marker ("" skips the marker check). ARGV: expiry in ms,
+# then one token per lock. Per lock: -1: the marker is there (no lock taken);
+# 1: the lock is ours; 0: another holder has it.
 _TAKE = """
-if KEYS[2] ~= '' and redis.call('EXISTS', KEYS[2]) == 1 then return -1 end
-if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
-return 0
+local results = {}
+for i = 1, #KEYS, 2 do
+  local got = 0
+  if KEYS[i + 1] ~= '' and redis.call('EXISTS', KEYS[i + 1]) == 1 then
+    got = -1
+  elseif redis.call('SET', KEYS[i], ARGV[(i + 1) / 2 + 1], 'NX', 'PX', ARGV[1]) then
+    got = 1
+  end
+  results[#results + 1] = got
+end
+return results
 """
-# KEYS: lock, then the markers to write (none or several). ARGV: token, marker expiry in s.
-# 1: released; 0: the lease had run out (another holder may have it): left alone.
+# KEYS: per lock, the lock then the markers to write (none or several). ARGV: marker
+# expiry in s, then per lock its token and its number of markers. Per lock: 1: released;
+# 0: the lease had run out (another holder may have it): left alone.
 _RELEASE = """
-for i = 2, #KEYS do redis.call('SET', KEYS[i], '1', 'EX', ARGV[2]) end
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
+local results = {}
+local k = 1
+for j = 2, #ARGV, 2 do
+  local markers = tonumber(ARGV[j + 1])
+  for m = 1, markers do redis.call('SET', KEYS[k + m], '1', 'EX', ARGV[1]) end
+  local freed = 0
+  if redis.call('GET', KEYS[k]) == ARGV[j] then freed = redis.call('DEL', KEYS[k]) end
+  results[#results + 1] = freed
+  k = k + markers + 1
+end
+return results
 """
 
 
@@ -218,20 +243,15 @@ class Claim:
 
     async def _new_lease(self, *, check_seen: bool) -> _Lease | None:
         """Take the Redis lock for a new lease; None when Redis remembers the event instead."""
-        client = self._locks.client("lock")
         token: str | None = None
-        if client is not None:
-            script = self._locks.take_script
-            assert script is not None  # a client means a script
+        if self._locks.client("lock") is not None:
+            take = self._locks.take
+            assert take is not None  # a client means a batch
             candidate = uuid.uuid4().hex
             marker = marker_key(self._event_id) if check_seen else ""
             try:
                 while True:
-                    got = await script(
-                        keys=[_LOCK_PREFIX + self._key, marker],
-                        args=[candidate, self._locks.lock_ttl_ms],
-                        client=client,
-                    )
+                    got = await take((_LOCK_PREFIX + self._key, marker, candidate))
                     if got == -1:
                         return None
                     if got == 1:
@@ -293,14 +313,10 @@ class Claim:
 
     async def _release_redis(self, token: str, markers: list[str]) -> None:
         # Released even while the breaker is open: a lock we hold blocks other replicas.
-        script = self._locks.release_script
-        assert script is not None
+        release = self._locks.release
+        assert release is not None
         try:
-            freed = await script(
-                keys=[_LOCK_PREFIX + self._key, *markers],
-                args=[token, self._locks.dedupe_ttl],
-                client=self._locks.redis,
-            )
+            freed = await release((_LOCK_PREFIX + self._key, token, markers))
         except (RedisError, OSError) as exc:
             # The lock expires on its own after the TTL; a missing marker costs one read.
             log.warning("redis lock for %s not released (%s)", self._key, exc)
@@ -330,8 +346,41 @@ class EventLocks:
         self.lock_ttl_ms = max(1, round(lock_ttl * 1000))
         self.dedupe_ttl = dedupe_ttl
         self.redis = redis
-        self.take_script = redis.register_script(_TAKE) if redis is not None else None
-        self.release_script = redis.register_script(_RELEASE) if redis is not None else None
+        self.take: TurnBatch[_Take, int] | None = None
+        self.release: TurnBatch[_Release, int] | None = None
+        self._abandoned: set[asyncio.Task[int]] = set()
+        if redis is not None:
+            self._take_script = redis.register_script(_TAKE)
+            self._release_script = redis.register_script(_RELEASE)
+            self.take = TurnBatch(self._take_all, abandoned=self._release_abandoned)
+            self.release = TurnBatch(self._release_all)
+
+    async def _take_all(self, takes: list[_Take]) -> list[int]:
+        """Take a turn's locks in one round trip: -1 (marker there), 1 (ours) or 0 per lock."""
+        keys = [key for lock, marker, _ in takes for key in (lock, marker)]
+        tokens = [token for _, _, token in takes]
+        got = await self._take_script(
+            keys=keys, args=[self.lock_ttl_ms, *tokens], client=self.redis
+        )
+        return [int(one) for one in got]
+
+    async def _release_all(self, releases: list[_Release]) -> list[int]:
+        """Release a turn's locks, writing their markers, in one round trip: 1 freed, 0 not ours."""
+        keys = [key for lock, _, markers in releases for key in (lock, *markers)]
+        args: list[str | int] = [self.dedupe_ttl]
+        for _, token, markers in releases:
+            args += [token, len(markers)]
+        freed = await self._release_script(keys=keys, args=args, client=self.redis)
+        return [int(one) for one in freed]
+
+    def _release_abandoned(self, take: _Take, got: int) -> None:
+        """A lock taken for a claim that was cancelled meanwhile: released, not left to expire."""
+        if got != 1 or self.release is None:
+            return
+        lock, _, token = take
+        task = asyncio.get_running_loop().create_task(self.release((lock, token, [])))
+        self._abandoned.add(task)
+        task.add_done_callback(self._abandoned.discard)
 
     @property
     def uses_redis(self) -> bool:

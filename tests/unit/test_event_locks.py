@@ -283,3 +283,82 @@ async def test_the_wait_for_a_customer_lock_is_measured(clients: tuple[Redis, Re
     after_count, after_total = _lock_wait()
     assert after_count - count == 2
     assert after_total - total >= 0.1
+
+
+async def test_claims_of_one_turn_take_and_release_their_locks_in_one_call_each(
+    clients: tuple[Redis, Redis],
+) -> None:
+    keys = [f"test:{uuid.uuid4().hex}" for _ in range(3)]
+    held, remembered, fresh = keys
+    applied_before, applied_now = f"evt_{uuid.uuid4().hex}", f"evt_{uuid.uuid4().hex}"
+    await clients[0].set(f"billing:event:{applied_before}", b"1")
+    here, other = EventLocks(clients[0]), EventLocks(clients[1])
+    async with other.hold(held, wait=1.0):  # another replica holds the first key
+
+        async def claim(key: str, event_id: str) -> bool:
+            # No time to wait: a lock held elsewhere is answered from the first call.
+            async with here.claim(key, event_id, wait=0.0) as one:
+                seen = await one.seen()
+                if not seen:
+                    one.applied()
+                return seen
+
+        outcomes = await asyncio.gather(
+            claim(held, f"evt_{uuid.uuid4().hex}"),
+            claim(remembered, applied_before),
+            claim(fresh, applied_now),
+            return_exceptions=True,
+        )
+    assert isinstance(outcomes[0], Unavailable)  # held by the other replica
+    assert list(outcomes[1:]) == [True, False]  # the marker answered; the lock was taken
+    assert here.take is not None and here.release is not None
+    assert (here.take.sends, here.release.sends) == (1, 1)  # three answers from one call
+    assert await clients[1].exists(f"billing:event:{applied_now}") == 1
+    assert await clients[1].exists(*(f"billing:lock:{key}" for key in keys)) == 0
+
+
+async def test_three_claims_entered_together_cost_one_take_and_one_release(
+    clients: tuple[Redis, Redis],
+) -> None:
+    keys = [f"test:{uuid.uuid4().hex}" for _ in range(3)]
+    events = [f"evt_{uuid.uuid4().hex}" for _ in keys]
+    locks = EventLocks(clients[0])
+
+    async def claim(key: str, event_id: str) -> None:
+        async with locks.claim(key, event_id, wait=1.0) as one:
+            assert not await one.seen()  # the lock is ours
+            one.applied()
+
+    await asyncio.gather(
+        *(claim(key, event_id) for key, event_id in zip(keys, events, strict=True))
+    )
+    assert locks.take is not None and locks.release is not None
+    assert (locks.take.sends, locks.release.sends) == (1, 1)
+    assert await clients[1].exists(*(f"billing:lock:{key}" for key in keys)) == 0
+    assert await clients[1].exists(*(f"billing:event:{event_id}" for event_id in events)) == 3
+
+
+async def test_a_lock_taken_for_a_claim_cancelled_meanwhile_is_released_at_once(
+    clients: tuple[Redis, Redis],
+) -> None:
+    key = f"test:{uuid.uuid4().hex}"
+    locks = EventLocks(clients[0], lock_ttl=30)
+
+    async def claim() -> None:
+        async with locks.claim(key, f"evt_{uuid.uuid4().hex}", wait=1.0) as one:
+            await one.seen()
+
+    task = asyncio.create_task(claim())
+    while locks.take is not None and locks.take.sends == 0:
+        await asyncio.sleep(0)
+    task.cancel()  # while the take is on its way to Redis
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 2.0
+    while await clients[1].exists(f"billing:lock:{key}"):
+        if loop.time() > deadline:
+            raise AssertionError("the abandoned lock was left to its 30 s expiry")
+        await asyncio.sleep(0.01)
+    async with EventLocks(clients[1]).hold(key, wait=0.2):
+        pass  # another replica gets it at once
