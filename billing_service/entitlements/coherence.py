@@ -5,7 +5,8 @@ The guarantee: once a writer's ``announce(user)`` returns, no replica answers
 
 * Generations. ``announce`` atomically (one Lua script) increments the
   user's generation key, publishes the change and reads the set of live
-  replicas. The shared Redis copy of an answer (L2) is tagged with the
+  replicas; the announces of one event-loop turn (a group commit's changes)
+  share one script call. The shared Redis copy of an answer (L2) is tagged with the
   generation (and a global epoch) read *before* the database read it came
   from, so an L2 record is only used while its tag is current.
 * Acknowledgements. Every replica applies a published change (drops the
@@ -58,15 +59,21 @@ from billing_service.entitlements.metrics import EntitlementMetrics
 from billing_service.entitlements.redis_copy import RedisCopy
 from billing_service.entitlements.redis_health import LEASE_MARGIN_SECONDS, RedisHealth
 from billing_service.redis_client import Redis
+from billing_service.turn_batch import TurnBatch
 
 log = logging.getLogger(__name__)
 
+# One call per event-loop turn for all the turn's changes (turn_batch.TurnBatch).
+# KEYS: the changes channel, the live-replica set, then each change's generation key.
+# ARGV: the live window in s, then each change's message. Returns the live replicas.
 _ANNOUNCE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-redis.call('INCR', KEYS[1])
-redis.call('PUBLISH', KEYS[2], ARGV[1])
-return redis.call('ZRANGEBYSCORE', KEYS[3], now - tonumber(ARGV[2]), '+inf')
+for i = 3, #KEYS do
+  redis.call('INCR', KEYS[i])
+  redis.call('PUBLISH', KEYS[1], ARGV[i - 1])
+end
+return redis.call('ZRANGEBYSCORE', KEYS[2], now - tonumber(ARGV[1]), '+inf')
 """
 
 _HEARTBEAT = """
@@ -135,7 +142,9 @@ class RedisCoherence:
         self._redis = redis
         self.health = RedisHealth(self._redis, f"{prefix}epoch", metrics)
         self.copy = RedisCopy(self._redis, self.health, prefix=prefix, ttl_seconds=l2_ttl_seconds)
-        self._announce = self._redis.register_script(_ANNOUNCE)
+        self._announce_script = self._redis.register_script(_ANNOUNCE)
+        # (generation key, message) -> the live replicas; a turn's changes in one call.
+        self._announce: TurnBatch[tuple[str, str], list[str]] = TurnBatch(self._announce_all)
         self._heartbeat = self._redis.register_script(_HEARTBEAT)
         self._subscribed_at = math.inf
         self._waiters: dict[str, _AckWaiter] = {}
@@ -207,17 +216,22 @@ class RedisCoherence:
     ) -> Sequence[str] | None:
         while True:
             try:
-                live = await self._announce(
-                    keys=[self.copy.gen_key(user_id), self._changes, self._replicas],
-                    args=[message, self.lease_seconds + 0.5],
-                )
-                return [str(r) for r in live]
+                return await self._announce((self.copy.gen_key(user_id), message))
             except (RedisError, OSError) as exc:
                 self.health.mark_down(exc)
                 if time.monotonic() + 0.05 >= deadline:
                     log.error("could not publish a change of %s to Redis: %s", user_id, exc)
                     return None
                 await asyncio.sleep(0.05)
+
+    async def _announce_all(self, changes: list[tuple[str, str]]) -> list[list[str]]:
+        """Publish a turn's changes in one round trip; the live replicas, once per change."""
+        live = await self._announce_script(
+            keys=[self._changes, self._replicas, *(gen_key for gen_key, _ in changes)],
+            args=[self.lease_seconds + 0.5, *(message for _, message in changes)],
+        )
+        replicas = [str(r) for r in live]
+        return [replicas] * len(changes)
 
     # -- heartbeat -----------------------------------------------------------------------
 

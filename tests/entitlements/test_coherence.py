@@ -5,6 +5,7 @@ Each replica counts into a registry of its own, so a test reads one replica's me
 
 from __future__ import annotations
 
+import asyncio
 import functools
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -91,6 +92,25 @@ async def test_a_change_on_one_replica_clears_the_other_before_it_returns(
     await a.user_changed("u1")
     assert b.check_cached("u1", "priority_support") is None
     assert (await b.entry("u1")).tier == "free"
+
+
+async def test_changes_announced_in_one_turn_share_one_call_and_each_clears_the_other(
+    pair: tuple[Database, EntitlementService, EntitlementService],
+) -> None:
+    db, a, b = pair
+    assert a.coherence is not None
+    users = ["t1", "t2", "t3"]
+    for user in users:
+        write(db, user, "active")
+        assert (await b.entry(user)).tier == "pro"
+        assert b.check_cached(user, "priority_support") is not None
+        write(db, user, "canceled")
+    sends = a.coherence._announce.sends
+    await asyncio.gather(*(a.user_changed(user) for user in users))
+    assert a.coherence._announce.sends == sends + 1
+    for user in users:
+        assert b.check_cached(user, "priority_support") is None
+        assert (await b.entry(user)).tier == "free"
 
 
 async def test_the_redis_copy_is_used_until_the_generation_moves(
