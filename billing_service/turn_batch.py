@@ -8,10 +8,11 @@ timeout), so ``TurnBatch`` collects the calls of a turn and sends them as one
 script call whose keys and arguments are the calls' concatenated. Pipelining
 the separate commands did not pay (docs/performance.md); one command does.
 
-A call's wait grows by the two loop iterations that collect the turn's
-calls. The send runs in a task of its own, so a caller that is cancelled
-leaves the others' call alone; its result, if any, goes to ``abandoned``
-(a lock taken for a caller that left is released there).
+A call's wait grows by the loop iteration that collects the turn's calls.
+The send runs in a task of its own, so a caller that is cancelled leaves
+the others' call alone; its result, if any, goes to ``abandoned`` (a lock
+taken for a caller that left is released there). The gateway's processed
+markers are read the same way (webhook_gateway/markers.py).
 """
 
 from __future__ import annotations
@@ -36,24 +37,24 @@ class TurnBatch(Generic[Item, Result]):
         self._abandoned = abandoned
         self._pending: list[tuple[Item, asyncio.Future[Result]]] = []
         self._sending: set[asyncio.Task[None]] = set()
+        self._collecting: asyncio.Task[None] | None = None  # created, not yet started
         self.sends = 0  # commands sent, for tests and the bench
 
     async def __call__(self, item: Item) -> Result:
         """Queue ``item`` with its turn's others; its result, or the send's exception."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Result] = loop.create_future()
-        if not self._pending:
-            loop.call_soon(self._flush)
+        if self._collecting is None or self._collecting.done():
+            # Its first step runs after the callbacks already ready, so their calls join it.
+            # (A collector cancelled before that step leaves its calls to the next one.)
+            self._collecting = loop.create_task(self._send_batch())
+            self._sending.add(self._collecting)
+            self._collecting.add_done_callback(self._sending.discard)
         self._pending.append((item, future))
         return await future
 
-    def _flush(self) -> None:
-        batch, self._pending = self._pending, []
-        task = asyncio.get_running_loop().create_task(self._send_batch(batch))
-        self._sending.add(task)
-        task.add_done_callback(self._sending.discard)
-
-    async def _send_batch(self, batch: list[tuple[Item, asyncio.Future[Result]]]) -> None:
+    async def _send_batch(self) -> None:
+        batch, self._pending, self._collecting = self._pending, [], None
         self.sends += 1
         try:
             results = await self._send([item for item, _ in batch])

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 from prometheus_client import Counter
 
 from billing_service.processed_marker import marker_key
+from billing_service.turn_batch import TurnBatch
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -39,8 +40,9 @@ class ProcessedMarkers:
     """Asks Redis whether the billing service committed an event; False when it cannot tell.
 
     Deliveries that ask during the same turn of the event loop share one
-    ``MGET``: one round trip per batch instead of one per delivery, which is
-    most of what a read costs the gateway (measured in docs/performance.md).
+    ``MGET`` (``TurnBatch``): one round trip per batch instead of one per
+    delivery, which is most of what a read costs the gateway (measured in
+    docs/performance.md).
     """
 
     def __init__(
@@ -55,9 +57,7 @@ class ProcessedMarkers:
         self.skip_seconds = skip_seconds
         self._errors = errors
         self._skip_until = 0.0
-        self._waiting: list[tuple[str, asyncio.Future[bool]]] = []
-        # Reads in flight, held here because the event loop keeps only weak references.
-        self._reads: set[asyncio.Task[None]] = set()
+        self._read: TurnBatch[str, bool] = TurnBatch(self._read_all)
 
     @classmethod
     def connect(cls, url: str, timeout: float, errors: Counter) -> ProcessedMarkers:
@@ -79,32 +79,20 @@ class ProcessedMarkers:
         """True when the service's marker for ``event_id`` exists; False if absent or unknown."""
         if not event_id or time.monotonic() < self._skip_until:
             return False
-        answer = asyncio.get_running_loop().create_future()
-        if not self._waiting:
-            # Starts after the callbacks already ready, so their questions join this batch.
-            read = asyncio.create_task(self._read_batch())
-            self._reads.add(read)
-            read.add_done_callback(self._reads.discard)
-        self._waiting.append((marker_key(event_id), answer))
-        return await answer
+        return await self._read(marker_key(event_id))
 
-    async def _read_batch(self) -> None:
-        waiting, self._waiting = self._waiting, []
-        found: list[bytes | str | None] = [None] * len(waiting)
+    async def _read_all(self, keys: list[str]) -> list[bool]:
+        """One ``MGET`` for a turn's questions; all False when Redis fails or is slow."""
         try:
             async with asyncio.timeout(self.timeout):
-                found = await self.redis.mget([key for key, _ in waiting])
+                found = await self.redis.mget(keys)
         except self._failures as exc:
             self._failed(exc)
-        else:
-            if self._skip_until:
-                log.info("redis answers again; reading processed markers again")
-                self._skip_until = 0.0
-        finally:
-            # Whatever happened (even a cancelled read at shutdown), no delivery waits forever.
-            for (_, answer), value in zip(waiting, found, strict=True):
-                if not answer.done():  # its delivery may have been cancelled meanwhile
-                    answer.set_result(value is not None)
+            return [False] * len(keys)
+        if self._skip_until:
+            log.info("redis answers again; reading processed markers again")
+            self._skip_until = 0.0
+        return [value is not None for value in found]
 
     def _failed(self, exc: BaseException) -> None:
         self._errors.inc()
