@@ -4,7 +4,8 @@ CPU and RSS come from Linux's /proc (the service, the gateway, and the
 PostgreSQL backends connected to the bench database); SQL statements,
 commits, applied events and group-commit sizes from the counted service's
 ``/metrics`` (bench/counted_service.py); the events per forward call from
-the gateway's.
+the gateway's; Redis round trips (script calls and marker MGETs, every
+client together) from its ``INFO commandstats``.
 """
 
 from __future__ import annotations
@@ -99,13 +100,38 @@ def pg_backend_pids(database_url: str) -> list[int]:
         conn.close()
 
 
+# The commands clients send to Redis on the webhook path: the service's lock, release and
+# announce scripts (their inner commands are counted by Redis too, so they are left out)
+# and the gateways' marker reads.
+_CLIENT_COMMANDS = ("cmdstat_evalsha", "cmdstat_eval", "cmdstat_mget")
+
+
+def redis_round_trips(redis_url: str) -> int:
+    """Script calls and MGETs the Redis server at ``redis_url`` has served; 0 without one."""
+    if not redis_url:
+        return 0
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    try:
+        stats = client.info("commandstats")
+    finally:
+        client.close()
+    return sum(int(stats[name]["calls"]) for name in _CLIENT_COMMANDS if name in stats)
+
+
 class Meters:
     """CPU of the service, the gateway and the database backends; counters of both services."""
 
     def __init__(
-        self, service: MeteredService, gateway: ListeningProcess, database_url: str
+        self,
+        service: MeteredService,
+        gateway: ListeningProcess,
+        database_url: str,
+        redis_url: str = "",
     ) -> None:
         self.service, self.gateway, self.database_url = service, gateway, database_url
+        self.redis_url = redis_url
 
     def read(self) -> dict[str, Any]:
         """A snapshot of everything measured."""
@@ -116,4 +142,5 @@ class Meters:
             "postgres": pg_backend_cpu(self.database_url),
             "counters": scrape(self.service.metrics_target),
             "gateway_counters": scrape_gateway(self.gateway.target),
+            "redis_round_trips": redis_round_trips(self.redis_url),
         }

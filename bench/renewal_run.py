@@ -66,6 +66,8 @@ class Phase:
     mean_batch: float = 0.0
     # Events per gateway -> service call, on average (0: not through a gateway).
     events_per_forward: float = 0.0
+    # Redis round trips (script calls, MGETs) per delivery, every client (0: no Redis).
+    redis_round_trips_per_delivery: float = 0.0
 
 
 async def _drive(
@@ -146,6 +148,8 @@ def _phase(
             forward["billing_gateway_forward_batch_size_sum"] / calls, 2
         )
     phase.statements_per_delivery = round(delta["bench_sql_statements_total"] / len(bodies), 2)
+    redis_served = after["redis_round_trips"] - before["redis_round_trips"]
+    phase.redis_round_trips_per_delivery = round(redis_served / len(bodies), 2)
     if phase.applied:
         phase.statements_per_applied = round(delta["bench_sql_statements_total"] / phase.applied, 2)
         phase.round_trips_per_applied = round(
@@ -295,7 +299,7 @@ def bench_renewal(
                 ["bench.webhook_baseline", "127.0.0.1", "0"], common, "BASELINE_LISTENING"
             )
             children.append(baseline)
-            meters = Meters(service, gateway, database_url)
+            meters = Meters(service, gateway, database_url, redis_url)
             gateway_url = f"http://{gateway.target}/webhooks/stripe"
             calls = lambda: stripe_api.calls  # noqa: E731
             first = _phase(
@@ -336,7 +340,7 @@ def bench_renewal(
                     f"http://{other.target}/webhooks/stripe",
                     stream.deliveries,
                     concurrency,
-                    Meters(service, other, database_url),
+                    Meters(service, other, database_url, redis_url),
                     calls,
                 )
                 for name, other in others.items()
@@ -382,8 +386,8 @@ def renewal_table(results: list[dict[str, Any]]) -> str:
         "| backend | stream | endpoint | deliveries | events/s | ratio | p50 ms | p99 ms | "
         "non-2xx | CPU ms/delivery svc / gw / pg | stmts / round trips / commits per applied | "
         "Stripe calls | "
-        "events per commit | events per forward |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|---|---|---:|---:|---:|",
+        "events per commit | events per forward | Redis round trips per delivery |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---|---|---:|---:|---:|---:|",
     ]
     for result in results:
         for p in result["phases"]:
@@ -400,6 +404,7 @@ def renewal_table(results: list[dict[str, Any]]) -> str:
                 f"| {p['backend']} | {p['stream']} | {p['endpoint']} | {p['deliveries']} | "
                 f"{p['events_per_second']} | {p['ratio']:.3f} | {p['p50_ms']} | {p['p99_ms']} | "
                 f"{non_2xx} | {cpu_text} | {sql} | {p['stripe_calls']} | "
-                f"{p.get('mean_batch') or '-'} | {p.get('events_per_forward') or '-'} |"
+                f"{p.get('mean_batch') or '-'} | {p.get('events_per_forward') or '-'} | "
+                f"{p.get('redis_round_trips_per_delivery') or '-'} |"
             )
     return "\n".join(lines)
