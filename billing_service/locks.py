@@ -94,6 +94,7 @@ class LocalLocks:
 
     def __init__(self) -> None:
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+        self._waiting: dict[str, int] = {}  # key -> acquires waiting on its lock
 
     async def acquire(self, key: str, wait: float) -> asyncio.Lock:
         """The held lock for ``key`` (release it); Unavailable when not free within ``wait`` s."""
@@ -101,12 +102,23 @@ class LocalLocks:
         if lock is None:
             lock = asyncio.Lock()
             self._locks[key] = lock
+        if not lock.locked() and key not in self._waiting:
+            # Free and nobody queued (every waiter is counted here until its acquire
+            # returns): asyncio.Lock takes it without suspending, so no timeout to arm.
+            await lock.acquire()
+            return lock
+        self._waiting[key] = self._waiting.get(key, 0) + 1
         try:
-            # asyncio.timeout, not wait_for: no task per acquire (one per applied event).
+            # asyncio.timeout, not wait_for: no task per acquire.
             async with asyncio.timeout(max(0.0, wait)):
                 await lock.acquire()
         except TimeoutError:
             raise Unavailable(f"lock for {key} not obtained in {wait:g}s; retry") from None
+        finally:
+            if self._waiting[key] == 1:
+                del self._waiting[key]
+            else:
+                self._waiting[key] -= 1
         return lock
 
 

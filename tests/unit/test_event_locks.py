@@ -10,7 +10,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from billing_service.errors import Unavailable
-from billing_service.locks import EventLocks
+from billing_service.locks import EventLocks, LocalLocks
 from billing_service.redis_client import Redis, connect
 from tests.support.services import redis_url
 
@@ -362,3 +362,21 @@ async def test_a_lock_taken_for_a_claim_cancelled_meanwhile_is_released_at_once(
         await asyncio.sleep(0.01)
     async with EventLocks(clients[1]).hold(key, wait=0.2):
         pass  # another replica gets it at once
+
+
+async def test_a_key_handed_to_a_waiter_is_not_taken_by_a_newcomer_whose_wait_stays_bounded() -> (
+    None
+):
+    locks = LocalLocks()
+    first = await locks.acquire("cus_1", 1.0)
+    waiter = asyncio.create_task(locks.acquire("cus_1", 1.0))
+    await asyncio.sleep(0)  # the waiter queues
+    first.release()  # the key now belongs to the waiter, which has not run yet
+    with pytest.raises(Unavailable):
+        # Bounded by its own wait, not by the waiter's hold (which ends after this);
+        # the outer bound, which runs no task of its own, only keeps a failure from hanging.
+        async with asyncio.timeout(2.0):
+            await locks.acquire("cus_1", 0.05)
+    held = await waiter
+    held.release()
+    (await locks.acquire("cus_1", 0.0)).release()  # free and unqueued: taken at once
