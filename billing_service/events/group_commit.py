@@ -135,7 +135,10 @@ class GroupCommitter:
             if remaining <= 0:
                 break
             try:
-                batch.append(await asyncio.wait_for(queue.get(), remaining))
+                # asyncio.timeout, not wait_for: no task per wait. A get cut short
+                # leaves its item in the queue for the next batch.
+                async with asyncio.timeout(remaining):
+                    batch.append(await queue.get())
             except TimeoutError:
                 break
         return batch
