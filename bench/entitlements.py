@@ -46,6 +46,7 @@ from bench.entitlements_scale import (
     warm_service,
     watch_fanout,
 )
+from bench.proc_stats import cpu_seconds
 from devtools.redis_server import RedisServer
 from generated.billing.v1 import billing_pb2 as pb
 from generated.billing.v1 import billing_pb2_grpc as pb_grpc
@@ -303,12 +304,6 @@ class Measurement:
     p99_ms: float
     calls: int
     cpu_us_per_call: float
-
-
-def cpu_seconds(pid: int) -> float:
-    """CPU time (user + system) process ``pid`` has used so far (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def load(

@@ -22,7 +22,8 @@ import time
 from pathlib import Path
 
 from bench.entitlements import REPO, load_population, service_env
-from bench.entitlements_scale import MetricsService, rss_bytes, wait_complete
+from bench.entitlements_scale import MetricsService, wait_complete
+from bench.proc_stats import rss_bytes
 
 
 def measure(checkout: Path, url: str) -> tuple[int, float]:

@@ -19,6 +19,7 @@ from typing import Any
 import grpc
 from prometheus_client.parser import text_string_to_metric_families
 
+from bench.proc_stats import rss_bytes
 from devtools.processes import REPO_ROOT, ListeningProcess
 from devtools.waiting import wait_until
 from generated.billing.v1 import billing_pb2 as pb
@@ -127,14 +128,6 @@ def _pg(value: Any) -> str:
 
 
 # -- memory and warm-up -----------------------------------------------------------------
-
-
-def rss_bytes(pid: int) -> int:
-    """Resident set size of process ``pid`` (Linux /proc)."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    raise RuntimeError("no VmRSS")
 
 
 def scrape(target: str) -> dict[str, float]:

@@ -22,7 +22,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from bench.renewal import Stream, cpu_seconds, peak_rss_mb
+from bench.proc_stats import cpu_seconds, peak_rss_mb
+from bench.renewal import Stream
 from bench.renewal_meters import pg_backend_cpu
 from devtools.processes import ListeningProcess
 

@@ -28,7 +28,7 @@ from typing import Any
 
 import peewee
 
-from bench.renewal import cpu_seconds
+from bench.proc_stats import cpu_seconds
 from bench.webhooks import empty_postgres_database
 from billing_service.storage import fixed_invoice_sql, fixed_lookup_sql, fixed_sql
 from billing_service.storage.database import migrate, open_database

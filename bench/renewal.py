@@ -14,14 +14,12 @@ reachable: the service's Stripe base URL is a counter that answers 503.
 from __future__ import annotations
 
 import json
-import os
 import random
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 from tests.events import factory
@@ -212,18 +210,3 @@ def stripe_counter() -> Iterator[StripeCounter]:
     finally:
         server.shutdown()
         server.server_close()
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of process ``pid`` so far (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    ticks = os.sysconf("SC_CLK_TCK")
-    return (int(fields[11]) + int(fields[12])) / ticks
-
-
-def peak_rss_mb(pid: int) -> float:
-    """Peak resident set (VmHWM) of process ``pid`` in MB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return round(int(line.split()[1]) / 1024, 1)
-    return 0.0

@@ -13,7 +13,7 @@ from __future__ import annotations
 import urllib.request
 from typing import Any
 
-from bench.renewal import cpu_seconds
+from bench.proc_stats import cpu_seconds
 from devtools.processes import ListeningProcess
 
 

@@ -32,7 +32,8 @@ from typing import Any
 import aiohttp
 import stripe
 
-from bench.renewal import Stream, peak_rss_mb, renewal_stream, stripe_counter
+from bench.proc_stats import peak_rss_mb
+from bench.renewal import Stream, renewal_stream, stripe_counter
 from bench.renewal_meters import MeteredService, Meters
 from bench.webhooks import PLANS, SECRET, backend_urls, child, percentile
 from billing_service.storage.database import open_database

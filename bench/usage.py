@@ -37,6 +37,7 @@ from typing import Any
 import grpc
 
 from bench.entitlements import postgres_database, summarize
+from bench.proc_stats import cpu_seconds
 from devtools.processes import ListeningProcess
 from devtools.redis_server import RedisServer
 from generated.billing.v1 import billing_pb2 as pb
@@ -160,12 +161,6 @@ def load(
         [x for r in results for x in r[1]],
         sum(r[2] for r in results),
     )
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds a process has used (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8").rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def commits(url: str) -> int:
