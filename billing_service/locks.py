@@ -360,7 +360,7 @@ class EventLocks:
         self.redis = redis
         self.take: TurnBatch[_Take, int] | None = None
         self.release: TurnBatch[_Release, int] | None = None
-        self._abandoned: set[asyncio.Task[int]] = set()
+        self._abandoned: set[asyncio.Task[None]] = set()
         if redis is not None:
             self._take_script = redis.register_script(_TAKE)
             self._release_script = redis.register_script(_RELEASE)
@@ -389,10 +389,18 @@ class EventLocks:
         """A lock taken for a claim that was cancelled meanwhile: released, not left to expire."""
         if got != 1 or self.release is None:
             return
-        lock, _, token = take
-        task = asyncio.get_running_loop().create_task(self.release((lock, token, [])))
+        task = asyncio.get_running_loop().create_task(self._free(take))
         self._abandoned.add(task)
         task.add_done_callback(self._abandoned.discard)
+
+    async def _free(self, take: _Take) -> None:
+        lock, _, token = take
+        assert self.release is not None
+        try:
+            await self.release((lock, token, []))
+        except (RedisError, OSError) as exc:
+            # It expires on its own after the lock's TTL.
+            log.warning("redis lock %s of a cancelled claim not released (%s)", lock, exc)
 
     @property
     def uses_redis(self) -> bool:

@@ -38,7 +38,7 @@ class TurnBatch(Generic[Item, Result]):
         self._pending: list[tuple[Item, asyncio.Future[Result]]] = []
         self._sending: set[asyncio.Task[None]] = set()
         self._collecting: asyncio.Task[None] | None = None  # created, not yet started
-        self.sends = 0  # commands sent, for tests and the bench
+        self.sends = 0  # commands sent (the tests count them)
 
     async def __call__(self, item: Item) -> Result:
         """Queue ``item`` with its turn's others; its result, or the send's exception."""
@@ -69,8 +69,12 @@ class TurnBatch(Generic[Item, Result]):
                 if not future.done():
                     future.set_exception(exc)
             return
+        left: list[tuple[Item, Result]] = []
         for (item, future), result in zip(batch, results, strict=True):
-            if not future.done():
+            if future.done():  # its caller was cancelled meanwhile
+                left.append((item, result))
+            else:
                 future.set_result(result)
-            elif self._abandoned is not None:
+        if self._abandoned is not None:
+            for item, result in left:  # after every waiting caller has its answer
                 self._abandoned(item, result)

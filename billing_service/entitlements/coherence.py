@@ -5,10 +5,11 @@ The guarantee: once a writer's ``announce(user)`` returns, no replica answers
 
 * Generations. ``announce`` atomically (one Lua script) increments the
   user's generation key, publishes the change and reads the set of live
-  replicas; the announces of one event-loop turn (a group commit's changes)
-  share one script call. The shared Redis copy of an answer (L2) is tagged with the
-  generation (and a global epoch) read *before* the database read it came
-  from, so an L2 record is only used while its tag is current.
+  replicas; the announces of one event-loop turn (a group commit's
+  changes) share one script call. The shared Redis copy of an answer (L2)
+  is tagged with the generation (and a global epoch) read *before* the
+  database read it came from, so an L2 record is only used while its tag
+  is current.
 * Acknowledgements. Every replica applies a published change (drops the
   user from its in-process cache) and acknowledges it on the writer's ack
   channel. The writer waits until every live replica acknowledged.
