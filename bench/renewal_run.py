@@ -32,7 +32,7 @@ from typing import Any
 import aiohttp
 import stripe
 
-from bench.proc_stats import peak_rss_mb
+from bench.proc_stats import machine_cpu_seconds, peak_rss_mb
 from bench.renewal import Stream, renewal_stream, stripe_counter
 from bench.renewal_meters import MeteredService, Meters
 from bench.webhooks import PLANS, SECRET, backend_urls, child, percentile
@@ -69,6 +69,14 @@ class Phase:
     events_per_forward: float = 0.0
     # Redis round trips (script calls, MGETs) per delivery, every client (0: no Redis).
     redis_round_trips_per_delivery: float = 0.0
+    # CPU of the whole machine per delivery: every process (this driver, Redis, the
+    # kernel's loopback work included), all cores summed.
+    machine_cpu_ms_per_delivery: float = 0.0
+    # The share of the cores' time that was busy during the phase.
+    machine_busy_share: float = 0.0
+    # Events/s were every core busy at the same CPU per delivery: the most this
+    # machine allows the measured code; events_per_second can only approach it.
+    cpu_ceiling_events_per_second: float = 0.0
 
 
 async def _drive(
@@ -110,7 +118,10 @@ def _phase(
     backend, stream_name, endpoint = label
     before = meters.read() if meters else None
     calls_before = stripe_calls()
+    busy_before, total_before = machine_cpu_seconds()
     seconds, latencies, statuses = asyncio.run(_drive(url, bodies, concurrency))
+    busy_after, total_after = machine_cpu_seconds()
+    machine_busy, machine_total = busy_after - busy_before, total_after - total_before
     phase = Phase(
         backend,
         stream_name,
@@ -124,6 +135,12 @@ def _phase(
         {},
         stripe_calls=stripe_calls() - calls_before,
     )
+    if machine_busy > 0 and machine_total > 0:
+        phase.machine_cpu_ms_per_delivery = round(machine_busy * 1000 / len(bodies), 3)
+        phase.machine_busy_share = round(machine_busy / machine_total, 3)
+        phase.cpu_ceiling_events_per_second = round(
+            phase.events_per_second / phase.machine_busy_share, 1
+        )
     if meters is None or before is None:
         return phase
     time.sleep(1.0)  # let PostgreSQL flush its backends' stats; the service's counters settle
@@ -387,8 +404,9 @@ def renewal_table(results: list[dict[str, Any]]) -> str:
         "| backend | stream | endpoint | deliveries | events/s | ratio | p50 ms | p99 ms | "
         "non-2xx | CPU ms/delivery svc / gw / pg | stmts / round trips / commits per applied | "
         "Stripe calls | "
-        "events per commit | events per forward | Redis round trips per delivery |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|---|---|---:|---:|---:|---:|",
+        "events per commit | events per forward | Redis round trips per delivery | "
+        "machine CPU ms/delivery (busy %) | CPU ceiling events/s |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for result in results:
         for p in result["phases"]:
@@ -401,11 +419,17 @@ def renewal_table(results: list[dict[str, Any]]) -> str:
                 if p["applied"]
                 else (f"{p['statements_per_delivery']} per delivery" if cpu else "-")
             )
+            machine = (
+                f"{p['machine_cpu_ms_per_delivery']} ({p['machine_busy_share']:.0%})"
+                if p.get("machine_cpu_ms_per_delivery")
+                else "-"
+            )
             lines.append(
                 f"| {p['backend']} | {p['stream']} | {p['endpoint']} | {p['deliveries']} | "
                 f"{p['events_per_second']} | {p['ratio']:.3f} | {p['p50_ms']} | {p['p99_ms']} | "
                 f"{non_2xx} | {cpu_text} | {sql} | {p['stripe_calls']} | "
                 f"{p.get('mean_batch') or '-'} | {p.get('events_per_forward') or '-'} | "
-                f"{p.get('redis_round_trips_per_delivery') or '-'} |"
+                f"{p.get('redis_round_trips_per_delivery') or '-'} | {machine} | "
+                f"{p.get('cpu_ceiling_events_per_second') or '-'} |"
             )
     return "\n".join(lines)
