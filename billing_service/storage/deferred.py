@@ -41,20 +41,16 @@ from __future__ import annotations
 import contextlib
 import threading
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import peewee
 from playhouse.pool import PooledPostgresqlDatabase
-from psycopg2.extensions import encodings
 
 from billing_service.storage import prepared
 from billing_service.storage.models import database as database_proxy
 
 Params = Sequence[Any] | None
-
-# peewee's mapping of driver errors to its own (IntegrityError, OperationalError, ...).
-_driver_errors = peewee.__exception_wrapper__  # type: ignore[attr-defined]
 
 
 class _Queue(threading.local):
@@ -132,13 +128,14 @@ class DeferringPostgresqlDatabase(PooledPostgresqlDatabase):  # type: ignore[mis
             return
         super().begin(isolation_level)
 
-    def execute_sql(self, sql: str, params: Params = None) -> Any:
+    def execute_sql(self, sql: str, params: Params | Mapping[str, Any] = None) -> Any:
         """Run ``sql`` (after whatever is queued, in the same round trip); its cursor."""
         sql = self._prepared_form(sql)
         try:
             if not self._queue.statements:
                 return super().execute_sql(sql, params)
-            return super().execute_sql(self._take_queue() + sql, params)
+            prefix, queued_params = self._take_queue()
+            return super().execute_sql(prefix + sql, [*queued_params, *_positional(params)])
         except Exception:
             # The round trip may have stopped anywhere, before or after a PREPARE.
             self._queue.forget_prepared()
@@ -152,7 +149,8 @@ class DeferringPostgresqlDatabase(PooledPostgresqlDatabase):  # type: ignore[mis
         if self.is_closed():
             raise peewee.InterfaceError("Cannot commit, database connection not open.")
         try:
-            super().execute_sql(self._take_queue() + "COMMIT", ())
+            prefix, queued_params = self._take_queue()
+            super().execute_sql(prefix + "COMMIT", queued_params)
         except Exception:
             self._queue.forget_prepared()
             raise
@@ -183,20 +181,27 @@ class DeferringPostgresqlDatabase(PooledPostgresqlDatabase):  # type: ignore[mis
             queue.prepared_count = count
         return found.execute
 
-    def _take_queue(self) -> str:
-        """The queued statements as one SQL prefix (ends with "; "), the queue emptied.
+    def _take_queue(self) -> tuple[str, list[Any]]:
+        """The queued statements as one SQL prefix (ends with "; ") and their parameters in order.
 
-        Each is rendered with its parameters as the driver would render it
-        (``mogrify``); the ``%`` of the rendered text is doubled because the
-        statement it travels with is rendered again with its own parameters.
+        The queue is emptied. The driver renders every statement's ``%s``
+        placeholders (and ``%%``) whether it has parameters or not (peewee
+        passes ``params or ()``), so the prefix and the statement it travels
+        with are rendered once, together, with the parameters concatenated.
         """
         queued, self._queue.statements = self._queue.statements, []
         self._queue.began = False
-        with _driver_errors:
-            cursor = self.cursor()
-            rendered = [cursor.mogrify(sql, params or ()) for sql, params in queued]
-        prefix = b"; ".join(rendered).decode(encodings[self.connection().encoding])
-        return prefix.replace("%", "%%") + "; "
+        params: list[Any] = []
+        for _, statement_params in queued:
+            params.extend(_positional(statement_params))
+        return "; ".join(sql for sql, _ in queued) + "; ", params
+
+
+def _positional(params: Params | Mapping[str, Any]) -> Sequence[Any]:
+    """``params`` as a sequence to concatenate; named ones (``%(name)s``) cannot be."""
+    if isinstance(params, Mapping):
+        raise TypeError("a statement with named parameters cannot travel with deferred ones")
+    return params or ()
 
 
 def execute_later(sql: str, params: Params = None) -> None:

@@ -53,11 +53,20 @@ def test_values_with_quotes_and_percent_signs_are_stored_as_given(
     awkward = "50% off; it's %s and %% and \\ too"
     with pg.deferring(), pg.atomic():
         insert_customer("u1", awkward)
-        # The read carries the rendered insert and is rendered again with its own parameter.
+        # The read carries the insert: both are rendered at once, parameters in order.
         cursor = pg.execute_sql('SELECT "email" FROM "customer" WHERE "user_id" = %s', ("u1",))
         assert cursor.fetchone()[0] == awkward
         insert_customer("u2", awkward)
     assert committed(shared_postgres) == {"u1": awkward, "u2": awkward}
+
+
+def test_a_statement_with_named_parameters_cannot_travel_with_deferred_ones(
+    pg: DeferringPostgresqlDatabase, shared_postgres: str
+) -> None:
+    with pytest.raises(TypeError, match="named parameters"), pg.deferring(), pg.atomic():
+        insert_customer("u1")
+        pg.execute_sql('SELECT count(*) FROM "customer" WHERE "user_id" = %(user)s', {"user": "u1"})
+    assert committed(shared_postgres) == {}  # nothing was sent, the insert included
 
 
 @pytest.mark.parametrize("carrier", ["a read", "the commit"])
