@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 import signal
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from billing_service.audit import AuditLog
 from billing_service.auth import build_authorizer, server_credentials
 from billing_service.changes import ChangeNotifier
 from billing_service.checkout import CheckoutService
+from billing_service.collector import settle_after_start_up
 from billing_service.duplicates import DuplicateHandler
 from billing_service.entitlements import EntitlementService, WarmGate
 from billing_service.events.fetch_budget import FetchBudget
@@ -303,7 +303,7 @@ async def serve(settings: Settings) -> None:
         print(f"BILLING_METRICS_LISTENING {metrics_host}:{metrics_port}", flush=True)
     app = await start(settings, tracing)
     # Everything built so far lives as long as the process; the cyclic GC need not walk it.
-    gc.freeze()
+    settle_after_start_up()
     host = settings.grpc_addr.rsplit(":", 1)[0]
     log.info("billing.v1 gRPC serving on %s:%d", host, app.port)
     # The line tests and tools wait for; it carries the real port when :0 was asked.

@@ -15,6 +15,7 @@ from aiohttp import web
 
 from billing_client.names import SERVICE_NAME
 from billing_service import event_loop, logs
+from billing_service.collector import settle_after_start_up
 from billing_service.listen import describe_os_error
 from billing_service.tracing import Tracing
 from billing_service.tracing import from_env as tracing_from_env
@@ -60,6 +61,8 @@ async def serve(settings: GatewaySettings, tracing: Tracing | None = None) -> No
             "(GATEWAY_ADDR)"
         ) from None
     port = _bound_port(runner)
+    # Everything built so far lives as long as the process; the cyclic GC need not walk it.
+    settle_after_start_up()
     loop = asyncio.get_running_loop()
     log.info(
         "webhook gateway on http://%s:%d%s -> %s (event loop: %s)",
